@@ -1,0 +1,308 @@
+//! The Delta Lake side of a table: opening or creating it, turning buffered rows into sorted,
+//! partitioned Parquet files, committing them, and reading the live file list back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int32Array, RecordBatch};
+use arrow::compute::{SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::{Action, Add, Remove, StructType, Transaction};
+use deltalake_core::logstore::{LogStoreRef, StorageConfig as DeltaStorageConfig, default_logstore};
+use deltalake_core::operations::create::CreateBuilder;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake_core::{DeltaTable, ObjectStore, TableProperty};
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use url::Url;
+
+use crate::error::{Result, StorageError};
+use crate::schema::{COMPUTER_COLUMN, PARTITION_DATE, PARTITION_HOUR, TIME_COLUMN, TableDef};
+use crate::wal::WAL_APP_ID;
+
+/// One live Parquet file of a table, as its Delta `add` action describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    /// Path relative to the table root.
+    pub path: Path,
+    /// The path exactly as the `add` action spells it (what a `remove` action must repeat).
+    pub action_path: String,
+    pub size: u64,
+    pub rows: Option<i64>,
+    /// Bounds of `TimeGenerated` in the file, microseconds since the epoch.
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    /// Partition values: days since the epoch and hour of day.
+    pub date: Option<i32>,
+    pub hour: Option<i32>,
+}
+
+impl DataFile {
+    /// Whether the file may hold rows with `TimeGenerated` in `[lo, hi]` (either end open).
+    pub fn overlaps(&self, lo: Option<i64>, hi: Option<i64>) -> bool {
+        let (fmin, fmax) = self.time_bounds();
+        !(matches!((hi, fmin), (Some(h), Some(m)) if m > h) || matches!((lo, fmax), (Some(l), Some(m)) if m < l))
+    }
+
+    /// `TimeGenerated` bounds from the statistics, or else from the partition (one hour).
+    pub fn time_bounds(&self) -> (Option<i64>, Option<i64>) {
+        const HOUR: i64 = 3_600_000_000;
+        let part = match (self.date, self.hour) {
+            (Some(d), Some(h)) => Some(i64::from(d) * 24 * HOUR + i64::from(h) * HOUR),
+            _ => None,
+        };
+        (self.min_time.or(part), self.max_time.or(part.map(|p| p + HOUR - 1)))
+    }
+}
+
+/// Where a table's Delta log and files live.
+#[derive(Clone)]
+pub(crate) struct Location {
+    /// Object store rooted at the table directory.
+    pub store: Arc<dyn ObjectStore>,
+    pub log_store: LogStoreRef,
+}
+
+impl Location {
+    /// `root_store` has "/" at the root of its namespace (a bucket, or `/` of the file system);
+    /// `url` is the table's location within it.
+    pub fn new(root_store: Arc<dyn ObjectStore>, url: Url) -> Result<Location> {
+        let prefix = Path::from_url_path(url.path())?;
+        let store: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(root_store.clone(), prefix));
+        let log_store = default_logstore(store.clone(), root_store, &url, &DeltaStorageConfig::default());
+        Ok(Location { store, log_store })
+    }
+}
+
+/// Loads the table, creating it with the registry's schema and day/hour partitions if it does
+/// not exist yet.
+pub(crate) async fn open_or_create(def: &TableDef, loc: &Location) -> Result<DeltaTable> {
+    let mut table = DeltaTable::new(loc.log_store.clone());
+    let exists = table.verify_deltatable_existence().await.map_err(|e| StorageError::delta(def.name(), e))?;
+    if exists {
+        table.load().await.map_err(|e| StorageError::delta(def.name(), e))?;
+        return Ok(table);
+    }
+    let schema: StructType = def
+        .delta_schema()
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| StorageError::Config(format!("table {}: schema not representable in Delta: {e}", def.name())))?;
+    CreateBuilder::new()
+        .with_log_store(loc.log_store.clone())
+        .with_table_name(def.name())
+        .with_comment(def.description())
+        .with_columns(schema.fields().cloned())
+        .with_partition_columns([PARTITION_DATE, PARTITION_HOUR])
+        .with_configuration_property(TableProperty::CheckpointInterval, Some("20"))
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .await
+        .map_err(|e| StorageError::delta(def.name(), e))
+}
+
+/// The WAL segment id recorded by the last flush commit, if any.
+pub(crate) async fn committed_wal_segment(table: &DeltaTable, name: &str) -> Result<Option<u64>> {
+    let snapshot = table.snapshot().map_err(|e| StorageError::delta(name, e))?;
+    let v = snapshot
+        .transaction_version(table.log_store().as_ref(), WAL_APP_ID)
+        .await
+        .map_err(|e| StorageError::delta(name, e))?;
+    Ok(v.map(|v| v as u64))
+}
+
+/// The live files of the table's current snapshot.
+pub(crate) fn live_files(table: &DeltaTable, name: &str) -> Result<Vec<DataFile>> {
+    let snapshot = table.snapshot().map_err(|e| StorageError::delta(name, e))?;
+    let batches = snapshot.add_actions_batches(true).map_err(|e| StorageError::delta(name, e))?;
+    let mut files = Vec::new();
+    for b in batches {
+        let paths = b.column_by_name("path").map(|c| arrow::compute::cast(c, &DataType::Utf8)).transpose()?;
+        let Some(paths) = paths else { continue };
+        let paths = paths.as_string::<i32>();
+        let int64 = |name: &str| -> Result<Option<ArrayRef>> {
+            Ok(b.column_by_name(name).map(|c| arrow::compute::cast(c, &DataType::Int64)).transpose()?)
+        };
+        let micros = |name: &str| -> Result<Option<ArrayRef>> {
+            Ok(b.column_by_name(name)
+                .map(|c| {
+                    arrow::compute::cast(c, &DataType::Timestamp(TimeUnit::Microsecond, None))
+                        .and_then(|c| arrow::compute::cast(&c, &DataType::Int64))
+                })
+                .transpose()?)
+        };
+        let size = int64("size_bytes")?;
+        let rows = int64("num_records")?;
+        let min = micros(&format!("min.{TIME_COLUMN}"))?;
+        let max = micros(&format!("max.{TIME_COLUMN}"))?;
+        let date = b
+            .column_by_name(&format!("partition.{PARTITION_DATE}"))
+            .map(|c| arrow::compute::cast(c, &DataType::Date32))
+            .transpose()?;
+        let hour = b
+            .column_by_name(&format!("partition.{PARTITION_HOUR}"))
+            .map(|c| arrow::compute::cast(c, &DataType::Int32))
+            .transpose()?;
+        let get_i64 = |a: &Option<ArrayRef>, i: usize| {
+            a.as_ref().and_then(|a| (!a.is_null(i)).then(|| a.as_primitive::<Int64Type>().value(i)))
+        };
+        for i in 0..b.num_rows() {
+            files.push(DataFile {
+                path: Path::from_url_path(paths.value(i))?,
+                action_path: paths.value(i).to_string(),
+                size: get_i64(&size, i).unwrap_or(0) as u64,
+                rows: get_i64(&rows, i),
+                min_time: get_i64(&min, i),
+                max_time: get_i64(&max, i),
+                date: date.as_ref().and_then(|a| (!a.is_null(i)).then(|| a.as_primitive::<arrow::datatypes::Date32Type>().value(i))),
+                hour: hour.as_ref().and_then(|a| (!a.is_null(i)).then(|| a.as_primitive::<arrow::datatypes::Int32Type>().value(i))),
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Parquet settings of every file fimlake writes: zstd, page-level statistics (so the page
+/// index is written), row groups sized for scans, and the sort order recorded in the footer.
+pub(crate) fn writer_properties(def: &TableDef, row_group_rows: usize, zstd_level: i32) -> Result<WriterProperties> {
+    let mut sorting = Vec::new();
+    for c in [TIME_COLUMN, COMPUTER_COLUMN] {
+        if let Some(i) = def.column_index(c) {
+            sorting.push(SortingColumn { column_idx: i as i32, descending: false, nulls_first: true });
+        }
+    }
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .set_sorting_columns(Some(sorting))
+        .build())
+}
+
+/// Sorts rows by `TimeGenerated` then `Computer` and appends the partition columns (UTC day and
+/// hour of `TimeGenerated`), giving a batch in the Delta schema.
+pub(crate) fn sort_and_partition(def: &TableDef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let batch = concat_batches(def.schema(), batches)?;
+    let mut keys = Vec::new();
+    for c in [TIME_COLUMN, COMPUTER_COLUMN] {
+        if let Some(col) = batch.column_by_name(c) {
+            keys.push(SortColumn {
+                values: col.clone(),
+                options: Some(SortOptions { descending: false, nulls_first: true }),
+            });
+        }
+    }
+    let indices = lexsort_to_indices(&keys, None)?;
+    let sorted = take_record_batch(&batch, &indices)?;
+    let times = sorted
+        .column_by_name(TIME_COLUMN)
+        .ok_or_else(|| StorageError::Config(format!("table {} has no {TIME_COLUMN} column", def.name())))?
+        .as_primitive::<TimestampMicrosecondType>();
+    const DAY: i64 = 86_400_000_000;
+    let dates: Date32Array = times.iter().map(|t| t.map(|t| t.div_euclid(DAY) as i32)).collect();
+    let hours: Int32Array = times.iter().map(|t| t.map(|t| (t.rem_euclid(DAY) / 3_600_000_000) as i32)).collect();
+    let mut cols = sorted.columns().to_vec();
+    cols.push(Arc::new(dates));
+    cols.push(Arc::new(hours));
+    Ok(RecordBatch::try_new(def.delta_schema(), cols)?)
+}
+
+/// Writes rows (already in the Delta schema) as Parquet files, one or more per partition, and
+/// returns their `add` actions without committing them.
+pub(crate) async fn write_files(
+    table: &DeltaTable,
+    def: &TableDef,
+    batch: RecordBatch,
+    props: WriterProperties,
+) -> Result<Vec<Add>> {
+    let mut writer = RecordBatchWriter::for_table(table)
+        .map_err(|e| StorageError::delta(def.name(), e))?
+        .with_writer_properties(props);
+    let rows = batch.num_rows();
+    let mut start = 0;
+    while start < rows {
+        let len = (rows - start).min(1 << 20);
+        writer.write(batch.slice(start, len)).await.map_err(|e| StorageError::delta(def.name(), e))?;
+        start += len;
+    }
+    writer.flush().await.map_err(|e| StorageError::delta(def.name(), e))
+}
+
+/// Commits a flush: the new files and the WAL segment they hold, atomically.
+pub(crate) async fn commit_append(table: &mut DeltaTable, def: &TableDef, adds: Vec<Add>, wal_upto: u64) -> Result<u64> {
+    let props = CommitProperties::default()
+        .with_application_transaction(Transaction::new(WAL_APP_ID, wal_upto as i64))
+        .with_metadata([("fimlake.operation".to_string(), serde_json::json!("flush"))]);
+    let op = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: Some(vec![PARTITION_DATE.to_string(), PARTITION_HOUR.to_string()]),
+        predicate: None,
+    };
+    commit(table, def, props, adds.into_iter().map(Action::Add).collect(), op).await
+}
+
+/// Commits a rewrite (compaction or retention): files added and removed in one atomic step,
+/// marked `dataChange=false` for compaction so streaming readers skip it.
+pub(crate) async fn commit_rewrite(
+    table: &mut DeltaTable,
+    def: &TableDef,
+    adds: Vec<Add>,
+    removed: &[DataFile],
+    op: DeltaOperation,
+    data_change: bool,
+) -> Result<u64> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut actions: Vec<Action> = adds
+        .into_iter()
+        .map(|mut a| {
+            a.data_change = data_change;
+            Action::Add(a)
+        })
+        .collect();
+    for f in removed {
+        let mut partition_values = HashMap::new();
+        if let Some(d) = f.date {
+            let day = chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163).map(|d| d.to_string());
+            partition_values.insert(PARTITION_DATE.to_string(), day);
+        }
+        if let Some(h) = f.hour {
+            partition_values.insert(PARTITION_HOUR.to_string(), Some(h.to_string()));
+        }
+        actions.push(Action::Remove(Remove {
+            path: f.action_path.clone(),
+            deletion_timestamp: Some(now),
+            data_change,
+            extended_file_metadata: Some(true),
+            partition_values: Some(partition_values),
+            size: Some(f.size as i64),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+        }));
+    }
+    commit(table, def, CommitProperties::default(), actions, op).await
+}
+
+async fn commit(
+    table: &mut DeltaTable,
+    def: &TableDef,
+    props: CommitProperties,
+    actions: Vec<Action>,
+    op: DeltaOperation,
+) -> Result<u64> {
+    let snapshot = table.snapshot().map_err(|e| StorageError::delta(def.name(), e))?;
+    let finalized = CommitBuilder::from(props)
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), op)
+        .await
+        .map_err(|e| StorageError::delta(def.name(), e.into()))?;
+    let version = finalized.version();
+    table.state = Some(finalized.snapshot());
+    Ok(version)
+}

@@ -1,0 +1,64 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the storage engine can fail with. Variants separate the caller's fault
+/// (`UnknownTable`, `SchemaMismatch`), load (`Backpressure`) and the engine's own failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("table '{0}' does not exist")]
+    UnknownTable(String),
+
+    #[error("record batch for table '{table}' does not match its schema: {detail}")]
+    SchemaMismatch { table: String, detail: String },
+
+    /// The write buffer is full; the caller should retry after `retry_after`.
+    #[error("the write buffer of table '{table}' is full ({buffered_bytes} bytes buffered); retry later")]
+    Backpressure { table: String, buffered_bytes: usize, retry_after: Duration },
+
+    /// A WAL write or fsync failed. The WAL is then closed for writes: after a failed fsync the
+    /// state of the file is unknown, so no further acknowledgement can be trusted.
+    #[error("write-ahead log of table '{table}' failed: {detail}")]
+    Wal { table: String, detail: String },
+
+    #[error("write-ahead log of table '{table}' is unavailable after an earlier failure: {detail}")]
+    WalPoisoned { table: String, detail: String },
+
+    #[error("storage is shutting down")]
+    ShuttingDown,
+
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("Delta Lake error on table '{table}': {source}")]
+    Delta { table: String, source: Box<deltalake_core::DeltaTableError> },
+
+    #[error("object store path: {0}")]
+    Path(#[from] object_store::path::Error),
+
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
+
+    #[error("Arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error("Parquet error: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    #[error("DataFusion error: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    #[error("invalid storage configuration: {0}")]
+    Config(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn delta(table: &str, source: deltalake_core::DeltaTableError) -> Self {
+        StorageError::Delta { table: table.to_string(), source: Box::new(source) }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,227 @@
+//! fimlake's storage engine.
+//!
+//! Each table of the [`TableRegistry`] is a Delta Lake table on an object store (a local
+//! directory by default, S3 for scale-out), partitioned by the UTC day and hour of
+//! `TimeGenerated`. Writes go through a per-table write-ahead log with group commit
+//! ([`wal`]), into an Arrow buffer, and from there to Parquet in one Delta commit per flush
+//! ([`delta`]). Queries read the Delta snapshot's files and the buffer through
+//! [`TableScanProvider`].
+//!
+//! The crate knows nothing of HTTP or KQL: callers hand it Arrow batches in a table's schema.
+
+pub mod config;
+pub mod delta;
+pub mod error;
+pub mod maintenance;
+pub mod metrics;
+pub mod provider;
+pub mod schema;
+pub mod table;
+pub mod wal;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+pub use config::StorageConfig;
+pub use delta::DataFile;
+pub use error::{Result, StorageError};
+pub use maintenance::MaintenanceReport;
+pub use metrics::StorageMetrics;
+pub use provider::TableScanProvider;
+pub use schema::{Column, KustoType, TableDef, TableRegistry};
+pub use table::{FlushOutcome, Table, TableSnapshot};
+
+/// All tables, opened and running: WAL writers, flush loops and maintenance.
+pub struct Storage {
+    config: Arc<StorageConfig>,
+    registry: TableRegistry,
+    tables: HashMap<String, Arc<Table>>,
+    shutdown: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    table_root: String,
+}
+
+impl Storage {
+    /// Opens every table of `registry` (creating what is missing), replays their WALs and
+    /// starts the background flush and maintenance loops.
+    pub async fn open(
+        config: StorageConfig,
+        registry: TableRegistry,
+        metrics_registry: &prometheus::Registry,
+    ) -> Result<Arc<Storage>> {
+        let config = Arc::new(config);
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, e))?;
+        let metrics = StorageMetrics::new(metrics_registry)
+            .map_err(|e| StorageError::Config(format!("metrics registration: {e}")))?;
+        let (root_store, root_url) = root_store(&config)?;
+        let mut tables = HashMap::new();
+        for def in registry.tables() {
+            let url = root_url
+                .join(&format!("{}/", def.name()))
+                .map_err(|e| StorageError::Config(format!("table URL for {}: {e}", def.name())))?;
+            let loc = delta::Location::new(root_store.clone(), url)?;
+            let table = Table::open(def.clone(), config.clone(), loc, metrics.table(def.name())).await?;
+            tables.insert(def.name().to_string(), table);
+        }
+        let (shutdown, _) = watch::channel(false);
+        let storage = Arc::new(Storage {
+            config,
+            registry,
+            tables,
+            shutdown,
+            tasks: std::sync::Mutex::new(Vec::new()),
+            table_root: root_url.to_string(),
+        });
+        storage.start_background();
+        Ok(storage)
+    }
+
+    fn start_background(self: &Arc<Self>) {
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        let tick = (self.config.flush_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        for table in self.tables.values() {
+            let table = table.clone();
+            let mut stop = self.shutdown.subscribe();
+            tasks.push(tokio::spawn(async move {
+                let mut failures = 0u32;
+                loop {
+                    tokio::select! {
+                        _ = table.flush_requested() => {}
+                        _ = tokio::time::sleep(tick) => {}
+                        _ = stop.changed() => break,
+                    }
+                    if !table.flush_due() {
+                        continue;
+                    }
+                    match table.flush().await {
+                        Ok(_) => failures = 0,
+                        Err(e) => {
+                            failures += 1;
+                            let wait = Duration::from_millis(100 * 2u64.pow(failures.min(8)));
+                            tracing::error!(table = table.name(), error = %e, retry_in = ?wait, "flush failed; rows stay buffered and in the WAL");
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+            }));
+        }
+        for table in self.tables.values() {
+            let table = table.clone();
+            let mut stop = self.shutdown.subscribe();
+            let every = self.config.maintenance_interval;
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.changed() => break,
+                    }
+                    match table.maintain(chrono::Utc::now()).await {
+                        Ok(r) if r != MaintenanceReport::default() => {
+                            tracing::info!(table = table.name(), report = ?r, "maintenance")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(table = table.name(), error = %e, "maintenance failed"),
+                    }
+                }
+            }));
+        }
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    pub fn registry(&self) -> &TableRegistry {
+        &self.registry
+    }
+
+    /// Where the Delta tables live (a `file://` or `s3://` URL ending in `/`).
+    pub fn table_root(&self) -> &str {
+        &self.table_root
+    }
+
+    pub fn table(&self, name: &str) -> Result<&Arc<Table>> {
+        self.tables.get(name).ok_or_else(|| StorageError::UnknownTable(name.to_string()))
+    }
+
+    /// A DataFusion provider for every table, by name.
+    pub fn providers(&self) -> Vec<(String, Arc<TableScanProvider>)> {
+        self.registry
+            .tables()
+            .iter()
+            .map(|d| (d.name().to_string(), Arc::new(TableScanProvider::new(self.tables[d.name()].clone()))))
+            .collect()
+    }
+
+    /// Flushes every table now.
+    pub async fn flush_all(&self) -> Result<()> {
+        for t in self.tables.values() {
+            t.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the background loops and flushes every buffer. Rows that cannot be flushed stay
+    /// in the WAL and are replayed at the next start.
+    pub async fn shutdown(&self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        let tasks: Vec<_> = self.tasks.lock().expect("tasks lock").drain(..).collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.flush_all().await
+    }
+}
+
+/// The object store holding the tables, rooted at its namespace root, and the URL of the
+/// directory the tables go in.
+fn root_store(config: &StorageConfig) -> Result<(Arc<dyn ObjectStore>, Url)> {
+    match &config.table_url {
+        None => {
+            let dir = config.data_dir.join("tables");
+            std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
+            let abs = std::fs::canonicalize(&dir).map_err(|e| StorageError::io(&dir, e))?;
+            let url = Url::from_directory_path(&abs)
+                .map_err(|()| StorageError::Config(format!("{} is not an absolute path", abs.display())))?;
+            Ok((Arc::new(LocalFileSystem::new()), url))
+        }
+        Some(u) => {
+            let mut url = Url::parse(u).map_err(|e| StorageError::Config(format!("table_url '{u}': {e}")))?;
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            match url.scheme() {
+                "s3" | "s3a" => {
+                    let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+                    for (k, v) in &config.object_store_options {
+                        let key = k.parse().map_err(|e| StorageError::Config(format!("object store option '{k}': {e}")))?;
+                        b = b.with_config(key, v);
+                    }
+                    Ok((Arc::new(b.build()?), url))
+                }
+                "file" => {
+                    let path = url
+                        .to_file_path()
+                        .map_err(|()| StorageError::Config(format!("table_url '{u}' is not a local path")))?;
+                    std::fs::create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+                    Ok((Arc::new(LocalFileSystem::new()), url))
+                }
+                other => Err(StorageError::Config(format!(
+                    "table_url '{u}': unsupported scheme '{other}' (use a local path, file:// or s3://)"
+                ))),
+            }
+        }
+    }
+}
+
+/// Options for the S3 client (`aws_endpoint`, `aws_region`, `aws_allow_http`...), in addition to
+/// the `AWS_*` environment variables.
+pub type ObjectStoreOptions = BTreeMap<String, String>;

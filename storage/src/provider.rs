@@ -1,0 +1,259 @@
+//! The DataFusion [`TableProvider`] of a table: the committed Parquet files of its Delta
+//! snapshot, pruned by the query's time range, unioned with the rows still in the buffer.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+
+use crate::delta::DataFile;
+use crate::schema::TIME_COLUMN;
+use crate::table::Table;
+
+/// Query access to one table. Cheap to create; every scan takes a fresh [`Table::snapshot`].
+pub struct TableScanProvider {
+    table: Arc<Table>,
+}
+
+impl TableScanProvider {
+    pub fn new(table: Arc<Table>) -> Self {
+        TableScanProvider { table }
+    }
+
+    fn object_store_url(&self) -> ObjectStoreUrl {
+        ObjectStoreUrl::parse(format!("fimlake://{}", self.table.name().to_ascii_lowercase()))
+            .expect("table names are valid URL hosts")
+    }
+}
+
+impl std::fmt::Debug for TableScanProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableScanProvider").field("table", &self.table.name()).finish()
+    }
+}
+
+#[async_trait]
+impl TableProvider for TableScanProvider {
+    fn schema(&self) -> SchemaRef {
+        self.table.def().schema().clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Every filter is used to prune (files by time, row groups and pages by statistics) and is
+    /// applied again above the scan, so none is `Exact`.
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        let snapshot = self.table.snapshot();
+        let (lo, hi) = time_bounds(filters);
+        let files: Vec<&DataFile> = snapshot.files.iter().filter(|f| f.overlaps(lo, hi)).collect();
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+
+        if !files.is_empty() {
+            let url = self.object_store_url();
+            let env = state.runtime_env();
+            if env.object_store(&url).is_err() {
+                env.register_object_store(url.as_ref(), self.table.loc.store.clone());
+            }
+            let mut options = state.config_options().execution.parquet.clone();
+            options.pushdown_filters = true;
+            options.reorder_filters = true;
+            let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(
+                datafusion::config::TableParquetOptions { global: options, ..Default::default() },
+            );
+            if let Some(pred) = conjunction(filters.to_vec()) {
+                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+                let physical = state.create_physical_expr(pred, &df_schema)?;
+                source = source.with_predicate(physical);
+            }
+            let groups = file_groups(&files, state.config_options().execution.target_partitions);
+            let config = FileScanConfigBuilder::new(url, Arc::new(source))
+                .with_file_groups(groups)
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .build();
+            inputs.push(DataSourceExec::from_data_source(config));
+        }
+        if !snapshot.batches.is_empty() {
+            let mem = MemorySourceConfig::try_new(&[snapshot.batches], schema.clone(), projection.cloned())?
+                .with_limit(limit);
+            inputs.push(DataSourceExec::from_data_source(mem));
+        }
+        if inputs.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema,
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(inputs)
+    }
+}
+
+/// Spreads files over up to `n` groups of similar total size (largest first).
+fn file_groups(files: &[&DataFile], n: usize) -> Vec<FileGroup> {
+    let n = n.max(1).min(files.len());
+    let mut sorted: Vec<&&DataFile> = files.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.size));
+    let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    for f in sorted {
+        let g = groups.iter_mut().min_by_key(|g| g.0).expect("n >= 1");
+        g.0 += f.size;
+        g.1.push(PartitionedFile::new(f.path.to_string(), f.size));
+    }
+    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+}
+
+/// The `TimeGenerated` range, in microseconds and inclusive, that `filters` (a conjunction)
+/// allow. Filters this cannot read leave the range open; they still apply above the scan.
+pub fn time_bounds(filters: &[Expr]) -> (Option<i64>, Option<i64>) {
+    let mut lo: Option<i64> = None;
+    let mut hi: Option<i64> = None;
+    let mut tighten_lo = |v: i64| lo = Some(lo.map_or(v, |l| l.max(v)));
+    let mut tighten_hi = |v: i64| hi = Some(hi.map_or(v, |h| h.min(v)));
+    let mut stack: Vec<&Expr> = filters.iter().collect();
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+                stack.push(left);
+                stack.push(right);
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (op, value) = match (is_time_column(left), is_time_column(right)) {
+                    (true, false) => (*op, micros(right)),
+                    (false, true) => (op.swap().unwrap_or(*op), micros(left)),
+                    _ => continue,
+                };
+                let Some(v) = value else { continue };
+                match op {
+                    Operator::Gt => tighten_lo(v.saturating_add(1)),
+                    Operator::GtEq => tighten_lo(v),
+                    Operator::Lt => tighten_hi(v.saturating_sub(1)),
+                    Operator::LtEq => tighten_hi(v),
+                    Operator::Eq => {
+                        tighten_lo(v);
+                        tighten_hi(v)
+                    }
+                    _ => {}
+                }
+            }
+            Expr::Between(Between { expr, negated: false, low, high }) if is_time_column(expr) => {
+                if let Some(v) = micros(low) {
+                    tighten_lo(v)
+                }
+                if let Some(v) = micros(high) {
+                    tighten_hi(v)
+                }
+            }
+            _ => {}
+        }
+    }
+    (lo, hi)
+}
+
+fn is_time_column(e: &Expr) -> bool {
+    match e {
+        Expr::Column(c) => c.name == TIME_COLUMN,
+        Expr::Cast(c) => is_time_column(&c.expr),
+        Expr::TryCast(c) => is_time_column(&c.expr),
+        _ => false,
+    }
+}
+
+/// A timestamp literal in microseconds (rounded outward is not needed: callers use it as an
+/// inclusive bound and sub-microsecond precision does not exist in stored data).
+fn micros(e: &Expr) -> Option<i64> {
+    let Expr::Literal(v, _) = e else { return None };
+    match v {
+        ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1_000_000),
+        ScalarValue::TimestampMillisecond(Some(ms), _) => ms.checked_mul(1_000),
+        ScalarValue::TimestampMicrosecond(Some(us), _) => Some(*us),
+        ScalarValue::TimestampNanosecond(Some(ns), _) => Some(ns.div_euclid(1_000)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{ident as col, lit};
+
+    fn ts(us: i64) -> Expr {
+        lit(ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into())))
+    }
+
+    #[test]
+    fn time_bounds_read_comparisons_between_and_conjunctions() {
+        let t = || col(TIME_COLUMN);
+        let cases: Vec<(Vec<Expr>, (Option<i64>, Option<i64>))> = vec![
+            (vec![], (None, None)),
+            (vec![t().gt_eq(ts(100))], (Some(100), None)),
+            (vec![t().gt(ts(100))], (Some(101), None)),
+            (vec![t().lt(ts(200))], (None, Some(199))),
+            (vec![ts(200).gt(t())], (None, Some(199))),
+            (vec![t().gt_eq(ts(100)).and(t().lt_eq(ts(200)))], (Some(100), Some(200))),
+            (vec![t().gt_eq(ts(100)), t().gt_eq(ts(150))], (Some(150), None)),
+            (vec![t().between(ts(10), ts(20))], (Some(10), Some(20))),
+            (vec![t().eq(ts(5))], (Some(5), Some(5))),
+            (vec![t().gt_eq(ts(100)).or(t().lt(ts(5)))], (None, None)),
+            (vec![col("Computer").gt_eq(lit("a"))], (None, None)),
+            (vec![t().not_between(ts(10), ts(20))], (None, None)),
+            (
+                vec![t().gt_eq(lit(ScalarValue::TimestampNanosecond(Some(1_500), None)))],
+                (Some(1), None),
+            ),
+        ];
+        for (filters, expected) in cases {
+            assert_eq!(time_bounds(&filters), expected, "{filters:?}");
+        }
+    }
+
+    #[test]
+    fn files_overlap_by_stats_or_partition_hour() {
+        let f = DataFile {
+            path: "a".into(),
+            action_path: "a".into(),
+            size: 1,
+            rows: None,
+            min_time: Some(100),
+            max_time: Some(200),
+            date: None,
+            hour: None,
+        };
+        assert!(f.overlaps(None, None));
+        assert!(f.overlaps(Some(200), None));
+        assert!(!f.overlaps(Some(201), None));
+        assert!(!f.overlaps(None, Some(99)));
+        assert!(f.overlaps(Some(150), Some(160)));
+        let p = DataFile { min_time: None, max_time: None, date: Some(1), hour: Some(2), ..f };
+        let start = 86_400_000_000 + 2 * 3_600_000_000;
+        assert!(p.overlaps(Some(start), Some(start)));
+        assert!(!p.overlaps(Some(start + 3_600_000_000), None));
+    }
+}

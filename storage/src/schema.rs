@@ -1,0 +1,327 @@
+//! The table registry: every table fimlake stores, its columns and their Kusto and Arrow types.
+//!
+//! One [`TableDef`] drives everything else: the ingest decoder, the WAL, the Delta schema, the
+//! DataFusion table provider and the `/v1/tables` listing. Adding a table is adding one
+//! definition to [`TableRegistry::builtin`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Serialize;
+
+mod azure;
+
+/// Arrow field metadata key that records a column's Kusto type (`dynamic` and `guid` are both
+/// stored as Utf8, so the Arrow type alone does not say which one a column is).
+pub const KUSTO_TYPE_KEY: &str = "kusto.type";
+
+/// Partition columns. They exist in the Delta schema (as Delta requires), are derived from
+/// `TimeGenerated` at flush time and are not part of the queryable table schema.
+pub const PARTITION_DATE: &str = "PartitionDate";
+pub const PARTITION_HOUR: &str = "PartitionHour";
+
+/// The column every table is partitioned, sorted and pruned by.
+pub const TIME_COLUMN: &str = "TimeGenerated";
+/// Server receive time, always set by the server.
+pub const TIME_RECEIVED_COLUMN: &str = "_TimeReceived";
+/// The table name, always set by the server.
+pub const TYPE_COLUMN: &str = "Type";
+/// Unique record id, always set by the server.
+pub const ITEM_ID_COLUMN: &str = "_ItemId";
+/// Workspace id; filled by the server when the record has none.
+pub const TENANT_ID_COLUMN: &str = "TenantId";
+/// Fields a record carried that its table does not know, kept as one JSON object.
+pub const ADDITIONAL_FIELDS_COLUMN: &str = "AdditionalFields";
+/// The second sort key within a file.
+pub const COMPUTER_COLUMN: &str = "Computer";
+
+/// The Kusto scalar types a column can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KustoType {
+    String,
+    DateTime,
+    Long,
+    Int,
+    Real,
+    Bool,
+    Guid,
+    Dynamic,
+}
+
+impl KustoType {
+    /// The Kusto name, as the Log Analytics Query API spells it in column metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            KustoType::String => "string",
+            KustoType::DateTime => "datetime",
+            KustoType::Long => "long",
+            KustoType::Int => "int",
+            KustoType::Real => "real",
+            KustoType::Bool => "bool",
+            KustoType::Guid => "guid",
+            KustoType::Dynamic => "dynamic",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<KustoType> {
+        Some(match name {
+            "string" => KustoType::String,
+            "datetime" | "date" => KustoType::DateTime,
+            "long" => KustoType::Long,
+            "int" => KustoType::Int,
+            "real" | "double" => KustoType::Real,
+            "bool" | "boolean" => KustoType::Bool,
+            "guid" | "uuid" | "uniqueid" => KustoType::Guid,
+            "dynamic" => KustoType::Dynamic,
+            _ => return None,
+        })
+    }
+
+    /// The Arrow type a column of this Kusto type is stored as.
+    pub fn arrow_type(self) -> DataType {
+        match self {
+            KustoType::String | KustoType::Guid | KustoType::Dynamic => DataType::Utf8,
+            KustoType::DateTime => timestamp_type(),
+            KustoType::Long => DataType::Int64,
+            KustoType::Int => DataType::Int32,
+            KustoType::Real => DataType::Float64,
+            KustoType::Bool => DataType::Boolean,
+        }
+    }
+}
+
+impl fmt::Display for KustoType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The Arrow type of every `datetime` column: microseconds since the epoch, UTC. Microseconds
+/// are what Delta Lake's `timestamp` type holds, so other engines read the columns unchanged.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Who sets a column's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Origin {
+    /// Sent by the agent.
+    Record,
+    /// Sent by the agent; the server fills it when absent (`TimeGenerated`, `TenantId`).
+    RecordOrServer,
+    /// Always set by the server; a value in the record is ignored.
+    Server,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: KustoType,
+    pub description: String,
+    pub origin: Origin,
+}
+
+/// One table: its name, columns (in storage order) and derived Arrow schema.
+#[derive(Debug)]
+pub struct TableDef {
+    name: String,
+    description: String,
+    columns: Vec<Column>,
+    index: HashMap<String, usize>,
+    schema: SchemaRef,
+}
+
+impl TableDef {
+    /// Builds a table from its Azure columns. The standard columns every Log Analytics table
+    /// has (`TenantId`, `TimeGenerated`, `_TimeReceived`, `Type`, `_ItemId`...) and
+    /// `AdditionalFields` are added where the list lacks them. `TimeGenerated` comes first.
+    pub fn new(name: &str, description: &str, azure_columns: &[(&str, KustoType, &str)]) -> Self {
+        let mut columns = vec![
+            std_column(TENANT_ID_COLUMN, KustoType::String, "The workspace id", Origin::RecordOrServer),
+            std_column(
+                TIME_COLUMN,
+                KustoType::DateTime,
+                "Date and time the record was created; the receive time when the record has none",
+                Origin::RecordOrServer,
+            ),
+        ];
+        for (col, ty, desc) in azure_columns {
+            if columns.iter().any(|c| c.name == *col) {
+                continue;
+            }
+            let origin = if *col == TYPE_COLUMN { Origin::Server } else { Origin::Record };
+            columns.push(Column { name: col.to_string(), ty: *ty, description: desc.to_string(), origin });
+        }
+        let standard = [
+            (TYPE_COLUMN, KustoType::String, "The name of the table", Origin::Server),
+            (TIME_RECEIVED_COLUMN, KustoType::DateTime, "When the server received the record", Origin::Server),
+            (ITEM_ID_COLUMN, KustoType::Guid, "Unique record id", Origin::Server),
+            ("_ResourceId", KustoType::String, "A unique identifier for the resource", Origin::Record),
+            ("_SubscriptionId", KustoType::String, "The subscription of the resource", Origin::Record),
+            ("_IsBillable", KustoType::String, "Whether ingesting the record is billable", Origin::Record),
+            ("_BilledSize", KustoType::Real, "The record size in bytes", Origin::Record),
+            (
+                ADDITIONAL_FIELDS_COLUMN,
+                KustoType::Dynamic,
+                "Fields of the record that the table does not define, as one JSON object",
+                Origin::Server,
+            ),
+        ];
+        for (col, ty, desc, origin) in standard {
+            if !columns.iter().any(|c| c.name == col) {
+                columns.push(std_column(col, ty, desc, origin));
+            }
+        }
+        let index = columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|c| {
+                Field::new(&c.name, c.ty.arrow_type(), true).with_metadata(HashMap::from([(
+                    KUSTO_TYPE_KEY.to_string(),
+                    c.ty.name().to_string(),
+                )]))
+            })
+            .collect();
+        TableDef {
+            name: name.to_string(),
+            description: description.to_string(),
+            columns,
+            index,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The queryable schema: every column, without the partition columns.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The Delta table schema: the queryable schema plus the two partition columns.
+    pub fn delta_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(PARTITION_DATE, DataType::Date32, true));
+        fields.push(Field::new(PARTITION_HOUR, DataType::Int32, true));
+        Arc::new(Schema::new(fields))
+    }
+}
+
+fn std_column(name: &str, ty: KustoType, description: &str, origin: Origin) -> Column {
+    Column { name: name.to_string(), ty, description: description.to_string(), origin }
+}
+
+/// All tables, by name. Table names are case-sensitive, as in Kusto.
+#[derive(Debug, Clone)]
+pub struct TableRegistry {
+    tables: Vec<Arc<TableDef>>,
+}
+
+impl TableRegistry {
+    /// The tables of Azure Change Tracking: `ConfigurationChange`, `ConfigurationData`,
+    /// `Heartbeat`, with the exact Azure column names and types.
+    pub fn builtin() -> Self {
+        TableRegistry {
+            tables: vec![
+                Arc::new(TableDef::new(
+                    "ConfigurationChange",
+                    "Changes to in-guest configuration data: files, software, registry keys, Windows services and Linux daemons",
+                    azure::CONFIGURATION_CHANGE,
+                )),
+                Arc::new(TableDef::new(
+                    "ConfigurationData",
+                    "The last reported state of in-guest configuration data: files, software, registry keys, services and daemons",
+                    azure::CONFIGURATION_DATA,
+                )),
+                Arc::new(TableDef::new(
+                    "Heartbeat",
+                    "Records logged by agents once per minute to report on agent health",
+                    azure::HEARTBEAT,
+                )),
+            ],
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<TableDef>> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    pub fn tables(&self) -> &[Arc<TableDef>] {
+        &self.tables
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tables.iter().map(|t| t.name.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_tables_have_their_documented_columns() {
+        let reg = TableRegistry::builtin();
+        for (table, azure_count) in [("ConfigurationChange", 58), ("ConfigurationData", 41), ("Heartbeat", 31)] {
+            let def = reg.get(table).unwrap();
+            let azure = match table {
+                "ConfigurationChange" => azure::CONFIGURATION_CHANGE,
+                "ConfigurationData" => azure::CONFIGURATION_DATA,
+                _ => azure::HEARTBEAT,
+            };
+            assert_eq!(azure.len(), azure_count, "{table}");
+            for (name, ty, _) in azure {
+                let i = def.column_index(name).unwrap_or_else(|| panic!("{table}.{name} missing"));
+                assert_eq!(def.columns()[i].ty, *ty, "{table}.{name}");
+            }
+            for std in [TENANT_ID_COLUMN, TIME_COLUMN, TIME_RECEIVED_COLUMN, TYPE_COLUMN, ITEM_ID_COLUMN, ADDITIONAL_FIELDS_COLUMN] {
+                assert!(def.column_index(std).is_some(), "{table}.{std}");
+            }
+            assert_eq!(def.columns()[0].name, TENANT_ID_COLUMN);
+            assert_eq!(def.columns()[1].name, TIME_COLUMN);
+            assert_eq!(def.schema().fields().len(), def.columns().len());
+        }
+        assert_eq!(reg.get("ConfigurationChange").unwrap().columns().len(), 62);
+        assert_eq!(reg.get("Heartbeat").unwrap().columns().len(), 35);
+    }
+
+    #[test]
+    fn kusto_types_map_to_arrow_types() {
+        let def = TableRegistry::builtin().get("Heartbeat").unwrap().clone();
+        let ty = |c: &str| def.schema().field_with_name(c).unwrap().data_type().clone();
+        assert_eq!(ty("TimeGenerated"), timestamp_type());
+        assert_eq!(ty("ComputerPrivateIPs"), DataType::Utf8);
+        assert_eq!(ty("IsGatewayInstalled"), DataType::Boolean);
+        assert_eq!(ty("RemoteIPLatitude"), DataType::Float64);
+        let dynamic = def.schema().field_with_name("ComputerPrivateIPs").unwrap();
+        assert_eq!(dynamic.metadata().get(KUSTO_TYPE_KEY).unwrap(), "dynamic");
+        let delta = def.delta_schema();
+        assert_eq!(delta.fields().len(), def.schema().fields().len() + 2);
+    }
+
+    #[test]
+    fn table_names_are_case_sensitive() {
+        let reg = TableRegistry::builtin();
+        assert!(reg.get("Heartbeat").is_some());
+        assert!(reg.get("heartbeat").is_none());
+    }
+}
