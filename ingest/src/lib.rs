@@ -1,1 +1,11 @@
+//! fimlake's ingestion API: agents post records for the tables of the registry, as JSON arrays
+//! or NDJSON, optionally gzip-compressed, to the native endpoint or the Azure Logs Ingestion
+//! endpoint. Records are validated and decoded here ([`decode`]), then appended to storage; the
+//! answer comes only once they are durable.
 
+pub mod api;
+pub mod decode;
+pub mod metrics;
+
+pub use api::{ApiError, IngestConfig, IngestState, router};
+pub use metrics::IngestMetrics;

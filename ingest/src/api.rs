@@ -1,0 +1,356 @@
+//! The ingestion HTTP API: the native endpoint, the Azure Logs Ingestion endpoint and the table
+//! listing. Every error is `{"error":{"code","message"}}` with an `x-ms-error-code` header, as
+//! Azure answers.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use fimlake_storage::{Storage, StorageError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::decode::{self, DecodeContext, DecodeErrorKind};
+use crate::metrics::IngestMetrics;
+
+/// Limits of the ingestion API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest body accepted on the wire (compressed or not). Azure's limit is 1 MiB.
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression; a body that inflates past it is refused without
+    /// being inflated further.
+    pub max_decompressed_bytes: usize,
+    /// Most records in one request.
+    pub max_records: usize,
+    /// Requests decoded at once; more get `429` with `Retry-After`. Bounds the memory that
+    /// request bodies can take.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 1 << 20,
+            max_decompressed_bytes: 8 << 20,
+            max_records: 100_000,
+            max_concurrent_requests: 16,
+        }
+    }
+}
+
+/// Azure Logs Ingestion API versions this server answers.
+pub const API_VERSIONS: &[&str] = &["2023-01-01", "2021-11-01-preview"];
+
+#[derive(Clone)]
+pub struct IngestState {
+    storage: Arc<Storage>,
+    config: IngestConfig,
+    metrics: IngestMetrics,
+    permits: Arc<Semaphore>,
+    tenant_id: String,
+}
+
+impl IngestState {
+    pub fn new(storage: Arc<Storage>, config: IngestConfig, metrics: IngestMetrics, tenant_id: String) -> Self {
+        let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
+        IngestState { storage, config, metrics, permits, tenant_id }
+    }
+}
+
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/v1/tables", get(list_tables))
+        .route("/v1/tables/{table}", get(get_table))
+        .route("/v1/tables/{table}/records", post(post_records))
+        .route("/dataCollectionRules/{rule}/streams/{stream}", post(post_stream))
+        .with_state(state)
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), retry_after_secs: None }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut resp = (self.status, Json(body)).into_response();
+        resp.headers_mut().insert("x-ms-error-code", HeaderValue::from_static(self.code));
+        if let Some(s) = self.retry_after_secs {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}
+
+#[derive(Serialize)]
+struct TableInfo<'a> {
+    name: &'a str,
+    description: &'a str,
+    columns: &'a [fimlake_storage::Column],
+}
+
+async fn list_tables(State(st): State<IngestState>) -> Json<serde_json::Value> {
+    let tables: Vec<TableInfo> = st
+        .storage
+        .registry()
+        .tables()
+        .iter()
+        .map(|t| TableInfo { name: t.name(), description: t.description(), columns: t.columns() })
+        .collect();
+    Json(serde_json::json!({ "tables": tables }))
+}
+
+async fn get_table(State(st): State<IngestState>, Path(table): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let t = st.storage.registry().get(&table).ok_or_else(|| unknown_table(&st, &table, "TableNotFound"))?;
+    Ok(Json(serde_json::json!(TableInfo { name: t.name(), description: t.description(), columns: t.columns() })))
+}
+
+fn unknown_table(st: &IngestState, table: &str, code: &'static str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        code,
+        format!("table '{table}' does not exist; tables are: {}", st.storage.registry().names().join(", ")),
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    accepted: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    additional_fields: Vec<String>,
+}
+
+/// `POST /v1/tables/{table}/records`: `200 {"accepted": N}` once the records are durable.
+async fn post_records(
+    State(st): State<IngestState>,
+    Path(table): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if st.storage.registry().get(&table).is_none() {
+        return Err(unknown_table(&st, &table, "TableNotFound"));
+    }
+    let accepted = ingest(&st, &table, &headers, body).await?;
+    Ok((StatusCode::OK, Json(accepted)).into_response())
+}
+
+/// `POST /dataCollectionRules/{rule}/streams/{stream}?api-version=2023-01-01`, as the Azure Logs
+/// Ingestion API: the stream `Custom-<Table>` or `Microsoft-<Table>` names the table; `204`.
+async fn post_stream(
+    State(st): State<IngestState>,
+    Path((_rule, stream)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match query.get("api-version") {
+        None => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MissingApiVersion",
+                format!("the api-version query parameter is required (supported: {})", API_VERSIONS.join(", ")),
+            ));
+        }
+        Some(v) if !API_VERSIONS.contains(&v.as_str()) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersion",
+                format!("api-version '{v}' is not supported (supported: {})", API_VERSIONS.join(", ")),
+            ));
+        }
+        Some(_) => {}
+    }
+    let table = stream.strip_prefix("Custom-").or_else(|| stream.strip_prefix("Microsoft-")).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidStream",
+            format!("stream '{stream}' not found: a stream is named Custom-<Table> or Microsoft-<Table>"),
+        )
+    })?;
+    if st.storage.registry().get(table).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "InvalidStream",
+            format!(
+                "stream '{stream}' not found: table '{table}' does not exist; tables are: {}",
+                st.storage.registry().names().join(", ")
+            ),
+        ));
+    }
+    let accepted = ingest(&st, table, &headers, body).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if !accepted.additional_fields.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&accepted.additional_fields.join(","))
+    {
+        resp.headers_mut().insert("x-fimlake-additional-fields", v);
+    }
+    Ok(resp)
+}
+
+/// Reads, inflates, decodes, validates and appends one request's records.
+async fn ingest(st: &IngestState, table: &str, headers: &HeaderMap, body: Body) -> Result<Accepted, ApiError> {
+    let started = Instant::now();
+    let result = ingest_inner(st, table, headers, body).await;
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS || e.status == StatusCode::SERVICE_UNAVAILABLE => "throttled",
+        Err(_) => "rejected",
+    };
+    st.metrics.requests.with_label_values(&[table, outcome]).inc();
+    st.metrics.latency.with_label_values(&[table]).observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: Body) -> Result<Accepted, ApiError> {
+    let Ok(_permit) = st.permits.clone().try_acquire_owned() else {
+        return Err(ApiError {
+            retry_after_secs: Some(1),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!("more than {} ingestion requests at once; retry later", st.config.max_concurrent_requests),
+            )
+        });
+    };
+    let limit = st.config.max_body_bytes;
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(too_large(limit, Some(len)));
+    }
+    let encoding = content_encoding(headers)?;
+    let wire = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit")
+        {
+            too_large(limit, None)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", format!("could not read the request body: {e}"))
+        }
+    })?;
+    let wire_len = wire.len();
+    let def = st.storage.registry().get(table).expect("checked by the caller").clone();
+    let ctx = DecodeContext {
+        received: chrono::Utc::now(),
+        tenant_id: st.tenant_id.clone(),
+        max_records: st.config.max_records,
+    };
+    let max_inflated = st.config.max_decompressed_bytes;
+    let decoded = tokio::task::spawn_blocking(move || {
+        let plain = match encoding {
+            Encoding::Identity => wire,
+            Encoding::Gzip => inflate(&wire, max_inflated)?.into(),
+        };
+        decode::decode(&def, &plain, &ctx).map_err(|e| {
+            let (status, code) = match e.kind {
+                DecodeErrorKind::TooManyRecords => (StatusCode::PAYLOAD_TOO_LARGE, "TooManyRecords"),
+                DecodeErrorKind::Syntax => (StatusCode::BAD_REQUEST, "InvalidJson"),
+                DecodeErrorKind::Field | DecodeErrorKind::Empty => (StatusCode::BAD_REQUEST, "InvalidRecord"),
+            };
+            ApiError::new(status, code, e.to_string())
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("decoder failed: {e}")));
+    let decoded = match decoded.and_then(|r| r) {
+        Ok(d) => d,
+        Err(e) => {
+            st.metrics.bytes.with_label_values(&[table, "rejected"]).inc_by(wire_len as u64);
+            return Err(e);
+        }
+    };
+    let rows = decoded.batch.num_rows();
+    let t = st.storage.table(table).map_err(storage_error)?;
+    t.append(decoded.batch).await.map_err(|e| {
+        st.metrics.bytes.with_label_values(&[table, "rejected"]).inc_by(wire_len as u64);
+        storage_error(e)
+    })?;
+    st.metrics.records.with_label_values(&[table]).inc_by(rows as u64);
+    st.metrics.bytes.with_label_values(&[table, "accepted"]).inc_by(wire_len as u64);
+    Ok(Accepted { accepted: rows, additional_fields: decoded.additional_fields.into_iter().collect() })
+}
+
+fn too_large(limit: usize, provided: Option<usize>) -> ApiError {
+    let provided = provided.map(|p| format!(" Provided content length: {p} bytes.")).unwrap_or_default();
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "ContentLengthLimitExceeded",
+        format!("Maximum allowed content length: {limit} bytes.{provided}"),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(v) = headers.get(header::CONTENT_ENCODING) else { return Ok(Encoding::Identity) };
+    match v.to_str().unwrap_or("").trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedContentEncoding",
+            format!("Content-Encoding '{other}' is not supported; send gzip or no encoding"),
+        )),
+    }
+}
+
+/// Inflates a gzip body, refusing it as soon as it passes `max` bytes.
+fn inflate(wire: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity((wire.len() * 8).min(max));
+    let mut dec = flate2::read::MultiGzDecoder::new(wire).take(max as u64 + 1);
+    dec.read_to_end(&mut out).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidContentEncoding", format!("the body is not valid gzip: {e}"))
+    })?;
+    if out.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "DecompressedLengthLimitExceeded",
+            format!("the body inflates to more than the {max} bytes allowed after decompression"),
+        ));
+    }
+    Ok(out)
+}
+
+fn storage_error(e: StorageError) -> ApiError {
+    match e {
+        StorageError::Backpressure { retry_after, .. } => ApiError {
+            retry_after_secs: Some(retry_after.as_secs().max(1)),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string())
+        },
+        StorageError::ShuttingDown | StorageError::Wal { .. } | StorageError::WalPoisoned { .. } => ApiError {
+            retry_after_secs: Some(5),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e.to_string())
+        },
+        StorageError::UnknownTable(t) => ApiError::new(StatusCode::NOT_FOUND, "TableNotFound", format!("table '{t}' does not exist")),
+        other => {
+            tracing::error!(error = %other, "ingest failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", other.to_string())
+        }
+    }
+}

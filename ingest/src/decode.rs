@@ -1,0 +1,596 @@
+//! JSON records to an Arrow batch in a table's schema, validating every field on the way.
+//!
+//! The body is streamed through serde straight into Arrow builders (no `serde_json::Value`
+//! tree). A JSON array and NDJSON (one object per line) are both accepted. The first problem
+//! rejects the whole body: [`DecodeError`] names the record, the field, what was expected, what
+//! came, and the line and column.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use fimlake_storage::schema::{
+    ADDITIONAL_FIELDS_COLUMN, ITEM_ID_COLUMN, Origin, TENANT_ID_COLUMN, TIME_COLUMN, TIME_RECEIVED_COLUMN, TYPE_COLUMN,
+};
+use fimlake_storage::{KustoType, TableDef};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Server-side values for the columns the server sets.
+#[derive(Debug, Clone)]
+pub struct DecodeContext {
+    pub received: DateTime<Utc>,
+    /// Filled into `TenantId` when a record has none.
+    pub tenant_id: String,
+    /// The most records one body may hold.
+    pub max_records: usize,
+}
+
+/// A decoded body.
+#[derive(Debug)]
+pub struct Decoded {
+    pub batch: RecordBatch,
+    /// Field names the table does not define; their values are in `AdditionalFields`.
+    pub additional_fields: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeErrorKind {
+    /// Not JSON, or JSON of the wrong shape (not an array of objects / object per line).
+    Syntax,
+    /// A field whose value has the wrong type or an invalid value.
+    Field,
+    /// More records than allowed.
+    TooManyRecords,
+    /// The body holds no record.
+    Empty,
+}
+
+/// Why a body was rejected. `Display` gives the full sentence for the client.
+#[derive(Debug, Clone)]
+pub struct DecodeError {
+    pub kind: DecodeErrorKind,
+    /// Zero-based index of the record at fault.
+    pub record: Option<usize>,
+    pub field: Option<String>,
+    pub line: usize,
+    pub column: usize,
+    pub detail: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            DecodeErrorKind::Syntax => write!(f, "invalid JSON")?,
+            DecodeErrorKind::Field => write!(f, "invalid record")?,
+            DecodeErrorKind::TooManyRecords | DecodeErrorKind::Empty => return f.write_str(&self.detail),
+        }
+        if let Some(r) = self.record {
+            write!(f, " at index {r}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ", field '{field}'")?;
+        }
+        write!(f, ": {}", self.detail)?;
+        if self.line > 0 {
+            write!(f, " (line {}, column {})", self.line, self.column)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Decodes a JSON array or NDJSON body of records for `def`.
+pub fn decode(def: &TableDef, body: &[u8], ctx: &DecodeContext) -> Result<Decoded, DecodeError> {
+    let mut state = State::new(def, ctx);
+    let first = body.iter().position(|b| !b.is_ascii_whitespace());
+    let result = match first.map(|i| body[i]) {
+        None => Err(state.fail(DecodeErrorKind::Empty, 0, 0, "the body holds no record".into())),
+        Some(b'[') => {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let r = (&mut de).deserialize_seq(RecordsSeed { state: &mut state }).and_then(|()| de.end());
+            r.map_err(|e| state.from_json(e, 0))
+        }
+        Some(_) => decode_ndjson(&mut state, body),
+    };
+    result?;
+    if state.records == 0 {
+        return Err(state.fail(DecodeErrorKind::Empty, 0, 0, "the body holds no record".into()));
+    }
+    Ok(state.finish())
+}
+
+fn decode_ndjson(state: &mut State<'_>, body: &[u8]) -> Result<(), DecodeError> {
+    for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let mut de = serde_json::Deserializer::from_slice(line);
+        let r = RecordSeed { state: &mut *state }.deserialize(&mut de).and_then(|()| de.end());
+        r.map_err(|e| state.from_json(e, n))?;
+    }
+    Ok(())
+}
+
+enum Col {
+    Str(StringBuilder),
+    Time(TimestampMicrosecondBuilder),
+    I64(Int64Builder),
+    I32(Int32Builder),
+    F64(Float64Builder),
+    Bool(BooleanBuilder),
+}
+
+impl Col {
+    fn new(ty: KustoType) -> Col {
+        match ty {
+            KustoType::String | KustoType::Guid | KustoType::Dynamic => Col::Str(StringBuilder::new()),
+            KustoType::DateTime => Col::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+            KustoType::Long => Col::I64(Int64Builder::new()),
+            KustoType::Int => Col::I32(Int32Builder::new()),
+            KustoType::Real => Col::F64(Float64Builder::new()),
+            KustoType::Bool => Col::Bool(BooleanBuilder::new()),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Col::Str(b) => b.append_null(),
+            Col::Time(b) => b.append_null(),
+            Col::I64(b) => b.append_null(),
+            Col::I32(b) => b.append_null(),
+            Col::F64(b) => b.append_null(),
+            Col::Bool(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Col::Str(b) => Arc::new(b.finish()),
+            Col::Time(b) => Arc::new(b.finish()),
+            Col::I64(b) => Arc::new(b.finish()),
+            Col::I32(b) => Arc::new(b.finish()),
+            Col::F64(b) => Arc::new(b.finish()),
+            Col::Bool(b) => Arc::new(b.finish()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Col::Str(b) => b.len(),
+            Col::Time(b) => b.len(),
+            Col::I64(b) => b.len(),
+            Col::I32(b) => b.len(),
+            Col::F64(b) => b.len(),
+            Col::Bool(b) => b.len(),
+        }
+    }
+}
+
+struct State<'a> {
+    def: &'a TableDef,
+    ctx: &'a DecodeContext,
+    cols: Vec<Col>,
+    /// Per column: the record number that last set it (to detect absent and duplicate fields).
+    set_in: Vec<usize>,
+    records: usize,
+    /// The field being decoded, for error messages.
+    field: Option<String>,
+    /// Whether decoding is inside a record (so an error can name it).
+    in_record: bool,
+    additional: BTreeSet<String>,
+    /// Unknown fields of the current record, as (name, raw JSON).
+    extra: Vec<(String, String)>,
+    /// `AdditionalFields` sent by the record itself.
+    own_additional: Option<String>,
+    received_us: i64,
+    time_idx: usize,
+    tenant_idx: usize,
+    additional_idx: usize,
+}
+
+impl<'a> State<'a> {
+    fn new(def: &'a TableDef, ctx: &'a DecodeContext) -> Self {
+        let cols = def.columns().iter().map(|c| Col::new(c.ty)).collect();
+        let idx = |name: &str| def.column_index(name).expect("every table has the standard columns");
+        State {
+            def,
+            ctx,
+            cols,
+            set_in: vec![usize::MAX; def.columns().len()],
+            records: 0,
+            field: None,
+            in_record: false,
+            additional: BTreeSet::new(),
+            extra: Vec::new(),
+            own_additional: None,
+            received_us: ctx.received.timestamp_micros(),
+            time_idx: idx(TIME_COLUMN),
+            tenant_idx: idx(TENANT_ID_COLUMN),
+            additional_idx: idx(ADDITIONAL_FIELDS_COLUMN),
+        }
+    }
+
+    fn fail(&self, kind: DecodeErrorKind, line: usize, column: usize, detail: String) -> DecodeError {
+        DecodeError {
+            kind,
+            record: (kind == DecodeErrorKind::Field || self.in_record).then_some(self.records),
+            field: if kind == DecodeErrorKind::Field { self.field.clone() } else { None },
+            line,
+            column,
+            detail,
+        }
+    }
+
+    /// Turns a serde_json error into a [`DecodeError`]; `line_offset` is the NDJSON line index.
+    fn from_json(&self, e: serde_json::Error, line_offset: usize) -> DecodeError {
+        let msg = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let detail = msg.strip_suffix(&suffix).unwrap_or(&msg).to_string();
+        if let Some(limit) = detail.strip_prefix(TOO_MANY) {
+            return DecodeError {
+                kind: DecodeErrorKind::TooManyRecords,
+                record: None,
+                field: None,
+                line: 0,
+                column: 0,
+                detail: format!("the body holds more than {limit} records"),
+            };
+        }
+        let kind = if e.is_data() && self.field.is_some() { DecodeErrorKind::Field } else { DecodeErrorKind::Syntax };
+        let mut err = self.fail(kind, e.line() + line_offset, e.column(), detail);
+        if kind == DecodeErrorKind::Syntax && e.is_data() {
+            err.field = None;
+        }
+        err
+    }
+
+    fn begin_record(&mut self) -> Result<(), String> {
+        if self.records >= self.ctx.max_records {
+            return Err(format!("{TOO_MANY}{}", self.ctx.max_records));
+        }
+        self.extra.clear();
+        self.own_additional = None;
+        self.in_record = true;
+        Ok(())
+    }
+
+    /// Claims column `i` for the current record; a second value for it is an error.
+    fn claim(&mut self, i: usize) -> Result<(), String> {
+        if self.set_in[i] == self.records {
+            return Err("the field appears twice in the record".into());
+        }
+        self.set_in[i] = self.records;
+        Ok(())
+    }
+
+    fn end_record(&mut self) -> Result<(), String> {
+        let r = self.records;
+        let additional = self.additional_json()?;
+        for (i, col) in self.def.columns().iter().enumerate() {
+            if self.set_in[i] == r {
+                continue;
+            }
+            let b = &mut self.cols[i];
+            match (col.name.as_str(), b) {
+                (TIME_COLUMN, Col::Time(b)) | (TIME_RECEIVED_COLUMN, Col::Time(b)) => b.append_value(self.received_us),
+                (TYPE_COLUMN, Col::Str(b)) => b.append_value(self.def.name()),
+                (TENANT_ID_COLUMN, Col::Str(b)) => b.append_value(&self.ctx.tenant_id),
+                (ITEM_ID_COLUMN, Col::Str(b)) => b.append_value(uuid::Uuid::now_v7().to_string()),
+                (ADDITIONAL_FIELDS_COLUMN, Col::Str(b)) => match &additional {
+                    Some(json) => b.append_value(json),
+                    None => b.append_null(),
+                },
+                (_, b) => b.append_null(),
+            }
+        }
+        self.records += 1;
+        self.in_record = false;
+        debug_assert!(self.cols.iter().all(|c| c.len() == self.records));
+        Ok(())
+    }
+
+    /// The record's `AdditionalFields`: its own object, if it sent one, with its unknown fields
+    /// added.
+    fn additional_json(&mut self) -> Result<Option<String>, String> {
+        if self.extra.is_empty() {
+            return Ok(self.own_additional.take());
+        }
+        let mut obj = match self.own_additional.take() {
+            None => serde_json::Map::new(),
+            Some(own) => match serde_json::from_str::<serde_json::Value>(&own) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => {
+                    return Err(format!(
+                        "field '{ADDITIONAL_FIELDS_COLUMN}' must be a JSON object when the record also has fields the table does not define ({})",
+                        self.extra.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            },
+        };
+        for (k, raw) in self.extra.drain(..) {
+            let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| e.to_string())?;
+            obj.entry(k).or_insert(v);
+        }
+        Ok(Some(serde_json::Value::Object(obj).to_string()))
+    }
+}
+
+const TOO_MANY: &str = "fimlake:too-many-records:";
+
+struct RecordsSeed<'s, 'a> {
+    state: &'s mut State<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of records (JSON objects)")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(RecordSeed { state: &mut *self.state })?.is_some() {}
+        Ok(())
+    }
+}
+
+struct RecordSeed<'s, 'a> {
+    state: &'s mut State<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a record (a JSON object)")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let st = self.state;
+        st.begin_record().map_err(de::Error::custom)?;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let name = key.as_str();
+            st.field = Some(name.to_string());
+            match st.def.column_index(name) {
+                Some(i) => {
+                    st.claim(i).map_err(de::Error::custom)?;
+                    let col = &st.def.columns()[i];
+                    if col.origin == Origin::Server && i != st.additional_idx {
+                        // Always the server's: the record's value is ignored.
+                        map.next_value::<IgnoredAny>()?;
+                        st.set_in[i] = usize::MAX;
+                    } else if i == st.additional_idx {
+                        let raw = map.next_value::<&'de RawValue>()?;
+                        st.set_in[i] = usize::MAX;
+                        if raw.get() != "null" {
+                            st.own_additional = Some(raw.get().to_string());
+                        }
+                    } else if col.ty == KustoType::Dynamic {
+                        let raw = map.next_value::<&'de RawValue>()?;
+                        let Col::Str(b) = &mut st.cols[i] else { unreachable!("dynamic is Utf8") };
+                        match raw.get() {
+                            "null" => b.append_null(),
+                            text => b.append_value(text),
+                        }
+                    } else {
+                        let is_defaulted = i == st.time_idx || i == st.tenant_idx;
+                        let seed = ValueSeed { col: &mut st.cols[i], ty: col.ty, append_null: !is_defaulted };
+                        let appended = map.next_value_seed(seed)?;
+                        if !appended && is_defaulted {
+                            // null TimeGenerated / TenantId: the server's value applies.
+                            st.set_in[i] = usize::MAX;
+                        }
+                    }
+                }
+                None => {
+                    let raw = map.next_value::<&'de RawValue>()?;
+                    if !st.additional.contains(name) {
+                        st.additional.insert(name.to_string());
+                    }
+                    st.extra.push((name.to_string(), raw.get().to_string()));
+                }
+            }
+        }
+        st.field = None;
+        if let Err(msg) = st.end_record() {
+            st.field = Some(ADDITIONAL_FIELDS_COLUMN.to_string());
+            return Err(de::Error::custom(msg));
+        }
+        Ok(())
+    }
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Decodes one scalar into its column; returns whether a value (not null) was appended.
+struct ValueSeed<'c> {
+    col: &'c mut Col,
+    ty: KustoType,
+    /// False for columns the server fills when the value is null.
+    append_null: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+fn wrong<E: de::Error>(ty: KustoType, got: String) -> E {
+    let hint = match ty {
+        KustoType::DateTime => " (an ISO 8601 string such as \"2024-05-01T12:00:00Z\")",
+        KustoType::Long | KustoType::Int => " (a JSON integer)",
+        KustoType::Real => " (a JSON number)",
+        KustoType::Bool => " (true or false)",
+        KustoType::String | KustoType::Guid => " (a JSON string)",
+        KustoType::Dynamic => "",
+    };
+    E::custom(format!("expected {ty}{hint}, got {got}"))
+}
+
+fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a {} value", self.ty)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        if self.append_null {
+            self.col.append_null();
+        }
+        Ok(false)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        self.visit_unit()
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        match self.col {
+            Col::Bool(b) => b.append_value(v),
+            _ => return Err(wrong(self.ty, format!("boolean {v}"))),
+        }
+        Ok(true)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+        match self.col {
+            Col::I64(b) => b.append_value(v),
+            Col::I32(b) => b.append_value(
+                i32::try_from(v).map_err(|_| E::custom(format!("expected int (32-bit), got {v}, which is out of range")))?,
+            ),
+            Col::F64(b) => b.append_value(v as f64),
+            _ => return Err(wrong(self.ty, format!("number {v}"))),
+        }
+        Ok(true)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+        match i64::try_from(v) {
+            Ok(i) => self.visit_i64(i),
+            Err(_) => match self.col {
+                Col::F64(b) => {
+                    b.append_value(v as f64);
+                    Ok(true)
+                }
+                _ => Err(E::custom(format!("expected {}, got {v}, which is out of range", self.ty))),
+            },
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
+        match self.col {
+            Col::F64(b) => b.append_value(v),
+            Col::I64(_) | Col::I32(_) if v.fract() == 0.0 && v.abs() < 9.0e15 => return self.visit_i64(v as i64),
+            _ => return Err(wrong(self.ty, format!("number {v}"))),
+        }
+        Ok(true)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        match self.col {
+            Col::Str(b) => b.append_value(v),
+            Col::Time(b) => {
+                let t = parse_datetime(v).ok_or_else(|| wrong::<E>(self.ty, format!("\"{}\"", shorten(v))))?;
+                b.append_value(t);
+            }
+            _ => return Err(wrong(self.ty, format!("string \"{}\"", shorten(v)))),
+        }
+        Ok(true)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
+        Err(wrong(self.ty, "an array".into()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
+        Err(wrong(self.ty, "an object".into()))
+    }
+}
+
+/// Parses a Kusto `datetime` literal: RFC 3339 (any offset, converted to UTC), or a date and
+/// time without offset (taken as UTC, as Kusto does), or a date alone. Microsecond precision.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc).timestamp_micros());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    if let Some(t) = s.strip_suffix('Z').and_then(|x| NaiveDateTime::parse_from_str(x, "%Y-%m-%dT%H:%M:%S%.f").ok()) {
+        return Some(t.and_utc().timestamp_micros());
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros())
+}
+
+impl State<'_> {
+    fn finish(mut self) -> Decoded {
+        let cols: Vec<ArrayRef> = self.cols.iter_mut().map(Col::finish).collect();
+        let batch = RecordBatch::try_new(self.def.schema().clone(), cols).expect("builders follow the table schema");
+        Decoded { batch, additional_fields: self.additional }
+    }
+}
