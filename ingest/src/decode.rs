@@ -302,11 +302,11 @@ impl<'a> State<'a> {
         if self.extra.is_empty() {
             return Ok(self.own_additional.take());
         }
-        let mut obj = match self.own_additional.take() {
-            None => serde_json::Map::new(),
-            Some(own) => match serde_json::from_str::<serde_json::Value>(&own) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => {
+        let mut obj: Vec<(String, String)> = match self.own_additional.take() {
+            None => Vec::new(),
+            Some(own) => match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&own) {
+                Ok(m) => m.into_iter().map(|(k, v)| (k, v.to_string())).collect(),
+                Err(_) => {
                     return Err(format!(
                         "field '{ADDITIONAL_FIELDS_COLUMN}' must be a JSON object when the record also has fields the table does not define ({})",
                         self.extra.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
@@ -315,11 +315,55 @@ impl<'a> State<'a> {
             },
         };
         for (k, raw) in self.extra.drain(..) {
-            let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| e.to_string())?;
-            obj.entry(k).or_insert(v);
+            if !obj.iter().any(|(o, _)| *o == k) {
+                obj.push((k, raw));
+            }
         }
-        Ok(Some(serde_json::Value::Object(obj).to_string()))
+        let mut out = String::from("{");
+        for (i, (k, v)) in obj.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(k).expect("strings serialize"));
+            out.push(':');
+            out.push_str(v);
+        }
+        out.push('}');
+        Ok(Some(out))
     }
+}
+
+/// Deepest nesting of arrays and objects accepted in a dynamic value.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuses a raw JSON value nested deeper than [`MAX_DEPTH`] (serde_json's own limit does not
+/// apply to values it skips over as raw text).
+fn check_depth<E: de::Error>(raw: &RawValue) -> Result<(), E> {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in raw.get().as_bytes() {
+        if in_str {
+            match b {
+                _ if esc => esc = false,
+                b'\\' => esc = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if max > MAX_DEPTH {
+        return Err(E::custom(format!("the value is nested {max} levels deep; at most {MAX_DEPTH} are accepted")));
+    }
+    Ok(())
 }
 
 const TOO_MANY: &str = "fimlake:too-many-records:";
@@ -378,12 +422,14 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                         st.set_in[i] = usize::MAX;
                     } else if i == st.additional_idx {
                         let raw = map.next_value::<&'de RawValue>()?;
+                        check_depth(raw)?;
                         st.set_in[i] = usize::MAX;
                         if raw.get() != "null" {
                             st.own_additional = Some(raw.get().to_string());
                         }
                     } else if col.ty == KustoType::Dynamic {
                         let raw = map.next_value::<&'de RawValue>()?;
+                        check_depth(raw)?;
                         let Col::Str(b) = &mut st.cols[i] else { unreachable!("dynamic is Utf8") };
                         match raw.get() {
                             "null" => b.append_null(),
@@ -401,6 +447,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                 }
                 None => {
                     let raw = map.next_value::<&'de RawValue>()?;
+                    check_depth(raw)?;
                     if !st.additional.contains(name) {
                         st.additional.insert(name.to_string());
                     }
