@@ -1,1 +1,126 @@
-fn main() {}
+//! The `fimlake` command: the server and its tools.
+
+mod bulk;
+mod config;
+mod server;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fimlake_storage::TableRegistry;
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "fimlake", version, about = "Self-hosted file integrity monitoring backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: ingestion API, storage, health and metrics.
+    Serve {
+        /// TOML configuration file (settings can also come from FIMLAKE_* variables).
+        #[arg(long, env = "FIMLAKE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Local data directory [default: ./fimlake-data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Bulk-load JSON or NDJSON files of records into a running server.
+    Ingest {
+        /// The table the records go to.
+        #[arg(long)]
+        table: String,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// Uncompressed bytes per request (keep under the server's ingest.max_decompressed_bytes).
+        #[arg(long, default_value_t = 4 << 20)]
+        chunk_bytes: usize,
+        /// Hide the progress bar.
+        #[arg(long)]
+        quiet: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the tables and their columns.
+    Tables {
+        /// Show the columns of this table only.
+        table: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FIMLAKE_LOG")
+                .unwrap_or_else(|_| "info,buoyant_kernel=warn,deltalake_core=warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve { config, data_dir, listen } => {
+            let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
+            if let Some(d) = data_dir {
+                cfg.data_dir = d.clone();
+                cfg.storage.data_dir = d;
+            }
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            rt.block_on(server::serve(cfg))
+        }
+        Command::Ingest { table, server, chunk_bytes, quiet, files } => {
+            let n = rt.block_on(bulk::run(bulk::BulkOptions {
+                server,
+                table: table.clone(),
+                files,
+                chunk_bytes,
+                progress: !quiet,
+            }))?;
+            println!("{n} records accepted into {table}");
+            Ok(())
+        }
+        Command::Tables { table, json } => print_tables(table.as_deref(), json),
+    }
+}
+
+fn print_tables(only: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let reg = TableRegistry::builtin();
+    let tables: Vec<_> = match only {
+        Some(name) => vec![reg.get(name).with_context(|| {
+            format!("table '{name}' does not exist; tables are: {}", reg.names().join(", "))
+        })?],
+        None => reg.tables().iter().collect(),
+    };
+    if json {
+        let v: Vec<_> = tables
+            .iter()
+            .map(|t| serde_json::json!({"name": t.name(), "description": t.description(), "columns": t.columns()}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "tables": v }))?);
+        return Ok(());
+    }
+    for t in tables {
+        println!("{} ({} columns): {}", t.name(), t.columns().len(), t.description());
+        if only.is_some() {
+            for c in t.columns() {
+                println!("  {:<28} {:<9} {}", c.name, c.ty.name(), c.description);
+            }
+        }
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct StorageConfig {
     /// Local data directory: the write-ahead log always lives here, and the tables too unless
     /// `table_url` points elsewhere.
+    #[serde(skip)]
     pub data_dir: PathBuf,
     /// Where the Delta tables live: unset for `<data_dir>/tables`, or `s3://bucket/prefix`
     /// (credentials and endpoint from the usual `AWS_*` environment variables).

@@ -161,6 +161,12 @@ impl Storage {
             .collect()
     }
 
+    /// `Err` naming every table that cannot take writes.
+    pub fn health(&self) -> std::result::Result<(), String> {
+        let failures: Vec<String> = self.tables.values().filter_map(|t| t.health().err()).collect();
+        if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
+    }
+
     /// Flushes every table now.
     pub async fn flush_all(&self) -> Result<()> {
         for t in self.tables.values() {

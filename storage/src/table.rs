@@ -74,6 +74,8 @@ impl Buffer {
 pub(crate) struct TableState {
     pub(crate) buffer: Buffer,
     pub(crate) files: Arc<Vec<DataFile>>,
+    /// Set when the WAL failed: the table takes no more writes until a restart.
+    pub(crate) wal_failure: Option<String>,
 }
 
 /// What a query sees of a table: the committed files and the buffered rows, taken together
@@ -144,7 +146,7 @@ impl Table {
         for b in replay.batches {
             buffer.push(b);
         }
-        let state = Arc::new(Mutex::new(TableState { buffer, files: Arc::new(files) }));
+        let state = Arc::new(Mutex::new(TableState { buffer, files: Arc::new(files), wal_failure: None }));
         let wal_tx = WalWriter::spawn(def.name(), &wal_dir, replay.next_id, state.clone(), metrics.clone())?;
         let props = delta::writer_properties(&def, config.row_group_rows, config.zstd_level)?;
         let table = Arc::new(Table {
@@ -221,6 +223,14 @@ impl Table {
         self.metrics.files.set(st.files.len() as i64);
         self.metrics.bytes.set(st.files.iter().map(|f| f.size as i64).sum());
         (rows, bytes)
+    }
+
+    /// `Err` with the reason when the table cannot take writes (its WAL failed).
+    pub fn health(&self) -> std::result::Result<(), String> {
+        match &self.state.lock().expect("table state lock").wal_failure {
+            Some(e) => Err(format!("table {}: {e}", self.name())),
+            None => Ok(()),
+        }
     }
 
     /// The committed files and buffered rows, consistently.

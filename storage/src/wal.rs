@@ -301,6 +301,7 @@ impl WalWriter {
                 let detail = format!("{}: {e}", segment_path(&self.dir, self.id).display());
                 tracing::error!(table = %self.table, error = %detail, "WAL write failed; refusing further writes");
                 self.poisoned = Some(detail.clone());
+                self.state.lock().expect("table state lock").wal_failure = Some(detail.clone());
                 for (_, _, reply) in group {
                     let _ = reply.send(Err(StorageError::Wal { table: self.table.clone(), detail: detail.clone() }));
                 }

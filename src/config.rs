@@ -1,0 +1,155 @@
+//! The server's configuration: defaults, then a TOML file, then `FIMLAKE_*` environment
+//! variables, then command-line flags, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use fimlake_ingest::IngestConfig;
+use fimlake_storage::StorageConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Local data directory (WAL, tables unless `storage.table_url` says otherwise, workspace id).
+    pub data_dir: PathBuf,
+    /// The workspace id (`TenantId` of records, `{workspaceId}` of the query API). Generated
+    /// at first start and kept in the data directory when unset.
+    pub workspace_id: Option<String>,
+    pub storage: StorageConfig,
+    pub ingest: IngestConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("fimlake-data"),
+            workspace_id: None,
+            storage: StorageConfig::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+/// Environment variables read besides the settings themselves.
+const OTHER_VARS: &[&str] = &["FIMLAKE_LOG", "FIMLAKE_CONFIG"];
+
+impl Config {
+    /// Loads the configuration from `file` (if any) and the environment.
+    pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<Config> {
+        let mut doc = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix("FIMLAKE_") else { continue };
+            if OTHER_VARS.contains(&key.as_str()) {
+                continue;
+            }
+            let name = name.to_ascii_lowercase();
+            let (section, field) = match name.split_once('_') {
+                Some((s @ ("storage" | "ingest"), f)) => (Some(s), f.to_string()),
+                _ => (None, name.clone()),
+            };
+            let parsed = parse_env_value(&value);
+            let target = match section {
+                Some(s) => doc
+                    .entry(s)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .with_context(|| format!("[{s}] in the config file is not a table"))?,
+                None => &mut doc,
+            };
+            target.insert(field, parsed);
+        }
+        let mut cfg: Config = Config::deserialize(doc).map_err(|e| {
+            anyhow::anyhow!("invalid configuration (from the config file or FIMLAKE_* variables): {e}")
+        })?;
+        cfg.storage.data_dir = cfg.data_dir.clone();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.ingest.max_body_bytes == 0 || self.ingest.max_decompressed_bytes < self.ingest.max_body_bytes {
+            bail!("ingest.max_decompressed_bytes must be at least ingest.max_body_bytes, and both above 0");
+        }
+        if self.storage.max_buffer_bytes < self.storage.flush_bytes {
+            bail!("storage.max_buffer_bytes must be at least storage.flush_bytes");
+        }
+        if !(1..=22).contains(&self.storage.zstd_level) {
+            bail!("storage.zstd_level must be between 1 and 22");
+        }
+        Ok(())
+    }
+}
+
+/// `FIMLAKE_INGEST_MAX_RECORDS=10` is the integer 10, `true` a boolean, anything else a string.
+fn parse_env_value(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(b) = v.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    toml::Value::String(v.to_string())
+}
+
+/// The workspace id: configured, or read from `<data_dir>/workspace-id`, or created there.
+pub fn workspace_id(cfg: &Config) -> anyhow::Result<String> {
+    if let Some(id) = &cfg.workspace_id {
+        return Ok(id.clone());
+    }
+    let path = cfg.data_dir.join("workspace-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) => Ok(id.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&path, format!("{id}\n")).with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fimlake.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[storage]\nflush_age = \"2s\"\nretention_days = 400\n").unwrap();
+        let cfg = Config::load(
+            Some(&file),
+            env(&[("FIMLAKE_STORAGE_RETENTION_DAYS", "30"), ("FIMLAKE_DATA_DIR", "/tmp/x"), ("FIMLAKE_INGEST_MAX_RECORDS", "7"), ("PATH", "/bin")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.storage.flush_age, std::time::Duration::from_secs(2));
+        assert_eq!(cfg.storage.retention_days, 30);
+        assert_eq!(cfg.ingest.max_records, 7);
+        assert_eq!(cfg.storage.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_settings_are_errors_not_ignored() {
+        let e = Config::load(None, env(&[("FIMLAKE_STORAGE_FLUSH_AEG", "1s")])).unwrap_err();
+        assert!(e.to_string().contains("unknown field `flush_aeg`"), "{e}");
+        let e = Config::load(None, env(&[("FIMLAKE_STORAGE_ZSTD_LEVEL", "99")])).unwrap_err();
+        assert!(e.to_string().contains("zstd_level"), "{e}");
+    }
+}

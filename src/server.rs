@@ -1,0 +1,109 @@
+//! `fimlake serve`: storage, the HTTP APIs, health and metrics, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use fimlake_ingest::{IngestMetrics, IngestState};
+use fimlake_storage::{Storage, TableRegistry};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, Registry, TextEncoder};
+
+use crate::config::{Config, workspace_id};
+
+#[derive(Clone)]
+struct ServerState {
+    storage: Arc<Storage>,
+    registry: Registry,
+    http_seconds: HistogramVec,
+}
+
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let workspace = workspace_id(&cfg)?;
+    let storage = Storage::open(cfg.storage.clone(), TableRegistry::builtin(), &registry)
+        .await
+        .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
+    let ingest_metrics = IngestMetrics::new(&registry)?;
+    let http_seconds = HistogramVec::new(
+        HistogramOpts::new("fimlake_http_request_seconds", "HTTP request latency by route and status")
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+        &["method", "route", "status"],
+    )?;
+    registry.register(Box::new(http_seconds.clone()))?;
+    #[cfg(target_os = "linux")]
+    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+
+    let state = ServerState { storage: storage.clone(), registry, http_seconds };
+    let ingest = fimlake_ingest::router(IngestState::new(storage.clone(), cfg.ingest.clone(), ingest_metrics, workspace.clone()));
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state.clone())
+        .merge(ingest)
+        .layer(axum::middleware::from_fn_with_state(state, observe));
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    println!("fimlake listening on http://{addr}");
+    println!("data directory: {} (tables in {})", cfg.data_dir.display(), storage.table_root());
+    println!("workspace id: {workspace}");
+    println!(
+        "post a record: curl -X POST http://{addr}/v1/tables/Heartbeat/records -H 'Content-Type: application/json' -d '[{{\"Computer\":\"web1\"}}]'"
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down: flushing buffers");
+    storage.shutdown().await.context("flushing buffers at shutdown")?;
+    println!("fimlake stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn readyz(State(st): State<ServerState>) -> Response {
+    match st.storage.health() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(st): State<ServerState>) -> Response {
+    let mut buf = Vec::new();
+    match TextEncoder::new().encode(&st.registry.gather(), &mut buf) {
+        Ok(()) => ([("content-type", "text/plain; version=0.0.4")], buf).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn observe(State(st): State<ServerState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let resp = next.run(req).await;
+    st.http_seconds
+        .with_label_values(&[method.as_str(), route.as_str(), resp.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
