@@ -35,7 +35,8 @@ impl Default for Config {
     }
 }
 
-/// Environment variables read besides the settings themselves.
+/// Environment variables read besides the settings themselves (and `FIMLAKE_TEST_*`, which
+/// belong to the test suite).
 const OTHER_VARS: &[&str] = &["FIMLAKE_LOG", "FIMLAKE_CONFIG"];
 
 impl Config {
@@ -50,7 +51,7 @@ impl Config {
         };
         for (key, value) in env {
             let Some(name) = key.strip_prefix("FIMLAKE_") else { continue };
-            if OTHER_VARS.contains(&key.as_str()) {
+            if OTHER_VARS.contains(&key.as_str()) || key.starts_with("FIMLAKE_TEST_") {
                 continue;
             }
             let name = name.to_ascii_lowercase();

@@ -1,0 +1,188 @@
+//! A real `fimlake serve` child process on an ephemeral loopback port, and a small HTTP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    /// Starts the server on `data_dir` with extra `FIMLAKE_*` settings and waits until it
+    /// answers `/readyz`.
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, url) = spawn(data_dir, &env);
+        let s = Server { child: Some(child), url, data_dir: data_dir.to_path_buf(), env };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = http_get(&format!("{}/readyz", self.url))
+                && r.0 == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server at {} did not become ready", self.url);
+    }
+
+    /// SIGKILL: no flush, no cleanup.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the graceful shutdown (which flushes every buffer).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Some(status) = c.try_wait().unwrap() {
+                    assert!(status.success(), "server exited with {status}");
+                    return;
+                }
+                assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts the server again on the same data directory (on a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, url) = spawn(&self.data_dir, &self.env);
+        self.child = Some(child);
+        self.url = url;
+        self.wait_ready();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fimlake"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("FIMLAKE_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawning fimlake serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("server printed nothing").expect("reading server output");
+    let url = first
+        .strip_prefix("fimlake listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+/// A blocking HTTP request over a fresh connection: (status, headers, body).
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .collect();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Ok((status, headers, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 2 + n + 2..];
+    }
+}
+
+pub fn http_get(url: &str) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    http("GET", url, &[], &[])
+}
+
+pub fn post_json(url: &str, body: &str) -> (u16, serde_json::Value) {
+    let (status, _, body) = http("POST", url, &[("Content-Type", "application/json")], body.as_bytes()).expect("POST");
+    let v = if body.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&body).expect("JSON answer") };
+    (status, v)
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Every row of a table as JSON objects, read from the data directory with fimlake's own
+/// storage engine (committed files and WAL), after the server has stopped.
+pub fn read_table(data_dir: &Path, table: &str, columns: &[&str]) -> Vec<serde_json::Value> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cfg = fimlake_storage::StorageConfig { data_dir: data_dir.to_path_buf(), ..Default::default() };
+        let storage = fimlake_storage::Storage::open(cfg, fimlake_storage::TableRegistry::builtin(), &prometheus::Registry::new())
+            .await
+            .unwrap();
+        let ctx = datafusion::prelude::SessionContext::new();
+        for (name, p) in storage.providers() {
+            ctx.register_table(name.as_str(), p).unwrap();
+        }
+        let cols: Vec<_> = columns.iter().map(|c| datafusion::prelude::ident(*c)).collect();
+        let batches = ctx.table(table).await.unwrap().select(cols).unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        let mut w = arrow::json::ArrayWriter::new(&mut out);
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.finish().unwrap();
+        storage.shutdown().await.unwrap();
+        if out.is_empty() { Vec::new() } else { serde_json::from_slice(&out).unwrap() }
+    })
+}
