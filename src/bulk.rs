@@ -50,8 +50,7 @@ pub async fn run(opts: BulkOptions) -> anyhow::Result<u64> {
     let total: u64 = all.iter().map(|(_, r)| r.len() as u64).sum();
     let bar = if opts.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} records ({per_sec}, eta {eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records ({per_sec}, eta {eta})").expect("valid template"),
     );
     let mut accepted = 0u64;
     for (file, recs) in all {
@@ -59,7 +58,7 @@ pub async fn run(opts: BulkOptions) -> anyhow::Result<u64> {
         while start < recs.len() {
             let mut body = Vec::with_capacity(opts.chunk_bytes + 1024);
             let mut end = start;
-            while end < recs.len() && (end == start || body.len() + recs[end].len() + 1 <= opts.chunk_bytes) {
+            while end < recs.len() && (end == start || body.len() + recs[end].len() < opts.chunk_bytes) {
                 body.extend_from_slice(recs[end].as_bytes());
                 body.push(b'\n');
                 end += 1;

@@ -44,7 +44,8 @@ impl Config {
     pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<Config> {
         let mut doc = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
                 text.parse::<toml::Table>().with_context(|| format!("parsing config file {}", p.display()))?
             }
             None => toml::Table::new(),
@@ -70,9 +71,8 @@ impl Config {
             };
             target.insert(field, parsed);
         }
-        let mut cfg: Config = Config::deserialize(doc).map_err(|e| {
-            anyhow::anyhow!("invalid configuration (from the config file or FIMLAKE_* variables): {e}")
-        })?;
+        let mut cfg: Config = Config::deserialize(doc)
+            .map_err(|e| anyhow::anyhow!("invalid configuration (from the config file or FIMLAKE_* variables): {e}"))?;
         cfg.storage.data_dir = cfg.data_dir.clone();
         cfg.validate()?;
         Ok(cfg)
@@ -133,10 +133,16 @@ mod tests {
     fn environment_overrides_the_file_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("fimlake.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[storage]\nflush_age = \"2s\"\nretention_days = 400\n").unwrap();
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[storage]\nflush_age = \"2s\"\nretention_days = 400\n")
+            .unwrap();
         let cfg = Config::load(
             Some(&file),
-            env(&[("FIMLAKE_STORAGE_RETENTION_DAYS", "30"), ("FIMLAKE_DATA_DIR", "/tmp/x"), ("FIMLAKE_INGEST_MAX_RECORDS", "7"), ("PATH", "/bin")]),
+            env(&[
+                ("FIMLAKE_STORAGE_RETENTION_DAYS", "30"),
+                ("FIMLAKE_DATA_DIR", "/tmp/x"),
+                ("FIMLAKE_INGEST_MAX_RECORDS", "7"),
+                ("PATH", "/bin"),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.listen.port(), 9000);

@@ -101,9 +101,10 @@ fn main() -> anyhow::Result<()> {
 fn print_tables(only: Option<&str>, json: bool) -> anyhow::Result<()> {
     let reg = TableRegistry::builtin();
     let tables: Vec<_> = match only {
-        Some(name) => vec![reg.get(name).with_context(|| {
-            format!("table '{name}' does not exist; tables are: {}", reg.names().join(", "))
-        })?],
+        Some(name) => vec![
+            reg.get(name)
+                .with_context(|| format!("table '{name}' does not exist; tables are: {}", reg.names().join(", ")))?,
+        ],
         None => reg.tables().iter().collect(),
     };
     if json {

@@ -40,7 +40,12 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
     let state = ServerState { storage: storage.clone(), registry, http_seconds };
-    let ingest = fimlake_ingest::router(IngestState::new(storage.clone(), cfg.ingest.clone(), ingest_metrics, workspace.clone()));
+    let ingest = fimlake_ingest::router(IngestState::new(
+        storage.clone(),
+        cfg.ingest.clone(),
+        ingest_metrics,
+        workspace.clone(),
+    ));
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -49,7 +54,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .merge(ingest)
         .layer(axum::middleware::from_fn_with_state(state, observe));
 
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     println!("fimlake listening on http://{addr}");
     println!("data directory: {} (tables in {})", cfg.data_dir.display(), storage.table_root());

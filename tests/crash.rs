@@ -60,7 +60,9 @@ fn every_acknowledged_record_survives_sigkill_exactly_once() {
                     attempted.lock().unwrap().extend(ids.iter().cloned());
                     let body: Vec<String> = ids
                         .iter()
-                        .map(|id| format!(r#"{{"Computer":"{id}","TimeGenerated":"2024-05-01T10:{:02}:00Z"}}"#, seq % 60))
+                        .map(|id| {
+                            format!(r#"{{"Computer":"{id}","TimeGenerated":"2024-05-01T10:{:02}:00Z"}}"#, seq % 60)
+                        })
                         .collect();
                     let body = format!("[{}]", body.join(","));
                     let target = format!("{}/v1/tables/Heartbeat/records", url.lock().unwrap());

@@ -16,8 +16,24 @@ struct Case {
     message: &'static str,
 }
 
-fn case(name: &'static str, path: &'static str, body: impl Into<Vec<u8>>, status: u16, code: &'static str, message: &'static str) -> Case {
-    Case { name, method: "POST", path, headers: vec![("Content-Type", "application/json")], body: body.into(), status, code, message }
+fn case(
+    name: &'static str,
+    path: &'static str,
+    body: impl Into<Vec<u8>>,
+    status: u16,
+    code: &'static str,
+    message: &'static str,
+) -> Case {
+    Case {
+        name,
+        method: "POST",
+        path,
+        headers: vec![("Content-Type", "application/json")],
+        body: body.into(),
+        status,
+        code,
+        message,
+    }
 }
 
 const RECORDS: &str = "/v1/tables/ConfigurationChange/records";
@@ -37,9 +53,30 @@ fn bad_inputs_get_clear_errors_and_nothing_is_stored() {
     let big_body = format!("[{{\"Computer\":\"{}\"}}]", "x".repeat(70_000));
     let bomb = gzip(&vec![b' '; 20 << 20]);
     let cases = vec![
-        case("unknown table", "/v1/tables/Nope/records", "[{}]", 404, "TableNotFound", "table 'Nope' does not exist; tables are: ConfigurationChange, ConfigurationData, Heartbeat"),
-        case("path traversal table name", "/v1/tables/..%2F..%2Fetc/records", "[{}]", 404, "TableNotFound", "table '../../etc' does not exist"),
-        case("invalid JSON", RECORDS, "[{\"Computer\": }]", 400, "InvalidJson", "invalid JSON at index 0: expected value (line 1, column 15)"),
+        case(
+            "unknown table",
+            "/v1/tables/Nope/records",
+            "[{}]",
+            404,
+            "TableNotFound",
+            "table 'Nope' does not exist; tables are: ConfigurationChange, ConfigurationData, Heartbeat",
+        ),
+        case(
+            "path traversal table name",
+            "/v1/tables/..%2F..%2Fetc/records",
+            "[{}]",
+            404,
+            "TableNotFound",
+            "table '../../etc' does not exist",
+        ),
+        case(
+            "invalid JSON",
+            RECORDS,
+            "[{\"Computer\": }]",
+            400,
+            "InvalidJson",
+            "invalid JSON at index 0: expected value (line 1, column 15)",
+        ),
         case(
             "wrong type",
             RECORDS,
@@ -57,9 +94,23 @@ fn bad_inputs_get_clear_errors_and_nothing_is_stored() {
             "invalid record at index 0, field 'TimeGenerated': expected datetime",
         ),
         case("empty array", RECORDS, "[]", 400, "InvalidRecord", "the body holds no record"),
-        case("invalid UTF-8", RECORDS, b"[{\"Computer\":\"\xff\"}]".to_vec(), 400, "InvalidJson", "invalid JSON at index 0: invalid unicode code point (line 1, column 15)"),
+        case(
+            "invalid UTF-8",
+            RECORDS,
+            b"[{\"Computer\":\"\xff\"}]".to_vec(),
+            400,
+            "InvalidJson",
+            "invalid JSON at index 0: invalid unicode code point (line 1, column 15)",
+        ),
         case("too many records", RECORDS, too_many, 413, "TooManyRecords", "the body holds more than 100 records"),
-        case("body over the wire limit", RECORDS, big_body, 413, "ContentLengthLimitExceeded", "Maximum allowed content length: 65536 bytes."),
+        case(
+            "body over the wire limit",
+            RECORDS,
+            big_body,
+            413,
+            "ContentLengthLimitExceeded",
+            "Maximum allowed content length: 65536 bytes.",
+        ),
         Case {
             headers: vec![("Content-Encoding", "gzip")],
             ..case(
@@ -77,7 +128,14 @@ fn bad_inputs_get_clear_errors_and_nothing_is_stored() {
         },
         Case {
             headers: vec![("Content-Encoding", "br")],
-            ..case("unsupported encoding", RECORDS, "[{}]", 415, "UnsupportedContentEncoding", "Content-Encoding 'br' is not supported")
+            ..case(
+                "unsupported encoding",
+                RECORDS,
+                "[{}]",
+                415,
+                "UnsupportedContentEncoding",
+                "Content-Encoding 'br' is not supported",
+            )
         },
         case(
             "Azure: no api-version",
@@ -124,7 +182,8 @@ fn bad_inputs_get_clear_errors_and_nothing_is_stored() {
     for c in &cases {
         let url = format!("{}{}", server.url, c.path);
         let (status, headers, body) = http(c.method, &url, &c.headers, &c.body).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{}: not JSON: {body:?}", c.name));
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{}: not JSON: {body:?}", c.name));
         assert_eq!(status, c.status, "{}: {v}", c.name);
         assert_eq!(v["error"]["code"], c.code, "{}: {v}", c.name);
         let msg = v["error"]["message"].as_str().unwrap();
@@ -157,7 +216,8 @@ fn azure_endpoint_answers_204_and_names_additional_fields_in_a_header() {
     assert_eq!(status, 204);
     assert!(body.is_empty());
     assert!(headers.contains(&("x-fimlake-additional-fields".to_string(), "Extra".to_string())));
-    let (status, v) = post_json(&format!("{}/v1/tables/Heartbeat/records", server.url), r#"{"Computer":"vm2","b":1,"a":2}"#);
+    let (status, v) =
+        post_json(&format!("{}/v1/tables/Heartbeat/records", server.url), r#"{"Computer":"vm2","b":1,"a":2}"#);
     assert_eq!(status, 200);
     assert_eq!(v, serde_json::json!({"accepted": 1, "additionalFields": ["a", "b"]}));
 }

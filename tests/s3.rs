@@ -82,9 +82,13 @@ fn tables_on_s3_round_trip_and_survive_a_crash() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let counts = rt.block_on(async {
-        let storage = fimlake_storage::Storage::open(cfg, fimlake_storage::TableRegistry::builtin(), &prometheus::Registry::new())
-            .await
-            .unwrap();
+        let storage = fimlake_storage::Storage::open(
+            cfg,
+            fimlake_storage::TableRegistry::builtin(),
+            &prometheus::Registry::new(),
+        )
+        .await
+        .unwrap();
         let ctx = datafusion::prelude::SessionContext::new();
         let mut counts = Vec::new();
         for (name, p) in storage.providers() {
@@ -97,6 +101,10 @@ fn tables_on_s3_round_trip_and_survive_a_crash() {
     });
     assert_eq!(
         counts,
-        vec![("ConfigurationChange".to_string(), 5), ("ConfigurationData".to_string(), 4), ("Heartbeat".to_string(), 3)]
+        vec![
+            ("ConfigurationChange".to_string(), 5),
+            ("ConfigurationData".to_string(), 4),
+            ("Heartbeat".to_string(), 3)
+        ]
     );
 }

@@ -121,7 +121,10 @@ async fn list_tables(State(st): State<IngestState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "tables": tables }))
 }
 
-async fn get_table(State(st): State<IngestState>, Path(table): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn get_table(
+    State(st): State<IngestState>,
+    Path(table): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let t = st.storage.registry().get(&table).ok_or_else(|| unknown_table(&st, &table, "TableNotFound"))?;
     Ok(Json(serde_json::json!(TableInfo { name: t.name(), description: t.description(), columns: t.columns() })))
 }
@@ -215,7 +218,9 @@ async fn ingest(st: &IngestState, table: &str, headers: &HeaderMap, body: Body) 
     let result = ingest_inner(st, table, headers, body).await;
     let outcome = match &result {
         Ok(_) => "accepted",
-        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS || e.status == StatusCode::SERVICE_UNAVAILABLE => "throttled",
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS || e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            "throttled"
+        }
         Err(_) => "rejected",
     };
     st.metrics.requests.with_label_values(&[table, outcome]).inc();
@@ -247,7 +252,11 @@ async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: 
         {
             too_large(limit, None)
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", format!("could not read the request body: {e}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestBody",
+                format!("could not read the request body: {e}"),
+            )
         }
     })?;
     let wire_len = wire.len();
@@ -273,7 +282,9 @@ async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: 
         })
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("decoder failed: {e}")));
+    .map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("decoder failed: {e}"))
+    });
     let decoded = match decoded.and_then(|r| r) {
         Ok(d) => d,
         Err(e) => {
@@ -347,7 +358,9 @@ fn storage_error(e: StorageError) -> ApiError {
             retry_after_secs: Some(5),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e.to_string())
         },
-        StorageError::UnknownTable(t) => ApiError::new(StatusCode::NOT_FOUND, "TableNotFound", format!("table '{t}' does not exist")),
+        StorageError::UnknownTable(t) => {
+            ApiError::new(StatusCode::NOT_FOUND, "TableNotFound", format!("table '{t}' does not exist"))
+        }
         other => {
             tracing::error!(error = %other, "ingest failed");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", other.to_string())

@@ -95,7 +95,7 @@ pub fn decode(def: &TableDef, body: &[u8], ctx: &DecodeContext) -> Result<Decode
         Some(b'[') => {
             let mut de = serde_json::Deserializer::from_slice(body);
             let r = (&mut de).deserialize_seq(RecordsSeed { state: &mut state }).and_then(|()| de.end());
-            r.map_err(|e| state.from_json(e, 0))
+            r.map_err(|e| state.json_error(e, 0))
         }
         Some(_) => decode_ndjson(&mut state, body),
     };
@@ -113,7 +113,7 @@ fn decode_ndjson(state: &mut State<'_>, body: &[u8]) -> Result<(), DecodeError> 
         }
         let mut de = serde_json::Deserializer::from_slice(line);
         let r = RecordSeed { state: &mut *state }.deserialize(&mut de).and_then(|()| de.end());
-        r.map_err(|e| state.from_json(e, n))?;
+        r.map_err(|e| state.json_error(e, n))?;
     }
     Ok(())
 }
@@ -229,7 +229,7 @@ impl<'a> State<'a> {
     }
 
     /// Turns a serde_json error into a [`DecodeError`]; `line_offset` is the NDJSON line index.
-    fn from_json(&self, e: serde_json::Error, line_offset: usize) -> DecodeError {
+    fn json_error(&self, e: serde_json::Error, line_offset: usize) -> DecodeError {
         let msg = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
         let detail = msg.strip_suffix(&suffix).unwrap_or(&msg).to_string();
@@ -565,7 +565,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         match self.col {
             Col::I64(b) => b.append_value(v),
             Col::I32(b) => b.append_value(
-                i32::try_from(v).map_err(|_| E::custom(format!("expected int (32-bit), got {v}, which is out of range")))?,
+                i32::try_from(v)
+                    .map_err(|_| E::custom(format!("expected int (32-bit), got {v}, which is out of range")))?,
             ),
             Col::F64(b) => b.append_value(v as f64),
             _ => return Err(wrong(self.ty, format!("number {v}"))),

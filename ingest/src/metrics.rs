@@ -14,7 +14,10 @@ impl IngestMetrics {
         let m = IngestMetrics {
             records: IntCounterVec::new(Opts::new("fimlake_ingest_records_total", "Records accepted"), &["table"])?,
             requests: IntCounterVec::new(
-                Opts::new("fimlake_ingest_requests_total", "Ingestion requests by outcome (accepted, rejected, throttled)"),
+                Opts::new(
+                    "fimlake_ingest_requests_total",
+                    "Ingestion requests by outcome (accepted, rejected, throttled)",
+                ),
                 &["table", "outcome"],
             )?,
             bytes: IntCounterVec::new(

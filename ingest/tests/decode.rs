@@ -1,6 +1,6 @@
 //! The record decoder, as a table of bodies and what each must give.
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use chrono::{TimeZone, Utc};
 use fimlake_ingest::decode::{DecodeContext, DecodeErrorKind, decode};
@@ -139,8 +139,16 @@ fn bad_bodies_name_the_record_field_expectation_and_position() {
             Syntax,
             "invalid JSON at index 1: expected `:` (line 2, column 14)",
         ),
-        ("{\"Computer\":\"a\"}\n{\"Computer\":", Syntax, "invalid JSON at index 1: EOF while parsing a value (line 2, column 12)"),
-        ("[1]", Syntax, "invalid JSON: invalid type: integer `1`, expected a record (a JSON object) (line 1, column 2)"),
+        (
+            "{\"Computer\":\"a\"}\n{\"Computer\":",
+            Syntax,
+            "invalid JSON at index 1: EOF while parsing a value (line 2, column 12)",
+        ),
+        (
+            "[1]",
+            Syntax,
+            "invalid JSON: invalid type: integer `1`, expected a record (a JSON object) (line 1, column 2)",
+        ),
         ("[{}] x", Syntax, "invalid JSON: trailing characters (line 1, column 6)"),
         ("[]", Empty, "the body holds no record"),
         ("  \n ", Empty, "the body holds no record"),

@@ -89,11 +89,10 @@ pub(crate) async fn open_or_create(def: &TableDef, loc: &Location) -> Result<Del
         table.load().await.map_err(|e| StorageError::delta(def.name(), e))?;
         return Ok(table);
     }
-    let schema: StructType = def
-        .delta_schema()
-        .as_ref()
-        .try_into_kernel()
-        .map_err(|e| StorageError::Config(format!("table {}: schema not representable in Delta: {e}", def.name())))?;
+    let schema: StructType =
+        def.delta_schema().as_ref().try_into_kernel().map_err(|e| {
+            StorageError::Config(format!("table {}: schema not representable in Delta: {e}", def.name()))
+        })?;
     CreateBuilder::new()
         .with_log_store(loc.log_store.clone())
         .with_table_name(def.name())
@@ -159,8 +158,12 @@ pub(crate) fn live_files(table: &DeltaTable, name: &str) -> Result<Vec<DataFile>
                 rows: get_i64(&rows, i),
                 min_time: get_i64(&min, i),
                 max_time: get_i64(&max, i),
-                date: date.as_ref().and_then(|a| (!a.is_null(i)).then(|| a.as_primitive::<arrow::datatypes::Date32Type>().value(i))),
-                hour: hour.as_ref().and_then(|a| (!a.is_null(i)).then(|| a.as_primitive::<arrow::datatypes::Int32Type>().value(i))),
+                date: date
+                    .as_ref()
+                    .and_then(|a| (!a.is_null(i)).then(|| a.as_primitive::<arrow::datatypes::Date32Type>().value(i))),
+                hour: hour
+                    .as_ref()
+                    .and_then(|a| (!a.is_null(i)).then(|| a.as_primitive::<arrow::datatypes::Int32Type>().value(i))),
             });
         }
     }
@@ -234,7 +237,12 @@ pub(crate) async fn write_files(
 }
 
 /// Commits a flush: the new files and the WAL segment they hold, atomically.
-pub(crate) async fn commit_append(table: &mut DeltaTable, def: &TableDef, adds: Vec<Add>, wal_upto: u64) -> Result<u64> {
+pub(crate) async fn commit_append(
+    table: &mut DeltaTable,
+    def: &TableDef,
+    adds: Vec<Add>,
+    wal_upto: u64,
+) -> Result<u64> {
     let props = CommitProperties::default()
         .with_application_transaction(Transaction::new(WAL_APP_ID, wal_upto as i64))
         .with_metadata([("fimlake.operation".to_string(), serde_json::json!("flush"))]);
@@ -301,7 +309,7 @@ async fn commit(
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), op)
         .await
-        .map_err(|e| StorageError::delta(def.name(), e.into()))?;
+        .map_err(|e| StorageError::delta(def.name(), e))?;
     let version = finalized.version();
     table.state = Some(finalized.snapshot());
     Ok(version)

@@ -208,7 +208,8 @@ fn root_store(config: &StorageConfig) -> Result<(Arc<dyn ObjectStore>, Url)> {
                 "s3" | "s3a" => {
                     let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
                     for (k, v) in &config.object_store_options {
-                        let key = k.parse().map_err(|e| StorageError::Config(format!("object store option '{k}': {e}")))?;
+                        let key =
+                            k.parse().map_err(|e| StorageError::Config(format!("object store option '{k}': {e}")))?;
                         b = b.with_config(key, v);
                     }
                     Ok((Arc::new(b.build()?), url))

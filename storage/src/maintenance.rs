@@ -63,10 +63,7 @@ impl Table {
         let rows_in: i64 = group.iter().filter_map(|f| f.rows).sum();
         let mut delta_table = self.delta.lock().await;
         let adds = delta::write_files(&delta_table, &self.def, sorted, self.props.clone()).await?;
-        let rows_out: i64 = adds
-            .iter()
-            .filter_map(|a| a.get_stats().ok().flatten().map(|s| s.num_records))
-            .sum();
+        let rows_out: i64 = adds.iter().filter_map(|a| a.get_stats().ok().flatten().map(|s| s.num_records)).sum();
         if group.iter().all(|f| f.rows.is_some()) && rows_in != rows_out {
             return Err(StorageError::Config(format!(
                 "compaction of {} read {rows_in} rows but wrote {rows_out}; aborted",

@@ -1,6 +1,8 @@
 //! Prometheus metrics of the storage engine, registered on the server's registry.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct StorageMetrics {
@@ -46,11 +48,20 @@ impl StorageMetrics {
                     .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
                 t,
             )?,
-            flushed_rows: IntCounterVec::new(Opts::new("fimlake_flushed_rows_total", "Rows written to Parquet by flushes"), t)?,
+            flushed_rows: IntCounterVec::new(
+                Opts::new("fimlake_flushed_rows_total", "Rows written to Parquet by flushes"),
+                t,
+            )?,
             files: IntGaugeVec::new(Opts::new("fimlake_table_files", "Live Parquet files of a table"), t)?,
             bytes: IntGaugeVec::new(Opts::new("fimlake_table_bytes", "Bytes of the live Parquet files of a table"), t)?,
-            buffered_rows: IntGaugeVec::new(Opts::new("fimlake_buffered_rows", "Acknowledged rows not yet in Parquet"), t)?,
-            buffered_bytes: IntGaugeVec::new(Opts::new("fimlake_buffered_bytes", "Arrow bytes buffered, including the flush in progress"), t)?,
+            buffered_rows: IntGaugeVec::new(
+                Opts::new("fimlake_buffered_rows", "Acknowledged rows not yet in Parquet"),
+                t,
+            )?,
+            buffered_bytes: IntGaugeVec::new(
+                Opts::new("fimlake_buffered_bytes", "Arrow bytes buffered, including the flush in progress"),
+                t,
+            )?,
             compactions: IntCounterVec::new(Opts::new("fimlake_compactions_total", "Partitions compacted"), t)?,
             retention_removed_files: IntCounterVec::new(
                 Opts::new("fimlake_retention_removed_files_total", "Files removed because their rows passed retention"),

@@ -211,7 +211,8 @@ mod tests {
     #[test]
     fn time_bounds_read_comparisons_between_and_conjunctions() {
         let t = || col(TIME_COLUMN);
-        let cases: Vec<(Vec<Expr>, (Option<i64>, Option<i64>))> = vec![
+        type Bounds = (Option<i64>, Option<i64>);
+        let cases: Vec<(Vec<Expr>, Bounds)> = vec![
             (vec![], (None, None)),
             (vec![t().gt_eq(ts(100))], (Some(100), None)),
             (vec![t().gt(ts(100))], (Some(101), None)),
@@ -224,10 +225,7 @@ mod tests {
             (vec![t().gt_eq(ts(100)).or(t().lt(ts(5)))], (None, None)),
             (vec![col("Computer").gt_eq(lit("a"))], (None, None)),
             (vec![t().not_between(ts(10), ts(20))], (None, None)),
-            (
-                vec![t().gt_eq(lit(ScalarValue::TimestampNanosecond(Some(1_500), None)))],
-                (Some(1), None),
-            ),
+            (vec![t().gt_eq(lit(ScalarValue::TimestampNanosecond(Some(1_500), None)))], (Some(1), None)),
         ];
         for (filters, expected) in cases {
             assert_eq!(time_bounds(&filters), expected, "{filters:?}");

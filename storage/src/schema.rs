@@ -181,10 +181,8 @@ impl TableDef {
         let fields: Vec<Field> = columns
             .iter()
             .map(|c| {
-                Field::new(&c.name, c.ty.arrow_type(), true).with_metadata(HashMap::from([(
-                    KUSTO_TYPE_KEY.to_string(),
-                    c.ty.name().to_string(),
-                )]))
+                Field::new(&c.name, c.ty.arrow_type(), true)
+                    .with_metadata(HashMap::from([(KUSTO_TYPE_KEY.to_string(), c.ty.name().to_string())]))
             })
             .collect();
         TableDef {
@@ -293,7 +291,14 @@ mod tests {
                 let i = def.column_index(name).unwrap_or_else(|| panic!("{table}.{name} missing"));
                 assert_eq!(def.columns()[i].ty, *ty, "{table}.{name}");
             }
-            for std in [TENANT_ID_COLUMN, TIME_COLUMN, TIME_RECEIVED_COLUMN, TYPE_COLUMN, ITEM_ID_COLUMN, ADDITIONAL_FIELDS_COLUMN] {
+            for std in [
+                TENANT_ID_COLUMN,
+                TIME_COLUMN,
+                TIME_RECEIVED_COLUMN,
+                TYPE_COLUMN,
+                ITEM_ID_COLUMN,
+                ADDITIONAL_FIELDS_COLUMN,
+            ] {
                 assert!(def.column_index(std).is_some(), "{table}.{std}");
             }
             assert_eq!(def.columns()[0].name, TENANT_ID_COLUMN);

@@ -212,7 +212,11 @@ impl Table {
 
     fn backpressure(&self) -> StorageError {
         let buffered_bytes = self.state.lock().expect("table state lock").buffer.total_bytes();
-        StorageError::Backpressure { table: self.name().to_string(), buffered_bytes, retry_after: Duration::from_secs(1) }
+        StorageError::Backpressure {
+            table: self.name().to_string(),
+            buffered_bytes,
+            retry_after: Duration::from_secs(1),
+        }
     }
 
     fn update_gauges(&self) -> (usize, usize) {
@@ -299,7 +303,8 @@ impl Table {
             // An earlier attempt may have committed and then failed to say so.
             delta.update_state().await.map_err(|e| StorageError::delta(self.name(), e))?;
         }
-        let already = retry && delta::committed_wal_segment(&delta, self.name()).await?.is_some_and(|c| c >= sealed.upto);
+        let already =
+            retry && delta::committed_wal_segment(&delta, self.name()).await?.is_some_and(|c| c >= sealed.upto);
         let (version, nfiles) = if already {
             (delta.version(), 0)
         } else {

@@ -119,9 +119,7 @@ pub(crate) fn replay(dir: &Path, schema: &SchemaRef, committed: Option<u64>) -> 
         out.next_id = out.next_id.max(id + 1);
         let path = segment_path(dir, id);
         let mut data = Vec::new();
-        File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut data))
-            .map_err(|e| StorageError::io(&path, e))?;
+        File::open(&path).and_then(|mut f| f.read_to_end(&mut data)).map_err(|e| StorageError::io(&path, e))?;
         let (batches, torn) = read_segment(&data, schema);
         if let Some(why) = torn {
             out.torn.push(format!("{}: {why}", path.display()));
@@ -228,15 +226,8 @@ impl WalWriter {
     ) -> Result<mpsc::Sender<WalOp>> {
         let file = create_segment(dir, id)?;
         let (tx, rx) = mpsc::channel(1024);
-        let writer = WalWriter {
-            table: table.to_string(),
-            dir: dir.to_path_buf(),
-            id,
-            file,
-            state,
-            metrics,
-            poisoned: None,
-        };
+        let writer =
+            WalWriter { table: table.to_string(), dir: dir.to_path_buf(), id, file, state, metrics, poisoned: None };
         std::thread::Builder::new()
             .name(format!("wal-{table}"))
             .spawn(move || writer.run(rx))
@@ -274,15 +265,14 @@ impl WalWriter {
     fn commit_group(&mut self, group: Vec<(Vec<u8>, RecordBatch, oneshot::Sender<Result<()>>)>) {
         if let Some(detail) = &self.poisoned {
             for (_, _, reply) in group {
-                let _ = reply.send(Err(StorageError::WalPoisoned { table: self.table.clone(), detail: detail.clone() }));
+                let _ =
+                    reply.send(Err(StorageError::WalPoisoned { table: self.table.clone(), detail: detail.clone() }));
             }
             return;
         }
         let started = Instant::now();
-        let written = group
-            .iter()
-            .try_for_each(|(entry, _, _)| self.file.write_all(entry))
-            .and_then(|()| self.file.sync_data());
+        let written =
+            group.iter().try_for_each(|(entry, _, _)| self.file.write_all(entry)).and_then(|()| self.file.sync_data());
         self.metrics.wal_sync_seconds.observe(started.elapsed().as_secs_f64());
         match written {
             Ok(()) => {
@@ -326,11 +316,7 @@ impl WalWriter {
 
 fn create_segment(dir: &Path, id: u64) -> Result<File> {
     let path = segment_path(dir, id);
-    let mut f = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| StorageError::io(&path, e))?;
+    let mut f = OpenOptions::new().create_new(true).append(true).open(&path).map_err(|e| StorageError::io(&path, e))?;
     f.write_all(SEGMENT_MAGIC).and_then(|()| f.sync_all()).map_err(|e| StorageError::io(&path, e))?;
     sync_dir(dir)?;
     Ok(f)
@@ -370,7 +356,7 @@ mod tests {
         let schema = TableRegistry::builtin().get("Heartbeat").unwrap().schema().clone();
         let e1 = encode_entry(&batch(&schema, &["a", "b"])).unwrap();
         let e2 = encode_entry(&batch(&schema, &["c"])).unwrap();
-        write_segment(dir.path(), 3, &[e1.clone()]);
+        write_segment(dir.path(), 3, std::slice::from_ref(&e1));
         write_segment(dir.path(), 4, &[e1, e2]);
         let r = replay(dir.path(), &schema, Some(3)).unwrap();
         assert_eq!(r.rows, 3, "segment 3 is committed and skipped");

@@ -70,7 +70,8 @@ async fn computers(storage: &Storage) -> Vec<String> {
     let ctx = SessionContext::new();
     let (_, p) = storage.providers().into_iter().find(|(n, _)| n == "Heartbeat").unwrap();
     ctx.register_table("Heartbeat", p).unwrap();
-    let batches = ctx.table("Heartbeat").await.unwrap().select(vec![ident("Computer")]).unwrap().collect().await.unwrap();
+    let batches =
+        ctx.table("Heartbeat").await.unwrap().select(vec![ident("Computer")]).unwrap().collect().await.unwrap();
     let mut out: Vec<String> = batches
         .iter()
         .flat_map(|b| b.column(0).as_string::<i32>().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>())
@@ -243,7 +244,8 @@ async fn parquet_files_are_sorted_zstd_with_page_index() {
     let file = std::fs::File::open(&path).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new_with_options(
         file,
-        parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required),
+        parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required),
     )
     .unwrap();
     let meta = reader.metadata().clone();
@@ -252,7 +254,8 @@ async fn parquet_files_are_sorted_zstd_with_page_index() {
     assert!(meta.column_index().is_some(), "page index written");
     assert_eq!(rg.sorting_columns().map(|s| s.len()), Some(2));
     let batch = reader.build().unwrap().next().unwrap().unwrap();
-    let comps: Vec<&str> = batch.column_by_name("Computer").unwrap().as_string::<i32>().iter().map(|v| v.unwrap()).collect();
+    let comps: Vec<&str> =
+        batch.column_by_name("Computer").unwrap().as_string::<i32>().iter().map(|v| v.unwrap()).collect();
     assert_eq!(comps, vec!["a", "b", "c", "z"], "sorted by time then computer");
     assert!(batch.column_by_name("PartitionDate").is_none(), "partition values live in the path");
     let _ = batch.column_by_name("TimeGenerated").unwrap().as_primitive::<arrow::datatypes::TimestampMicrosecondType>();

@@ -101,14 +101,18 @@ fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
     (child, url)
 }
 
-/// A blocking HTTP request over a fresh connection: (status, headers, body).
-pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+/// Status, headers (names lower-case) and body of an answer.
+pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// A blocking HTTP request over a fresh connection.
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Reply> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -144,7 +148,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-pub fn http_get(url: &str) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+pub fn http_get(url: &str) -> std::io::Result<Reply> {
     http("GET", url, &[], &[])
 }
 
@@ -167,9 +171,13 @@ pub fn read_table(data_dir: &Path, table: &str, columns: &[&str]) -> Vec<serde_j
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let cfg = fimlake_storage::StorageConfig { data_dir: data_dir.to_path_buf(), ..Default::default() };
-        let storage = fimlake_storage::Storage::open(cfg, fimlake_storage::TableRegistry::builtin(), &prometheus::Registry::new())
-            .await
-            .unwrap();
+        let storage = fimlake_storage::Storage::open(
+            cfg,
+            fimlake_storage::TableRegistry::builtin(),
+            &prometheus::Registry::new(),
+        )
+        .await
+        .unwrap();
         let ctx = datafusion::prelude::SessionContext::new();
         for (name, p) in storage.providers() {
             ctx.register_table(name.as_str(), p).unwrap();
