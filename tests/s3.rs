@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::process::Command;
 
-use common::Server;
+use common::{Server, read_table_with, wal_is_empty};
 
 /// Starts s3s-fs serving `root` (each subdirectory is a bucket) on an ephemeral port.
 fn start_s3(root: &std::path::Path) -> (SocketAddr, std::thread::JoinHandle<()>) {
@@ -80,31 +80,8 @@ fn tables_on_s3_round_trip_and_survive_a_crash() {
     ] {
         cfg.object_store_options.insert(k.into(), v.into());
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let counts = rt.block_on(async {
-        let storage = fimlake_storage::Storage::open(
-            cfg,
-            fimlake_storage::TableRegistry::builtin(),
-            &prometheus::Registry::new(),
-        )
-        .await
-        .unwrap();
-        let ctx = datafusion::prelude::SessionContext::new();
-        let mut counts = Vec::new();
-        for (name, p) in storage.providers() {
-            assert_eq!(storage.table(&name).unwrap().snapshot().buffered_rows(), 0, "{name}: all flushed");
-            ctx.register_table(name.as_str(), p).unwrap();
-            counts.push((name.clone(), ctx.table(name.as_str()).await.unwrap().count().await.unwrap()));
-        }
-        storage.shutdown().await.unwrap();
-        counts
-    });
-    assert_eq!(
-        counts,
-        vec![
-            ("ConfigurationChange".to_string(), 5),
-            ("ConfigurationData".to_string(), 4),
-            ("Heartbeat".to_string(), 3)
-        ]
-    );
+    for (table, rows) in [("ConfigurationChange", 5), ("ConfigurationData", 4), ("Heartbeat", 3)] {
+        assert!(wal_is_empty(data.path(), table), "{table}: all flushed to S3 at shutdown");
+        assert_eq!(read_table_with(cfg.clone(), table, &["Computer"]).len(), rows, "{table}");
+    }
 }

@@ -197,17 +197,21 @@ impl Table {
             mpsc::error::TrySendError::Closed(_) => StorageError::ShuttingDown,
         })?;
         rx.await.map_err(|_| StorageError::ShuttingDown)??;
-        let (rows, bytes) = self.update_gauges();
-        if bytes >= self.config.flush_bytes {
+        let active_bytes = self.update_gauges();
+        if active_bytes >= self.config.flush_bytes {
             self.flush_wanted.notify_one();
         }
-        let _ = rows;
         Ok(())
     }
 
     fn check_capacity(&self) -> Result<()> {
         let bytes = self.state.lock().expect("table state lock").buffer.total_bytes();
-        if bytes >= self.config.max_buffer_bytes { Err(self.backpressure()) } else { Ok(()) }
+        if bytes >= self.config.max_buffer_bytes {
+            // Full: make sure a flush is on its way, whatever the size threshold.
+            self.flush_wanted.notify_one();
+            return Err(self.backpressure());
+        }
+        Ok(())
     }
 
     fn backpressure(&self) -> StorageError {
@@ -219,14 +223,14 @@ impl Table {
         }
     }
 
-    fn update_gauges(&self) -> (usize, usize) {
+    /// Publishes the buffer and file gauges; returns the active buffer's bytes.
+    fn update_gauges(&self) -> usize {
         let st = self.state.lock().expect("table state lock");
-        let (rows, bytes) = (st.buffer.total_rows(), st.buffer.active_bytes);
-        self.metrics.buffered_rows.set(rows as i64);
+        self.metrics.buffered_rows.set(st.buffer.total_rows() as i64);
         self.metrics.buffered_bytes.set(st.buffer.total_bytes() as i64);
         self.metrics.files.set(st.files.len() as i64);
         self.metrics.bytes.set(st.files.iter().map(|f| f.size as i64).sum());
-        (rows, bytes)
+        st.buffer.active_bytes
     }
 
     /// `Err` with the reason when the table cannot take writes (its WAL failed).
@@ -249,6 +253,7 @@ impl Table {
         let b = &st.buffer;
         b.active_rows > 0
             && (b.active_bytes >= self.config.flush_bytes
+                || b.total_bytes() >= self.config.max_buffer_bytes
                 || b.oldest.is_some_and(|t| t.elapsed() >= self.config.flush_age))
             || b.flushing_rows > 0
     }

@@ -327,3 +327,45 @@ async fn checkpoints_keep_the_delta_log_short_to_load() {
     let storage = open(dir.path()).await;
     assert_eq!(count(&storage, None).await, 21);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = prometheus::Registry::new();
+    let storage = Storage::open(config(dir.path()), TableRegistry::builtin(), &registry).await.unwrap();
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (storage, hb) = (storage.clone(), hb.clone());
+            tokio::spawn(async move { hb.append(heartbeats(&storage, &[(i, "x")])).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(count(&storage, None).await, 200);
+    let syncs = registry
+        .gather()
+        .iter()
+        .find(|m| m.name() == "fimlake_wal_sync_seconds")
+        .map(|m| m.get_metric().iter().map(|m| m.get_histogram().get_sample_count()).sum::<u64>())
+        .unwrap();
+    assert!(syncs < 200, "200 appends took {syncs} fsyncs: no group commit");
+}
+
+#[tokio::test]
+async fn buffers_flush_by_age_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open_with(StorageConfig { flush_age: Duration::from_millis(100), ..config(dir.path()) }).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    hb.append(heartbeats(&storage, &[(0, "a")])).await.unwrap();
+    // Bounded wait: 100 × 50 ms.
+    for _ in 0..100 {
+        if !hb.snapshot().files.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hb.snapshot().files.len(), 1, "flushed by age");
+    assert_eq!(hb.snapshot().buffered_rows(), 0);
+}

@@ -168,9 +168,14 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// Every row of a table as JSON objects, read from the data directory with fimlake's own
 /// storage engine (committed files and WAL), after the server has stopped.
 pub fn read_table(data_dir: &Path, table: &str, columns: &[&str]) -> Vec<serde_json::Value> {
+    let cfg = fimlake_storage::StorageConfig { data_dir: data_dir.to_path_buf(), ..Default::default() };
+    read_table_with(cfg, table, columns)
+}
+
+/// [`read_table`] with a full storage configuration (tables on S3, say).
+pub fn read_table_with(cfg: fimlake_storage::StorageConfig, table: &str, columns: &[&str]) -> Vec<serde_json::Value> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let cfg = fimlake_storage::StorageConfig { data_dir: data_dir.to_path_buf(), ..Default::default() };
         let storage = fimlake_storage::Storage::open(
             cfg,
             fimlake_storage::TableRegistry::builtin(),
@@ -193,4 +198,11 @@ pub fn read_table(data_dir: &Path, table: &str, columns: &[&str]) -> Vec<serde_j
         storage.shutdown().await.unwrap();
         if out.is_empty() { Vec::new() } else { serde_json::from_slice(&out).unwrap() }
     })
+}
+
+/// Whether a table's write-ahead log holds no record (every segment is a bare header).
+pub fn wal_is_empty(data_dir: &Path, table: &str) -> bool {
+    std::fs::read_dir(data_dir.join("wal").join(table))
+        .unwrap()
+        .all(|e| std::fs::metadata(e.unwrap().path()).unwrap().len() <= 8)
 }

@@ -1,0 +1,46 @@
+//! The ingestion router in process, against real storage: what needs control over the storage
+//! engine that a child process does not give.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use fimlake_ingest::{IngestConfig, IngestMetrics, IngestState, router};
+use fimlake_storage::{Storage, StorageConfig, TableRegistry};
+use tower::ServiceExt;
+
+async fn app(dir: &std::path::Path, storage: StorageConfig) -> (axum::Router, Arc<Storage>) {
+    let registry = prometheus::Registry::new();
+    let storage =
+        Storage::open(StorageConfig { data_dir: dir.to_path_buf(), ..storage }, TableRegistry::builtin(), &registry)
+            .await
+            .unwrap();
+    let state =
+        IngestState::new(storage.clone(), IngestConfig::default(), IngestMetrics::new(&registry).unwrap(), "ws".into());
+    (router(state), storage)
+}
+
+fn post(body: &str) -> Request<Body> {
+    Request::post("/v1/tables/Heartbeat/records").body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn a_full_write_buffer_answers_503_with_retry_after_until_it_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        max_buffer_bytes: 1,
+        flush_bytes: usize::MAX,
+        flush_age: std::time::Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let (app, storage) = app(dir.path(), cfg).await;
+    let first = app.clone().oneshot(post(r#"[{"Computer":"a"}]"#)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let busy = app.clone().oneshot(post(r#"[{"Computer":"b"}]"#)).await.unwrap();
+    assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert_eq!(busy.headers()["x-ms-error-code"], "ServerBusy");
+    storage.flush_all().await.unwrap();
+    let again = app.oneshot(post(r#"[{"Computer":"b"}]"#)).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}

@@ -1,0 +1,67 @@
+//! The `fimlake` command's tools: `ingest` bulk-loads files into a running server, `tables` lists
+//! the schema.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, read_table};
+
+fn fimlake(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fimlake")).args(args).env("FIMLAKE_LOG", "warn").output().unwrap()
+}
+
+#[test]
+fn ingest_loads_json_and_ndjson_files_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("data"), &[]);
+    let ndjson = dir.path().join("beats.ndjson");
+    let lines: Vec<String> = (0..500).map(|i| format!(r#"{{"Computer":"n{i}","OSType":"Linux"}}"#)).collect();
+    std::fs::write(&ndjson, lines.join("\n")).unwrap();
+    let array = dir.path().join("beats.json");
+    std::fs::write(&array, r#"[{"Computer":"a1"}, {"Computer":"a2"}]"#).unwrap();
+    let out = fimlake(&[
+        "ingest",
+        "--quiet",
+        "--server",
+        &server.url,
+        "--table",
+        "Heartbeat",
+        "--chunk-bytes",
+        "4096",
+        ndjson.to_str().unwrap(),
+        array.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "502 records accepted into Heartbeat\n");
+    server.stop();
+    assert_eq!(read_table(&dir.path().join("data"), "Heartbeat", &["Computer"]).len(), 502);
+}
+
+#[test]
+fn ingest_reports_the_servers_refusal_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(&bad, "{\"Computer\":\"ok\"}\n{\"Computer\":7}\n").unwrap();
+    let out = fimlake(&["ingest", "--quiet", "--server", &server.url, "--table", "Heartbeat", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.ndjson: records 0..2"), "{err}");
+    assert!(err.contains("field 'Computer': expected string (a JSON string), got number 7"), "{err}");
+}
+
+#[test]
+fn tables_lists_the_registry() {
+    let out = fimlake(&["tables"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("ConfigurationChange (62 columns): "), "{text}");
+    assert!(text.contains("\nHeartbeat (35 columns): "), "{text}");
+    let out = fimlake(&["tables", "Heartbeat"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("  ComputerPrivateIPs           dynamic   The list of private IP addresses"), "{text}");
+    let out = fimlake(&["tables", "Nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("table 'Nope' does not exist; tables are: "));
+}
