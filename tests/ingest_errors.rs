@@ -242,7 +242,7 @@ fn tables_metrics_and_health_are_served() {
     let (_, _, body) = common::http_get(&format!("{}/metrics", server.url)).unwrap();
     let text = String::from_utf8(body).unwrap();
     for needle in [
-        "fimlake_ingest_records_total{table=\"Heartbeat\"} 2",
+        "fimlake_ingest_records_total{outcome=\"accepted\",table=\"Heartbeat\"} 2",
         "fimlake_ingest_requests_total{outcome=\"accepted\",table=\"Heartbeat\"} 1",
         "fimlake_buffered_rows{table=\"Heartbeat\"} 2",
         "fimlake_wal_sync_seconds_count{table=\"Heartbeat\"} 1",

@@ -296,9 +296,10 @@ async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: 
     let t = st.storage.table(table).map_err(storage_error)?;
     t.append(decoded.batch).await.map_err(|e| {
         st.metrics.bytes.with_label_values(&[table, "rejected"]).inc_by(wire_len as u64);
+        st.metrics.records.with_label_values(&[table, "refused"]).inc_by(rows as u64);
         storage_error(e)
     })?;
-    st.metrics.records.with_label_values(&[table]).inc_by(rows as u64);
+    st.metrics.records.with_label_values(&[table, "accepted"]).inc_by(rows as u64);
     st.metrics.bytes.with_label_values(&[table, "accepted"]).inc_by(wire_len as u64);
     Ok(Accepted { accepted: rows, additional_fields: decoded.additional_fields.into_iter().collect() })
 }

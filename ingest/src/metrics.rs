@@ -12,7 +12,14 @@ pub struct IngestMetrics {
 impl IngestMetrics {
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
         let m = IngestMetrics {
-            records: IntCounterVec::new(Opts::new("fimlake_ingest_records_total", "Records accepted"), &["table"])?,
+            records: IntCounterVec::new(
+                Opts::new(
+                    "fimlake_ingest_records_total",
+                    "Records by outcome: accepted, or refused after decoding (buffer full, WAL failure); \
+                     records of bodies that fail validation are counted in fimlake_ingest_requests_total",
+                ),
+                &["table", "outcome"],
+            )?,
             requests: IntCounterVec::new(
                 Opts::new(
                     "fimlake_ingest_requests_total",

@@ -9,15 +9,15 @@ use fimlake_ingest::{IngestConfig, IngestMetrics, IngestState, router};
 use fimlake_storage::{Storage, StorageConfig, TableRegistry};
 use tower::ServiceExt;
 
-async fn app(dir: &std::path::Path, storage: StorageConfig) -> (axum::Router, Arc<Storage>) {
+async fn app(dir: &std::path::Path, storage: StorageConfig) -> (axum::Router, Arc<Storage>, IngestMetrics) {
     let registry = prometheus::Registry::new();
     let storage =
         Storage::open(StorageConfig { data_dir: dir.to_path_buf(), ..storage }, TableRegistry::builtin(), &registry)
             .await
             .unwrap();
-    let state =
-        IngestState::new(storage.clone(), IngestConfig::default(), IngestMetrics::new(&registry).unwrap(), "ws".into());
-    (router(state), storage)
+    let metrics = IngestMetrics::new(&registry).unwrap();
+    let state = IngestState::new(storage.clone(), IngestConfig::default(), metrics.clone(), "ws".into());
+    (router(state), storage, metrics)
 }
 
 fn post(body: &str) -> Request<Body> {
@@ -33,13 +33,15 @@ async fn a_full_write_buffer_answers_503_with_retry_after_until_it_drains() {
         flush_age: std::time::Duration::from_secs(3600),
         ..Default::default()
     };
-    let (app, storage) = app(dir.path(), cfg).await;
+    let (app, storage, metrics) = app(dir.path(), cfg).await;
     let first = app.clone().oneshot(post(r#"[{"Computer":"a"}]"#)).await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     let busy = app.clone().oneshot(post(r#"[{"Computer":"b"}]"#)).await.unwrap();
     assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(busy.headers()["retry-after"], "1");
     assert_eq!(busy.headers()["x-ms-error-code"], "ServerBusy");
+    let refused = metrics.records.with_label_values(&["Heartbeat", "refused"]).get();
+    assert_eq!(refused, 1, "the refused record is counted");
     storage.flush_all().await.unwrap();
     let again = app.oneshot(post(r#"[{"Computer":"b"}]"#)).await.unwrap();
     assert_eq!(again.status(), StatusCode::OK);
