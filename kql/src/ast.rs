@@ -1,0 +1,237 @@
+//! The syntax tree of a KQL query. Every node that can be the subject of an error keeps its
+//! [`Span`].
+
+use crate::error::Span;
+
+/// A whole query: `let` statements and one tabular expression (the result), `;`-separated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub lets: Vec<Let>,
+    pub body: Pipeline,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Let {
+    pub name: Ident,
+    pub value: LetValue,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LetValue {
+    /// A scalar or tabular expression; which one is decided when planning (a bare name may be
+    /// a table).
+    Expr(Expr),
+    /// `let f = (a: string, b: long = 1) { body };`
+    Function { params: Vec<Param>, body: Box<Query> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub ty: String,
+    pub default: Option<Expr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// A source followed by `| operator` stages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub source: Source,
+    pub ops: Vec<Op>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A table, a `let` name, a function call (`materialize(...)`, `_GetWatchlist('x')`), or a
+    /// parenthesised pipeline.
+    Expr(Expr),
+    Union(Union),
+    Datatable { columns: Vec<(Ident, String)>, values: Vec<Expr> },
+    Print(Vec<NamedExpr>),
+    Range { column: Ident, from: Expr, to: Expr, step: Expr },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub kind: OpKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpKind {
+    Where(Expr),
+    Project(Vec<NamedExpr>),
+    ProjectAway(Vec<Ident>),
+    ProjectKeep(Vec<Ident>),
+    ProjectRename(Vec<(Ident, Ident)>),
+    ProjectReorder(Vec<(Ident, Option<SortDirection>)>),
+    Extend(Vec<NamedExpr>),
+    Summarize { aggregates: Vec<NamedExpr>, by: Vec<NamedExpr> },
+    Sort(Vec<SortKey>),
+    Take(Expr),
+    Top { count: Expr, key: SortKey },
+    Distinct(Vec<NamedExpr>),
+    Count,
+    Join(Box<Join>),
+    Union(Union),
+    Parse { expr: Expr, kind: Option<String>, pattern: Vec<ParsePart> },
+    MvExpand { items: Vec<NamedExpr>, limit: Option<Expr> },
+    As(Ident),
+    Serialize(Vec<NamedExpr>),
+    /// `render`: accepted and ignored (a visualisation hint for a client).
+    Render(String),
+}
+
+/// `name = expr`, `(a, b) = expr`, or a bare `expr` (whose name the planner derives).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedExpr {
+    pub names: Vec<Ident>,
+    pub expr: Expr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortDirection {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub expr: Expr,
+    /// `None`: Kusto's default, descending.
+    pub direction: Option<SortDirection>,
+    /// `None`: Kusto's default (nulls first when ascending, last when descending).
+    pub nulls_first: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Join {
+    /// `None`: `innerunique`, Kusto's default.
+    pub kind: Option<Ident>,
+    pub right: Pipeline,
+    pub on: Vec<JoinCondition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JoinCondition {
+    /// `on Key`: equal values of the same-named column on both sides.
+    Same(Ident),
+    /// `on $left.a == $right.b`
+    Pair { left: Ident, right: Ident },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Union {
+    pub kind: Option<String>,
+    pub with_source: Option<Ident>,
+    pub is_fuzzy: bool,
+    pub tables: Vec<Pipeline>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsePart {
+    Literal(String),
+    Column { name: Ident, ty: Option<String> },
+    Wildcard,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    Literal(Literal),
+    /// A column or `let` name.
+    Name(String),
+    /// `*` as a function argument (`arg_max(x, *)`, `count(*)`).
+    Star,
+    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Negate(Box<Expr>),
+    Call { name: Ident, args: Vec<Expr> },
+    /// `d.key`
+    Member { target: Box<Expr>, name: Ident },
+    /// `d["key"]`, `d[0]`
+    Index { target: Box<Expr>, index: Box<Expr> },
+    /// `x in (a, b)`, `x !in~ (T | project c)`
+    In { expr: Box<Expr>, list: Vec<Expr>, negated: bool, case_insensitive: bool },
+    /// `x between (a .. b)`
+    Between { expr: Box<Expr>, low: Box<Expr>, high: Box<Expr>, negated: bool },
+    /// A tabular expression inside a scalar context: `in ((T | ...))`, `toscalar(T | ...)`.
+    Pipeline(Box<Pipeline>),
+    /// The parenthesised list on the right of `has_any` / `has_all`.
+    List(Vec<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Null,
+    Bool(bool),
+    Long(i64),
+    Real(f64),
+    String(String),
+    /// Nanoseconds.
+    Timespan(i64),
+    /// Microseconds since the Unix epoch, UTC.
+    DateTime(i64),
+    /// `dynamic(...)`: a JSON value.
+    Dynamic(serde_json::Value),
+    /// A literal of a type whose value is null: `datetime(null)`, `int(null)`...
+    TypedNull(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Or,
+    And,
+    Eq,
+    NotEq,
+    EqTilde,
+    NotEqTilde,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    /// A string operator by its KQL name: `contains`, `!has`, `startswith_cs`, `has_any`,
+    /// `matches regex`...
+    Str(StrOp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrOp {
+    pub name: &'static str,
+    pub negated: bool,
+}
+
+/// The string operators, without their `!` form.
+pub const STRING_OPERATORS: &[&str] = &[
+    "contains",
+    "contains_cs",
+    "has",
+    "has_cs",
+    "hasprefix",
+    "hasprefix_cs",
+    "hassuffix",
+    "hassuffix_cs",
+    "startswith",
+    "startswith_cs",
+    "endswith",
+    "endswith_cs",
+    "has_any",
+    "has_all",
+    "matches regex",
+];

@@ -1,0 +1,14 @@
+//! fimlake's KQL front end: lexing ([`lexer`], with nom), parsing ([`parser`]) into a syntax
+//! tree ([`ast`]), with errors that say what was expected, where, and which valid KQL is not
+//! supported ([`KqlError`]).
+//!
+//! The crate knows nothing of HTTP or storage.
+
+pub mod ast;
+pub mod error;
+pub mod lexer;
+pub mod parser;
+pub mod sexpr;
+
+pub use error::{ErrorKind, KqlError, Span};
+pub use parser::parse;
