@@ -53,9 +53,17 @@ pub enum Source {
     /// parenthesised pipeline.
     Expr(Expr),
     Union(Union),
-    Datatable { columns: Vec<(Ident, String)>, values: Vec<Expr> },
+    Datatable {
+        columns: Vec<(Ident, String)>,
+        values: Vec<Expr>,
+    },
     Print(Vec<NamedExpr>),
-    Range { column: Ident, from: Expr, to: Expr, step: Expr },
+    Range {
+        column: Ident,
+        from: Expr,
+        to: Expr,
+        step: Expr,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,16 +81,29 @@ pub enum OpKind {
     ProjectRename(Vec<(Ident, Ident)>),
     ProjectReorder(Vec<(Ident, Option<SortDirection>)>),
     Extend(Vec<NamedExpr>),
-    Summarize { aggregates: Vec<NamedExpr>, by: Vec<NamedExpr> },
+    Summarize {
+        aggregates: Vec<NamedExpr>,
+        by: Vec<NamedExpr>,
+    },
     Sort(Vec<SortKey>),
     Take(Expr),
-    Top { count: Expr, key: SortKey },
+    Top {
+        count: Expr,
+        key: SortKey,
+    },
     Distinct(Vec<NamedExpr>),
     Count,
     Join(Box<Join>),
     Union(Union),
-    Parse { expr: Expr, kind: Option<String>, pattern: Vec<ParsePart> },
-    MvExpand { items: Vec<NamedExpr>, limit: Option<Expr> },
+    Parse {
+        expr: Expr,
+        kind: Option<String>,
+        pattern: Vec<ParsePart>,
+    },
+    MvExpand {
+        items: Vec<NamedExpr>,
+        limit: Option<Expr>,
+    },
     As(Ident),
     Serialize(Vec<NamedExpr>),
     /// `render`: accepted and ignored (a visualisation hint for a client).
@@ -155,21 +176,49 @@ pub enum ExprKind {
     Name(String),
     /// `*` as a function argument (`arg_max(x, *)`, `count(*)`).
     Star,
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     Negate(Box<Expr>),
-    Call { name: Ident, args: Vec<Expr> },
+    Call {
+        name: Ident,
+        args: Vec<Expr>,
+    },
     /// `d.key`
-    Member { target: Box<Expr>, name: Ident },
+    Member {
+        target: Box<Expr>,
+        name: Ident,
+    },
     /// `d["key"]`, `d[0]`
-    Index { target: Box<Expr>, index: Box<Expr> },
+    Index {
+        target: Box<Expr>,
+        index: Box<Expr>,
+    },
     /// `x in (a, b)`, `x !in~ (T | project c)`
-    In { expr: Box<Expr>, list: Vec<Expr>, negated: bool, case_insensitive: bool },
+    In {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+    },
     /// `x between (a .. b)`
-    Between { expr: Box<Expr>, low: Box<Expr>, high: Box<Expr>, negated: bool },
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
     /// A tabular expression inside a scalar context: `in ((T | ...))`, `toscalar(T | ...)`.
     Pipeline(Box<Pipeline>),
     /// The parenthesised list on the right of `has_any` / `has_all`.
     List(Vec<Expr>),
+    /// A named argument: `arg_max(Latest = TimeGenerated, *)` names an output column.
+    NamedArg {
+        name: Ident,
+        value: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

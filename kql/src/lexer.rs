@@ -27,7 +27,11 @@ pub enum Tok {
     Sym(&'static str),
     /// `datetime(...)`, `dynamic(...)`, `timespan(...)`, `guid(...)`: the type word and the raw
     /// text between the parentheses (not KQL expressions), with that text's span.
-    TypedLit { ty: String, raw: String, inner: Span },
+    TypedLit {
+        ty: String,
+        raw: String,
+        inner: Span,
+    },
     Eof,
 }
 
@@ -57,18 +61,8 @@ pub struct Token {
 pub fn is_kql_whitespace(c: char) -> bool {
     matches!(
         c,
-        '\t' | ' '
-            | '\r'
-            | '\n'
-            | '\x0C'
-            | '\u{00A0}'
-            | '\u{1680}'
-            | '\u{180E}'
-            | '\u{2000}'..='\u{200B}'
-            | '\u{202F}'
-            | '\u{205F}'
-            | '\u{3000}'
-            | '\u{FEFF}'
+        '\t' | ' ' | '\r' | '\n' | '\x0C' | '\u{00A0}' | '\u{1680}' | '\u{180E}' | '\u{2000}'
+            ..='\u{200B}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}'
     )
 }
 
@@ -198,11 +192,15 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
         let err = |msg: String, end: usize| KqlError::new(ErrorKind::Syntax, msg, Span::new(start, end), source);
 
         // Strings: '..', "..", @'..' verbatim, h'..' hidden (optionally verbatim: h@'..').
-        let (prefix_len, verbatim) = if rest.starts_with("h@'") || rest.starts_with("h@\"") || rest.starts_with("H@\"") {
+        let (prefix_len, verbatim) = if rest.starts_with("h@'") || rest.starts_with("h@\"") || rest.starts_with("H@\"")
+        {
             (2, true)
         } else if rest.starts_with("@'") || rest.starts_with("@\"") {
             (1, true)
-        } else if (rest.starts_with("h'") || rest.starts_with("h\"") || rest.starts_with("H\"") || rest.starts_with("H'"))
+        } else if (rest.starts_with("h'")
+            || rest.starts_with("h\"")
+            || rest.starts_with("H\"")
+            || rest.starts_with("H'"))
             && !rest[1..].starts_with("''")
         {
             (1, false)
@@ -211,8 +209,7 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
         };
         let quote_at = &rest[prefix_len..];
         if quote_at.starts_with('\'') || quote_at.starts_with('"') {
-            let (value, len) = read_string(quote_at, verbatim)
-                .map_err(|m| err(m, source.len()))?;
+            let (value, len) = read_string(quote_at, verbatim).map_err(|m| err(m, source.len()))?;
             rest = &quote_at[len..];
             out.push(Token { tok: Tok::Str(value), span: Span::new(start, pos(rest)) });
             continue;
@@ -220,8 +217,7 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
         // Bracketed names: ['name'] or ["name"] -- unless the bracket directly follows an
         // expression (`d['key']`), where it indexes.
         let indexes = out.last().is_some_and(|t: &Token| {
-            t.span.end == start
-                && matches!(t.tok, Tok::Ident(_) | Tok::Quoted(_) | Tok::Sym(")") | Tok::Sym("]"))
+            t.span.end == start && matches!(t.tok, Tok::Ident(_) | Tok::Quoted(_) | Tok::Sym(")") | Tok::Sym("]"))
         });
         if !indexes && (rest.starts_with("['") || rest.starts_with("[\"")) {
             let (value, len) = read_string(&rest[1..], false).map_err(|m| err(m, source.len()))?;
@@ -243,9 +239,10 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
                 (text, after)
             };
             // A timespan suffix, longest match, not followed by an identifier character.
-            if let Some((unit, ns)) = TIMESPAN_UNITS.iter().find(|(u, _)| {
-                after.starts_with(u) && !after[u.len()..].starts_with(is_ident_char)
-            }) {
+            if let Some((unit, ns)) = TIMESPAN_UNITS
+                .iter()
+                .find(|(u, _)| after.starts_with(u) && !after[u.len()..].starts_with(is_ident_char))
+            {
                 let n: f64 = text.parse().map_err(|_| err(format!("invalid number '{text}'"), start + text.len()))?;
                 rest = &after[unit.len()..];
                 out.push(Token { tok: Tok::Timespan((n * ns).round() as i64), span: Span::new(start, pos(rest)) });
@@ -254,7 +251,9 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
             if after.starts_with(is_ident_char) {
                 let bad: String = after.chars().take_while(|c| is_ident_char(*c)).collect();
                 return Err(err(
-                    format!("invalid literal '{text}{bad}': '{bad}' is not a timespan unit (d, h, m, s, ms, microsecond, tick...)"),
+                    format!(
+                        "invalid literal '{text}{bad}': '{bad}' is not a timespan unit (d, h, m, s, ms, microsecond, tick...)"
+                    ),
                     pos(after) + bad.len(),
                 ));
             }
@@ -293,7 +292,8 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
                 let open = after.trim_start_matches(is_kql_whitespace);
                 if open.starts_with('(') {
                     let inner_start = pos(open) + 1;
-                    let len = matching_paren(open).ok_or_else(|| err(format!("expected ')' to close {word}("), pos(open) + 1))?;
+                    let len = matching_paren(open)
+                        .ok_or_else(|| err(format!("expected ')' to close {word}("), pos(open) + 1))?;
                     let inner_end = pos(open) + len - 1;
                     rest = &open[len..];
                     out.push(Token {
@@ -423,15 +423,63 @@ mod tests {
         let cases: Vec<(&str, Vec<Tok>)> = vec![
             ("T | project-away a", vec![id("T"), Sym("|"), id("project-away"), id("a"), Eof]),
             ("a !contains 'x'", vec![id("a"), id("!contains"), Str("x".into()), Eof]),
-            ("a in~ (1) and b !in~ (2)", vec![id("a"), id("in~"), Sym("("), Long(1), Sym(")"), id("and"), id("b"), id("!in~"), Sym("("), Long(2), Sym(")"), Eof]),
-            ("ago(1d) 1.5h 30m 10s 100ms 1tick 2microseconds", vec![id("ago"), Sym("("), Timespan(86_400_000_000_000), Sym(")"), Timespan(5_400_000_000_000), Timespan(1_800_000_000_000), Timespan(10_000_000_000), Timespan(100_000_000), Timespan(100), Timespan(2_000), Eof]),
-            ("between(1m..15m)", vec![id("between"), Sym("("), Timespan(60_000_000_000), Sym(".."), Timespan(900_000_000_000), Sym(")"), Eof]),
+            (
+                "a in~ (1) and b !in~ (2)",
+                vec![
+                    id("a"),
+                    id("in~"),
+                    Sym("("),
+                    Long(1),
+                    Sym(")"),
+                    id("and"),
+                    id("b"),
+                    id("!in~"),
+                    Sym("("),
+                    Long(2),
+                    Sym(")"),
+                    Eof,
+                ],
+            ),
+            (
+                "ago(1d) 1.5h 30m 10s 100ms 1tick 2microseconds",
+                vec![
+                    id("ago"),
+                    Sym("("),
+                    Timespan(86_400_000_000_000),
+                    Sym(")"),
+                    Timespan(5_400_000_000_000),
+                    Timespan(1_800_000_000_000),
+                    Timespan(10_000_000_000),
+                    Timespan(100_000_000),
+                    Timespan(100),
+                    Timespan(2_000),
+                    Eof,
+                ],
+            ),
+            (
+                "between(1m..15m)",
+                vec![
+                    id("between"),
+                    Sym("("),
+                    Timespan(60_000_000_000),
+                    Sym(".."),
+                    Timespan(900_000_000_000),
+                    Sym(")"),
+                    Eof,
+                ],
+            ),
             ("1..5 1000. 2.5e3", vec![Long(1), Sym(".."), Long(5), Real(1000.0), Real(2500.0), Eof]),
-            (r#"@"c:\dir" 'it\'s' "a\"b" h'secret'"#, vec![Str("c:\\dir".into()), Str("it's".into()), Str("a\"b".into()), Str("secret".into()), Eof]),
+            (
+                r#"@"c:\dir" 'it\'s' "a\"b" h'secret'"#,
+                vec![Str("c:\\dir".into()), Str("it's".into()), Str("a\"b".into()), Str("secret".into()), Eof],
+            ),
             ("['Last update'] [\"x\"]", vec![Quoted("Last update".into()), Quoted("x".into()), Eof]),
             ("a // comment | where\n| b", vec![id("a"), Sym("|"), id("b"), Eof]),
             ("a\u{00A0}|\u{200B}b\u{FEFF}", vec![id("a"), Sym("|"), id("b"), Eof]),
-            ("$left.a == $right.b", vec![id("$left"), Sym("."), id("a"), Sym("=="), id("$right"), Sym("."), id("b"), Eof]),
+            (
+                "$left.a == $right.b",
+                vec![id("$left"), Sym("."), id("a"), Sym("=="), id("$right"), Sym("."), id("b"), Eof],
+            ),
             ("a=~b !~ c <> d", vec![id("a"), Sym("=~"), id("b"), Sym("!~"), id("c"), Sym("<>"), id("d"), Eof]),
             ("x-y", vec![id("x"), Sym("-"), id("y"), Eof]),
             ("'😀'", vec![Str("😀".into()), Eof]),
@@ -445,7 +493,10 @@ mod tests {
     fn lexing_errors_say_what_and_where() {
         let cases = [
             ("T | where a == 'x", "unterminated string: no closing ' (line 1, column 16)"),
-            ("T | where a > 5w", "invalid literal '5w': 'w' is not a timespan unit (d, h, m, s, ms, microsecond, tick...) (line 1, column 15)"),
+            (
+                "T | where a > 5w",
+                "invalid literal '5w': 'w' is not a timespan unit (d, h, m, s, ms, microsecond, tick...) (line 1, column 15)",
+            ),
             ("T\n| where a # 1", "unexpected character '#' (line 2, column 11)"),
             ("T | project ['a' ", "expected ']' to close the bracketed name (line 1, column 13)"),
         ];

@@ -226,11 +226,7 @@ impl<'a> Parser<'a> {
             self.expect_sym("{")?;
             let body = self.function_body()?;
             let end = self.expect_sym("}")?;
-            return Ok(Let {
-                name,
-                value: LetValue::Function { params, body: Box::new(body) },
-                span: start.to(end),
-            });
+            return Ok(Let { name, value: LetValue::Function { params, body: Box::new(body) }, span: start.to(end) });
         }
         let p = self.pipeline()?;
         let span = start.to(p.span);
@@ -479,7 +475,7 @@ impl<'a> Parser<'a> {
             }
             "parse" => self.parse_op()?,
             "mv-expand" => {
-                while matches!(self.peek(), Tok::Ident(w) if w == "bagexpansion" || w == "with_itemindex")
+                if matches!(self.peek(), Tok::Ident(w) if w == "bagexpansion" || w == "with_itemindex")
                     && matches!(self.peek_at(1), Tok::Sym("="))
                 {
                     return Err(self.error(
@@ -498,7 +494,10 @@ impl<'a> Parser<'a> {
                         self.expect_sym(")")?;
                         let span = item.expr.span.to(ty.span);
                         item.expr = Expr {
-                            kind: ExprKind::Call { name: Ident { name: format!("to{}", ty.name), span: ty.span }, args: vec![item.expr] },
+                            kind: ExprKind::Call {
+                                name: Ident { name: format!("to{}", ty.name), span: ty.span },
+                                args: vec![item.expr],
+                            },
                             span,
                         };
                     }
@@ -525,11 +524,7 @@ impl<'a> Parser<'a> {
                 OpKind::Serialize(items)
             }
             _ => {
-                return Err(self.error(
-                    ErrorKind::Syntax,
-                    format!("expected {OPERATORS_HINT}, found '{word}'"),
-                    start,
-                ));
+                return Err(self.error(ErrorKind::Syntax, format!("expected {OPERATORS_HINT}, found '{word}'"), start));
             }
         };
         if !matches!(self.peek(), Tok::Sym("|") | Tok::Sym(";") | Tok::Sym(")") | Tok::Sym("}") | Tok::Eof) {
@@ -884,7 +879,9 @@ impl<'a> Parser<'a> {
             return Ok(match inner.kind {
                 ExprKind::Literal(Literal::Long(n)) => Expr { kind: ExprKind::Literal(Literal::Long(-n)), span },
                 ExprKind::Literal(Literal::Real(n)) => Expr { kind: ExprKind::Literal(Literal::Real(-n)), span },
-                ExprKind::Literal(Literal::Timespan(n)) => Expr { kind: ExprKind::Literal(Literal::Timespan(-n)), span },
+                ExprKind::Literal(Literal::Timespan(n)) => {
+                    Expr { kind: ExprKind::Literal(Literal::Timespan(-n)), span }
+                }
                 _ => Expr { kind: ExprKind::Negate(Box::new(inner)), span },
             });
         }
@@ -985,6 +982,17 @@ impl<'a> Parser<'a> {
                     self.bump();
                     let mut args = Vec::new();
                     while !self.is_sym(")") {
+                        if matches!(self.peek(), Tok::Ident(_) | Tok::Quoted(_)) && matches!(self.peek_at(1), Tok::Sym("=")) {
+                            let name = self.name("an argument name")?;
+                            self.bump();
+                            let value = self.expr()?;
+                            let span = name.span.to(value.span);
+                            args.push(Expr { kind: ExprKind::NamedArg { name, value: Box::new(value) }, span });
+                            if !self.eat_sym(",") {
+                                break;
+                            }
+                            continue;
+                        }
                         let p = self.pipeline()?;
                         args.push(pipeline_to_expr(p));
                         if !self.eat_sym(",") {
@@ -1015,14 +1023,18 @@ impl<'a> Parser<'a> {
     /// (`int(null)`, `string(null)`...). Called with `(` next.
     fn typed_literal(&mut self, word: &str, start: Span) -> PResult<Option<Expr>> {
         const TYPES: &[&str] = &["int", "long", "real", "double", "bool", "boolean", "string", "decimal"];
-        let is_null = matches!(self.peek_at(1), Tok::Ident(w) if w == "null") && matches!(self.peek_at(2), Tok::Sym(")"));
+        let is_null =
+            matches!(self.peek_at(1), Tok::Ident(w) if w == "null") && matches!(self.peek_at(2), Tok::Sym(")"));
         if !TYPES.contains(&word) || !is_null {
             return Ok(None);
         }
         self.bump();
         self.bump();
         let end = self.bump().span;
-        Ok(Some(Expr { kind: ExprKind::Literal(Literal::TypedNull(canonical_type(word).to_string())), span: start.to(end) }))
+        Ok(Some(Expr {
+            kind: ExprKind::Literal(Literal::TypedNull(canonical_type(word).to_string())),
+            span: start.to(end),
+        }))
     }
 
     /// The value of `datetime(...)`, `timespan(...)`/`time(...)`, `dynamic(...)`, `guid(...)`.
@@ -1030,11 +1042,12 @@ impl<'a> Parser<'a> {
         if raw == "null" {
             return Ok(Literal::TypedNull(canonical_type(ty).to_string()));
         }
-        let bad = |what: &str| self.error(ErrorKind::Syntax, format!("invalid {ty} literal '{raw}': expected {what}"), inner);
+        let bad =
+            |what: &str| self.error(ErrorKind::Syntax, format!("invalid {ty} literal '{raw}': expected {what}"), inner);
         Ok(match ty {
-            "datetime" | "date" => {
-                Literal::DateTime(parse_datetime(raw).ok_or_else(|| bad("a date such as 2024-05-01 or 2024-05-01T12:00:00Z"))?)
-            }
+            "datetime" | "date" => Literal::DateTime(
+                parse_datetime(raw).ok_or_else(|| bad("a date such as 2024-05-01 or 2024-05-01T12:00:00Z"))?,
+            ),
             "timespan" | "time" => Literal::Timespan(
                 parse_timespan_literal(raw).ok_or_else(|| bad("a value such as 1d, 2h, 15 seconds or 0.12:34:56"))?,
             ),

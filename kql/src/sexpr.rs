@@ -91,14 +91,13 @@ fn op(o: &Op) -> String {
         OpKind::Distinct(items) => format!("(distinct {})", named(items)),
         OpKind::Count => "(count)".to_string(),
         OpKind::Join(j) => {
-            let on: Vec<String> = j
-                .on
-                .iter()
-                .map(|c| match c {
-                    JoinCondition::Same(n) => n.name.clone(),
-                    JoinCondition::Pair { left, right } => format!("$left.{}==$right.{}", left.name, right.name),
-                })
-                .collect();
+            let on: Vec<String> =
+                j.on.iter()
+                    .map(|c| match c {
+                        JoinCondition::Same(n) => n.name.clone(),
+                        JoinCondition::Pair { left, right } => format!("$left.{}==$right.{}", left.name, right.name),
+                    })
+                    .collect();
             let kind = j.kind.as_ref().map(|k| format!(" kind={}", k.name)).unwrap_or_default();
             format!("(join{kind} {} on {})", pipeline(&j.right), on.join(" "))
         }
@@ -164,7 +163,13 @@ fn list(items: &[Expr]) -> String {
 }
 
 pub fn timespan(ns: i64) -> String {
-    for (unit, size) in [("d", 86_400_000_000_000i64), ("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000)] {
+    for (unit, size) in [
+        ("d", 86_400_000_000_000i64),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+    ] {
         if ns != 0 && ns % size == 0 {
             return format!("{}{unit}", ns / size);
         }
@@ -189,17 +194,26 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::Star => "*".into(),
         ExprKind::Binary { op, left, right } => format!("({} {} {})", binop(*op), expr(left), expr(right)),
         ExprKind::Negate(e) => format!("(- {})", expr(e)),
-        ExprKind::Call { name, args } => format!("{}({})", name.name, args.iter().map(expr).collect::<Vec<_>>().join(", ")),
+        ExprKind::Call { name, args } => {
+            format!("{}({})", name.name, args.iter().map(expr).collect::<Vec<_>>().join(", "))
+        }
         ExprKind::Member { target, name } => format!("{}.{}", expr(target), name.name),
         ExprKind::Index { target, index } => format!("{}[{}]", expr(target), expr(index)),
         ExprKind::In { expr: e, list: l, negated, case_insensitive } => {
-            format!("({}in{} {} [{}])", if *negated { "!" } else { "" }, if *case_insensitive { "~" } else { "" }, expr(e), list(l))
+            format!(
+                "({}in{} {} [{}])",
+                if *negated { "!" } else { "" },
+                if *case_insensitive { "~" } else { "" },
+                expr(e),
+                list(l)
+            )
         }
         ExprKind::Between { expr: e, low, high, negated } => {
             format!("({}between {} {} {})", if *negated { "!" } else { "" }, expr(e), expr(low), expr(high))
         }
         ExprKind::Pipeline(p) => format!("{{{}}}", pipeline(p)),
         ExprKind::List(items) => format!("[{}]", list(items)),
+        ExprKind::NamedArg { name, value } => format!("{}={}", name.name, expr(value)),
     }
 }
 

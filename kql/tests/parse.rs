@@ -47,7 +47,10 @@ fn tabular_operators() {
             r#"T | parse Msg with "user=" User:string " id=" Id:long *"#,
             r#"(T (parse Msg with "user=" User:string " id=" Id:long *))"#,
         ),
-        ("T | mv-expand ips = ComputerPrivateIPs to typeof(string) limit 10", "(T (mv-expand ips=tostring(ComputerPrivateIPs) limit 10))"),
+        (
+            "T | mv-expand ips = ComputerPrivateIPs to typeof(string) limit 10",
+            "(T (mv-expand ips=tostring(ComputerPrivateIPs) limit 10))",
+        ),
         ("T | as X | serialize n = 1", "(T (as X) (serialize n=1))"),
         ("datatable(a:long, b:string)[1, 'x', 2, 'y']", r#"(datatable (a:long b:string) [1 "x" 2 "y"])"#),
         ("print x = 1, 'a'", r#"(print x=1 "a")"#),
@@ -66,7 +69,10 @@ fn statements() {
         "let lookback = 1d;\nlet hosts = Heartbeat | distinct Computer;\nT | where Computer in (hosts) and TimeGenerated > ago(lookback)",
         "(let lookback 1d) (let hosts {(Heartbeat (distinct Computer))}) (T (where (and (in Computer [hosts]) (> TimeGenerated ago(lookback)))))",
     );
-    check("let f = (n: long, s: string = 'a') { T | take n }; f(3)", "(let f (fn (n:long s:string) (T (take n)))) f(3)");
+    check(
+        "let f = (n: long, s: string = 'a') { T | take n }; f(3)",
+        "(let f (fn (n:long s:string) (T (take n)))) f(3)",
+    );
     check("set notruncation; T;", "T");
     check("let names = dynamic(['a', \"b\"]); T", r#"(let names dynamic(["a","b"])) T"#);
 }
@@ -78,21 +84,31 @@ fn expressions_and_precedence() {
         ("T | where a + b * c - d / e % f", "(T (where (- (+ a (* b c)) (% (/ d e) f))))"),
         ("T | where -x < -1.5", "(T (where (< (- x) -1.5)))"),
         ("T | where a contains 'x' and b !has \"y\"", r#"(T (where (and (contains a "x") (!has b "y"))))"#),
-        ("T | where a startswith_cs 'x' or a matches regex '^a'", r#"(T (where (or (startswith_cs a "x") (matches regex a "^a"))))"#),
+        (
+            "T | where a startswith_cs 'x' or a matches regex '^a'",
+            r#"(T (where (or (startswith_cs a "x") (matches regex a "^a"))))"#,
+        ),
         ("T | where a in ('x', 'y') and b !in~ (1)", r#"(T (where (and (in a ["x" "y"]) (!in~ b [1]))))"#),
         ("T | where Id in ((U | distinct Id))", "(T (where (in Id [{(U (distinct Id))}])))"),
         ("T | where t between (ago(1h) .. now())", "(T (where (between t ago(1h) now())))"),
         ("T | where t !between (1 .. 5)", "(T (where (!between t 1 5)))"),
         ("T | where a has_any ('x', 'y')", r#"(T (where (has_any a ["x" "y"])))"#),
-        ("T | extend x = d.key, y = d['k'][0], z = split(s, '.')[1]", r#"(T (extend x=d.key y=d["k"][0] z=split(s, ".")[1]))"#),
+        (
+            "T | extend x = d.key, y = d['k'][0], z = split(s, '.')[1]",
+            r#"(T (extend x=d.key y=d["k"][0] z=split(s, ".")[1]))"#,
+        ),
         ("T | where a =~ 'x' and b !~ 'y' and c <> 1", r#"(T (where (and (and (=~ a "x") (!~ b "y")) (!= c 1))))"#),
         ("T | where not(isempty(a)) == true", "(T (where (== not(isempty(a)) true)))"),
         ("T | where x > datetime(2024-05-01 10:00)", "(T (where (> x datetime(1714557600000000))))"),
         ("T | where x > datetime(2024-05-01T10:00:00.5Z)", "(T (where (> x datetime(1714557600500000))))"),
-        ("T | extend d = datetime(null), s = timespan(15 seconds), t = time(1.02:00:00)", "(T (extend d=datetime(null) s=15s t=26h))"),
+        (
+            "T | extend d = datetime(null), s = timespan(15 seconds), t = time(1.02:00:00)",
+            "(T (extend d=datetime(null) s=15s t=26h))",
+        ),
         ("T | extend r = 1000. / 24.", "(T (extend r=(/ 1000.0 24.0)))"),
         ("T | extend s = 'a' 'b'", r#"(T (extend s="ab"))"#),
         ("T | summarize count(*) by x", "(T (summarize count(*) by x))"),
+        ("T | summarize arg_max(Latest = t, a) by b", "(T (summarize arg_max(Latest=t, a) by b))"),
         ("T | where TimeGenerated >= (90d)", "(T (where (>= TimeGenerated 90d)))"),
     ];
     for (q, want) in cases {
@@ -104,18 +120,38 @@ fn expressions_and_precedence() {
 fn errors_say_what_was_expected_and_where() {
     use ErrorKind::*;
     let cases = [
-        ("T | wher a == 1", Syntax, "expected a tabular operator (where, project, extend, summarize, sort, take, join, union...), found 'wher' (line 1, column 5)"),
+        (
+            "T | wher a == 1",
+            Syntax,
+            "expected a tabular operator (where, project, extend, summarize, sort, take, join, union...), found 'wher' (line 1, column 5)",
+        ),
         ("T | where", Syntax, "expected an expression, found the end of the query (line 1, column 10)"),
         ("T\n| where a == (1", Syntax, "expected ')', found the end of the query (line 2, column 16)"),
-        ("T | make-series count() on t step 1h", Unsupported, "the 'make-series' operator is not supported (line 1, column 5)"),
+        (
+            "T | make-series count() on t step 1h",
+            Unsupported,
+            "the 'make-series' operator is not supported (line 1, column 5)",
+        ),
         ("T | evaluate bag_unpack(x)", Unsupported, "the 'evaluate' operator is not supported (line 1, column 5)"),
         ("T | sort a", Syntax, "expected 'by', found 'a' (line 1, column 10)"),
         ("T | where a == 1 b", Syntax, "expected '|' or the end of the query, found 'b' (line 1, column 18)"),
         ("let x = 1;", Syntax, "the query has no tabular expression to run (only let statements) (line 1, column 11)"),
-        ("T | where x > datetime(2024-13-01)", Syntax, "invalid datetime literal '2024-13-01': expected a date such as 2024-05-01 or 2024-05-01T12:00:00Z (line 1, column 24)"),
-        ("T | where {TimeRange:query}", Syntax, "unexpected '{': a workbook parameter placeholder such as {TimeRange} must be replaced by a value before the query runs (line 1, column 11)"),
+        (
+            "T | where x > datetime(2024-13-01)",
+            Syntax,
+            "invalid datetime literal '2024-13-01': expected a date such as 2024-05-01 or 2024-05-01T12:00:00Z (line 1, column 24)",
+        ),
+        (
+            "T | where {TimeRange:query}",
+            Syntax,
+            "unexpected '{': a workbook parameter placeholder such as {TimeRange} must be replaced by a value before the query runs (line 1, column 11)",
+        ),
         ("T | join U", Syntax, "expected 'on', found the end of the query (line 1, column 11)"),
-        ("T; U", Unsupported, "a query with more than one tabular expression statement is not supported (line 1, column 4)"),
+        (
+            "T; U",
+            Unsupported,
+            "a query with more than one tabular expression statement is not supported (line 1, column 4)",
+        ),
     ];
     for (q, kind, msg) in cases {
         check_err(q, kind, msg);
