@@ -8,7 +8,9 @@ pub mod ast;
 pub mod error;
 pub mod lexer;
 pub mod parser;
+pub mod plan;
 pub mod sexpr;
 
 pub use error::{ErrorKind, KqlError, Span};
 pub use parser::parse;
+pub use plan::{Catalog, plan_query};
