@@ -452,6 +452,17 @@ impl<'a> Planner<'a> {
         by: &[NamedExpr],
         span: Span,
     ) -> PResult<LogicalPlan> {
+        let is_arg = |a: &NamedExpr| matches!(&a.expr.kind, ExprKind::Call { name, .. } if name.name == "arg_max" || name.name == "arg_min");
+        if let Some(first) = aggregates.iter().find(|a| is_arg(a)) {
+            if aggregates.len() > 1 {
+                return Err(self.err(
+                    ErrorKind::Unsupported,
+                    "arg_max/arg_min together with other aggregates in one summarize is not supported yet",
+                    first.expr.span,
+                ));
+            }
+            return self.arg_extreme(plan, first, by, span);
+        }
         let schema = plan.schema().as_ref().clone();
         let group = self.named_list(by, &schema)?;
         let global = by.is_empty();
@@ -490,6 +501,90 @@ impl<'a> Planner<'a> {
             out.push(c.alias(name));
         }
         LogicalPlanBuilder::from(planned).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    /// `summarize arg_max(Target, Col1, ... | *) by Keys`: for each group, the row where
+    /// `Target` is largest (smallest for arg_min); outputs the keys, the target and the chosen
+    /// columns of that row (`*`: all the others, in input order).
+    fn arg_extreme(
+        &mut self,
+        plan: LogicalPlan,
+        item: &NamedExpr,
+        by: &[NamedExpr],
+        span: Span,
+    ) -> PResult<LogicalPlan> {
+        use datafusion::logical_expr::ExprFunctionExt;
+        let ExprKind::Call { name, args } = &item.expr.kind else { unreachable!("checked by the caller") };
+        if args.len() < 2 {
+            return Err(self.err(
+                ErrorKind::Semantic,
+                format!("{}() takes the expression to maximise and the columns to return (or *)", name.name),
+                item.expr.span,
+            ));
+        }
+        if !item.names.is_empty() {
+            return Err(self.err(
+                ErrorKind::Semantic,
+                format!("{}() returns several columns and cannot be assigned to a name", name.name),
+                item.expr.span,
+            ));
+        }
+        let schema = plan.schema().as_ref().clone();
+        let max = name.name == "arg_max";
+        let (target_name, target_ast) = match &args[0].kind {
+            ExprKind::NamedArg { name, value } => (name.name.clone(), value.as_ref()),
+            _ => (self.derived_name(&args[0]), &args[0]),
+        };
+        let target = self.scalar(target_ast, &schema)?;
+        let keys = self.named_list(by, &schema)?;
+        let key_exprs: Vec<DfExpr> = keys.iter().map(|k| k.clone().unalias()).collect();
+        let rn = datafusion::functions_window::expr_fn::row_number()
+            .partition_by(key_exprs)
+            .order_by(vec![target.clone().sort(!max, false)])
+            .build()
+            .map_err(|e| self.df_err(e, span))?
+            .alias("__rn");
+        let ranked = LogicalPlanBuilder::from(plan)
+            .window(vec![rn])
+            .and_then(|b| b.filter(ident("__rn").eq(lit(1u64))))
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let mut out: Vec<DfExpr> = keys.clone();
+        let mut names: Vec<String> = keys
+            .iter()
+            .map(|k| match k {
+                DfExpr::Alias(a) => a.name.clone(),
+                other => other.schema_name().to_string(),
+            })
+            .collect();
+        out.push(target.alias(&target_name));
+        names.push(target_name);
+        for a in &args[1..] {
+            match &a.kind {
+                ExprKind::Star => {
+                    for f in schema.fields() {
+                        if !names.contains(f.name()) {
+                            names.push(f.name().clone());
+                            out.push(ident(f.name()));
+                        }
+                    }
+                }
+                ExprKind::NamedArg { name, value } => {
+                    let e = self.scalar(value, &schema)?;
+                    names.push(name.name.clone());
+                    out.push(e.alias(&name.name));
+                }
+                _ => {
+                    let e = self.scalar(a, &schema)?;
+                    let n = self.derived_name(a);
+                    if !names.contains(&n) {
+                        names.push(n.clone());
+                        out.push(e.alias(n));
+                    }
+                }
+            }
+        }
+        LogicalPlanBuilder::from(ranked).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
     }
 
     /// An aggregate call and its Kusto default name (`count_`, `max_TimeGenerated`, ...).
@@ -581,8 +676,8 @@ impl<'a> Planner<'a> {
                 let a = if fname == "stdev" { agg::stddev(x) } else { agg::var_sample(x) };
                 (a, format!("{fname}_{}", arg_name(self, 0)))
             }
-            "arg_max" | "arg_min" | "make_set" | "make_list" | "makeset" | "makelist" | "make_set_if"
-            | "make_list_if" | "percentile" | "percentiles" => {
+            "make_set" | "make_list" | "makeset" | "makelist" | "make_set_if" | "make_list_if" | "percentile"
+            | "percentiles" => {
                 return Err(self.err(
                     ErrorKind::Unsupported,
                     format!("the aggregate '{fname}' is not supported yet"),

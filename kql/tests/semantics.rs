@@ -161,6 +161,31 @@ async fn s9_summarize_names_and_empty_inputs() {
 }
 
 #[tokio::test]
+async fn arg_max_returns_the_whole_row_of_the_extreme() {
+    check(&[
+        (
+            "T | summarize arg_max(Time, *) by Computer | sort by Computer asc",
+            &[
+                " | 2024-04-30T23:59:00Z | /tmp/x | null",
+                "WEB-01 | 2024-05-01T10:45:00Z | /etc/ssh/sshd_config | 20",
+                "db-02 | 2024-05-01T11:05:00Z | /usr/bin/KustoExplorerQueryRun | 5",
+                "web-01 | 2024-05-01T10:15:00Z | /etc/passwd | 10",
+            ],
+        ),
+        (
+            "T | summarize arg_min(Size, Path) by k = tolower(Computer) | sort by k asc",
+            &[" | null | /tmp/x", "db-02 | 5 | /usr/bin/KustoExplorerQueryRun", "web-01 | 10 | /etc/passwd"],
+        ),
+        ("T | summarize arg_max(Latest = Time, Computer)", &["2024-05-01T11:05:00Z | db-02"]),
+    ])
+    .await;
+    assert_eq!(
+        columns(&format!("{T}T | summarize arg_max(Time, *) by Computer")).await,
+        vec!["Computer", "Time", "Path", "Size"]
+    );
+}
+
+#[tokio::test]
 async fn s10_bin_rounds_down_on_numbers_and_datetimes() {
     check(&[
         (
@@ -234,6 +259,7 @@ async fn errors_name_the_column_or_function() {
         ),
         ("T | extend x = frobnicate(Size)", "the function 'frobnicate' is not supported"),
         ("T | summarize percentile(Size, 50)", "the aggregate 'percentile' is not supported yet"),
+        ("T | summarize arg_max(Time, *), count() by Computer", "arg_max/arg_min together with other aggregates"),
         ("Heartbeat | take 1", "unknown table or tabular let 'Heartbeat'; tables are: "),
         ("T | project-away Nope", "unknown column 'Nope'"),
     ];
