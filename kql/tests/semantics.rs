@@ -185,6 +185,45 @@ async fn arg_max_returns_the_whole_row_of_the_extreme() {
     );
 }
 
+const U: &str = "let U = datatable(Computer:string, OS:string)['web-01', 'Linux', 'web-01', 'Debian', 'db-02', 'Linux', 'x', 'Windows'];\n";
+
+async fn check_join(cases: &[(&str, &[&str])]) {
+    for (q, want) in cases {
+        let query = format!("{T}{U}{q}");
+        let got = run(&query).await.unwrap_or_else(|e| panic!("{q}\n{e}"));
+        let (mut got, mut want) = (got, want.to_vec());
+        got.sort();
+        want.sort();
+        assert_eq!(got, want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{q}");
+    }
+}
+
+#[tokio::test]
+async fn s7_join_kinds_and_innerunique_default() {
+    check_join(&[
+        // innerunique: the left side is deduplicated on the key (U has web-01 twice).
+        ("U | join (T | project Computer, Size) on Computer | project Computer, Size", &["web-01 | 10", "db-02 | 5"]),
+        ("U | join kind=inner (T | project Computer, Size) on Computer | project Computer, OS, Size", &[
+            "web-01 | Linux | 10",
+            "web-01 | Debian | 10",
+            "db-02 | Linux | 5",
+        ]),
+        ("U | join kind=leftouter (T | project Computer, Size) on Computer | where OS == 'Windows' | project Computer, Size", &["x | null"]),
+        ("U | join kind=leftanti T on Computer | project Computer", &["x"]),
+        ("T | join kind=rightanti U on Computer | project Computer", &["x"]),
+        ("U | join kind=leftsemi T on Computer | distinct Computer", &["web-01", "db-02"]),
+        ("U | join kind=inner (T | project Host = Computer, Size) on $left.Computer == $right.Host | project Host, Size | distinct *", &[
+            "web-01 | 10",
+            "db-02 | 5",
+        ]),
+    ])
+    .await;
+    assert_eq!(
+        columns(&format!("{T}{U}U | join kind=inner T on Computer")).await,
+        vec!["Computer", "OS", "Computer1", "Path", "Size", "Time"]
+    );
+}
+
 #[tokio::test]
 async fn s10_bin_rounds_down_on_numbers_and_datetimes() {
     check(&[
