@@ -162,7 +162,8 @@ impl<'a> Planner<'a> {
                 let one = LogicalPlanBuilder::empty(true).build().map_err(|e| self.df_err(e, p.span))?;
                 self.project(one, items, p.span)?
             }
-            Source::Union(_) | Source::Range { .. } => {
+            Source::Union(u) => self.union(None, u, p.span)?,
+            Source::Range { .. } => {
                 return Err(self.err(ErrorKind::Unsupported, "this source is not supported yet", p.span));
             }
         };
@@ -308,9 +309,7 @@ impl<'a> Planner<'a> {
                 return Ok(plan);
             }
             OpKind::Join(j) => return self.join(plan, j, span),
-            OpKind::Union(_) => {
-                return Err(self.err(ErrorKind::Unsupported, "the 'union' operator is not supported yet", span));
-            }
+            OpKind::Union(u) => return self.union(Some(plan), u, span),
             OpKind::Parse { .. } => {
                 return Err(self.err(ErrorKind::Unsupported, "the 'parse' operator is not supported yet", span));
             }
@@ -422,6 +421,75 @@ impl<'a> Planner<'a> {
             .map(|(q, f)| DfExpr::Column(Column::new(q.cloned(), f.name())).alias(f.name()))
             .collect();
         LogicalPlanBuilder::from(joined).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    /// `union`: all columns of all inputs by name (Kusto's default `kind=outer`), missing ones
+    /// null; `withsource=Col` names each row's table; `isfuzzy=true` skips missing tables.
+    fn union(&mut self, first: Option<LogicalPlan>, u: &Union, span: Span) -> PResult<LogicalPlan> {
+        if u.kind.as_deref() == Some("inner") {
+            return Err(self.err(ErrorKind::Unsupported, "union kind=inner is not supported yet", span));
+        }
+        let mut inputs: Vec<(String, LogicalPlan)> = Vec::new();
+        if let Some(p) = first {
+            inputs.push((String::new(), p));
+        }
+        for t in &u.tables {
+            match (&t.source, t.ops.is_empty()) {
+                (Source::Expr(Expr { kind: ExprKind::Name(n), span: s }), true) if n.contains('*') => {
+                    let mut names: Vec<String> =
+                        self.catalog.table_names().into_iter().filter(|t| wildcard_match(n, t)).collect();
+                    names.sort();
+                    for name in names {
+                        inputs.push((name.clone(), self.table(&name, *s)?));
+                    }
+                }
+                (Source::Expr(Expr { kind: ExprKind::Name(n), span: s }), true) => {
+                    if u.is_fuzzy && !self.is_tabular_name(n) {
+                        continue;
+                    }
+                    inputs.push((n.clone(), self.table(n, *s)?));
+                }
+                _ => {
+                    let name = match &t.source {
+                        Source::Expr(Expr { kind: ExprKind::Name(n), .. }) => n.clone(),
+                        _ => String::new(),
+                    };
+                    match self.pipeline(t) {
+                        Ok(p) => inputs.push((name, p)),
+                        Err(e)
+                            if u.is_fuzzy
+                                && e.kind == ErrorKind::Semantic
+                                && e.message.starts_with("unknown table") => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        if inputs.is_empty() {
+            return Err(self.err(ErrorKind::Semantic, "union has no input table that exists", span));
+        }
+        let mut result: Option<LogicalPlan> = None;
+        for (name, plan) in inputs {
+            let plan = match &u.with_source {
+                Some(col) => {
+                    let mut exprs = vec![lit(name).alias(&col.name)];
+                    exprs.extend(plan.schema().fields().iter().map(|f| ident(f.name())));
+                    LogicalPlanBuilder::from(plan)
+                        .project(exprs)
+                        .and_then(|b| b.build())
+                        .map_err(|e| self.df_err(e, span))?
+                }
+                None => plan,
+            };
+            result = Some(match result {
+                None => plan,
+                Some(acc) => LogicalPlanBuilder::from(acc)
+                    .union_by_name(plan)
+                    .and_then(|b| b.build())
+                    .map_err(|e| self.df_err(e, span))?,
+            });
+        }
+        Ok(result.expect("at least one input"))
     }
 
     fn count_arg(&mut self, e: &Expr) -> PResult<usize> {
@@ -841,6 +909,40 @@ impl<'a> Planner<'a> {
             ExprKind::Negate(x) => DfExpr::Negative(Box::new(self.scalar(x, schema)?)),
             ExprKind::Binary { op, left, right } => self.binary(*op, left, right, schema, span)?,
             ExprKind::In { expr, list, negated, case_insensitive } => {
+                let tabular = |p: &Self, e: &Expr| match &e.kind {
+                    ExprKind::Pipeline(_) => true,
+                    ExprKind::Name(n) => matches!(p.lets.get(n), Some(Binding::Tabular(_))),
+                    _ => false,
+                };
+                if let [only] = list.as_slice()
+                    && tabular(self, only)
+                {
+                    // `x in (T | project c)`: the first column of the tabular expression.
+                    let sub = self.tabular_expr(only)?;
+                    let first = sub.schema().field(0).name().clone();
+                    let sub = LogicalPlanBuilder::from(sub)
+                        .project(vec![ident(first).alias("__in_value")])
+                        .and_then(|b| b.alias("__in"))
+                        .and_then(|b| b.build())
+                        .map_err(|e| self.df_err(e, only.span))?;
+                    let x = self.scalar(expr, schema)?;
+                    let (x, sub) = if *case_insensitive {
+                        let lowered = LogicalPlanBuilder::from(sub.clone())
+                            .project(vec![f::lower(ident("__in_value")).alias("__in_lower")])
+                            .and_then(|b| b.alias("__in_ci"))
+                            .and_then(|b| b.build())
+                            .map_err(|e| self.df_err(e, only.span))?;
+                        (f::lower(x), lowered)
+                    } else {
+                        (x, sub)
+                    };
+                    let e = if *negated {
+                        datafusion::logical_expr::not_in_subquery(x, Arc::new(sub))
+                    } else {
+                        datafusion::logical_expr::in_subquery(x, Arc::new(sub))
+                    };
+                    return Ok(e);
+                }
                 let mut x = self.scalar(expr, schema)?;
                 let mut items = Vec::new();
                 for item in list {

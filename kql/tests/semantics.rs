@@ -225,6 +225,21 @@ async fn s7_join_kinds_and_innerunique_default() {
 }
 
 #[tokio::test]
+async fn s8_union_aligns_columns_by_name_and_s3_in_takes_a_tabular_expression() {
+    check_join(&[
+        ("union withsource=Src (T | project Computer, Size), (U | project Computer, OS) | where Computer == 'db-02' | project Src, Computer, Size, OS", &[
+            "T | db-02 | 5 | null",
+            "U | db-02 | null | Linux",
+        ]),
+        ("T | project Computer | union (U | project Computer) | count", &["8"]),
+        ("T | where Computer in ((U | where OS == 'Linux' | project Computer)) | project Size", &["10", "5"]),
+        ("T | where Computer !in (U) | project Size", &["20", "null"]),
+        ("let linux = U | where OS == 'Linux'; T | where Computer in~ (linux) | project Size", &["10", "20", "5"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
 async fn s10_bin_rounds_down_on_numbers_and_datetimes() {
     check(&[
         (
