@@ -691,18 +691,22 @@ impl<'a> Planner<'a> {
                 item.expr.span,
             ));
         }
-        if !item.names.is_empty() {
+        if item.names.len() > 1 {
             return Err(self.err(
-                ErrorKind::Semantic,
-                format!("{}() returns several columns and cannot be assigned to a name", name.name),
+                ErrorKind::Unsupported,
+                format!("naming several columns of {}() is not supported", name.name),
                 item.expr.span,
             ));
         }
         let schema = plan.schema().as_ref().clone();
         let max = name.name == "arg_max";
+        // `Latest = arg_max(t, *)` and `arg_max(Latest = t, *)` both name the target column.
         let (target_name, target_ast) = match &args[0].kind {
             ExprKind::NamedArg { name, value } => (name.name.clone(), value.as_ref()),
-            _ => (self.derived_name(&args[0]), &args[0]),
+            _ => match item.names.first() {
+                Some(n) => (n.name.clone(), &args[0]),
+                None => (self.derived_name(&args[0]), &args[0]),
+            },
         };
         let target = self.scalar(target_ast, &schema)?;
         let keys = self.named_list(by, &schema)?;

@@ -4,6 +4,12 @@
 //! error, never a panic.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use fimlake_kql::Catalog;
 
 fn corpus_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/kql/public-queries.jsonl")
@@ -69,6 +75,67 @@ fn corpus_queries_parse() {
     assert!(failures.is_empty(), "unexpected outcomes:\n{}", failures.join("\n\n"));
     assert!(ok >= BAR, "{ok} of {total} corpus queries parse; the bar is {BAR}");
 }
+
+struct Tables(Vec<(String, Arc<dyn TableProvider>)>);
+
+impl Catalog for Tables {
+    fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+    }
+    fn table_names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+/// Empty tables with the documented schemas of the three tables.
+fn tables() -> Tables {
+    let reg = fimlake_storage::TableRegistry::builtin();
+    Tables(
+        reg.tables()
+            .iter()
+            .map(|t| {
+                let mem = MemTable::try_new(t.schema().clone(), vec![vec![]]).unwrap();
+                (t.name().to_string(), Arc::new(mem) as Arc<dyn TableProvider>)
+            })
+            .collect(),
+    )
+}
+
+/// How many corpus queries plan (and run, on empty tables). Prints every failure; the bar is a
+/// ratchet that moves up as the planner grows.
+#[tokio::test]
+async fn corpus_queries_plan_and_run() {
+    let text = std::fs::read_to_string(corpus_path()).expect("the shared KQL corpus");
+    let catalog = tables();
+    let mut planned = 0;
+    let mut failures = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["id"].as_str().unwrap();
+        let query = substitute(v["query"].as_str().unwrap());
+        let Ok(q) = fimlake_kql::parse(&query) else { continue };
+        match fimlake_kql::plan_query(&q, &query, &catalog, 1_714_564_800_000_000) {
+            Ok(plan) => {
+                let ctx = SessionContext::new();
+                match ctx.execute_logical_plan(plan).await {
+                    Ok(df) => match df.collect().await {
+                        Ok(_) => planned += 1,
+                        Err(e) => failures.push(format!("{id}: execution: {e}")),
+                    },
+                    Err(e) => failures.push(format!("{id}: optimisation: {e}")),
+                }
+            }
+            Err(e) => failures.push(format!("{id}: {}", e.render())),
+        }
+    }
+    for f in &failures {
+        println!("{f}\n");
+    }
+    println!("{planned} of 154 corpus queries plan and run");
+    assert!(planned >= PLAN_BAR, "{planned} corpus queries plan and run; the bar is {PLAN_BAR}");
+}
+
+const PLAN_BAR: usize = 103;
 
 /// Ratchet: raise it as the parser grows (issue 3 asks for 140 that parse and plan).
 const BAR: usize = 147;

@@ -177,6 +177,7 @@ async fn arg_max_returns_the_whole_row_of_the_extreme() {
             &[" | null | /tmp/x", "db-02 | 5 | /usr/bin/KustoExplorerQueryRun", "web-01 | 10 | /etc/passwd"],
         ),
         ("T | summarize arg_max(Latest = Time, Computer)", &["2024-05-01T11:05:00Z | db-02"]),
+        ("T | summarize Latest = arg_max(Time, Computer)", &["2024-05-01T11:05:00Z | db-02"]),
     ])
     .await;
     assert_eq!(

@@ -253,7 +253,7 @@ impl TableRegistry {
                 Arc::new(TableDef::new(
                     "Heartbeat",
                     "Records logged by agents once per minute to report on agent health",
-                    azure::HEARTBEAT,
+                    &[azure::HEARTBEAT, azure::HEARTBEAT_OBSERVED].concat(),
                 )),
             ],
         }
@@ -306,7 +306,7 @@ mod tests {
             assert_eq!(def.schema().fields().len(), def.columns().len());
         }
         assert_eq!(reg.get("ConfigurationChange").unwrap().columns().len(), 62);
-        assert_eq!(reg.get("Heartbeat").unwrap().columns().len(), 35);
+        assert_eq!(reg.get("Heartbeat").unwrap().columns().len(), 36);
     }
 
     #[test]

@@ -221,3 +221,8 @@ pub(crate) const HEARTBEAT: &[(&str, KustoType, &str)] = &[
     ("Version", KustoType::String, "Version of the agent."),
     ("VMUUID", KustoType::String, "Unique identifier of the virtual machine."),
 ];
+
+/// Heartbeat columns present in real workspaces and used by published queries (six of the
+/// shared corpus group by `SourceComputerId`), though missing from the published column list.
+pub(crate) const HEARTBEAT_OBSERVED: &[(&str, KustoType, &str)] =
+    &[("SourceComputerId", KustoType::String, "Unique id of the agent's computer")];
