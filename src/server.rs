@@ -40,6 +40,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
     let state = ServerState { storage: storage.clone(), registry, http_seconds };
+    let query = fimlake_query::api::router(fimlake_query::api::QueryState::new(
+        Arc::new(fimlake_query::QueryEngine::new(storage.clone())),
+        workspace.clone(),
+    ));
     let ingest = fimlake_ingest::router(IngestState::new(
         storage.clone(),
         cfg.ingest.clone(),
@@ -52,6 +56,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .route("/metrics", get(metrics))
         .with_state(state.clone())
         .merge(ingest)
+        .merge(query)
         .layer(axum::middleware::from_fn_with_state(state, observe));
 
     let listener =
@@ -59,7 +64,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("fimlake listening on http://{addr}");
     println!("data directory: {} (tables in {})", cfg.data_dir.display(), storage.table_root());
-    println!("workspace id: {workspace}");
+    println!("workspace id: {workspace} (query: POST http://{addr}/v1/workspaces/{workspace}/query)");
     println!(
         "post a record: curl -X POST http://{addr}/v1/tables/Heartbeat/records -H 'Content-Type: application/json' -d '[{{\"Computer\":\"web1\"}}]'"
     );

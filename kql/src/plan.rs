@@ -33,7 +33,33 @@ pub const KUSTO_TYPE_KEY: &str = "kusto.type";
 /// Plans `query` (parsed from `source`, for error positions). `now_us` is the value of `now()`
 /// for the whole query, microseconds since the epoch.
 pub fn plan_query(query: &Query, source: &str, catalog: &dyn Catalog, now_us: i64) -> Result<LogicalPlan, KqlError> {
-    let mut p = Planner { source, catalog, now_us, lets: HashMap::new(), auto_names: 0 };
+    plan_query_with(query, source, catalog, &PlanOptions { now_us, time_range: None })
+}
+
+/// How a query is planned.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions {
+    /// The value of `now()` for the whole query, microseconds since the epoch.
+    pub now_us: i64,
+    /// `[start, end)` in microseconds: every table is filtered to `TimeGenerated` in it, as the
+    /// `timespan` of the Log Analytics Query API does (in addition to the query's own filters).
+    pub time_range: Option<(i64, i64)>,
+}
+
+pub fn plan_query_with(
+    query: &Query,
+    source: &str,
+    catalog: &dyn Catalog,
+    options: &PlanOptions,
+) -> Result<LogicalPlan, KqlError> {
+    let mut p = Planner {
+        source,
+        catalog,
+        now_us: options.now_us,
+        time_range: options.time_range,
+        lets: HashMap::new(),
+        auto_names: 0,
+    };
     for l in &query.lets {
         p.bind_let(l)?;
     }
@@ -51,6 +77,7 @@ struct Planner<'a> {
     source: &'a str,
     catalog: &'a dyn Catalog,
     now_us: i64,
+    time_range: Option<(i64, i64)>,
     lets: HashMap<String, Binding>,
     auto_names: usize,
 }
@@ -131,7 +158,15 @@ impl<'a> Planner<'a> {
                 if is_string { f::coalesce(vec![c, lit("")]).alias(field.name()) } else { c }
             })
             .collect();
-        LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+        let mut b = LogicalPlanBuilder::from(plan);
+        if let Some((start, end)) = self.time_range
+            && schema.field_with_name("TimeGenerated").is_ok()
+        {
+            b = b
+                .filter(ident("TimeGenerated").gt_eq(ts_lit(start)).and(ident("TimeGenerated").lt(ts_lit(end))))
+                .map_err(|e| self.df_err(e, span))?;
+        }
+        b.project(exprs).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
     }
 
     fn tabular_expr(&mut self, e: &Expr) -> PResult<LogicalPlan> {

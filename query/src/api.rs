@@ -1,0 +1,146 @@
+//! The query HTTP API, shaped like the Log Analytics Query API: `POST`/`GET`
+//! `/v1/workspaces/{id}/query` (and the same without `/v1`, as azure-monitor-query 1.x sends),
+//! body `{"query", "timespan"}`, `Prefer: wait=N`; answers `200 {"tables":[...]}` or an OData
+//! error `{"error":{"code","message","innererror"}}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use fimlake_kql::ErrorKind;
+use serde_json::{Value, json};
+
+use crate::timespan::parse_timespan;
+use crate::{QueryEngine, QueryError, encode};
+
+/// Default and longest query time (Log Analytics: 3 and 10 minutes).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(180);
+pub const MAX_WAIT: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+pub struct QueryState {
+    engine: Arc<QueryEngine>,
+    workspace_id: String,
+}
+
+impl QueryState {
+    pub fn new(engine: Arc<QueryEngine>, workspace_id: String) -> Self {
+        QueryState { engine, workspace_id }
+    }
+}
+
+pub fn router(state: QueryState) -> Router {
+    Router::new()
+        .route("/v1/workspaces/{workspace}/query", get(get_query).post(post_query))
+        .route("/workspaces/{workspace}/query", get(get_query).post(post_query))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, code: &str, message: &str, inner: Option<Value>) -> Response {
+    let mut e = json!({"code": code, "message": message});
+    if let Some(i) = inner {
+        e["innererror"] = i;
+    }
+    (status, Json(json!({ "error": e }))).into_response()
+}
+
+fn bad_argument(message: String) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "BadArgumentError",
+        "The request had some invalid properties",
+        Some(json!({"code": "BadArgumentError", "message": message})),
+    )
+}
+
+async fn post_query(State(st): State<QueryState>, Path(ws): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_argument(format!("the body is not valid JSON: {e}")),
+    };
+    let Some(query) = v.get("query").and_then(Value::as_str) else {
+        return bad_argument("the body has no 'query' string".into());
+    };
+    let timespan = v.get("timespan").and_then(Value::as_str);
+    run(&st, &ws, &headers, query, timespan).await
+}
+
+async fn get_query(
+    State(st): State<QueryState>,
+    Path(ws): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(query) = params.get("query") else {
+        return bad_argument("the 'query' parameter is missing".into());
+    };
+    run(&st, &ws, &headers, query, params.get("timespan").map(String::as_str)).await
+}
+
+/// `Prefer: wait=100,include-statistics=true` (possibly empty): the query time limit.
+fn wait(headers: &HeaderMap) -> Duration {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix("wait=")?.trim().parse::<f64>().ok())
+        .map(|s| Duration::from_secs_f64(s.max(0.0)).min(MAX_WAIT))
+        .next_back()
+        .unwrap_or(DEFAULT_WAIT)
+}
+
+async fn run(st: &QueryState, ws: &str, headers: &HeaderMap, query: &str, timespan: Option<&str>) -> Response {
+    if ws != st.workspace_id {
+        return error(
+            StatusCode::NOT_FOUND,
+            "WorkspaceNotFoundError",
+            &format!("workspace '{ws}' does not exist; this server's workspace is '{}'", st.workspace_id),
+            None,
+        );
+    }
+    let range = match timespan {
+        None => None,
+        Some(t) => match parse_timespan(t, chrono::Utc::now().timestamp_micros()) {
+            Ok(r) => Some(r),
+            Err(e) => return bad_argument(e),
+        },
+    };
+    let timeout = wait(headers);
+    match st.engine.run(query, range, timeout).await {
+        Ok(result) => {
+            let body = encode::to_json(&result, st.engine.max_rows);
+            (StatusCode::OK, [("content-type", "application/json; charset=utf-8")], body.to_string()).into_response()
+        }
+        Err(QueryError::Kql(e)) => {
+            let code = match e.kind {
+                ErrorKind::Syntax => "SyntaxError",
+                ErrorKind::Unsupported => "UnsupportedError",
+                ErrorKind::Semantic => "SemanticError",
+            };
+            error(
+                StatusCode::BAD_REQUEST,
+                "BadArgumentError",
+                "The request had some invalid properties",
+                Some(json!({
+                    "code": code,
+                    "message": e.to_string(),
+                    "line": e.line,
+                    "pos": e.column,
+                    "context": e.render(),
+                })),
+            )
+        }
+        Err(e @ QueryError::Timeout(_)) => error(StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout", &e.to_string(), None),
+        Err(e @ QueryError::Execution(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", &e.to_string(), None)
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Results in the Log Analytics JSON shape: Kusto type names for columns, and values encoded
+//! as the real service does (datetime as ISO 8601 `Z` strings without trailing zeros, timespan
+//! as `[-][d.]hh:mm:ss[.fffffff]`, dynamic as JSON text, real NaN/Infinity as strings).
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{
+    DataType, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType, Field,
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, UInt8Type, UInt16Type, UInt32Type,
+    UInt64Type,
+};
+use serde_json::{Value, json};
+
+use crate::QueryResult;
+
+/// The Kusto type name of a result column.
+pub fn kusto_type(field: &Field) -> &'static str {
+    if let Some(t) = field.metadata().get("kusto.type") {
+        for k in ["string", "datetime", "long", "int", "real", "bool", "guid", "dynamic", "timespan"] {
+            if t == k {
+                return k;
+            }
+        }
+    }
+    match field.data_type() {
+        DataType::Int64 | DataType::UInt64 | DataType::UInt32 => "long",
+        DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt16 | DataType::UInt8 => "int",
+        DataType::Float64 | DataType::Float32 => "real",
+        DataType::Boolean => "bool",
+        DataType::Timestamp(..) => "datetime",
+        DataType::Duration(_) => "timespan",
+        _ => "string",
+    }
+}
+
+/// `{"tables":[{"name":"PrimaryResult","columns":[...],"rows":[...]}]}`, with a `PartialError`
+/// when the row limit cut the result.
+pub fn to_json(result: &QueryResult, max_rows: usize) -> Value {
+    let columns: Vec<Value> =
+        result.schema.fields().iter().map(|f| json!({"name": f.name(), "type": kusto_type(f)})).collect();
+    let mut rows = Vec::new();
+    for b in &result.batches {
+        for r in 0..b.num_rows() {
+            rows.push(Value::Array(b.columns().iter().map(|c| cell(c.as_ref(), r)).collect()));
+        }
+    }
+    let mut out = json!({"tables": [{"name": "PrimaryResult", "columns": columns, "rows": rows}]});
+    if result.truncated {
+        out["error"] = json!({
+            "code": "PartialError",
+            "message": "There were some errors when processing your query.",
+            "details": [{"code": "ResultLimitExceeded", "message": format!("the result was cut at {max_rows} rows")}]
+        });
+    }
+    out
+}
+
+fn real(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else if v.is_infinite() {
+        json!(if v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(v)
+    }
+}
+
+/// ISO 8601 UTC with trailing fractional zeros trimmed: `2021-06-02T00:19:13.44Z`.
+pub fn datetime(us: i64) -> String {
+    let Some(t) = chrono::DateTime::from_timestamp_micros(us) else { return us.to_string() };
+    let base = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let frac = format!("{:06}", us.rem_euclid(1_000_000));
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() { format!("{base}Z") } else { format!("{base}.{frac}Z") }
+}
+
+/// .NET "c" format: `[-][d.]hh:mm:ss[.fffffff]`.
+pub fn timespan(ns: i64) -> String {
+    let neg = ns < 0;
+    let ticks = (ns.unsigned_abs() / 100) as u128;
+    let (days, rem) = (ticks / 864_000_000_000, ticks % 864_000_000_000);
+    let (h, rem) = (rem / 36_000_000_000, rem % 36_000_000_000);
+    let (m, rem) = (rem / 600_000_000, rem % 600_000_000);
+    let (s, frac) = (rem / 10_000_000, rem % 10_000_000);
+    let mut out = String::new();
+    if neg {
+        out.push('-');
+    }
+    if days > 0 {
+        out.push_str(&format!("{days}."));
+    }
+    out.push_str(&format!("{h:02}:{m:02}:{s:02}"));
+    if frac > 0 {
+        out.push_str(&format!(".{frac:07}"));
+    }
+    out
+}
+
+fn cell(c: &dyn Array, r: usize) -> Value {
+    if c.is_null(r) {
+        return Value::Null;
+    }
+    match c.data_type() {
+        DataType::Utf8 => json!(c.as_string::<i32>().value(r)),
+        DataType::LargeUtf8 => json!(c.as_string::<i64>().value(r)),
+        DataType::Utf8View => json!(c.as_string_view().value(r)),
+        DataType::Boolean => json!(c.as_boolean().value(r)),
+        DataType::Int64 => json!(c.as_primitive::<Int64Type>().value(r)),
+        DataType::Int32 => json!(c.as_primitive::<Int32Type>().value(r)),
+        DataType::Int16 => json!(c.as_primitive::<Int16Type>().value(r)),
+        DataType::Int8 => json!(c.as_primitive::<Int8Type>().value(r)),
+        DataType::UInt64 => json!(c.as_primitive::<UInt64Type>().value(r)),
+        DataType::UInt32 => json!(c.as_primitive::<UInt32Type>().value(r)),
+        DataType::UInt16 => json!(c.as_primitive::<UInt16Type>().value(r)),
+        DataType::UInt8 => json!(c.as_primitive::<UInt8Type>().value(r)),
+        DataType::Float64 => real(c.as_primitive::<Float64Type>().value(r)),
+        DataType::Float32 => real(f64::from(c.as_primitive::<Float32Type>().value(r))),
+        DataType::Timestamp(unit, _) => {
+            let v = match unit {
+                TimeUnit::Second => c.as_primitive::<arrow::datatypes::TimestampSecondType>().value(r) * 1_000_000,
+                TimeUnit::Millisecond => c.as_primitive::<arrow::datatypes::TimestampMillisecondType>().value(r) * 1000,
+                TimeUnit::Microsecond => c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(r),
+                TimeUnit::Nanosecond => c.as_primitive::<arrow::datatypes::TimestampNanosecondType>().value(r) / 1000,
+            };
+            json!(datetime(v))
+        }
+        DataType::Duration(unit) => {
+            let ns = match unit {
+                TimeUnit::Second => c.as_primitive::<DurationSecondType>().value(r) * 1_000_000_000,
+                TimeUnit::Millisecond => c.as_primitive::<DurationMillisecondType>().value(r) * 1_000_000,
+                TimeUnit::Microsecond => c.as_primitive::<DurationMicrosecondType>().value(r) * 1000,
+                TimeUnit::Nanosecond => c.as_primitive::<DurationNanosecondType>().value(r),
+            };
+            json!(timespan(ns))
+        }
+        _ => json!(arrow::util::display::array_value_to_string(c, r).unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_encoded_as_log_analytics_does() {
+        assert_eq!(datetime(1_622_593_153_440_000), "2021-06-02T00:19:13.44Z");
+        assert_eq!(datetime(1_503_557_999_000_000), "2017-08-24T06:59:59Z");
+        assert_eq!(timespan(60_000_000_000), "00:01:00");
+        assert_eq!(timespan(93_784_500_000_000), "1.02:03:04.5000000");
+        assert_eq!(timespan(-1_500_000_000), "-00:00:01.5000000");
+        assert_eq!(real(f64::NAN), json!("NaN"));
+    }
+}

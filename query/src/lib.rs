@@ -1,0 +1,97 @@
+//! fimlake's query side: KQL text to rows, over the storage tables ([`QueryEngine`]), and the
+//! HTTP API shaped like the Log Analytics Query API ([`api`]).
+
+pub mod api;
+pub mod encode;
+pub mod timespan;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::prelude::SessionContext;
+use fimlake_kql::{Catalog, KqlError, PlanOptions};
+use fimlake_storage::Storage;
+use futures::StreamExt;
+
+/// The tables of a storage engine, as the KQL planner sees them.
+struct StorageCatalog(Vec<(String, Arc<dyn TableProvider>)>);
+
+impl Catalog for StorageCatalog {
+    fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+    }
+    fn table_names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Kql(KqlError),
+    #[error("the query ran longer than {0:?} and was cancelled")]
+    Timeout(Duration),
+    #[error("query execution failed: {0}")]
+    Execution(String),
+}
+
+/// Rows of a result, and whether the row limit cut them.
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub truncated: bool,
+}
+
+pub struct QueryEngine {
+    storage: Arc<Storage>,
+    /// Results stop after this many rows (and say so).
+    pub max_rows: usize,
+}
+
+impl QueryEngine {
+    pub fn new(storage: Arc<Storage>) -> Self {
+        QueryEngine { storage, max_rows: 500_000 }
+    }
+
+    /// Runs `text`, optionally restricted to `[start, end)` of `TimeGenerated`, cancelled after
+    /// `timeout`.
+    pub async fn run(
+        &self,
+        text: &str,
+        time_range: Option<(i64, i64)>,
+        timeout: Duration,
+    ) -> Result<QueryResult, QueryError> {
+        let query = fimlake_kql::parse(text).map_err(QueryError::Kql)?;
+        let catalog = StorageCatalog(
+            self.storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect(),
+        );
+        let options = PlanOptions { now_us: chrono::Utc::now().timestamp_micros(), time_range };
+        let plan = fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)?;
+        let ctx = SessionContext::new();
+        let max_rows = self.max_rows;
+        let work = async move {
+            let df = ctx.execute_logical_plan(plan).await.map_err(|e| QueryError::Execution(e.to_string()))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df.execute_stream().await.map_err(|e| QueryError::Execution(e.to_string()))?;
+            let mut batches = Vec::new();
+            let mut rows = 0;
+            let mut truncated = false;
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(|e| QueryError::Execution(e.to_string()))?;
+                if rows + b.num_rows() > max_rows {
+                    batches.push(b.slice(0, max_rows - rows));
+                    truncated = true;
+                    break;
+                }
+                rows += b.num_rows();
+                batches.push(b);
+            }
+            Ok(QueryResult { schema, batches, truncated })
+        };
+        // Dropping the future on timeout drops the stream, which cancels the execution.
+        tokio::time::timeout(timeout, work).await.map_err(|_| QueryError::Timeout(timeout))?
+    }
+}
