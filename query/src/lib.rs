@@ -56,6 +56,21 @@ impl QueryEngine {
         QueryEngine { storage, max_rows: 500_000 }
     }
 
+    /// The physical plan of `text`, indented: which files each scan reads, and the filters
+    /// pushed into it.
+    pub async fn explain(&self, text: &str, time_range: Option<(i64, i64)>) -> Result<String, QueryError> {
+        let query = fimlake_kql::parse(text).map_err(QueryError::Kql)?;
+        let catalog = StorageCatalog(
+            self.storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect(),
+        );
+        let options = PlanOptions { now_us: chrono::Utc::now().timestamp_micros(), time_range };
+        let plan = fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)?;
+        let ctx = SessionContext::new();
+        let physical =
+            ctx.state().create_physical_plan(&plan).await.map_err(|e| QueryError::Execution(e.to_string()))?;
+        Ok(datafusion::physical_plan::displayable(physical.as_ref()).indent(true).to_string())
+    }
+
     /// Runs `text`, optionally restricted to `[start, end)` of `TimeGenerated`, cancelled after
     /// `timeout`.
     pub async fn run(
