@@ -2,6 +2,7 @@
 
 mod bulk;
 mod config;
+mod query_cli;
 mod server;
 
 use std::path::PathBuf;
@@ -50,6 +51,26 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a KQL query on a running server and print the result.
+    Query {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The workspace id [default: from <data-dir>/workspace-id].
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Where to find the workspace id when --workspace is not given.
+        #[arg(long, default_value = "fimlake-data")]
+        data_dir: PathBuf,
+        /// ISO 8601 duration back from now (PT1H, P7D) or start/end interval.
+        #[arg(long)]
+        timespan: Option<String>,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// The query; '@FILE' reads it from a file, '-' or nothing from standard input.
+        query: Option<String>,
+    },
     /// List the tables and their columns.
     Tables {
         /// Show the columns of this table only.
@@ -95,6 +116,18 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tables { table, json } => print_tables(table.as_deref(), json),
+        Command::Query { server, workspace, data_dir, timespan, format, query } => {
+            let out = rt.block_on(query_cli::run(query_cli::QueryOptions {
+                server,
+                workspace,
+                data_dir,
+                timespan,
+                format,
+                query,
+            }))?;
+            println!("{out}");
+            Ok(())
+        }
     }
 }
 

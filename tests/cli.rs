@@ -65,3 +65,27 @@ fn tables_lists_the_registry() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("table 'Nope' does not exist; tables are: "));
 }
+
+#[test]
+fn query_prints_tables_csv_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/post-records.sh");
+    assert!(Command::new("sh").arg(script).arg(&server.url).output().unwrap().status.success());
+    let d = data.to_str().unwrap();
+    let q = "Heartbeat | summarize beats = count() by Computer | order by Computer asc";
+    let out = fimlake(&["query", "--server", &server.url, "--data-dir", d, q]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Computer | beats\n---------+------\ndb-02    | 1\nweb-01   | 2\n(2 rows)\n"
+    );
+    let out = fimlake(&["query", "--server", &server.url, "--data-dir", d, "--format", "csv", q]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Computer,beats\ndb-02,1\nweb-01,2\n");
+    let out = fimlake(&["query", "--server", &server.url, "--data-dir", d, "Heartbeat | wher x"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("found 'wher' (line 1, column 13)"), "{err}");
+    assert!(err.contains("Heartbeat | wher x\n            ^"), "{err}");
+}
