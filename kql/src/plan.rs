@@ -331,7 +331,7 @@ impl<'a> Planner<'a> {
                 if matches!(items.as_slice(), [NamedExpr { expr: Expr { kind: ExprKind::Star, .. }, .. }]) {
                     b.distinct()
                 } else {
-                    let group = self.named_list(items, &schema)?;
+                    let group = self.named_list(items, &schema, true)?;
                     b.aggregate(group, Vec::<DfExpr>::new())
                 }
             }
@@ -566,14 +566,17 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn named_list(&mut self, items: &[NamedExpr], schema: &DFSchema) -> PResult<Vec<DfExpr>> {
+    /// `name = expr` items, unnamed ones named as Kusto does: group keys (`grouping`) keep the
+    /// column of `bin(col, ...)`, other expressions get `Column1`, `Column2`...
+    fn named_list(&mut self, items: &[NamedExpr], schema: &DFSchema, grouping: bool) -> PResult<Vec<DfExpr>> {
         items
             .iter()
             .map(|i| {
                 let e = self.scalar(&i.expr, schema)?;
                 let name = match i.names.as_slice() {
                     [one] => one.name.clone(),
-                    [] => self.group_name(&i.expr),
+                    [] if grouping => self.group_name(&i.expr),
+                    [] => self.derived_name(&i.expr),
                     _ => {
                         return Err(self.err(
                             ErrorKind::Unsupported,
@@ -602,29 +605,8 @@ impl<'a> Planner<'a> {
 
     fn project(&mut self, plan: LogicalPlan, items: &[NamedExpr], span: Span) -> PResult<LogicalPlan> {
         let schema = plan.schema().as_ref().clone();
-        let exprs = self.named_list_plain(items, &schema)?;
+        let exprs = self.named_list(items, &schema, false)?;
         LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
-    }
-
-    fn named_list_plain(&mut self, items: &[NamedExpr], schema: &DFSchema) -> PResult<Vec<DfExpr>> {
-        items
-            .iter()
-            .map(|i| {
-                let e = self.scalar(&i.expr, schema)?;
-                let name = match i.names.as_slice() {
-                    [one] => one.name.clone(),
-                    [] => self.derived_name(&i.expr),
-                    _ => {
-                        return Err(self.err(
-                            ErrorKind::Unsupported,
-                            "multi-column assignment is not supported",
-                            i.expr.span,
-                        ));
-                    }
-                };
-                Ok(e.alias(name))
-            })
-            .collect()
     }
 
     /// `extend`: new columns are appended; a column that exists is replaced and moves to the end.
@@ -632,7 +614,7 @@ impl<'a> Planner<'a> {
         let mut plan = plan;
         for item in items {
             let schema = plan.schema().as_ref().clone();
-            let new = self.named_list_plain(std::slice::from_ref(item), &schema)?.remove(0);
+            let new = self.named_list(std::slice::from_ref(item), &schema, false)?.remove(0);
             let name = new.schema_name().to_string();
             let name = match &new {
                 DfExpr::Alias(a) => a.name.clone(),
@@ -668,7 +650,7 @@ impl<'a> Planner<'a> {
             return self.arg_extreme(plan, first, by, span);
         }
         let schema = plan.schema().as_ref().clone();
-        let group = self.named_list(by, &schema)?;
+        let group = self.named_list(by, &schema, true)?;
         let global = by.is_empty();
         let mut aggs = Vec::new();
         for a in aggregates {
@@ -744,7 +726,7 @@ impl<'a> Planner<'a> {
             },
         };
         let target = self.scalar(target_ast, &schema)?;
-        let keys = self.named_list(by, &schema)?;
+        let keys = self.named_list(by, &schema, true)?;
         let key_exprs: Vec<DfExpr> = keys.iter().map(|k| k.clone().unalias()).collect();
         let rn = datafusion::functions_window::expr_fn::row_number()
             .partition_by(key_exprs)

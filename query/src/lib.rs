@@ -56,15 +56,24 @@ impl QueryEngine {
         QueryEngine { storage, max_rows: 500_000 }
     }
 
-    /// The physical plan of `text`, indented: which files each scan reads, and the filters
-    /// pushed into it.
-    pub async fn explain(&self, text: &str, time_range: Option<(i64, i64)>) -> Result<String, QueryError> {
+    /// Parses and plans `text` against the storage's tables, with one `now()` for the query.
+    fn plan(
+        &self,
+        text: &str,
+        time_range: Option<(i64, i64)>,
+    ) -> Result<datafusion::logical_expr::LogicalPlan, QueryError> {
         let query = fimlake_kql::parse(text).map_err(QueryError::Kql)?;
         let catalog = StorageCatalog(
             self.storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect(),
         );
         let options = PlanOptions { now_us: chrono::Utc::now().timestamp_micros(), time_range };
-        let plan = fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)?;
+        fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)
+    }
+
+    /// The physical plan of `text`, indented: which files each scan reads, and the filters
+    /// pushed into it.
+    pub async fn explain(&self, text: &str, time_range: Option<(i64, i64)>) -> Result<String, QueryError> {
+        let plan = self.plan(text, time_range)?;
         let ctx = SessionContext::new();
         let physical =
             ctx.state().create_physical_plan(&plan).await.map_err(|e| QueryError::Execution(e.to_string()))?;
@@ -79,12 +88,7 @@ impl QueryEngine {
         time_range: Option<(i64, i64)>,
         timeout: Duration,
     ) -> Result<QueryResult, QueryError> {
-        let query = fimlake_kql::parse(text).map_err(QueryError::Kql)?;
-        let catalog = StorageCatalog(
-            self.storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect(),
-        );
-        let options = PlanOptions { now_us: chrono::Utc::now().timestamp_micros(), time_range };
-        let plan = fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)?;
+        let plan = self.plan(text, time_range)?;
         let ctx = SessionContext::new();
         let max_rows = self.max_rows;
         let work = async move {
