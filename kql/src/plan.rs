@@ -1039,6 +1039,17 @@ impl<'a> Planner<'a> {
         }
         let l = self.scalar(left, schema)?;
         let r = self.scalar(right, schema)?;
+        if matches!(op, BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq)
+        {
+            let (lt, rt) = (self.type_of(&l, schema, left.span)?, self.type_of(&r, schema, right.span)?);
+            if datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt).is_none() {
+                return Err(self.err(
+                    ErrorKind::Semantic,
+                    format!("cannot compare {} with {}", kusto_name(&lt), kusto_name(&rt)),
+                    span,
+                ));
+            }
+        }
         Ok(match op {
             BinaryOp::Or => l.or(r),
             BinaryOp::And => l.and(r),
@@ -1521,6 +1532,23 @@ fn canonical(ty: &str) -> &str {
         "boolean" => "bool",
         "uuid" | "uniqueid" => "guid",
         other => other,
+    }
+}
+
+/// The Kusto name of an Arrow type, for messages.
+fn kusto_name(t: &DataType) -> &'static str {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string",
+        DataType::Timestamp(..) => "datetime",
+        DataType::Duration(_) => "timespan",
+        DataType::Int64 | DataType::UInt64 => "long",
+        DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt32 | DataType::UInt16 | DataType::UInt8 => {
+            "int"
+        }
+        DataType::Float64 | DataType::Float32 => "real",
+        DataType::Boolean => "bool",
+        DataType::Null => "null",
+        _ => "a value of another type",
     }
 }
 

@@ -317,6 +317,7 @@ async fn errors_name_the_column_or_function() {
         ("T | summarize arg_max(Time, *), count() by Computer", "arg_max/arg_min together with other aggregates"),
         ("Heartbeat | take 1", "unknown table or tabular let 'Heartbeat'; tables are: "),
         ("T | project-away Nope", "unknown column 'Nope'"),
+        ("T | where Time >= 90d", "cannot compare datetime with timespan"),
     ];
     for (q, msg) in cases {
         let query = format!("{T}{q}");
