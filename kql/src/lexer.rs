@@ -83,26 +83,10 @@ const HYPHENATED: &[&str] = &[
     "partition-by",
 ];
 
-/// Word operators that have a `!` form.
-const NEGATABLE: &[&str] = &[
-    "contains",
-    "contains_cs",
-    "has",
-    "has_cs",
-    "hasprefix",
-    "hasprefix_cs",
-    "hassuffix",
-    "hassuffix_cs",
-    "startswith",
-    "startswith_cs",
-    "endswith",
-    "endswith_cs",
-    "in",
-    "in~",
-    "between",
-    "has_any",
-    "has_all",
-];
+/// Word operators that have a `!` form: the string operators, `in`, `in~` and `between`.
+fn negatable(word: &str) -> bool {
+    matches!(word, "in" | "in~" | "between") || crate::ast::STRING_OPERATORS.contains(&word)
+}
 
 /// Timespan suffixes and their length in nanoseconds (longest match first).
 const TIMESPAN_UNITS: &[(&str, f64)] = &[
@@ -316,7 +300,7 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
             && let Ok((after, w)) = ident(&rest[1..])
         {
             let (w, after) = if w == "in" && after.starts_with('~') { ("in~", &after[1..]) } else { (w, after) };
-            if NEGATABLE.contains(&w) {
+            if negatable(w) {
                 rest = after;
                 out.push(Token { tok: Tok::Ident(format!("!{w}")), span: Span::new(start, pos(rest)) });
                 continue;
