@@ -284,3 +284,15 @@ pub const STRING_OPERATORS: &[&str] = &[
     "has_all",
     "matches regex",
 ];
+
+/// The canonical spelling of a Kusto type name (`date` is `datetime`, `double` is `real`...).
+pub fn canonical_type(word: &str) -> &str {
+    match word {
+        "date" => "datetime",
+        "time" => "timespan",
+        "double" => "real",
+        "boolean" => "bool",
+        "uuid" | "uniqueid" => "guid",
+        other => other,
+    }
+}

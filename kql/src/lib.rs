@@ -13,4 +13,4 @@ pub mod sexpr;
 
 pub use error::{ErrorKind, KqlError, Span};
 pub use parser::parse;
-pub use plan::{Catalog, PlanOptions, plan_query, plan_query_with};
+pub use plan::{Catalog, PlanOptions, TableList, plan_query, plan_query_with};

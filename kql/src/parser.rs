@@ -1057,16 +1057,6 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn canonical_type(word: &str) -> &str {
-    match word {
-        "date" => "datetime",
-        "time" => "timespan",
-        "double" => "real",
-        "boolean" => "bool",
-        other => other,
-    }
-}
-
 /// A pipeline without stages whose source is an expression is that expression.
 fn pipeline_to_expr(p: Pipeline) -> Expr {
     match p {

@@ -27,6 +27,19 @@ pub trait Catalog {
     fn table_names(&self) -> Vec<String>;
 }
 
+/// A [`Catalog`] over a list of named tables.
+#[derive(Default)]
+pub struct TableList(pub Vec<(String, Arc<dyn TableProvider>)>);
+
+impl Catalog for TableList {
+    fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+    }
+    fn table_names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
 /// Arrow field metadata key with a column's Kusto type (`string`, `dynamic`, `guid`...).
 pub const KUSTO_TYPE_KEY: &str = "kusto.type";
 
@@ -225,7 +238,7 @@ impl<'a> Planner<'a> {
             let dt = kusto_type(ty)
                 .ok_or_else(|| self.err(ErrorKind::Semantic, format!("unknown type '{ty}'"), name.span))?;
             let mut field = Field::new(&name.name, dt, true);
-            field.set_metadata(HashMap::from([(KUSTO_TYPE_KEY.to_string(), canonical(ty).to_string())]));
+            field.set_metadata(HashMap::from([(KUSTO_TYPE_KEY.to_string(), canonical_type(ty).to_string())]));
             fields.push(field);
         }
         let schema = Arc::new(Schema::new(fields));
@@ -822,18 +835,14 @@ impl<'a> Planner<'a> {
             "dcountif" => {
                 arity(self, 2)?;
                 let x = a0(self)?;
-                let p = self.predicate(&args[1], schema)?;
-                (
-                    agg::count_distinct(when(p, x).end().map_err(|er| self.df_err(er, e.span))?),
-                    format!("dcountif_{}", arg_name(self, 0)),
-                )
+                let x = self.only_if(x, &args[1], schema)?;
+                (agg::count_distinct(x), format!("dcountif_{}", arg_name(self, 0)))
             }
             "sum" | "sumif" => {
                 let mut x = a0(self)?;
                 if fname == "sumif" {
                     arity(self, 2)?;
-                    let p = self.predicate(&args[1], schema)?;
-                    x = when(p, x).end().map_err(|er| self.df_err(er, e.span))?;
+                    x = self.only_if(x, &args[1], schema)?;
                 }
                 let s = agg::sum(x);
                 // Kusto: sum over no rows is 0, not null.
@@ -844,8 +853,7 @@ impl<'a> Planner<'a> {
                 let mut x = a0(self)?;
                 if fname == "avgif" {
                     arity(self, 2)?;
-                    let p = self.predicate(&args[1], schema)?;
-                    x = when(p, x).end().map_err(|er| self.df_err(er, e.span))?;
+                    x = self.only_if(x, &args[1], schema)?;
                 }
                 (agg::avg(cast(x, DataType::Float64)), format!("{fname}_{}", arg_name(self, 0)))
             }
@@ -882,6 +890,12 @@ impl<'a> Planner<'a> {
                 ));
             }
         })
+    }
+
+    /// `x` where `predicate` holds, null elsewhere: the argument of `sumif`, `avgif`, `dcountif`.
+    fn only_if(&mut self, x: DfExpr, predicate: &Expr, schema: &DFSchema) -> PResult<DfExpr> {
+        let p = self.predicate(predicate, schema)?;
+        when(p, x).end().map_err(|er| self.df_err(er, predicate.span))
     }
 
     /// A `where` predicate: Kusto treats null as false, which DataFusion's filter already does.
@@ -970,15 +984,9 @@ impl<'a> Planner<'a> {
                     match &item.kind {
                         ExprKind::Name(n) if matches!(self.lets.get(n), Some(Binding::Dynamic(_))) => {
                             let Some(Binding::Dynamic(v)) = self.lets.get(n) else { unreachable!() };
-                            for el in v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]) {
-                                items.push(json_lit(&el));
-                            }
+                            items.extend(dynamic_elements(v));
                         }
-                        ExprKind::Literal(Literal::Dynamic(v)) => {
-                            for el in v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]) {
-                                items.push(json_lit(&el));
-                            }
-                        }
+                        ExprKind::Literal(Literal::Dynamic(v)) => items.extend(dynamic_elements(v)),
                         ExprKind::Pipeline(_) => {
                             return Err(self.err(
                                 ErrorKind::Unsupported,
@@ -1511,6 +1519,14 @@ fn literal(l: &Literal) -> DfExpr {
     }
 }
 
+/// The elements of a dynamic array (a scalar counts as one element), as literals.
+fn dynamic_elements(v: &serde_json::Value) -> Vec<DfExpr> {
+    match v.as_array() {
+        Some(a) => a.iter().map(json_lit).collect(),
+        None => vec![json_lit(v)],
+    }
+}
+
 fn json_lit(v: &serde_json::Value) -> DfExpr {
     match v {
         serde_json::Value::String(s) => lit(s.clone()),
@@ -1521,17 +1537,6 @@ fn json_lit(v: &serde_json::Value) -> DfExpr {
         },
         serde_json::Value::Null => lit(ScalarValue::Null),
         other => lit(other.to_string()),
-    }
-}
-
-fn canonical(ty: &str) -> &str {
-    match ty {
-        "date" => "datetime",
-        "time" => "timespan",
-        "double" => "real",
-        "boolean" => "bool",
-        "uuid" | "uniqueid" => "guid",
-        other => other,
     }
 }
 
@@ -1554,7 +1559,7 @@ fn kusto_name(t: &DataType) -> &'static str {
 
 /// The Arrow type of a Kusto type name.
 pub fn kusto_type(ty: &str) -> Option<DataType> {
-    Some(match canonical(ty) {
+    Some(match canonical_type(ty) {
         "string" | "guid" | "dynamic" => DataType::Utf8,
         "datetime" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         "timespan" => DataType::Duration(TimeUnit::Nanosecond),

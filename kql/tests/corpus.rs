@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use fimlake_kql::Catalog;
+use fimlake_kql::TableList;
 
 fn corpus_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/kql/public-queries.jsonl")
@@ -76,21 +76,10 @@ fn corpus_queries_parse() {
     assert!(ok >= BAR, "{ok} of {total} corpus queries parse; the bar is {BAR}");
 }
 
-struct Tables(Vec<(String, Arc<dyn TableProvider>)>);
-
-impl Catalog for Tables {
-    fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
-    }
-    fn table_names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| n.clone()).collect()
-    }
-}
-
 /// Empty tables with the documented schemas of the three tables.
-fn tables() -> Tables {
+fn tables() -> TableList {
     let reg = fimlake_storage::TableRegistry::builtin();
-    Tables(
+    TableList(
         reg.tables()
             .iter()
             .map(|t| {

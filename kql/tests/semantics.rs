@@ -3,22 +3,8 @@
 //! must equal the expected ones. Points are numbered as in `kql-usage.md`, "Semantics to get
 //! right".
 
-use std::sync::Arc;
-
-use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
-use fimlake_kql::{Catalog, parse, plan_query};
-
-struct NoTables;
-
-impl Catalog for NoTables {
-    fn table(&self, _: &str) -> Option<Arc<dyn TableProvider>> {
-        None
-    }
-    fn table_names(&self) -> Vec<String> {
-        vec![]
-    }
-}
+use fimlake_kql::{TableList, parse, plan_query};
 
 /// 2024-05-01T12:00:00Z
 const NOW_US: i64 = 1_714_564_800_000_000;
@@ -32,7 +18,7 @@ const T: &str = "let T = datatable(Computer:string, Path:string, Size:long, Time
 
 async fn run(query: &str) -> Result<Vec<String>, String> {
     let q = parse(query).map_err(|e| e.render())?;
-    let plan = plan_query(&q, query, &NoTables, NOW_US).map_err(|e| e.render())?;
+    let plan = plan_query(&q, query, &TableList::default(), NOW_US).map_err(|e| e.render())?;
     let ctx = SessionContext::new();
     let batches =
         ctx.execute_logical_plan(plan).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
@@ -58,7 +44,7 @@ async fn run(query: &str) -> Result<Vec<String>, String> {
 
 async fn columns(query: &str) -> Vec<String> {
     let q = parse(query).unwrap();
-    let plan = plan_query(&q, query, &NoTables, NOW_US).unwrap();
+    let plan = plan_query(&q, query, &TableList::default(), NOW_US).unwrap();
     plan.schema().fields().iter().map(|f| f.name().clone()).collect()
 }
 
@@ -322,7 +308,7 @@ async fn errors_name_the_column_or_function() {
     for (q, msg) in cases {
         let query = format!("{T}{q}");
         let parsed = parse(&query).unwrap();
-        let e = plan_query(&parsed, &query, &NoTables, NOW_US).expect_err(q);
+        let e = plan_query(&parsed, &query, &TableList::default(), NOW_US).expect_err(q);
         assert!(e.message.starts_with(msg), "{q}: {}", e.message);
         assert_eq!(e.line, 6, "{q}: errors point into the query");
     }

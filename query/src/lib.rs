@@ -12,21 +12,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
-use fimlake_kql::{Catalog, KqlError, PlanOptions};
+use fimlake_kql::{KqlError, PlanOptions, TableList};
 use fimlake_storage::Storage;
 use futures::StreamExt;
-
-/// The tables of a storage engine, as the KQL planner sees them.
-struct StorageCatalog(Vec<(String, Arc<dyn TableProvider>)>);
-
-impl Catalog for StorageCatalog {
-    fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
-    }
-    fn table_names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| n.clone()).collect()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -63,9 +51,8 @@ impl QueryEngine {
         time_range: Option<(i64, i64)>,
     ) -> Result<datafusion::logical_expr::LogicalPlan, QueryError> {
         let query = fimlake_kql::parse(text).map_err(QueryError::Kql)?;
-        let catalog = StorageCatalog(
-            self.storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect(),
-        );
+        let catalog =
+            TableList(self.storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect());
         let options = PlanOptions { now_us: chrono::Utc::now().timestamp_micros(), time_range };
         fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)
     }
