@@ -104,6 +104,14 @@ pub enum OpKind {
         items: Vec<NamedExpr>,
         limit: Option<Expr>,
     },
+    /// `make-series Agg [default = d], ... on Axis from A to B step S [by Keys]` (also
+    /// `on Axis in range(A, B, S)`).
+    MakeSeries(Box<MakeSeries>),
+    /// `evaluate plugin(args)`.
+    Evaluate {
+        plugin: Ident,
+        args: Vec<Expr>,
+    },
     As(Ident),
     Serialize(Vec<NamedExpr>),
     /// `render`: accepted and ignored (a visualisation hint for a client).
@@ -111,6 +119,17 @@ pub enum OpKind {
 }
 
 /// `name = expr`, `(a, b) = expr`, or a bare `expr` (whose name the planner derives).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MakeSeries {
+    /// Each aggregate with its `default =` value.
+    pub aggregates: Vec<(NamedExpr, Option<Expr>)>,
+    pub axis: Expr,
+    pub from: Option<Expr>,
+    pub to: Option<Expr>,
+    pub step: Expr,
+    pub by: Vec<NamedExpr>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedExpr {
     pub names: Vec<Ident>,

@@ -10,6 +10,7 @@ pub mod lexer;
 pub mod parser;
 pub mod plan;
 pub mod sexpr;
+pub mod udf;
 
 pub use error::{ErrorKind, KqlError, Span};
 pub use parser::parse;

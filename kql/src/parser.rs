@@ -11,9 +11,6 @@ use crate::lexer::{Tok, Token, tokenize};
 
 /// Tabular operators that are valid KQL but not supported.
 const UNSUPPORTED_OPERATORS: &[&str] = &[
-    "make-series",
-    "evaluate",
-    "search",
     "lookup",
     "mv-apply",
     "top-nested",
@@ -474,6 +471,26 @@ impl<'a> Parser<'a> {
                 OpKind::Render(name)
             }
             "parse" => self.parse_op()?,
+            "search" => self.search()?,
+            "evaluate" => {
+                while self.is_word("hint") && matches!(self.peek_at(1), Tok::Sym(".")) {
+                    self.hint()?;
+                }
+                let plugin = self.name("a plugin name after 'evaluate'")?;
+                self.expect_sym("(")?;
+                let mut args = Vec::new();
+                if !self.eat_sym(")") {
+                    loop {
+                        args.push(self.expr()?);
+                        if !self.eat_sym(",") {
+                            break;
+                        }
+                    }
+                    self.expect_sym(")")?;
+                }
+                OpKind::Evaluate { plugin, args }
+            }
+            "make-series" => self.make_series()?,
             "mv-expand" => {
                 if matches!(self.peek(), Tok::Ident(w) if w == "bagexpansion" || w == "with_itemindex")
                     && matches!(self.peek_at(1), Tok::Sym("="))
@@ -586,6 +603,159 @@ impl<'a> Parser<'a> {
             return Err(self.expected("a parse pattern (strings, column names and '*')"));
         }
         Ok(OpKind::Parse { expr, kind, pattern })
+    }
+
+    /// `search [kind=case_sensitive] Predicate` in a pipeline, as a `where`: `"term"` is a term
+    /// of any column, `Col:"term"` one of `Col`; `*` in a term is a wildcard; terms combine with
+    /// `and` (also when written side by side), `or`, `not(...)`; other predicates are KQL.
+    fn search(&mut self) -> PResult<OpKind> {
+        let mut case_sensitive = false;
+        if self.is_word("kind") && matches!(self.peek_at(1), Tok::Sym("=")) {
+            self.bump();
+            self.bump();
+            case_sensitive = self.name("case_sensitive or case_insensitive")?.name == "case_sensitive";
+        }
+        if self.is_word("in") {
+            return Err(self.error(ErrorKind::Unsupported, "search in (tables) is not supported", self.span()));
+        }
+        Ok(OpKind::Where(self.search_or(case_sensitive)?))
+    }
+
+    fn search_or(&mut self, cs: bool) -> PResult<Expr> {
+        let mut e = self.search_and(cs)?;
+        while self.eat_word("or") {
+            let r = self.search_and(cs)?;
+            let span = e.span.to(r.span);
+            e = Expr { kind: ExprKind::Binary { op: BinaryOp::Or, left: Box::new(e), right: Box::new(r) }, span };
+        }
+        Ok(e)
+    }
+
+    fn search_and(&mut self, cs: bool) -> PResult<Expr> {
+        let mut e = self.search_term(cs)?;
+        loop {
+            let explicit = self.eat_word("and");
+            if !explicit && matches!(self.peek(), Tok::Sym("|") | Tok::Sym(")") | Tok::Sym(";") | Tok::Eof) {
+                return Ok(e);
+            }
+            if !explicit && self.is_word("or") {
+                return Ok(e);
+            }
+            let r = self.search_term(cs)?;
+            let span = e.span.to(r.span);
+            e = Expr { kind: ExprKind::Binary { op: BinaryOp::And, left: Box::new(e), right: Box::new(r) }, span };
+        }
+    }
+
+    fn search_term(&mut self, cs: bool) -> PResult<Expr> {
+        let start = self.span();
+        if self.is_word("not") && matches!(self.peek_at(1), Tok::Sym("(")) {
+            self.bump();
+            self.bump();
+            let inner = self.search_or(cs)?;
+            self.expect_sym(")")?;
+            let span = Span::new(start.start, self.prev_end());
+            let name = Ident { name: "not".into(), span: start };
+            return Ok(Expr { kind: ExprKind::Call { name, args: vec![inner] }, span });
+        }
+        if self.eat_sym("(") {
+            let inner = self.search_or(cs)?;
+            self.expect_sym(")")?;
+            return Ok(inner);
+        }
+        let term = |target: Expr, text: String, span: Span| -> Expr {
+            let (name, t) = match (text.strip_prefix('*'), text.strip_suffix('*')) {
+                (Some(inner), Some(_)) if text.len() > 1 => ("contains", inner.trim_end_matches('*').to_string()),
+                (Some(inner), None) => ("hassuffix", inner.to_string()),
+                (None, Some(inner)) => ("hasprefix", inner.to_string()),
+                _ => ("has", text),
+            };
+            let name = crate::ast::STRING_OPERATORS
+                .iter()
+                .copied()
+                .find(|o| *o == if cs { format!("{name}_cs") } else { name.to_string() })
+                .unwrap_or(name);
+            let right = Expr { kind: ExprKind::Literal(Literal::String(t)), span };
+            Expr {
+                kind: ExprKind::Binary {
+                    op: BinaryOp::Str(StrOp { name, negated: false }),
+                    left: Box::new(target),
+                    right: Box::new(right),
+                },
+                span,
+            }
+        };
+        if let Tok::Str(text) = self.peek().clone() {
+            self.bump();
+            let star = Expr { kind: ExprKind::Star, span: start };
+            return Ok(term(star, text, start));
+        }
+        if matches!(self.peek(), Tok::Ident(_) | Tok::Quoted(_))
+            && matches!(self.peek_at(1), Tok::Sym(":"))
+            && matches!(self.peek_at(2), Tok::Str(_))
+        {
+            let col = self.name("a column name")?;
+            self.bump();
+            let Tok::Str(text) = self.bump().tok else { unreachable!("checked above") };
+            let span = Span::new(start.start, self.prev_end());
+            let target = Expr { kind: ExprKind::Name(col.name), span: col.span };
+            return Ok(term(target, text, span));
+        }
+        self.unary_for_search()
+    }
+
+    /// A KQL predicate inside `search` (`Size > 10`), up to a comparison.
+    fn unary_for_search(&mut self) -> PResult<Expr> {
+        self.cmp_expr()
+    }
+
+    /// `make-series [Name =] Agg [default = v], ... on Axis (from A to B step S | in range(A, B, S)) [by ...]`.
+    fn make_series(&mut self) -> PResult<OpKind> {
+        while self.is_word("kind") || (self.is_word("hint") && matches!(self.peek_at(1), Tok::Sym("."))) {
+            if self.is_word("kind") {
+                self.bump();
+                self.expect_sym("=")?;
+                self.name("a make-series kind")?;
+            } else {
+                self.hint()?;
+            }
+        }
+        let mut aggregates = Vec::new();
+        loop {
+            let agg = self.named_expr()?;
+            let default = if self.is_word("default") && matches!(self.peek_at(1), Tok::Sym("=")) {
+                self.bump();
+                self.bump();
+                Some(self.expr()?)
+            } else {
+                None
+            };
+            aggregates.push((agg, default));
+            if !self.eat_sym(",") {
+                break;
+            }
+        }
+        self.expect_word("on")?;
+        // Not expr(): `on T in range(...)` is not the `in` operator.
+        let axis = self.add_expr()?;
+        let (from, to, step) = if self.eat_word("in") {
+            self.expect_word("range")?;
+            self.expect_sym("(")?;
+            let a = self.expr()?;
+            self.expect_sym(",")?;
+            let b = self.expr()?;
+            self.expect_sym(",")?;
+            let s = self.expr()?;
+            self.expect_sym(")")?;
+            (Some(a), Some(b), s)
+        } else {
+            let from = if self.eat_word("from") { Some(self.expr()?) } else { None };
+            let to = if self.eat_word("to") { Some(self.expr()?) } else { None };
+            self.expect_word("step")?;
+            (from, to, self.expr()?)
+        };
+        let by = if self.eat_word("by") { self.named_exprs()? } else { Vec::new() };
+        Ok(OpKind::MakeSeries(Box::new(MakeSeries { aggregates, axis, from, to, step, by })))
     }
 
     fn join(&mut self) -> PResult<Join> {

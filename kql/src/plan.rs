@@ -25,6 +25,10 @@ use crate::error::{ErrorKind, KqlError, Span};
 pub trait Catalog {
     fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>>;
     fn table_names(&self) -> Vec<String>;
+    /// A named watchlist, what Sentinel's `_GetWatchlist('name')` reads: none by default.
+    fn watchlist(&self, _name: &str) -> Option<Arc<dyn TableProvider>> {
+        None
+    }
 }
 
 /// A [`Catalog`] over a list of named tables.
@@ -97,6 +101,56 @@ struct Planner<'a> {
 
 type PResult<T> = Result<T, KqlError>;
 
+/// The aggregate functions of `summarize`.
+const AGGREGATES: &[&str] = &[
+    "count",
+    "countif",
+    "dcount",
+    "dcountif",
+    "sum",
+    "sumif",
+    "avg",
+    "avgif",
+    "min",
+    "max",
+    "any",
+    "take_any",
+    "stdev",
+    "variance",
+    "make_set",
+    "make_list",
+    "makeset",
+    "makelist",
+    "make_set_if",
+    "make_list_if",
+    "make_bag",
+    "percentile",
+    "percentiles",
+    "arg_max",
+    "arg_min",
+];
+
+/// One aggregate of a `summarize`: its DataFusion expression, Kusto's default name for it, and
+/// what turns the aggregate's value into the Kusto value.
+struct Agg {
+    expr: DfExpr,
+    name: String,
+    finish: Finish,
+}
+
+enum Finish {
+    None,
+    /// A list to a dynamic array of at most this many elements (of dynamic elements).
+    List(i64, bool),
+    /// The nearest-rank percentile of a sorted list.
+    Percentile(f64),
+}
+
+enum OutputItem {
+    Agg(usize),
+    Expr(Expr),
+}
+
 const DAY_NS: i64 = 86_400_000_000_000;
 
 fn ts_lit(us: i64) -> DfExpr {
@@ -156,6 +210,11 @@ impl<'a> Planner<'a> {
                 span,
             ));
         };
+        self.scan(name, provider, span)
+    }
+
+    /// A scan of `provider`, strings made non-null, limited to the query's time range.
+    fn scan(&self, name: &str, provider: Arc<dyn TableProvider>, span: Span) -> PResult<LogicalPlan> {
         let schema = provider.schema();
         let plan = LogicalPlanBuilder::scan(name, provider_as_source(provider), None)
             .and_then(|b| b.build())
@@ -189,11 +248,36 @@ impl<'a> Planner<'a> {
             ExprKind::Call { name, args } if name.name == "materialize" && args.len() == 1 => {
                 self.tabular_expr(&args[0])
             }
+            ExprKind::Call { name, args } if name.name == "_GetWatchlist" => {
+                let [Expr { kind: ExprKind::Literal(Literal::String(w)), .. }] = args.as_slice() else {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        "_GetWatchlist() takes the watchlist name as a string literal",
+                        e.span,
+                    ));
+                };
+                match self.catalog.watchlist(w) {
+                    Some(provider) => self.scan(w, provider, e.span),
+                    None => Err(self.err(ErrorKind::Semantic, format!("unknown watchlist '{w}'"), e.span)),
+                }
+            }
             ExprKind::Call { name, .. } => Err(self.err(
                 ErrorKind::Unsupported,
                 format!("the tabular function '{}' is not supported", name.name),
                 name.span,
             )),
+            ExprKind::Member { target, .. } if matches!(&target.kind, ExprKind::Call { name, .. } if matches!(name.name.as_str(), "arg" | "adx" | "cluster" | "database" | "workspace" | "app" | "resource")) =>
+            {
+                let ExprKind::Call { name, .. } = &target.kind else { unreachable!() };
+                Err(self.err(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "cross-service queries ({}(...).Table) are not supported: fimlake has one workspace",
+                        name.name
+                    ),
+                    e.span,
+                ))
+            }
             _ => Err(self.err(
                 ErrorKind::Semantic,
                 "expected a tabular expression (a table, a let name or a query)",
@@ -211,9 +295,7 @@ impl<'a> Planner<'a> {
                 self.project(one, items, p.span)?
             }
             Source::Union(u) => self.union(None, u, p.span)?,
-            Source::Range { .. } => {
-                return Err(self.err(ErrorKind::Unsupported, "this source is not supported yet", p.span));
-            }
+            Source::Range { column, from, to, step } => self.range(column, from, to, step, p.span)?,
         };
         for op in &p.ops {
             plan = self.op(plan, op)?;
@@ -261,7 +343,10 @@ impl<'a> Planner<'a> {
             .fields()
             .iter()
             .enumerate()
-            .map(|(i, f)| ident(format!("column{}", i + 1)).alias(f.name()))
+            .map(|(i, f)| {
+                let md = datafusion::common::metadata::FieldMetadata::from(f.as_ref());
+                ident(format!("column{}", i + 1)).alias_with_metadata(f.name(), Some(md))
+            })
             .collect();
         LogicalPlanBuilder::values_with_schema(rows, &Arc::new(df_schema))
             .and_then(|b| b.project(names))
@@ -358,14 +443,300 @@ impl<'a> Planner<'a> {
             }
             OpKind::Join(j) => return self.join(plan, j, span),
             OpKind::Union(u) => return self.union(Some(plan), u, span),
-            OpKind::Parse { .. } => {
-                return Err(self.err(ErrorKind::Unsupported, "the 'parse' operator is not supported yet", span));
-            }
-            OpKind::MvExpand { .. } => {
-                return Err(self.err(ErrorKind::Unsupported, "the 'mv-expand' operator is not supported yet", span));
+            OpKind::Parse { expr, kind, pattern } => return self.parse_op(plan, expr, kind.as_deref(), pattern, span),
+            OpKind::MvExpand { items, limit } => return self.mv_expand(plan, items, limit.as_ref(), span),
+            OpKind::MakeSeries(m) => return self.make_series(plan, m, span),
+            OpKind::Evaluate { plugin, args } => {
+                return match (plugin.name.as_str(), args.as_slice()) {
+                    ("narrow", []) => self.narrow(plan, span),
+                    ("narrow", _) => Err(self.err(ErrorKind::Semantic, "narrow() takes no arguments", span)),
+                    (other, _) => Err(self.err(
+                        ErrorKind::Unsupported,
+                        format!("the '{other}' plugin of evaluate is not supported"),
+                        plugin.span,
+                    )),
+                };
             }
         };
         built.and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    /// `range x from a to b step s`: one column of longs or datetimes, `a` to `b` inclusive.
+    fn range(&mut self, column: &Ident, from: &Expr, to: &Expr, step: &Expr, span: Span) -> PResult<LogicalPlan> {
+        let empty = DFSchema::empty();
+        let (a, b, s) = (self.scalar(from, &empty)?, self.scalar(to, &empty)?, self.scalar(step, &empty)?);
+        let ty = self.type_of(&a, &empty, from.span)?;
+        let out_ty = match &ty {
+            DataType::Timestamp(..) => ty.clone(),
+            DataType::Int64 | DataType::Int32 => DataType::Int64,
+            other => {
+                return Err(self.err(
+                    ErrorKind::Unsupported,
+                    format!("range over {} values is not supported (long and datetime are)", kusto_name(other)),
+                    from.span,
+                ));
+            }
+        };
+        let one = LogicalPlanBuilder::empty(true).build().map_err(|e| self.df_err(e, span))?;
+        LogicalPlanBuilder::from(one)
+            .project(vec![crate::udf::range_list(a, b, s).alias("__range")])
+            .and_then(|b| b.unnest_column("__range"))
+            .and_then(|b| b.project(vec![cast(ident("__range"), out_ty).alias(&column.name)]))
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))
+    }
+
+    /// `parse Expr with * "literal" Col:type ...`: each column is a capture group of one regex
+    /// built from the pattern (`kind=regex`: the literals are regexes). A row that does not match
+    /// gets empty strings and nulls.
+    fn parse_op(
+        &mut self,
+        plan: LogicalPlan,
+        expr: &Expr,
+        kind: Option<&str>,
+        pattern: &[ParsePart],
+        span: Span,
+    ) -> PResult<LogicalPlan> {
+        let regex_kind = match kind {
+            None | Some("simple") | Some("relaxed") => false,
+            Some("regex") => true,
+            Some(other) => {
+                return Err(self.err(
+                    ErrorKind::Semantic,
+                    format!("unknown parse kind '{other}' (simple, regex, relaxed)"),
+                    span,
+                ));
+            }
+        };
+        let schema = plan.schema().as_ref().clone();
+        let source = self.scalar(expr, &schema)?;
+        let source = self.to_text(source, &schema, expr.span)?;
+        let mut re = String::from("(?s)^");
+        let mut columns = Vec::new();
+        for (i, part) in pattern.iter().enumerate() {
+            let last = i + 1 == pattern.len();
+            match part {
+                ParsePart::Literal(t) if regex_kind => re.push_str(t),
+                ParsePart::Literal(t) => re.push_str(&regex::escape(t)),
+                ParsePart::Wildcard => re.push_str(if last { ".*" } else { ".*?" }),
+                ParsePart::Column { name, ty } => {
+                    let ty = ty.as_deref().unwrap_or("string");
+                    let dt = kusto_type(ty)
+                        .ok_or_else(|| self.err(ErrorKind::Semantic, format!("unknown type '{ty}'"), name.span))?;
+                    re.push_str(match canonical_type(ty) {
+                        "long" | "int" => r"([-+]?\d+)",
+                        "real" => r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)",
+                        _ if last => "(.*)",
+                        _ => "(.*?)",
+                    });
+                    columns.push((name.clone(), dt, canonical_type(ty)));
+                }
+            }
+        }
+        let compiled = regex::Regex::new(&re)
+            .map_err(|e| self.err(ErrorKind::Semantic, format!("invalid parse pattern: {e}"), span))?;
+        let mut plan = plan;
+        for (group, (name, dt, ty)) in columns.iter().enumerate() {
+            let text = crate::udf::extract(&compiled, group + 1, source.clone());
+            let value = match *ty {
+                "string" => text,
+                "dynamic" => crate::udf::parse_json(text),
+                "datetime" | "timespan" | "guid" => try_cast(text, dt.clone()),
+                _ => try_cast(text, dt.clone()),
+            };
+            plan = self.replace_or_append(plan, value.alias(&name.name), &name.name, span)?;
+        }
+        Ok(plan)
+    }
+
+    /// Appends column `name` (replacing one of that name in place, as `extend` does).
+    fn replace_or_append(&self, plan: LogicalPlan, e: DfExpr, name: &str, span: Span) -> PResult<LogicalPlan> {
+        let schema = plan.schema().clone();
+        let mut exprs: Vec<DfExpr> =
+            schema.fields().iter().filter(|f| f.name() != name).map(|f| ident(f.name())).collect();
+        exprs.push(e);
+        LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|er| self.df_err(er, span))
+    }
+
+    /// `mv-expand [Name =] ArrayExpression [to typeof(T)] [limit N]`: one row per element of a
+    /// dynamic array (or per property of a bag); a null gives one row, an empty array none.
+    fn mv_expand(
+        &mut self,
+        plan: LogicalPlan,
+        items: &[NamedExpr],
+        limit: Option<&Expr>,
+        span: Span,
+    ) -> PResult<LogicalPlan> {
+        let [item] = items else {
+            return Err(self.err(
+                ErrorKind::Unsupported,
+                "mv-expand of several arrays at once is not supported; expand them one after the other",
+                span,
+            ));
+        };
+        if let Some(l) = limit {
+            return Err(self.err(ErrorKind::Unsupported, "mv-expand limit is not supported", l.span));
+        }
+        // The parser turns `x to typeof(T)` into `toT(x)`: expand `x`, then convert each element.
+        let (array, convert) = match &item.expr.kind {
+            ExprKind::Call { name, args }
+                if args.len() == 1 && name.name.starts_with("to") && name.span.start > args[0].span.end =>
+            {
+                (&args[0], Some(name.name.trim_start_matches("to").to_string()))
+            }
+            _ => (&item.expr, None),
+        };
+        let name = match item.names.as_slice() {
+            [n] => n.name.clone(),
+            _ => self.derived_name(array),
+        };
+        let schema = plan.schema().as_ref().clone();
+        let x = self.scalar(array, &schema)?;
+        let x = self.dynamic_value(x, &schema, array.span)?;
+        let mut exprs: Vec<DfExpr> = schema.fields().iter().map(|f| ident(f.name())).collect();
+        exprs.push(crate::udf::dyn_elements(x).alias("__mv"));
+        let expanded = LogicalPlanBuilder::from(plan)
+            .project(exprs)
+            .and_then(|b| b.unnest_column("__mv"))
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let element = ident("__mv");
+        let value = match convert.as_deref() {
+            None | Some("dynamic") => element,
+            Some("string") => crate::udf::dyn_to_string(element),
+            Some(t) => {
+                let dt = kusto_type(t)
+                    .ok_or_else(|| self.err(ErrorKind::Semantic, format!("unknown type '{t}'"), item.expr.span))?;
+                try_cast(element, dt)
+            }
+        };
+        // The expanded column takes the place of the source column when it has its name.
+        let out: Vec<DfExpr> = expanded
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "__mv")
+            .map(|f| if *f.name() == name { value.clone().alias(&name) } else { ident(f.name()) })
+            .collect();
+        let replaced = schema.field_with_unqualified_name(&name).is_ok();
+        let out = if replaced { out } else { out.into_iter().chain([value.alias(&name)]).collect() };
+        LogicalPlanBuilder::from(expanded).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    /// `evaluate narrow()`: one row per cell, `Row` (from 0), `Column` (its name), `Value` (as a
+    /// string), in row then column order.
+    fn narrow(&mut self, plan: LogicalPlan, span: Span) -> PResult<LogicalPlan> {
+        let schema = plan.schema().as_ref().clone();
+        let rn = datafusion::functions_window::expr_fn::row_number().alias("__row");
+        let numbered = LogicalPlanBuilder::from(plan)
+            .window(vec![rn])
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let mut result: Option<LogicalPlanBuilder> = None;
+        for (i, field) in schema.fields().iter().enumerate() {
+            let value = self.to_text(ident(field.name()), &schema, span)?;
+            let leg = LogicalPlanBuilder::from(numbered.clone())
+                .project(vec![
+                    (cast(ident("__row"), DataType::Int64) - lit(1i64)).alias("Row"),
+                    lit(field.name().clone()).alias("Column"),
+                    value.alias("Value"),
+                    lit(i as i64).alias("__col"),
+                ])
+                .and_then(|b| b.build())
+                .map_err(|e| self.df_err(e, span))?;
+            result = Some(match result {
+                None => LogicalPlanBuilder::from(leg),
+                Some(b) => b.union(leg).map_err(|e| self.df_err(e, span))?,
+            });
+        }
+        let Some(b) = result else {
+            return Err(self.err(ErrorKind::Semantic, "narrow() of a table without columns", span));
+        };
+        b.sort(vec![ident("Row").sort(true, false), ident("__col").sort(true, false)])
+            .and_then(|b| b.project(vec![ident("Row"), ident("Column"), ident("Value")]))
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))
+    }
+
+    /// `make-series`: per group of `by`, each aggregate over bins of `step` from `from` to `to`
+    /// (exclusive) as a dynamic array (`default`, 0 unless given, where a bin has no rows), and
+    /// the axis column as the array of the bins' start times. Output: keys, series, axis.
+    fn make_series(&mut self, plan: LogicalPlan, m: &MakeSeries, span: Span) -> PResult<LogicalPlan> {
+        use datafusion::logical_expr::ExprFunctionExt;
+        let (Some(from), Some(to)) = (&m.from, &m.to) else {
+            return Err(self.err(ErrorKind::Unsupported, "make-series without 'from' and 'to' is not supported", span));
+        };
+        let schema = plan.schema().as_ref().clone();
+        let axis = self.scalar(&m.axis, &schema)?;
+        if !matches!(self.type_of(&axis, &schema, m.axis.span)?, DataType::Timestamp(..)) {
+            return Err(self.err(
+                ErrorKind::Unsupported,
+                "make-series on a non-datetime axis is not supported",
+                m.axis.span,
+            ));
+        }
+        let empty = DFSchema::empty();
+        let from_e = self.scalar(from, &empty)?;
+        let to_e = self.scalar(to, &empty)?;
+        let step_e = self.scalar(&m.step, &empty)?;
+        if duration_ns(&step_e).is_none() {
+            return Err(self.err(ErrorKind::Semantic, "make-series takes a timespan literal as its step", m.step.span));
+        }
+        let axis_name = self.derived_name(&m.axis);
+        // 1. rows in [from, to); 2. aggregates per group and bin; 3. per group, the bins in order.
+        let filtered = LogicalPlanBuilder::from(plan)
+            .filter(axis.clone().gt_eq(from_e.clone()).and(axis.clone().lt(to_e.clone())))
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let bin_ast = Expr {
+            kind: ExprKind::Call {
+                name: Ident { name: "bin_at".into(), span: m.step.span },
+                args: vec![m.axis.clone(), m.step.clone(), from.clone()],
+            },
+            span: m.step.span,
+        };
+        let mut by = m.by.clone();
+        by.push(NamedExpr { names: vec![Ident { name: "__bin".into(), span: m.step.span }], expr: bin_ast });
+        let aggs: Vec<NamedExpr> = m.aggregates.iter().map(|(a, _)| a.clone()).collect();
+        let binned = self.summarize(filtered, &aggs, &by, span)?;
+        let bschema = binned.schema().as_ref().clone();
+        let key_names: Vec<String> = bschema.fields().iter().take(m.by.len()).map(|f| f.name().clone()).collect();
+        let series_names: Vec<String> =
+            bschema.fields().iter().skip(m.by.len() + 1).map(|f| f.name().clone()).collect();
+        let ordered = |e: DfExpr| {
+            agg::array_agg(e)
+                .order_by(vec![ident("__bin").sort(true, false)])
+                .build()
+                .map_err(|er| self.df_err(er, span))
+        };
+        let mut lists = vec![ordered(ident("__bin"))?.alias("__bins")];
+        for (i, n) in series_names.iter().enumerate() {
+            lists.push(ordered(ident(n))?.alias(format!("__values{i}")));
+        }
+        let grouped = LogicalPlanBuilder::from(binned)
+            .aggregate(key_names.iter().map(ident).collect::<Vec<_>>(), lists)
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let mut out: Vec<DfExpr> = key_names.iter().map(ident).collect();
+        for (i, n) in series_names.iter().enumerate() {
+            let default = match &m.aggregates[i].1 {
+                Some(d) => self.scalar(d, &empty)?,
+                None => lit(0i64),
+            };
+            out.push(
+                crate::udf::series_fill(
+                    ident("__bins"),
+                    ident(format!("__values{i}")),
+                    from_e.clone(),
+                    to_e.clone(),
+                    step_e.clone(),
+                    default,
+                )
+                .alias(n),
+            );
+        }
+        out.push(crate::udf::series_axis(from_e, to_e, step_e).alias(axis_name));
+        LogicalPlanBuilder::from(grouped).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
     }
 
     fn join(&mut self, left: LogicalPlan, j: &Join, span: Span) -> PResult<LogicalPlan> {
@@ -504,10 +875,8 @@ impl<'a> Planner<'a> {
                     };
                     match self.pipeline(t) {
                         Ok(p) => inputs.push((name, p)),
-                        Err(e)
-                            if u.is_fuzzy
-                                && e.kind == ErrorKind::Semantic
-                                && e.message.starts_with("unknown table") => {}
+                        // isfuzzy: a leg that does not resolve (a missing table or column) is left out.
+                        Err(e) if u.is_fuzzy && e.kind == ErrorKind::Semantic => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -652,67 +1021,173 @@ impl<'a> Planner<'a> {
         span: Span,
     ) -> PResult<LogicalPlan> {
         let is_arg = |a: &NamedExpr| matches!(&a.expr.kind, ExprKind::Call { name, .. } if name.name == "arg_max" || name.name == "arg_min");
-        if let Some(first) = aggregates.iter().find(|a| is_arg(a)) {
-            if aggregates.len() > 1 {
-                return Err(self.err(
-                    ErrorKind::Unsupported,
-                    "arg_max/arg_min together with other aggregates in one summarize is not supported yet",
-                    first.expr.span,
-                ));
-            }
-            return self.arg_extreme(plan, first, by, span);
-        }
         let schema = plan.schema().as_ref().clone();
         let group = self.named_list(by, &schema, true)?;
         let global = by.is_empty();
-        let mut aggs = Vec::new();
+        let mut taken: Vec<String> = group
+            .iter()
+            .map(|g| match g {
+                DfExpr::Alias(a) => a.name.clone(),
+                other => other.schema_name().to_string(),
+            })
+            .collect();
+        // Three steps: aggregate into __rawN, finish each (__aggN: make_set's list to a dynamic
+        // array, ...), then evaluate the items, which may wrap aggregates (`now() - max(T)`).
+        let mut raw: Vec<Agg> = Vec::new();
+        let mut outputs: Vec<(OutputItem, String)> = Vec::new();
         for a in aggregates {
-            let (expr, default_name) = self.aggregate(&a.expr, &schema, global)?;
-            let name = match a.names.as_slice() {
-                [one] => one.name.clone(),
-                [] => default_name,
-                _ => {
-                    return Err(self.err(
-                        ErrorKind::Unsupported,
-                        "multi-column assignment is not supported",
-                        a.expr.span,
-                    ));
+            if is_arg(a) {
+                for part in self.arg_extreme(a, &schema, &mut taken)? {
+                    outputs.push((OutputItem::Agg(raw.len()), part.name.clone()));
+                    raw.push(part);
                 }
-            };
-            aggs.push((expr, name));
+            } else if self.is_aggregate_call(&a.expr) {
+                let parts = self.aggregate(&a.expr, &schema, global)?;
+                let names: Vec<String> = match (a.names.as_slice(), parts.len()) {
+                    ([], _) => parts.iter().map(|p| p.name.clone()).collect(),
+                    (given, n) if given.len() == n => given.iter().map(|i| i.name.clone()).collect(),
+                    (given, n) => {
+                        return Err(self.err(
+                            ErrorKind::Semantic,
+                            format!("{} names for an aggregate with {n} result column(s)", given.len()),
+                            a.expr.span,
+                        ));
+                    }
+                };
+                for (part, name) in parts.into_iter().zip(names) {
+                    outputs.push((OutputItem::Agg(raw.len()), name));
+                    raw.push(part);
+                }
+            } else {
+                let name = match a.names.as_slice() {
+                    [one] => one.name.clone(),
+                    [] => self.derived_name(&a.expr),
+                    _ => {
+                        return Err(self.err(
+                            ErrorKind::Unsupported,
+                            "multi-column assignment is not supported",
+                            a.expr.span,
+                        ));
+                    }
+                };
+                let rewritten = self.extract_aggregates(&a.expr, &schema, global, &mut raw)?;
+                outputs.push((OutputItem::Expr(rewritten), name));
+            }
         }
-        // Aggregate under internal names, then name the outputs (names may repeat a key's).
+        if raw.is_empty() && group.is_empty() {
+            return Err(self.err(
+                ErrorKind::Semantic,
+                "expected an aggregate function such as count() or max(x)",
+                span,
+            ));
+        }
         let internal: Vec<DfExpr> =
-            aggs.iter().enumerate().map(|(i, (e, _))| e.clone().alias(format!("__agg{i}"))).collect();
+            raw.iter().enumerate().map(|(i, a)| a.expr.clone().alias(format!("__raw{i}"))).collect();
         let planned = LogicalPlanBuilder::from(plan)
             .aggregate(group.clone(), internal)
             .and_then(|b| b.build())
             .map_err(|e| self.df_err(e, span))?;
-        let mut out: Vec<DfExpr> = group
+        let group_cols: Vec<DfExpr> = group
             .iter()
             .map(|g| match g {
                 DfExpr::Alias(a) => ident(a.name.clone()),
                 other => ident(other.schema_name().to_string()),
             })
             .collect();
-        for (i, (_, name)) in aggs.iter().enumerate() {
-            let c = ident(format!("__agg{i}"));
-            out.push(c.alias(name));
+        let mut finished = group_cols.clone();
+        for (i, a) in raw.iter().enumerate() {
+            let c = ident(format!("__raw{i}"));
+            let done = match a.finish {
+                Finish::None => c,
+                Finish::List(max, dynamic) => crate::udf::list_to_dynamic(c, max, dynamic),
+                Finish::Percentile(p) => crate::udf::nearest_rank(c, p),
+            };
+            finished.push(done.alias(format!("__agg{i}")));
         }
-        LogicalPlanBuilder::from(planned).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+        let finished = LogicalPlanBuilder::from(planned)
+            .project(finished)
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let fschema = finished.schema().as_ref().clone();
+        let mut out = group_cols;
+        for (item, name) in outputs {
+            let e = match item {
+                OutputItem::Agg(i) => ident(format!("__agg{i}")),
+                // Over the keys and the aggregates: a column of the input is not in scope.
+                OutputItem::Expr(ast) => self.scalar(&ast, &fschema).map_err(|e| {
+                    if e.message.starts_with("unknown column") {
+                        self.err(
+                            ErrorKind::Semantic,
+                            "expected an aggregate function such as count() or max(x)",
+                            ast.span,
+                        )
+                    } else {
+                        e
+                    }
+                })?,
+            };
+            out.push(e.alias(name));
+        }
+        LogicalPlanBuilder::from(finished).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
     }
 
-    /// `summarize arg_max(Target, Col1, ... | *) by Keys`: for each group, the row where
-    /// `Target` is largest (smallest for arg_min); outputs the keys, the target and the chosen
-    /// columns of that row (`*`: all the others, in input order).
-    fn arg_extreme(
-        &mut self,
-        plan: LogicalPlan,
-        item: &NamedExpr,
-        by: &[NamedExpr],
-        span: Span,
-    ) -> PResult<LogicalPlan> {
-        use datafusion::logical_expr::ExprFunctionExt;
+    fn is_aggregate_call(&self, e: &Expr) -> bool {
+        matches!(&e.kind, ExprKind::Call { name, .. } if AGGREGATES.contains(&name.name.as_str()))
+    }
+
+    /// `e` with each aggregate call in it replaced by a reference to its result column
+    /// (`__aggN`), the aggregates appended to `raw`.
+    fn extract_aggregates(&mut self, e: &Expr, schema: &DFSchema, global: bool, raw: &mut Vec<Agg>) -> PResult<Expr> {
+        if self.is_aggregate_call(e) {
+            let mut parts = self.aggregate(e, schema, global)?;
+            if parts.len() != 1 {
+                return Err(self.err(
+                    ErrorKind::Unsupported,
+                    "an aggregate with several result columns inside an expression",
+                    e.span,
+                ));
+            }
+            let name = format!("__agg{}", raw.len());
+            raw.push(parts.remove(0));
+            return Ok(Expr { kind: ExprKind::Name(name), span: e.span });
+        }
+        let mut sub = |p: &mut Self, x: &Expr| p.extract_aggregates(x, schema, global, raw).map(Box::new);
+        let kind = match &e.kind {
+            ExprKind::Binary { op, left, right } => {
+                ExprKind::Binary { op: *op, left: sub(self, left)?, right: sub(self, right)? }
+            }
+            ExprKind::Negate(x) => ExprKind::Negate(sub(self, x)?),
+            ExprKind::Call { name, args } => ExprKind::Call {
+                name: name.clone(),
+                args: args.iter().map(|x| sub(self, x).map(|b| *b)).collect::<PResult<_>>()?,
+            },
+            ExprKind::Member { target, name } => ExprKind::Member { target: sub(self, target)?, name: name.clone() },
+            ExprKind::Index { target, index } => {
+                ExprKind::Index { target: sub(self, target)?, index: sub(self, index)? }
+            }
+            ExprKind::Between { expr, low, high, negated } => ExprKind::Between {
+                expr: sub(self, expr)?,
+                low: sub(self, low)?,
+                high: sub(self, high)?,
+                negated: *negated,
+            },
+            ExprKind::In { expr, list, negated, case_insensitive } => ExprKind::In {
+                expr: sub(self, expr)?,
+                list: list.clone(),
+                negated: *negated,
+                case_insensitive: *case_insensitive,
+            },
+            other => other.clone(),
+        };
+        Ok(Expr { kind, span: e.span })
+    }
+
+    /// `arg_max(Target, Col1, ... | *)` in a summarize: the target's maximum (minimum for
+    /// arg_min) and, for each chosen column (`*`: all the others, in input order), its value in
+    /// the row where the target is largest: `first_value(col ORDER BY Target DESC)`, one
+    /// aggregate per column, so that it combines with other aggregates and needs no sort.
+    /// `taken` holds the output names so far (keys first); the new ones are added.
+    fn arg_extreme(&mut self, item: &NamedExpr, schema: &DFSchema, taken: &mut Vec<String>) -> PResult<Vec<Agg>> {
         let ExprKind::Call { name, args } = &item.expr.kind else { unreachable!("checked by the caller") };
         if args.len() < 2 {
             return Err(self.err(
@@ -728,7 +1203,6 @@ impl<'a> Planner<'a> {
                 item.expr.span,
             ));
         }
-        let schema = plan.schema().as_ref().clone();
         let max = name.name == "arg_max";
         // `Latest = arg_max(t, *)` and `arg_max(Latest = t, *)` both name the target column.
         let (target_name, target_ast) = match &args[0].kind {
@@ -738,60 +1212,45 @@ impl<'a> Planner<'a> {
                 None => (self.derived_name(&args[0]), &args[0]),
             },
         };
-        let target = self.scalar(target_ast, &schema)?;
-        let keys = self.named_list(by, &schema, true)?;
-        let key_exprs: Vec<DfExpr> = keys.iter().map(|k| k.clone().unalias()).collect();
-        let rn = datafusion::functions_window::expr_fn::row_number()
-            .partition_by(key_exprs)
-            .order_by(vec![target.clone().sort(!max, false)])
-            .build()
-            .map_err(|e| self.df_err(e, span))?
-            .alias("__rn");
-        let ranked = LogicalPlanBuilder::from(plan)
-            .window(vec![rn])
-            .and_then(|b| b.filter(ident("__rn").eq(lit(1u64))))
-            .and_then(|b| b.build())
-            .map_err(|e| self.df_err(e, span))?;
-        let mut out: Vec<DfExpr> = keys.clone();
-        let mut names: Vec<String> = keys
-            .iter()
-            .map(|k| match k {
-                DfExpr::Alias(a) => a.name.clone(),
-                other => other.schema_name().to_string(),
-            })
-            .collect();
-        out.push(target.alias(&target_name));
-        names.push(target_name);
+        let target = self.scalar(target_ast, schema)?;
+        let order = vec![target.clone().sort(!max, false)];
+        let pick = |e: DfExpr| agg::first_value(e, order.clone());
+        let mut out = vec![Agg {
+            expr: if max { agg::max(target.clone()) } else { agg::min(target.clone()) },
+            name: target_name.clone(),
+            finish: Finish::None,
+        }];
+        taken.push(target_name);
         for a in &args[1..] {
             match &a.kind {
                 ExprKind::Star => {
                     for f in schema.fields() {
-                        if !names.contains(f.name()) {
-                            names.push(f.name().clone());
-                            out.push(ident(f.name()));
+                        if !taken.contains(f.name()) {
+                            taken.push(f.name().clone());
+                            out.push(Agg { expr: pick(ident(f.name())), name: f.name().clone(), finish: Finish::None });
                         }
                     }
                 }
                 ExprKind::NamedArg { name, value } => {
-                    let e = self.scalar(value, &schema)?;
-                    names.push(name.name.clone());
-                    out.push(e.alias(&name.name));
+                    let e = self.scalar(value, schema)?;
+                    taken.push(name.name.clone());
+                    out.push(Agg { expr: pick(e), name: name.name.clone(), finish: Finish::None });
                 }
                 _ => {
-                    let e = self.scalar(a, &schema)?;
+                    let e = self.scalar(a, schema)?;
                     let n = self.derived_name(a);
-                    if !names.contains(&n) {
-                        names.push(n.clone());
-                        out.push(e.alias(n));
+                    if !taken.contains(&n) {
+                        taken.push(n.clone());
+                        out.push(Agg { expr: pick(e), name: n, finish: Finish::None });
                     }
                 }
             }
         }
-        LogicalPlanBuilder::from(ranked).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+        Ok(out)
     }
 
     /// An aggregate call and its Kusto default name (`count_`, `max_TimeGenerated`, ...).
-    fn aggregate(&mut self, e: &Expr, schema: &DFSchema, global: bool) -> PResult<(DfExpr, String)> {
+    fn aggregate(&mut self, e: &Expr, schema: &DFSchema, global: bool) -> PResult<Vec<Agg>> {
         let ExprKind::Call { name, args } = &e.kind else {
             return Err(self.err(
                 ErrorKind::Semantic,
@@ -809,34 +1268,36 @@ impl<'a> Planner<'a> {
             }
         };
         let a0 = |p: &mut Self| p.scalar(&args[0], schema);
-        Ok(match fname {
+        let one = |expr: DfExpr, name: String| Ok(vec![Agg { expr, name, finish: Finish::None }]);
+        match fname {
             "count" => {
                 if args.len() > 1 {
                     return Err(self.err(ErrorKind::Semantic, "count() takes no argument", e.span));
                 }
-                let x = match args.first() {
-                    None | Some(Expr { kind: ExprKind::Star, .. }) => lit(1i64),
-                    Some(_) => a0(self)?,
+                // count() and count(*) are count_, count(x) count_x (and does not count nulls).
+                let (x, n) = match args.first() {
+                    None | Some(Expr { kind: ExprKind::Star, .. }) => (lit(1i64), "count_".to_string()),
+                    Some(_) => (a0(self)?, format!("count_{}", arg_name(self, 0))),
                 };
-                (agg::count(x), "count_".to_string())
+                one(agg::count(x), n)
             }
             "countif" => {
                 arity(self, 1)?;
                 let p = self.predicate(&args[0], schema)?;
-                (
+                one(
                     agg::sum(case(p).when(lit(true), lit(1i64)).otherwise(lit(0i64)).unwrap_or_else(|_| lit(0i64))),
                     "countif_".into(),
                 )
             }
             "dcount" => {
                 let x = a0(self)?;
-                (agg::count_distinct(x), format!("dcount_{}", arg_name(self, 0)))
+                one(agg::count_distinct(x), format!("dcount_{}", arg_name(self, 0)))
             }
             "dcountif" => {
                 arity(self, 2)?;
                 let x = a0(self)?;
                 let x = self.only_if(x, &args[1], schema)?;
-                (agg::count_distinct(x), format!("dcountif_{}", arg_name(self, 0)))
+                one(agg::count_distinct(x), format!("dcountif_{}", arg_name(self, 0)))
             }
             "sum" | "sumif" => {
                 let mut x = a0(self)?;
@@ -847,7 +1308,7 @@ impl<'a> Planner<'a> {
                 let s = agg::sum(x);
                 // Kusto: sum over no rows is 0, not null.
                 let s = if global { f::coalesce(vec![s, lit(0i64)]) } else { s };
-                (s, format!("{fname}_{}", arg_name(self, 0)))
+                one(s, format!("{fname}_{}", arg_name(self, 0)))
             }
             "avg" | "avgif" => {
                 let mut x = a0(self)?;
@@ -855,41 +1316,120 @@ impl<'a> Planner<'a> {
                     arity(self, 2)?;
                     x = self.only_if(x, &args[1], schema)?;
                 }
-                (agg::avg(cast(x, DataType::Float64)), format!("{fname}_{}", arg_name(self, 0)))
+                one(agg::avg(cast(x, DataType::Float64)), format!("{fname}_{}", arg_name(self, 0)))
             }
             "min" | "max" => {
                 arity(self, 1)?;
                 let x = a0(self)?;
                 let a = if fname == "min" { agg::min(x) } else { agg::max(x) };
-                (a, format!("{fname}_{}", arg_name(self, 0)))
+                one(a, format!("{fname}_{}", arg_name(self, 0)))
             }
             "any" | "take_any" => {
                 arity(self, 1)?;
                 let x = a0(self)?;
-                (agg::first_value(x, vec![]), format!("{fname}_{}", arg_name(self, 0)))
+                one(agg::first_value(x, vec![]), format!("{fname}_{}", arg_name(self, 0)))
             }
             "stdev" | "variance" => {
                 arity(self, 1)?;
                 let x = cast(a0(self)?, DataType::Float64);
                 let a = if fname == "stdev" { agg::stddev(x) } else { agg::var_sample(x) };
-                (a, format!("{fname}_{}", arg_name(self, 0)))
+                one(a, format!("{fname}_{}", arg_name(self, 0)))
             }
-            "make_set" | "make_list" | "makeset" | "makelist" | "make_set_if" | "make_list_if" | "percentile"
-            | "percentiles" => {
-                return Err(self.err(
-                    ErrorKind::Unsupported,
-                    format!("the aggregate '{fname}' is not supported yet"),
-                    name.span,
-                ));
+            "make_set" | "make_list" | "makeset" | "makelist" | "make_set_if" | "make_list_if" | "make_bag" => {
+                use datafusion::logical_expr::ExprFunctionExt;
+                if fname == "make_bag" {
+                    return Err(self.err(
+                        ErrorKind::Unsupported,
+                        "the aggregate 'make_bag' is not supported",
+                        name.span,
+                    ));
+                }
+                let conditional = fname.ends_with("_if");
+                let (lo, hi) = if conditional { (2, 3) } else { (1, 2) };
+                if !(lo..=hi).contains(&args.len()) {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        format!("{fname}() takes {lo} or {hi} arguments, got {}", args.len()),
+                        e.span,
+                    ));
+                }
+                let x = a0(self)?;
+                let dynamic = self.is_dynamic(&x, schema);
+                let mut keep = x.clone().is_not_null();
+                if conditional {
+                    keep = keep.and(self.predicate(&args[1], schema)?);
+                }
+                let max = match args.get(hi - 1) {
+                    // The deprecated makeset/makelist keep their old default of 128.
+                    None if fname.starts_with("make") && !fname.contains('_') => 128,
+                    None => 1_048_576,
+                    Some(Expr { kind: ExprKind::Literal(Literal::Long(n)), .. }) => *n,
+                    Some(other) => {
+                        return Err(self.err(ErrorKind::Semantic, "the maximum size is a whole number", other.span));
+                    }
+                };
+                let b = agg::array_agg(x).filter(keep);
+                let b = if fname.contains("set") { b.distinct() } else { b };
+                let expr = b.build().map_err(|er| self.df_err(er, e.span))?;
+                // Kusto names them set_X and list_X.
+                let base = if fname.contains("set") { "set" } else { "list" };
+                Ok(vec![Agg {
+                    expr,
+                    name: format!("{base}_{}", arg_name(self, 0)),
+                    finish: Finish::List(max, dynamic),
+                }])
             }
-            other => {
-                return Err(self.err(
-                    ErrorKind::Unsupported,
-                    format!("the aggregate function '{other}' is not supported"),
-                    name.span,
-                ));
+            "percentile" | "percentiles" => {
+                use datafusion::logical_expr::ExprFunctionExt;
+                if args.len() < 2 || (fname == "percentile" && args.len() != 2) {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        format!("{fname}() takes the expression and the percentile(s)"),
+                        e.span,
+                    ));
+                }
+                let x = a0(self)?;
+                let mut out = Vec::new();
+                for p in &args[1..] {
+                    let v = match &p.kind {
+                        ExprKind::Literal(Literal::Long(n)) => *n as f64,
+                        ExprKind::Literal(Literal::Real(r)) => *r,
+                        _ => {
+                            return Err(self.err(
+                                ErrorKind::Semantic,
+                                "a percentile is a number from 0 to 100",
+                                p.span,
+                            ));
+                        }
+                    };
+                    if !(0.0..=100.0).contains(&v) {
+                        return Err(self.err(ErrorKind::Semantic, "a percentile is a number from 0 to 100", p.span));
+                    }
+                    let sorted = agg::array_agg(x.clone())
+                        .filter(x.clone().is_not_null())
+                        .order_by(vec![x.clone().sort(true, false)])
+                        .build()
+                        .map_err(|er| self.df_err(er, e.span))?;
+                    let label = self.source[p.span.start..p.span.end].replace('.', "_");
+                    out.push(Agg {
+                        expr: sorted,
+                        name: format!("percentile_{}_{label}", arg_name(self, 0)),
+                        finish: Finish::Percentile(v),
+                    });
+                }
+                Ok(out)
             }
-        })
+            "arg_max" | "arg_min" => Err(self.err(
+                ErrorKind::Unsupported,
+                format!("{fname}() inside an expression is not supported"),
+                name.span,
+            )),
+            other => Err(self.err(
+                ErrorKind::Unsupported,
+                format!("the aggregate function '{other}' is not supported"),
+                name.span,
+            )),
+        }
     }
 
     /// `x` where `predicate` holds, null elsewhere: the argument of `sumif`, `avgif`, `dcountif`.
@@ -911,6 +1451,68 @@ impl<'a> Planner<'a> {
         Ok(matches!(self.type_of(e, schema, span)?, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
     }
 
+    /// Whether `e` is a Kusto `dynamic` (JSON text marked in its field metadata).
+    fn is_dynamic(&self, e: &DfExpr, schema: &DFSchema) -> bool {
+        e.metadata(schema).is_ok_and(|m| m.inner().get(KUSTO_TYPE_KEY).is_some_and(|t| t == "dynamic"))
+    }
+
+    /// `e` as a string, as `tostring()` gives it: a dynamic string unquoted, other values' text.
+    fn to_text(&self, e: DfExpr, schema: &DFSchema, span: Span) -> PResult<DfExpr> {
+        if self.is_dynamic(&e, schema) {
+            Ok(crate::udf::dyn_to_string(e))
+        } else if self.is_string(&e, schema, span)? {
+            Ok(e)
+        } else {
+            Ok(f::coalesce(vec![cast(e, DataType::Utf8), lit("")]))
+        }
+    }
+
+    /// `e`, which must be dynamic (for property access, `mv-expand`, array functions).
+    fn dynamic_value(&self, e: DfExpr, schema: &DFSchema, span: Span) -> PResult<DfExpr> {
+        if self.is_dynamic(&e, schema) {
+            return Ok(e);
+        }
+        let ty = self.type_of(&e, schema, span)?;
+        if ty == DataType::Null {
+            return Ok(e);
+        }
+        Err(self.err(
+            ErrorKind::Semantic,
+            format!(
+                "expected a dynamic value (an array or a property bag), got {}; parse_json() reads JSON text",
+                kusto_name(&ty)
+            ),
+            span,
+        ))
+    }
+
+    /// A dynamic operand next to a value of type `other` converts to that type, as Kusto does
+    /// when comparing (`d.name == "x"`, `d.count > 5`).
+    fn convert_dynamic(&self, e: DfExpr, other: &DataType) -> DfExpr {
+        match other {
+            DataType::Null => e,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => crate::udf::dyn_to_string(e),
+            t => try_cast(crate::udf::dyn_to_string(e), t.clone()),
+        }
+    }
+
+    /// Converts the dynamic side of a binary operation to the other side's type.
+    fn unify_dynamic(&self, l: DfExpr, r: DfExpr, schema: &DFSchema, span: Span) -> PResult<(DfExpr, DfExpr)> {
+        let (ld, rd) = (self.is_dynamic(&l, schema), self.is_dynamic(&r, schema));
+        Ok(match (ld, rd) {
+            (true, false) => {
+                let t = self.type_of(&r, schema, span)?;
+                (self.convert_dynamic(l, &t), r)
+            }
+            (false, true) => {
+                let t = self.type_of(&l, schema, span)?;
+                let r = self.convert_dynamic(r, &t);
+                (l, r)
+            }
+            _ => (l, r),
+        })
+    }
+
     /// A scalar expression over `schema`.
     fn scalar(&mut self, e: &Expr, schema: &DFSchema) -> PResult<DfExpr> {
         let span = e.span;
@@ -922,7 +1524,7 @@ impl<'a> Planner<'a> {
                 } else {
                     match self.lets.get(n) {
                         Some(Binding::Scalar(v)) => v.clone(),
-                        Some(Binding::Dynamic(v)) => lit(v.to_string()),
+                        Some(Binding::Dynamic(v)) => crate::udf::dynamic_lit(v),
                         Some(Binding::Tabular(_)) => {
                             return Err(self.err(
                                 ErrorKind::Semantic,
@@ -979,6 +1581,9 @@ impl<'a> Planner<'a> {
                     return Ok(e);
                 }
                 let mut x = self.scalar(expr, schema)?;
+                if self.is_dynamic(&x, schema) {
+                    x = crate::udf::dyn_to_string(x);
+                }
                 let mut items = Vec::new();
                 for item in list {
                     match &item.kind {
@@ -1027,13 +1632,32 @@ impl<'a> Planner<'a> {
             ExprKind::Call { name, args } => self.call(name, args, schema, span)?,
             ExprKind::Pipeline(_) => {
                 return Err(self.err(
-                    ErrorKind::Unsupported,
-                    "a tabular expression as a scalar (toscalar) is not supported yet",
+                    ErrorKind::Semantic,
+                    "a tabular expression where a scalar is expected (toscalar() makes one a scalar)",
                     span,
                 ));
             }
-            ExprKind::Member { .. } | ExprKind::Index { .. } => {
-                return Err(self.err(ErrorKind::Unsupported, "dynamic property access is not supported yet", span));
+            ExprKind::Member { target, name } => {
+                let t = self.scalar(target, schema)?;
+                let t = self.dynamic_value(t, schema, target.span)?;
+                crate::udf::dyn_get(t, lit(name.name.clone()))
+            }
+            ExprKind::Index { target, index } => {
+                let t = self.scalar(target, schema)?;
+                let t = self.dynamic_value(t, schema, target.span)?;
+                let i = self.scalar(index, schema)?;
+                let i = match self.type_of(&i, schema, index.span)? {
+                    DataType::Utf8 => i,
+                    DataType::Int64 | DataType::Int32 => cast(i, DataType::Int64),
+                    other => {
+                        return Err(self.err(
+                            ErrorKind::Semantic,
+                            format!("an index is a long or a string, not {}", kusto_name(&other)),
+                            index.span,
+                        ));
+                    }
+                };
+                crate::udf::dyn_get(t, i)
             }
             ExprKind::List(_) | ExprKind::NamedArg { .. } => {
                 return Err(self.err(ErrorKind::Semantic, "a list or named argument is not allowed here", span));
@@ -1047,6 +1671,8 @@ impl<'a> Planner<'a> {
         }
         let l = self.scalar(left, schema)?;
         let r = self.scalar(right, schema)?;
+        let (l, r) =
+            if matches!(op, BinaryOp::And | BinaryOp::Or) { (l, r) } else { self.unify_dynamic(l, r, schema, span)? };
         if matches!(op, BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq)
         {
             let (lt, rt) = (self.type_of(&l, schema, left.span)?, self.type_of(&r, schema, right.span)?);
@@ -1096,8 +1722,19 @@ impl<'a> Planner<'a> {
     }
 
     fn string_op(&mut self, s: StrOp, left: &Expr, right: &Expr, schema: &DFSchema, span: Span) -> PResult<DfExpr> {
+        if matches!(left.kind, ExprKind::Star) {
+            // `* contains x`: any column (all columns for a negated operator).
+            let positive = StrOp { negated: false, ..s };
+            let mut preds = Vec::new();
+            for field in schema.fields() {
+                let column = Expr { kind: ExprKind::Name(field.name().clone()), span: left.span };
+                preds.push(self.string_op(positive, &column, right, schema, span)?);
+            }
+            let any = preds.into_iter().reduce(|a, b| a.or(b)).unwrap_or(lit(false));
+            return Ok(if s.negated { not(any) } else { any });
+        }
         let l = self.scalar(left, schema)?;
-        let l = if self.is_string(&l, schema, left.span)? { l } else { cast(l, DataType::Utf8) };
+        let l = self.to_text(l, schema, left.span)?;
         let positive = match s.name {
             "has_any" | "has_all" => {
                 let ExprKind::List(items) = &right.kind else { unreachable!("the parser gives a list") };
@@ -1129,6 +1766,7 @@ impl<'a> Planner<'a> {
             }
             name => {
                 let r = self.scalar(right, schema)?;
+                let r = self.to_text(r, schema, right.span)?;
                 let literal = match &right.kind {
                     ExprKind::Literal(Literal::String(t)) => Some(t.clone()),
                     _ => None,
@@ -1276,27 +1914,268 @@ impl<'a> Planner<'a> {
             }
             "tostring" => {
                 want(self, 1, 1)?;
-                f::coalesce(vec![cast(a(self, 0)?, DataType::Utf8), lit("")])
+                let x = a(self, 0)?;
+                self.to_text(x, schema, args[0].span)?
             }
-            "toint" => {
+            "toint" | "tolong" | "toreal" | "todouble" | "tobool" | "toboolean" | "todatetime" | "todecimal" => {
                 want(self, 1, 1)?;
-                try_cast(a(self, 0)?, DataType::Int32)
+                let mut x = a(self, 0)?;
+                if self.is_dynamic(&x, schema) {
+                    x = crate::udf::dyn_to_string(x);
+                }
+                let t = match n {
+                    "toint" => DataType::Int32,
+                    "tolong" => DataType::Int64,
+                    "toreal" | "todouble" | "todecimal" => DataType::Float64,
+                    "tobool" | "toboolean" => DataType::Boolean,
+                    _ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                };
+                // Kusto: toint(2.7) is 2 and toint("2.7") null; a cast from real truncates.
+                try_cast(x, t)
             }
-            "tolong" => {
+            "totimespan" | "time" => {
                 want(self, 1, 1)?;
-                try_cast(a(self, 0)?, DataType::Int64)
+                let x = a(self, 0)?;
+                match self.type_of(&x, schema, args[0].span)? {
+                    DataType::Duration(_) => x,
+                    _ => crate::udf::totimespan(self.to_text(x, schema, args[0].span)?),
+                }
             }
-            "toreal" | "todouble" => {
+            "parse_json" | "parsejson" | "todynamic" | "toobject" => {
                 want(self, 1, 1)?;
-                try_cast(a(self, 0)?, DataType::Float64)
+                let x = a(self, 0)?;
+                if self.is_dynamic(&x, schema) { x } else { crate::udf::parse_json(x) }
             }
-            "tobool" | "toboolean" => {
+            "array_length" => {
                 want(self, 1, 1)?;
-                try_cast(a(self, 0)?, DataType::Boolean)
+                let x = a(self, 0)?;
+                crate::udf::array_length(self.dynamic_value(x, schema, args[0].span)?)
             }
-            "todatetime" => {
+            "pack_array" => {
+                let xs = (0..args.len()).map(|i| a(self, i)).collect::<PResult<Vec<_>>>()?;
+                let mask = xs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| self.is_dynamic(x, schema))
+                    .fold(0u64, |m, (i, _)| m | 1 << i.min(63));
+                crate::udf::pack_array(xs, mask)
+            }
+            "split" => {
+                want(self, 2, 3)?;
+                let text = a(self, 0)?;
+                let text = self.to_text(text, schema, args[0].span)?;
+                let parts = crate::udf::split(text, a(self, 1)?);
+                if args.len() == 3 { crate::udf::dyn_get(parts, cast(a(self, 2)?, DataType::Int64)) } else { parts }
+            }
+            "array_sort_asc" | "array_sort_desc" => {
                 want(self, 1, 1)?;
-                try_cast(a(self, 0)?, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
+                let x = a(self, 0)?;
+                crate::udf::array_sort(self.dynamic_value(x, schema, args[0].span)?, n == "array_sort_asc")
+            }
+            "array_slice" => {
+                want(self, 3, 3)?;
+                let x = a(self, 0)?;
+                let x = self.dynamic_value(x, schema, args[0].span)?;
+                crate::udf::array_slice(x, cast(a(self, 1)?, DataType::Int64), cast(a(self, 2)?, DataType::Int64))
+            }
+            "pack" | "bag_pack" | "pack_dictionary" | "pack_all" => {
+                let xs: Vec<DfExpr> = if n == "pack_all" {
+                    want(self, 0, 0)?;
+                    schema.fields().iter().flat_map(|f| [lit(f.name().clone()), ident(f.name())]).collect()
+                } else {
+                    if !args.len().is_multiple_of(2) {
+                        return Err(self.err(ErrorKind::Semantic, format!("{n}() takes pairs of key and value"), span));
+                    }
+                    (0..args.len()).map(|i| a(self, i)).collect::<PResult<Vec<_>>>()?
+                };
+                let mask = xs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| self.is_dynamic(x, schema))
+                    .fold(0u64, |m, (i, _)| m | 1 << i.min(63));
+                crate::udf::bag_pack(xs, mask)
+            }
+            "strcat_array" => {
+                want(self, 2, 2)?;
+                let x = a(self, 0)?;
+                let x = self.dynamic_value(x, schema, args[0].span)?;
+                crate::udf::strcat_array(x, a(self, 1)?)
+            }
+            "extract" => {
+                want(self, 3, 3)?;
+                let ExprKind::Literal(Literal::String(re)) = &args[0].kind else {
+                    return Err(self.err(
+                        ErrorKind::Unsupported,
+                        "extract() takes its regex as a string literal",
+                        args[0].span,
+                    ));
+                };
+                let ExprKind::Literal(Literal::Long(group)) = &args[1].kind else {
+                    return Err(self.err(
+                        ErrorKind::Unsupported,
+                        "extract() takes the capture group as a number",
+                        args[1].span,
+                    ));
+                };
+                let re = regex::Regex::new(re)
+                    .map_err(|e| self.err(ErrorKind::Semantic, format!("invalid regex: {e}"), args[0].span))?;
+                if *group < 0 || *group as usize > re.captures_len() - 1 {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        format!(
+                            "the regex has {} capture group(s); group {group} does not exist",
+                            re.captures_len() - 1
+                        ),
+                        args[1].span,
+                    ));
+                }
+                let text = a(self, 2)?;
+                let text = self.to_text(text, schema, args[2].span)?;
+                crate::udf::extract(&re, *group as usize, text)
+            }
+            "replace_string" => {
+                want(self, 3, 3)?;
+                let text = a(self, 0)?;
+                let text = self.to_text(text, schema, args[0].span)?;
+                f::replace(text, a(self, 1)?, a(self, 2)?)
+            }
+            "replace_regex" | "replace" => {
+                want(self, 3, 3)?;
+                // replace(regex, rewrite, text) is the older argument order.
+                let (t, r, w) = if n == "replace" { (2, 0, 1) } else { (0, 1, 2) };
+                let text = a(self, t)?;
+                let text = self.to_text(text, schema, args[t].span)?;
+                self.check_regex(&args[r])?;
+                f::regexp_replace(text, a(self, r)?, a(self, w)?, Some(lit("g")))
+            }
+            "trim" | "trim_start" | "trim_end" => {
+                want(self, 2, 2)?;
+                let ExprKind::Literal(Literal::String(re)) = &args[0].kind else {
+                    return Err(self.err(
+                        ErrorKind::Unsupported,
+                        format!("{n}() takes its regex as a string literal"),
+                        args[0].span,
+                    ));
+                };
+                self.check_regex(&args[0])?;
+                let pattern = match n {
+                    "trim" => format!("^(?:{re})+|(?:{re})+$"),
+                    "trim_start" => format!("^(?:{re})+"),
+                    _ => format!("(?:{re})+$"),
+                };
+                let text = a(self, 1)?;
+                let text = self.to_text(text, schema, args[1].span)?;
+                f::regexp_replace(text, lit(pattern), lit(""), Some(lit("g")))
+            }
+            "indexof" => {
+                want(self, 2, 2)?;
+                let text = a(self, 0)?;
+                let text = self.to_text(text, schema, args[0].span)?;
+                cast(f::strpos(text, a(self, 1)?), DataType::Int64) - lit(1i64)
+            }
+            "format_datetime" => {
+                want(self, 2, 2)?;
+                let ExprKind::Literal(Literal::String(fmt)) = &args[1].kind else {
+                    return Err(self.err(
+                        ErrorKind::Unsupported,
+                        "format_datetime() takes its format as a string literal",
+                        args[1].span,
+                    ));
+                };
+                let chrono_fmt =
+                    kusto_datetime_format(fmt).map_err(|m| self.err(ErrorKind::Semantic, m, args[1].span))?;
+                f::coalesce(vec![f::to_char(a(self, 0)?, lit(chrono_fmt)), lit("")])
+            }
+            "datetime_add" => {
+                want(self, 3, 3)?;
+                let ExprKind::Literal(Literal::String(unit)) = &args[0].kind else {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        "datetime_add() takes the period as a string literal",
+                        args[0].span,
+                    ));
+                };
+                let amount = a(self, 1)?;
+                let dt = a(self, 2)?;
+                self.datetime_add(unit, amount, &args[1], dt, args[0].span)?
+            }
+            "dayofweek" => {
+                want(self, 1, 1)?;
+                // A timespan: days since the last Sunday.
+                let days = cast(f::date_part(lit("dow"), a(self, 0)?), DataType::Int64);
+                cast(days * lit(DAY_NS), DataType::Duration(TimeUnit::Nanosecond))
+            }
+            "hourofday" | "dayofmonth" | "dayofyear" | "getmonth" | "monthofyear" | "getyear" | "week_of_year"
+            | "weekofyear" => {
+                want(self, 1, 1)?;
+                let part = match n {
+                    "hourofday" => "hour",
+                    "dayofmonth" => "day",
+                    "dayofyear" => "doy",
+                    "getmonth" | "monthofyear" => "month",
+                    "getyear" => "year",
+                    _ => "week",
+                };
+                cast(f::date_part(lit(part), a(self, 0)?), DataType::Int32)
+            }
+            "datetime_part" => {
+                want(self, 2, 2)?;
+                let ExprKind::Literal(Literal::String(part)) = &args[0].kind else {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        "datetime_part() takes the part as a string literal",
+                        args[0].span,
+                    ));
+                };
+                let part = match part.to_ascii_lowercase().as_str() {
+                    p @ ("year" | "quarter" | "month" | "day" | "hour" | "minute" | "second" | "millisecond"
+                    | "microsecond" | "nanosecond") => p.to_string(),
+                    "week_of_year" => "week".into(),
+                    "dayofyear" => "doy".into(),
+                    other => {
+                        return Err(self.err(
+                            ErrorKind::Semantic,
+                            format!("unknown datetime part '{other}'"),
+                            args[0].span,
+                        ));
+                    }
+                };
+                cast(f::date_part(lit(part), a(self, 1)?), DataType::Int32)
+            }
+            "ingestion_time" => {
+                want(self, 0, 0)?;
+                if schema.field_with_unqualified_name("_TimeReceived").is_ok() {
+                    ident("_TimeReceived")
+                } else {
+                    lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into())))
+                }
+            }
+            "toscalar" => {
+                want(self, 1, 1)?;
+                let sub = self.tabular_expr(&args[0])?;
+                let first = sub.schema().field(0).name().clone();
+                let sub = LogicalPlanBuilder::from(sub)
+                    .project(vec![ident(first)])
+                    .and_then(|b| b.limit(0, Some(1)))
+                    .and_then(|b| b.build())
+                    .map_err(|e| self.df_err(e, span))?;
+                datafusion::logical_expr::expr_fn::scalar_subquery(Arc::new(sub))
+            }
+            "sqrt" | "exp" | "log" | "log10" | "log2" | "ceiling" => {
+                want(self, 1, 1)?;
+                let x = cast(a(self, 0)?, DataType::Float64);
+                match n {
+                    "sqrt" => f::sqrt(x),
+                    "exp" => f::exp(x),
+                    "log" => f::ln(x),
+                    "log10" => f::log10(x),
+                    "log2" => f::log2(x),
+                    _ => f::ceil(x),
+                }
+            }
+            "pow" => {
+                want(self, 2, 2)?;
+                f::power(cast(a(self, 0)?, DataType::Float64), cast(a(self, 1)?, DataType::Float64))
             }
             "iff" | "iif" => {
                 want(self, 3, 3)?;
@@ -1395,6 +2274,68 @@ impl<'a> Planner<'a> {
         })
     }
 
+    fn check_regex(&self, e: &Expr) -> PResult<()> {
+        if let ExprKind::Literal(Literal::String(re)) = &e.kind {
+            regex::Regex::new(re)
+                .map_err(|er| self.err(ErrorKind::Semantic, format!("invalid regex: {er}"), e.span))?;
+        }
+        Ok(())
+    }
+
+    /// `datetime_add(unit, amount, dt)`: calendar units (month, quarter, year) need a constant
+    /// amount; the others any whole number.
+    fn datetime_add(&self, unit: &str, amount: DfExpr, amount_ast: &Expr, dt: DfExpr, span: Span) -> PResult<DfExpr> {
+        let unit = unit.to_ascii_lowercase();
+        let months = match unit.as_str() {
+            "year" => Some(12),
+            "quarter" => Some(3),
+            "month" => Some(1),
+            _ => None,
+        };
+        if let Some(m) = months {
+            let n = match &amount_ast.kind {
+                ExprKind::Literal(Literal::Long(n)) => *n,
+                ExprKind::Negate(x) => match &x.kind {
+                    ExprKind::Literal(Literal::Long(n)) => -*n,
+                    _ => 0,
+                },
+                _ => {
+                    return Err(self.err(
+                        ErrorKind::Unsupported,
+                        format!("datetime_add('{unit}', ...) with an amount that is not a constant whole number"),
+                        amount_ast.span,
+                    ));
+                }
+            };
+            let months = i32::try_from(n * m)
+                .map_err(|_| self.err(ErrorKind::Semantic, "amount out of range", amount_ast.span))?;
+            return Ok(dt
+                + lit(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano {
+                    months,
+                    days: 0,
+                    nanoseconds: 0,
+                }))));
+        }
+        let ns: i64 = match unit.as_str() {
+            "week" => 7 * DAY_NS,
+            "day" => DAY_NS,
+            "hour" => 3_600_000_000_000,
+            "minute" => 60_000_000_000,
+            "second" => 1_000_000_000,
+            "millisecond" => 1_000_000,
+            "microsecond" => 1_000,
+            "nanosecond" => 1,
+            other => {
+                return Err(self.err(
+                    ErrorKind::Semantic,
+                    format!("unknown datetime_add period '{other}' (year, quarter, month, week, day, hour, minute, second, millisecond, microsecond, nanosecond)"),
+                    span,
+                ));
+            }
+        };
+        Ok(dt + cast(cast(amount, DataType::Int64) * lit(ns), DataType::Duration(TimeUnit::Nanosecond)))
+    }
+
     /// Calendar boundaries crossed between `y` and `x` (`x - y`) in `unit`.
     fn datetime_diff(&self, unit: &str, x: DfExpr, y: DfExpr, span: Span) -> PResult<DfExpr> {
         let part = |p: &str, e: DfExpr| cast(f::date_part(lit(p), e), DataType::Int64);
@@ -1429,6 +2370,58 @@ impl<'a> Planner<'a> {
             }
         })
     }
+}
+
+/// A Kusto `format_datetime` format as a chrono one: `yyyy-MM-dd HH:mm:ss.fff` and the other
+/// documented specifiers; anything that is not a letter is kept as a separator.
+fn kusto_datetime_format(fmt: &str) -> Result<String, String> {
+    let chars: Vec<char> = fmt.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut run = 1;
+        while i + run < chars.len() && chars[i + run] == c {
+            run += 1;
+        }
+        let spec = match (c, run) {
+            ('y', 4) => "%Y",
+            ('y', 2) => "%y",
+            ('M', 2) => "%m",
+            ('M', 1) => "%-m",
+            ('d', 2) => "%d",
+            ('d', 1) => "%-d",
+            ('H', 2) => "%H",
+            ('H', 1) => "%-H",
+            ('h', 2) => "%I",
+            ('h', 1) => "%-I",
+            ('m', 2) => "%M",
+            ('m', 1) => "%-M",
+            ('s', 2) => "%S",
+            ('s', 1) => "%-S",
+            ('t', 2) => "%p",
+            ('f' | 'F', 3) => "%3f",
+            ('f' | 'F', 6) => "%6f",
+            ('f' | 'F', 9) => "%9f",
+            (c, _) if c.is_ascii_alphabetic() => {
+                return Err(format!("format_datetime specifier '{}' is not supported", c.to_string().repeat(run)));
+            }
+            _ => "",
+        };
+        if spec.is_empty() {
+            for _ in 0..run {
+                if c == '%' {
+                    out.push_str("%%");
+                } else {
+                    out.push(c);
+                }
+            }
+        } else {
+            out.push_str(spec);
+        }
+        i += run;
+    }
+    Ok(out)
 }
 
 fn distinct_from(l: DfExpr, r: DfExpr) -> DfExpr {
@@ -1511,7 +2504,7 @@ fn literal(l: &Literal) -> DfExpr {
         Literal::String(s) => lit(s.clone()),
         Literal::Timespan(ns) => dur_lit(*ns),
         Literal::DateTime(us) => ts_lit(*us),
-        Literal::Dynamic(v) => lit(v.to_string()),
+        Literal::Dynamic(v) => crate::udf::dynamic_lit(v),
         Literal::TypedNull(t) => match kusto_type(t) {
             Some(dt) => lit(ScalarValue::try_from(&dt).unwrap_or(ScalarValue::Null)),
             None => lit(ScalarValue::Null),

@@ -119,6 +119,29 @@ fn op(o: &Op) -> String {
             let l = limit.as_ref().map(|l| format!(" limit {}", expr(l))).unwrap_or_default();
             format!("(mv-expand {}{l})", named(items))
         }
+        OpKind::MakeSeries(m) => {
+            let aggs: Vec<String> = m
+                .aggregates
+                .iter()
+                .map(|(a, d)| match d {
+                    Some(d) => format!("{} (default {})", named(std::slice::from_ref(a)), expr(d)),
+                    None => named(std::slice::from_ref(a)),
+                })
+                .collect();
+            let opt = |o: &Option<Expr>| o.as_ref().map_or("_".to_string(), expr);
+            format!(
+                "(make-series {} (on {}) (from {}) (to {}) (step {}) (by {}))",
+                aggs.join(" "),
+                expr(&m.axis),
+                opt(&m.from),
+                opt(&m.to),
+                expr(&m.step),
+                named(&m.by)
+            )
+        }
+        OpKind::Evaluate { plugin, args } => {
+            format!("(evaluate {} {})", plugin.name, args.iter().map(expr).collect::<Vec<_>>().join(" "))
+        }
         OpKind::As(n) => format!("(as {})", n.name),
         OpKind::Serialize(items) => format!("(serialize {})", named(items)).replace(" )", ")"),
         OpKind::Render(name) => format!("(render {name})"),

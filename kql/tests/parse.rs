@@ -55,6 +55,19 @@ fn tabular_operators() {
         ("datatable(a:long, b:string)[1, 'x', 2, 'y']", r#"(datatable (a:long b:string) [1 "x" 2 "y"])"#),
         ("print x = 1, 'a'", r#"(print x=1 "a")"#),
         ("range i from 1 to 10 step 2", "(range i 1 10 2)"),
+        (
+            "T | make-series n = count() default = 0 on t from ago(1d) to now() step 1h by c",
+            "(T (make-series n=count() (default 0) (on t) (from ago(1d)) (to now()) (step 1h) (by c)))",
+        ),
+        (
+            "T | make-series avg(x) on t in range(a, b, 10m)",
+            "(T (make-series avg(x) (on t) (from a) (to b) (step 10m) (by )))",
+        ),
+        ("T | evaluate narrow()", "(T (evaluate narrow ))"),
+        (
+            r#"T | search "err*" and Path:"etc" or not(Size > 1)"#,
+            r#"(T (where (or (and (hasprefix * "err") (has Path "etc")) not((> Size 1)))))"#,
+        ),
         ("materialize(T | take 1) | count", "(materialize({(T (take 1))}) (count))"),
     ];
     for (q, want) in cases {
@@ -127,12 +140,9 @@ fn errors_say_what_was_expected_and_where() {
         ),
         ("T | where", Syntax, "expected an expression, found the end of the query (line 1, column 10)"),
         ("T\n| where a == (1", Syntax, "expected ')', found the end of the query (line 2, column 16)"),
-        (
-            "T | make-series count() on t step 1h",
-            Unsupported,
-            "the 'make-series' operator is not supported (line 1, column 5)",
-        ),
-        ("T | evaluate bag_unpack(x)", Unsupported, "the 'evaluate' operator is not supported (line 1, column 5)"),
+        ("T | lookup U on x", Unsupported, "the 'lookup' operator is not supported (line 1, column 5)"),
+        ("T | mv-apply x on (take 1)", Unsupported, "the 'mv-apply' operator is not supported (line 1, column 5)"),
+        ("T | make-series count() on t", Syntax, "expected 'step', found the end of the query (line 1, column 29)"),
         ("T | sort a", Syntax, "expected 'by', found 'a' (line 1, column 10)"),
         ("T | where a == 1 b", Syntax, "expected '|' or the end of the query, found 'b' (line 1, column 18)"),
         ("let x = 1;", Syntax, "the query has no tabular expression to run (only let statements) (line 1, column 11)"),

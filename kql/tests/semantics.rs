@@ -164,6 +164,14 @@ async fn arg_max_returns_the_whole_row_of_the_extreme() {
         ),
         ("T | summarize arg_max(Latest = Time, Computer)", &["2024-05-01T11:05:00Z | db-02"]),
         ("T | summarize Latest = arg_max(Time, Computer)", &["2024-05-01T11:05:00Z | db-02"]),
+        // arg_max combines with other aggregates in one summarize.
+        (
+            "T | where isnotnull(Size) | summarize arg_max(Time, Path), n = count(), s = sum(Size) by k = tolower(Computer) | sort by k asc",
+            &[
+                "db-02 | 2024-05-01T11:05:00Z | /usr/bin/KustoExplorerQueryRun | 1 | 5",
+                "web-01 | 2024-05-01T10:45:00Z | /etc/ssh/sshd_config | 2 | 30",
+            ],
+        ),
     ])
     .await;
     assert_eq!(
@@ -299,8 +307,18 @@ async fn errors_name_the_column_or_function() {
             "unknown column 'computer' (column names are case-sensitive: did you mean 'Computer'?)",
         ),
         ("T | extend x = frobnicate(Size)", "the function 'frobnicate' is not supported"),
-        ("T | summarize percentile(Size, 50)", "the aggregate 'percentile' is not supported yet"),
-        ("T | summarize arg_max(Time, *), count() by Computer", "arg_max/arg_min together with other aggregates"),
+        ("T | summarize make_bag(Size)", "the aggregate 'make_bag' is not supported"),
+        ("T | extend x = Path.name", "expected a dynamic value (an array or a property bag), got string"),
+        ("T | mv-expand Path", "expected a dynamic value (an array or a property bag), got string"),
+        ("T | extend x = extract('(a', 1, Path)", "invalid regex"),
+        ("T | extend x = extract('(a)', 2, Path)", "the regex has 1 capture group(s); group 2 does not exist"),
+        ("T | extend x = format_datetime(Time, 'yyyy-MM-dd gg')", "format_datetime specifier 'gg' is not supported"),
+        ("T | extend x = datetime_add('fortnight', 1, Time)", "unknown datetime_add period 'fortnight'"),
+        ("T | summarize x = Size + 1", "expected an aggregate function such as count() or max(x)"),
+        ("T | summarize percentile(Size, 150)", "a percentile is a number from 0 to 100"),
+        ("T | extend x = _GetWatchlist('w')", "the function '_GetWatchlist' is not supported"),
+        ("_GetWatchlist('w')", "unknown watchlist 'w'"),
+        ("T | summarize n = count() + arg_max(Time, Path)", "arg_max() inside an expression is not supported"),
         ("Heartbeat | take 1", "unknown table or tabular let 'Heartbeat'; tables are: "),
         ("T | project-away Nope", "unknown column 'Nope'"),
         ("T | where Time >= 90d", "cannot compare datetime with timespan"),
@@ -312,4 +330,191 @@ async fn errors_name_the_column_or_function() {
         assert!(e.message.starts_with(msg), "{q}: {}", e.message);
         assert_eq!(e.line, 6, "{q}: errors point into the query");
     }
+}
+
+#[tokio::test]
+async fn dynamic_values_property_access_and_arrays() {
+    let d = r#"let d = dynamic({"a": {"b": [1, 2, 3]}, "s": "web", "n": 5});"#;
+    let cases: &[(&str, &[&str])] = &[
+        ("print x = d.a.b[1], y = d.a.b[-1], z = d['a']['b'][0], m = d.missing", &["2 | 3 | 1 | null"]),
+        // A dynamic string is unquoted by tostring() and compares with a string.
+        ("print s = d.s, t = tostring(d.s), eq = d.s == 'web', gt = d.n > 3", &["\"web\" | web | true | true"]),
+        ("print n = array_length(d.a.b), m = array_length(d.a), e = array_length(dynamic([]))", &["3 | null | 0"]),
+        ("print p = pack_array(1, 'a', true, 2.5)", &["[1,\"a\",true,2.5]"]),
+        (
+            "print s = split('a.b.c', '.'), first = tostring(split('a.b.c', '.')[0]), third = split('a.b.c', '.', 2), e = split('', ',')",
+            &["[\"a\",\"b\",\"c\"] | a | \"c\" | [\"\"]"],
+        ),
+        ("print j = strcat_array(dynamic(['a', 1, 'b']), '-')", &["a-1-b"]),
+        ("print n = toint(d.n) + 1, r = toreal(d.n) / 2", &["6 | 2.5"]),
+    ];
+    let prefixed: Vec<(String, &[&str])> = cases.iter().map(|(q, w)| (format!("{d}\n{q}"), *w)).collect();
+    let borrowed: Vec<(&str, &[&str])> = prefixed.iter().map(|(q, w)| (q.as_str(), *w)).collect();
+    check(&borrowed).await;
+}
+
+#[tokio::test]
+async fn parse_json_reads_json_text_and_keeps_other_text_as_a_string() {
+    check(&[
+        (
+            r#"print a = parse_json('{"name": "web", "ports": [22, 443]}').ports[1], b = todynamic('[1,2]')[0], c = parse_json('not json'), d = tostring(parse_json('not json'))"#,
+            &["443 | 1 | \"not json\" | not json"],
+        ),
+        ("T | extend j = parse_json(strcat('{\"size\":', Size, '}')) | where j.size > 10 | project Computer", &["WEB-01"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn make_set_and_make_list_build_dynamic_arrays_without_nulls() {
+    check(&[
+        ("T | summarize make_set(Computer), make_list(Size) | project array_length(set_Computer), array_length(list_Size)", &["4 | 3"]),
+        ("T | summarize s = make_set_if(Computer, Size > 5), l = make_list_if(Size, Size > 5) | project array_length(s), array_length(l)", &["2 | 2"]),
+        ("T | where Size == 10 | summarize makeset(Computer), makelist(Path)", &["[\"web-01\"] | [\"/etc/passwd\"]"]),
+        ("T | summarize s = make_list(Size, 1) | project array_length(s)", &["1"]),
+        ("T | where Size > 100 | summarize s = make_set(Computer)", &["[]"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn mv_expand_gives_a_row_per_element() {
+    check(&[
+        (
+            "datatable(Computer:string, Ports:dynamic)['a', dynamic([22, 443]), 'b', dynamic([]), 'c', dynamic(null)] | mv-expand Ports",
+            &["a | 22", "a | 443", "c | null"],
+        ),
+        (
+            "datatable(Computer:string, Ports:dynamic)['a', dynamic([22, 443])] | mv-expand p = Ports to typeof(long) | extend q = p + 1 | project Computer, q",
+            &["a | 23", "a | 444"],
+        ),
+        ("print b = dynamic({'x': 1, 'y': 2}) | mv-expand b", &["{\"x\":1}", "{\"y\":2}"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn parse_operator_extracts_typed_columns() {
+    check(&[
+        (
+            "print v = 'Version:1.13.40-0' | parse v with * 'Version:' Major:long '.' Minor:long '.' Patch:long '-' * | project Major, Minor, Patch",
+            &["1 | 13 | 40"],
+        ),
+        (
+            "T | parse Path with '/' Dir '/' Rest | project Dir, Rest",
+            &["etc | passwd", "etc | ssh/sshd_config", "usr | bin/KustoExplorerQueryRun", "tmp | x"],
+        ),
+        // A row that does not match gets empty strings and nulls.
+        ("print v = 'nothing here' | parse v with 'Version:' N:long | project N", &["null"]),
+        ("print v = 'id=42;' | parse kind=regex v with 'id=' N:long ';' | project N", &["42"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn range_toscalar_and_aggregates_inside_expressions() {
+    check(&[
+        ("range x from 1 to 7 step 3", &["1", "4", "7"]),
+        (
+            "range t from datetime(2024-05-01) to datetime(2024-05-01 02:00) step 1h",
+            &["2024-05-01T00:00:00Z", "2024-05-01T01:00:00Z", "2024-05-01T02:00:00Z"],
+        ),
+        ("let m = toscalar(T | summarize max(Size)); T | where Size == m | project Computer", &["WEB-01"]),
+        // Kusto allows scalar expressions around aggregates.
+        (
+            "T | where isnotnull(Size) | summarize Span = (max(Time) - min(Time)) / 1m, Avg = sum(Size) / count() by Big = Size > 8 | sort by Big asc",
+            &["false | 0.0 | 5", "true | 30.0 | 15"],
+        ),
+        ("T | summarize LastSeen = now() - max(Time) | project LastSeen / 1m", &["55.0"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn percentiles_are_nearest_rank() {
+    check(&[
+        (
+            "range x from 1 to 4 step 1 | summarize percentile(x, 50), percentile(x, 100), p0 = percentile(x, 0)",
+            &["2 | 4 | 1"],
+        ),
+        ("range x from 1 to 10 step 1 | summarize percentiles(x, 25, 90)", &["3 | 9"]),
+    ])
+    .await;
+    assert_eq!(
+        columns(&format!("{T}range x from 1 to 4 step 1 | summarize percentiles(x, 50, 95)")).await,
+        ["percentile_x_50", "percentile_x_95"]
+    );
+}
+
+#[tokio::test]
+async fn string_functions_extract_replace_trim() {
+    check(&[
+        ("print e = extract('([a-z]+)-([0-9]+)', 2, 'host web-01'), n = extract('x(\\\\d)', 1, 'none')", &["01 | "]),
+        ("print r = replace_string('a.b.c', '.', '/'), x = replace_regex('web-01', '([a-z]+)-(\\\\d+)', '\\\\2:\\\\1')", &["a/b/c | 01:web"]),
+        ("print t = trim(' ', '  x y  '), s = trim_start('-', '--a-'), e = trim_end('-', '--a-')", &["x y | a- | --a"]),
+        ("print i = indexof('hello', 'l'), j = indexof('hello', 'z')", &["2 | -1"]),
+        ("T | where * contains 'sshd' | project Size", &["20"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn datetime_functions_format_add_and_parts() {
+    check(&[
+        ("print f = format_datetime(datetime(2024-05-01 09:05:03.123), 'yyyy-MM-dd HH:mm:ss.fff')", &["2024-05-01 09:05:03.123"]),
+        ("print f = format_datetime(datetime(2024-05-01 21:05), 'M/d/yy h:mm tt')", &["5/1/24 9:05 PM"]),
+        (
+            "print a = datetime_add('month', 1, datetime(2024-01-31)), b = datetime_add('day', -2, datetime(2024-05-01)), c = datetime_add('hour', 3, datetime(2024-05-01))",
+            &["2024-02-29T00:00:00Z | 2024-04-29T00:00:00Z | 2024-05-01T03:00:00Z"],
+        ),
+        // 2024-05-01 was a Wednesday: three days after Sunday.
+        ("print d = dayofweek(datetime(2024-05-01)) / 1d, h = hourofday(datetime(2024-05-01 13:30)), m = getmonth(datetime(2024-05-01))", &["3.0 | 13 | 5"]),
+        ("print t = totimespan('1.02:03:04') / 1s, u = totimespan('00:00:01.5') / 1ms", &["93784.0 | 1500.0"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn make_series_fills_every_bin() {
+    check(&[
+        (
+            "T | make-series n = count() default = 0 on Time from datetime(2024-05-01 10:00) to datetime(2024-05-01 13:00) step 1h by k = tolower(Computer) | sort by k asc",
+            &[
+                "db-02 | [0,1,0] | [\"2024-05-01T10:00:00Z\",\"2024-05-01T11:00:00Z\",\"2024-05-01T12:00:00Z\"]",
+                "web-01 | [2,0,0] | [\"2024-05-01T10:00:00Z\",\"2024-05-01T11:00:00Z\",\"2024-05-01T12:00:00Z\"]",
+            ],
+        ),
+        (
+            "T | make-series total = sum(Size) default = -1 on Time in range(datetime(2024-05-01 10:00), datetime(2024-05-01 12:00), 1h) | project total",
+            &["[30,5]"],
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn search_matches_terms_in_any_or_one_column() {
+    check(&[
+        ("T | search 'sshd_config' | project Size", &["20"]),
+        // Terms as `has` matches them: 'web-01' has the term 'web', in any case by default.
+        ("T | search Computer:'WEB' | project Size", &["10", "20"]),
+        ("T | search kind=case_sensitive Computer:'WEB' | project Size", &["20"]),
+        ("T | search Computer:'web*' and Path:'passwd' | project Size", &["10"]),
+        ("T | search Computer:'db-02' or Size > 15 | project Size", &["20", "5"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn evaluate_narrow_and_property_bags() {
+    check(&[
+        ("print a = 1, b = 'x' | evaluate narrow()", &["0 | a | 1", "0 | b | x"]),
+        ("print p = bag_pack('n', 1, 's', 'x'), q = pack('d', dynamic([1]))", &["{\"n\":1,\"s\":\"x\"} | {\"d\":[1]}"]),
+        ("print a = 1, b = 'x' | project p = pack_all()", &["{\"a\":1,\"b\":\"x\"}"]),
+        (
+            "print s = array_sort_asc(dynamic([3, 1, 2])), d = array_sort_desc(dynamic(['a', 'c', 'b'])), l = array_slice(dynamic([1, 2, 3, 4]), 1, -2)",
+            &["[1,2,3] | [\"c\",\"b\",\"a\"] | [2,3]"],
+        ),
+    ])
+    .await;
 }
