@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use fimlake_ingest::IngestConfig;
+use fimlake_query::QueryConfig;
 use fimlake_storage::StorageConfig;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,7 @@ pub struct Config {
     pub workspace_id: Option<String>,
     pub storage: StorageConfig,
     pub ingest: IngestConfig,
+    pub query: QueryConfig,
 }
 
 impl Default for Config {
@@ -31,6 +33,7 @@ impl Default for Config {
             workspace_id: None,
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }
@@ -57,7 +60,7 @@ impl Config {
             }
             let name = name.to_ascii_lowercase();
             let (section, field) = match name.split_once('_') {
-                Some((s @ ("storage" | "ingest"), f)) => (Some(s), f.to_string()),
+                Some((s @ ("storage" | "ingest" | "query"), f)) => (Some(s), f.to_string()),
                 _ => (None, name.clone()),
             };
             let parsed = parse_env_value(&value);
@@ -84,6 +87,9 @@ impl Config {
         }
         if self.storage.max_buffer_bytes < self.storage.flush_bytes {
             bail!("storage.max_buffer_bytes must be at least storage.flush_bytes");
+        }
+        if self.query.max_rows == 0 || self.query.max_memory_bytes < (16 << 20) {
+            bail!("query.max_rows must be above 0 and query.max_memory_bytes at least 16 MiB");
         }
         if !(1..=22).contains(&self.storage.zstd_level) {
             bail!("storage.zstd_level must be between 1 and 22");

@@ -51,23 +51,30 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run a KQL query on a running server and print the result.
+    /// Run a KQL query, on a running server or straight on a data directory, and print the result.
     Query {
-        /// The server's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        server: String,
-        /// The workspace id [default: from <data-dir>/workspace-id].
+        /// The server's base URL [default: http://127.0.0.1:8080 unless --data-dir is given].
+        #[arg(long, conflicts_with = "data_dir")]
+        server: Option<String>,
+        /// Read this data directory directly, read-only (committed tables and the WAL), without
+        /// a server; safe while a server runs on it.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// A configuration file (for storage.table_url and object store settings with --data-dir).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The workspace id for --server [default: from fimlake-data/workspace-id].
         #[arg(long)]
         workspace: Option<String>,
-        /// Where to find the workspace id when --workspace is not given.
-        #[arg(long, default_value = "fimlake-data")]
-        data_dir: PathBuf,
         /// ISO 8601 duration back from now (PT1H, P7D) or start/end interval.
         #[arg(long)]
         timespan: Option<String>,
         /// table, json or csv.
         #[arg(long, default_value = "table")]
         format: String,
+        /// Print the physical plan (files read, filters pushed down) instead of running the query.
+        #[arg(long)]
+        explain: bool,
         /// The query; '@FILE' reads it from a file, '-' or nothing from standard input.
         query: Option<String>,
     },
@@ -116,15 +123,21 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tables { table, json } => print_tables(table.as_deref(), json),
-        Command::Query { server, workspace, data_dir, timespan, format, query } => {
-            let out = rt.block_on(query_cli::run(query_cli::QueryOptions {
-                server,
-                workspace,
-                data_dir,
-                timespan,
-                format,
-                query,
-            }))?;
+        Command::Query { server, data_dir, config, workspace, timespan, format, explain, query } => {
+            let target = match (server, data_dir) {
+                (_, Some(dir)) => {
+                    let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
+                    cfg.data_dir = dir.clone();
+                    cfg.storage.data_dir = dir;
+                    query_cli::Target::DataDir { storage: cfg.storage, query: cfg.query }
+                }
+                (server, None) => query_cli::Target::Server {
+                    url: server.unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+                    workspace,
+                },
+            };
+            let out =
+                rt.block_on(query_cli::run(query_cli::QueryOptions { target, timespan, format, explain, query }))?;
             println!("{out}");
             Ok(())
         }

@@ -6,12 +6,19 @@ use std::io::Read;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+/// Where the query runs.
+pub enum Target {
+    /// A server's query API; the workspace id defaults to the one in `fimlake-data`.
+    Server { url: String, workspace: Option<String> },
+    /// A data directory, read-only, in this process.
+    DataDir { storage: fimlake_storage::StorageConfig, query: fimlake_query::QueryConfig },
+}
+
 pub struct QueryOptions {
-    pub server: String,
-    pub workspace: Option<String>,
-    pub data_dir: std::path::PathBuf,
+    pub target: Target,
     pub timespan: Option<String>,
     pub format: String,
+    pub explain: bool,
     pub query: Option<String>,
 }
 
@@ -27,17 +34,40 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
         }
         Some(q) => q.to_string(),
     };
-    let ws = match opts.workspace {
+    let v = match opts.target {
+        Target::Server { url, workspace } => {
+            let path = if opts.explain { "explain" } else { "query" };
+            remote(&url, workspace, path, &text, opts.timespan.as_deref()).await?
+        }
+        Target::DataDir { storage, query } => {
+            local(&storage, &query, &text, opts.timespan.as_deref(), opts.explain).await?
+        }
+    };
+    if opts.explain {
+        return Ok(v["plan"].as_str().unwrap_or_default().trim_end().to_string());
+    }
+    render(&v, &opts.format)
+}
+
+/// Runs the query on a server's API and returns its JSON answer.
+async fn remote(
+    server: &str,
+    workspace: Option<String>,
+    path: &str,
+    text: &str,
+    timespan: Option<&str>,
+) -> anyhow::Result<Value> {
+    let ws = match workspace {
         Some(w) => w,
         None => {
-            let p = opts.data_dir.join("workspace-id");
+            let p = std::path::Path::new("fimlake-data").join("workspace-id");
             std::fs::read_to_string(&p)
                 .map(|s| s.trim().to_string())
                 .with_context(|| format!("no --workspace given and {} cannot be read", p.display()))?
         }
     };
-    let url = format!("{}/v1/workspaces/{ws}/query", opts.server.trim_end_matches('/'));
-    let body = json!({"query": text, "timespan": opts.timespan});
+    let url = format!("{}/v1/workspaces/{ws}/{path}", server.trim_end_matches('/'));
+    let body = json!({"query": text, "timespan": timespan});
     let resp = reqwest::Client::new()
         .post(&url)
         .header("content-type", "application/json")
@@ -56,6 +86,42 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
             e["message"].as_str().unwrap_or("")
         );
     }
+    Ok(v)
+}
+
+/// Runs the query in this process over a read-only view of the data directory, and returns the
+/// same JSON a server would.
+async fn local(
+    storage: &fimlake_storage::StorageConfig,
+    config: &fimlake_query::QueryConfig,
+    text: &str,
+    timespan: Option<&str>,
+    explain: bool,
+) -> anyhow::Result<Value> {
+    let engine = fimlake_query::QueryEngine::read_only(storage, config)
+        .await
+        .with_context(|| format!("reading the tables of {}", storage.data_dir.display()))?;
+    let range = match timespan {
+        None => None,
+        Some(t) => Some(
+            fimlake_query::timespan::parse_timespan(t, chrono::Utc::now().timestamp_micros())
+                .map_err(|e| anyhow::anyhow!("--timespan: {e}"))?,
+        ),
+    };
+    let failed = |e: fimlake_query::QueryError| match e {
+        fimlake_query::QueryError::Kql(k) => anyhow::anyhow!("{}", k.render()),
+        other => anyhow::anyhow!("{other}"),
+    };
+    if explain {
+        let plan = engine.explain(text, range).await.map_err(failed)?;
+        return Ok(json!({ "plan": plan }));
+    }
+    let result = engine.run(text, range, fimlake_query::api::MAX_WAIT).await.map_err(failed)?;
+    Ok(fimlake_query::encode::to_json(&result, engine.max_rows))
+}
+
+/// The answer's first table as text, JSON or CSV.
+fn render(v: &Value, format: &str) -> anyhow::Result<String> {
     let table = &v["tables"][0];
     let names: Vec<String> = table["columns"]
         .as_array()
@@ -69,8 +135,8 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
         .flatten()
         .map(|r| r.as_array().into_iter().flatten().map(cell).collect())
         .collect();
-    let mut out = match opts.format.as_str() {
-        "json" => serde_json::to_string_pretty(&v)?,
+    let mut out = match format {
+        "json" => serde_json::to_string_pretty(v)?,
         "csv" => {
             let mut s = names.iter().map(|n| csv(n)).collect::<Vec<_>>().join(",");
             for r in &rows {

@@ -41,7 +41,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let state = ServerState { storage: storage.clone(), registry, http_seconds };
     let query = fimlake_query::api::router(fimlake_query::api::QueryState::new(
-        Arc::new(fimlake_query::QueryEngine::new(storage.clone())),
+        Arc::new(fimlake_query::QueryEngine::new(storage.clone(), &cfg.query)),
         workspace.clone(),
     ));
     let ingest = fimlake_ingest::router(IngestState::new(

@@ -70,22 +70,49 @@ fn tables_lists_the_registry() {
 fn query_prints_tables_csv_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&data, &[]);
+    let mut server = Server::start(&data, &[]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/post-records.sh");
     assert!(Command::new("sh").arg(script).arg(&server.url).output().unwrap().status.success());
+    let ws = std::fs::read_to_string(data.join("workspace-id")).unwrap().trim().to_string();
     let d = data.to_str().unwrap();
     let q = "Heartbeat | summarize beats = count() by Computer | order by Computer asc";
-    let out = fimlake(&["query", "--server", &server.url, "--data-dir", d, q]);
+    let table = "Computer | beats\n---------+------\ndb-02    | 1\nweb-01   | 2\n(2 rows)\n";
+    let out = fimlake(&["query", "--server", &server.url, "--workspace", &ws, q]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "Computer | beats\n---------+------\ndb-02    | 1\nweb-01   | 2\n(2 rows)\n"
-    );
-    let out = fimlake(&["query", "--server", &server.url, "--data-dir", d, "--format", "csv", q]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), table);
+    let out = fimlake(&["query", "--server", &server.url, "--workspace", &ws, "--format", "csv", q]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Computer,beats\ndb-02,1\nweb-01,2\n");
-    let out = fimlake(&["query", "--server", &server.url, "--data-dir", d, "Heartbeat | wher x"]);
+    let out = fimlake(&["query", "--server", &server.url, "--workspace", &ws, "Heartbeat | wher x"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("found 'wher' (line 1, column 13)"), "{err}");
     assert!(err.contains("Heartbeat | wher x\n            ^"), "{err}");
+
+    // --data-dir reads the directory itself, read-only, beside the running server: the rows
+    // are still in the WAL; then, the server stopped, in Parquet.
+    let out = fimlake(&["query", "--data-dir", d, q]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), table, "rows acknowledged but not yet flushed");
+    server.stop();
+    let out = fimlake(&["query", "--data-dir", d, q]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), table, "rows in Parquet");
+    let out = fimlake(&[
+        "query",
+        "--data-dir",
+        d,
+        "--explain",
+        "Heartbeat | where TimeGenerated > datetime(2024-05-01) | count",
+    ]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("DataSourceExec: file_groups="), "{plan}");
+    assert!(plan.contains("predicate=TimeGenerated@"), "the time filter reaches the scan: {plan}");
+    let out = fimlake(&["query", "--data-dir", &dir.path().join("nope").to_string_lossy(), q]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope does not exist"));
+
+    // --explain on a server: the same plan, over the API.
+    server.restart();
+    let out = fimlake(&["query", "--server", &server.url, "--workspace", &ws, "--explain", "Heartbeat | count"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DataSourceExec"));
 }

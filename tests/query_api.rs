@@ -52,11 +52,17 @@ fn kql_over_ingested_records_answers_in_the_log_analytics_shape() {
     let (status, v) = query(
         &server,
         &ws,
-        json!({"query": "Heartbeat | summarize count(), arg_max(TimeGenerated, ComputerPrivateIPs) by Computer | order by Computer asc"}),
+        json!({"query": "Heartbeat | summarize count(), arg_max(TimeGenerated, ComputerPrivateIPs) by Computer | order by Computer asc | project Computer, count_, ips = ComputerPrivateIPs[0]"}),
         None,
     );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["tables"][0]["columns"][2], json!({"name": "ips", "type": "dynamic"}));
+    assert_eq!(v["tables"][0]["rows"], json!([["db-02", 1, "10.0.1.7"], ["web-01", 2, "10.0.0.5"]]));
+    let (status, v) = query(&server, &ws, json!({"query": "Heartbeat | frobnicate"}), None);
     assert_eq!(status, 400, "{v}");
-    assert_eq!(v["error"]["innererror"]["code"], "UnsupportedError");
+    assert_eq!(v["error"]["innererror"]["code"], "SyntaxError");
+    let (status, v) = query(&server, &ws, json!({"query": "Heartbeat | lookup X on Computer"}), None);
+    assert_eq!((status, v["error"]["innererror"]["code"].as_str()), (400, Some("UnsupportedError")));
 
     let (status, v) = query(
         &server,
@@ -101,4 +107,20 @@ fn kql_over_ingested_records_answers_in_the_log_analytics_shape() {
     let (status, v) = query(&server, &ws, json!({"query": "Heartbeat", "timespan": "yesterday"}), None);
     assert_eq!(status, 400);
     assert!(v["error"]["innererror"]["message"].as_str().unwrap().contains("invalid timespan 'yesterday'"));
+}
+
+#[test]
+fn a_query_past_its_memory_limit_fails_clearly_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("FIMLAKE_QUERY_MAX_MEMORY_BYTES", "16777216")]);
+    let ws = std::fs::read_to_string(dir.path().join("workspace-id")).unwrap().trim().to_string();
+    // Counting distinct values keeps every value in memory (it cannot spill to disk).
+    let q = "range x from 1 to 2000000 step 1 | summarize dcount(strcat('value-number-', x))";
+    let (status, v) = query(&server, &ws, json!({ "query": q }), None);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["innererror"]["code"], "QueryMemoryLimitExceeded", "{v}");
+    let message = v["error"]["innererror"]["message"].as_str().unwrap();
+    assert!(message.contains("memory limit of 16777216 bytes"), "{message}");
+    let (status, v) = query(&server, &ws, json!({"query": "range x from 1 to 3 step 1 | count"}), None);
+    assert_eq!((status, &v["tables"][0]["rows"]), (200, &json!([[3]])));
 }

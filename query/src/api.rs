@@ -40,6 +40,7 @@ pub fn router(state: QueryState) -> Router {
     Router::new()
         .route("/v1/workspaces/{workspace}/query", get(get_query).post(post_query))
         .route("/workspaces/{workspace}/query", get(get_query).post(post_query))
+        .route("/v1/workspaces/{workspace}/explain", axum::routing::post(post_explain))
         .with_state(state)
 }
 
@@ -72,6 +73,44 @@ async fn post_query(State(st): State<QueryState>, Path(ws): Path<String>, header
     run(&st, &ws, &headers, query, timespan).await
 }
 
+/// fimlake's own: `POST /v1/workspaces/{id}/explain` with the body of a query answers
+/// `{"plan": "..."}`, the physical plan (which files each scan reads, the filters pushed into
+/// it) without running the query.
+async fn post_explain(State(st): State<QueryState>, Path(ws): Path<String>, body: Bytes) -> Response {
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_argument(format!("the body is not valid JSON: {e}")),
+    };
+    let Some(query) = v.get("query").and_then(Value::as_str) else {
+        return bad_argument("the body has no 'query' string".into());
+    };
+    if let Some(r) = check_workspace(&st, &ws) {
+        return r;
+    }
+    let range = match v.get("timespan").and_then(Value::as_str) {
+        None => None,
+        Some(t) => match parse_timespan(t, chrono::Utc::now().timestamp_micros()) {
+            Ok(r) => Some(r),
+            Err(e) => return bad_argument(e),
+        },
+    };
+    match st.engine.explain(query, range).await {
+        Ok(plan) => (StatusCode::OK, Json(json!({ "plan": plan }))).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+fn check_workspace(st: &QueryState, ws: &str) -> Option<Response> {
+    (ws != st.workspace_id).then(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "WorkspaceNotFoundError",
+            &format!("workspace '{ws}' does not exist; this server's workspace is '{}'", st.workspace_id),
+            None,
+        )
+    })
+}
+
 async fn get_query(
     State(st): State<QueryState>,
     Path(ws): Path<String>,
@@ -98,13 +137,8 @@ fn wait(headers: &HeaderMap) -> Duration {
 }
 
 async fn run(st: &QueryState, ws: &str, headers: &HeaderMap, query: &str, timespan: Option<&str>) -> Response {
-    if ws != st.workspace_id {
-        return error(
-            StatusCode::NOT_FOUND,
-            "WorkspaceNotFoundError",
-            &format!("workspace '{ws}' does not exist; this server's workspace is '{}'", st.workspace_id),
-            None,
-        );
+    if let Some(r) = check_workspace(st, ws) {
+        return r;
     }
     let range = match timespan {
         None => None,
@@ -119,7 +153,14 @@ async fn run(st: &QueryState, ws: &str, headers: &HeaderMap, query: &str, timesp
             let body = encode::to_json(&result, st.engine.max_rows);
             (StatusCode::OK, [("content-type", "application/json; charset=utf-8")], body.to_string()).into_response()
         }
-        Err(QueryError::Kql(e)) => {
+        Err(e) => error_response(e),
+    }
+}
+
+/// The OData error of a failed query.
+fn error_response(e: QueryError) -> Response {
+    match e {
+        QueryError::Kql(e) => {
             let code = match e.kind {
                 ErrorKind::Syntax => "SyntaxError",
                 ErrorKind::Unsupported => "UnsupportedError",
@@ -138,8 +179,14 @@ async fn run(st: &QueryState, ws: &str, headers: &HeaderMap, query: &str, timesp
                 })),
             )
         }
-        Err(e @ QueryError::Timeout(_)) => error(StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout", &e.to_string(), None),
-        Err(e @ QueryError::Execution(_)) => {
+        e @ QueryError::Timeout(_) => error(StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout", &e.to_string(), None),
+        e @ QueryError::MemoryLimit { .. } => error(
+            StatusCode::BAD_REQUEST,
+            "BadArgumentError",
+            "The query exceeded its resource limits",
+            Some(json!({"code": "QueryMemoryLimitExceeded", "message": e.to_string()})),
+        ),
+        e @ QueryError::Execution(_) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", &e.to_string(), None)
         }
     }

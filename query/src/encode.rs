@@ -37,10 +37,17 @@ pub fn kusto_type(field: &Field) -> &'static str {
 pub fn to_json(result: &QueryResult, max_rows: usize) -> Value {
     let columns: Vec<Value> =
         result.schema.fields().iter().map(|f| json!({"name": f.name(), "type": kusto_type(f)})).collect();
+    let dynamic: Vec<bool> = result.schema.fields().iter().map(|f| kusto_type(f) == "dynamic").collect();
     let mut rows = Vec::new();
     for b in &result.batches {
         for r in 0..b.num_rows() {
-            rows.push(Value::Array(b.columns().iter().map(|c| cell(c.as_ref(), r)).collect()));
+            rows.push(Value::Array(
+                b.columns()
+                    .iter()
+                    .zip(&dynamic)
+                    .map(|(c, d)| if *d { dynamic_cell(cell(c.as_ref(), r)) } else { cell(c.as_ref(), r) })
+                    .collect(),
+            ));
         }
     }
     let mut out = json!({"tables": [{"name": "PrimaryResult", "columns": columns, "rows": rows}]});
@@ -52,6 +59,17 @@ pub fn to_json(result: &QueryResult, max_rows: usize) -> Value {
         });
     }
     out
+}
+
+/// A dynamic value is its JSON text, except a string, which is itself (as Kusto prints it).
+fn dynamic_cell(v: Value) -> Value {
+    match &v {
+        Value::String(text) if text.starts_with('"') => match serde_json::from_str::<Value>(text) {
+            Ok(Value::String(inner)) => Value::String(inner),
+            _ => v,
+        },
+        _ => v,
+    }
 }
 
 fn real(v: f64) -> Value {
@@ -75,24 +93,7 @@ pub fn datetime(us: i64) -> String {
 
 /// .NET "c" format: `[-][d.]hh:mm:ss[.fffffff]`.
 pub fn timespan(ns: i64) -> String {
-    let neg = ns < 0;
-    let ticks = (ns.unsigned_abs() / 100) as u128;
-    let (days, rem) = (ticks / 864_000_000_000, ticks % 864_000_000_000);
-    let (h, rem) = (rem / 36_000_000_000, rem % 36_000_000_000);
-    let (m, rem) = (rem / 600_000_000, rem % 600_000_000);
-    let (s, frac) = (rem / 10_000_000, rem % 10_000_000);
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    if days > 0 {
-        out.push_str(&format!("{days}."));
-    }
-    out.push_str(&format!("{h:02}:{m:02}:{s:02}"));
-    if frac > 0 {
-        out.push_str(&format!(".{frac:07}"));
-    }
-    out
+    fimlake_kql::udf::format_timespan(ns)
 }
 
 fn cell(c: &dyn Array, r: usize) -> Value {

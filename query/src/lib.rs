@@ -22,8 +22,30 @@ pub enum QueryError {
     Kql(KqlError),
     #[error("the query ran longer than {0:?} and was cancelled")]
     Timeout(Duration),
+    #[error(
+        "the query needed more than its memory limit of {limit} bytes ({detail}); narrow its time range or aggregate earlier"
+    )]
+    MemoryLimit { limit: usize, detail: String },
     #[error("query execution failed: {0}")]
     Execution(String),
+}
+
+/// Limits of one query.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Results stop after this many rows (and say so with a `PartialError`), as Log Analytics'
+    /// 500,000.
+    pub max_rows: usize,
+    /// Memory one query may hold for joins, aggregations and sorts, in bytes; past it the query
+    /// fails with a clear error and the server goes on.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig { max_rows: 500_000, max_memory_bytes: 2 << 30 }
+    }
 }
 
 /// Rows of a result, and whether the row limit cut them.
@@ -34,14 +56,67 @@ pub struct QueryResult {
 }
 
 pub struct QueryEngine {
-    storage: Arc<Storage>,
+    tables: Tables,
     /// Results stop after this many rows (and say so).
     pub max_rows: usize,
+    /// Memory one query may use, in bytes.
+    pub max_memory_bytes: usize,
+}
+
+/// The tables queries read.
+enum Tables {
+    /// A running storage engine: committed files and buffered rows, fresh for every query.
+    Live(Arc<Storage>),
+    /// A fixed set (a read-only view of a data directory).
+    Fixed(Vec<(String, Arc<dyn TableProvider>)>),
 }
 
 impl QueryEngine {
-    pub fn new(storage: Arc<Storage>) -> Self {
-        QueryEngine { storage, max_rows: 500_000 }
+    pub fn new(storage: Arc<Storage>, config: &QueryConfig) -> Self {
+        QueryEngine {
+            tables: Tables::Live(storage),
+            max_rows: config.max_rows,
+            max_memory_bytes: config.max_memory_bytes,
+        }
+    }
+
+    /// An engine over fixed tables, such as [`Storage::open_read_only`] gives.
+    pub fn over(tables: Vec<(String, Arc<dyn TableProvider>)>, config: &QueryConfig) -> Self {
+        QueryEngine {
+            tables: Tables::Fixed(tables),
+            max_rows: config.max_rows,
+            max_memory_bytes: config.max_memory_bytes,
+        }
+    }
+
+    /// An engine over a read-only view of the tables of `storage` ([`Storage::open_read_only`]).
+    pub async fn read_only(
+        storage: &fimlake_storage::StorageConfig,
+        config: &QueryConfig,
+    ) -> Result<Self, fimlake_storage::StorageError> {
+        let registry = fimlake_storage::TableRegistry::builtin();
+        let tables = Storage::open_read_only(storage, &registry).await?;
+        let tables = tables.into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect();
+        Ok(Self::over(tables, config))
+    }
+
+    /// A session whose operators share one memory pool of `max_memory_bytes`.
+    fn session(&self) -> Result<SessionContext, QueryError> {
+        let pool = datafusion::execution::memory_pool::FairSpillPool::new(self.max_memory_bytes);
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .build_arc()
+            .map_err(|e| QueryError::Execution(e.to_string()))?;
+        Ok(SessionContext::new_with_config_rt(datafusion::prelude::SessionConfig::new(), runtime))
+    }
+
+    fn execution_error(&self, e: datafusion::error::DataFusionError) -> QueryError {
+        match e.find_root() {
+            datafusion::error::DataFusionError::ResourcesExhausted(detail) => {
+                QueryError::MemoryLimit { limit: self.max_memory_bytes, detail: detail.clone() }
+            }
+            _ => QueryError::Execution(e.to_string()),
+        }
     }
 
     /// Parses and plans `text` against the storage's tables, with one `now()` for the query.
@@ -51,8 +126,12 @@ impl QueryEngine {
         time_range: Option<(i64, i64)>,
     ) -> Result<datafusion::logical_expr::LogicalPlan, QueryError> {
         let query = fimlake_kql::parse(text).map_err(QueryError::Kql)?;
-        let catalog =
-            TableList(self.storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect());
+        let catalog = match &self.tables {
+            Tables::Live(storage) => {
+                TableList(storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect())
+            }
+            Tables::Fixed(t) => TableList(t.clone()),
+        };
         let options = PlanOptions { now_us: chrono::Utc::now().timestamp_micros(), time_range };
         fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)
     }
@@ -61,9 +140,8 @@ impl QueryEngine {
     /// pushed into it.
     pub async fn explain(&self, text: &str, time_range: Option<(i64, i64)>) -> Result<String, QueryError> {
         let plan = self.plan(text, time_range)?;
-        let ctx = SessionContext::new();
-        let physical =
-            ctx.state().create_physical_plan(&plan).await.map_err(|e| QueryError::Execution(e.to_string()))?;
+        let ctx = self.session()?;
+        let physical = ctx.state().create_physical_plan(&plan).await.map_err(|e| self.execution_error(e))?;
         Ok(datafusion::physical_plan::displayable(physical.as_ref()).indent(true).to_string())
     }
 
@@ -76,17 +154,17 @@ impl QueryEngine {
         timeout: Duration,
     ) -> Result<QueryResult, QueryError> {
         let plan = self.plan(text, time_range)?;
-        let ctx = SessionContext::new();
+        let ctx = self.session()?;
         let max_rows = self.max_rows;
         let work = async move {
-            let df = ctx.execute_logical_plan(plan).await.map_err(|e| QueryError::Execution(e.to_string()))?;
+            let df = ctx.execute_logical_plan(plan).await.map_err(|e| self.execution_error(e))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df.execute_stream().await.map_err(|e| QueryError::Execution(e.to_string()))?;
+            let mut stream = df.execute_stream().await.map_err(|e| self.execution_error(e))?;
             let mut batches = Vec::new();
             let mut rows = 0;
             let mut truncated = false;
             while let Some(b) = stream.next().await {
-                let b = b.map_err(|e| QueryError::Execution(e.to_string()))?;
+                let b = b.map_err(|e| self.execution_error(e))?;
                 if rows + b.num_rows() > max_rows {
                     batches.push(b.slice(0, max_rows - rows));
                     truncated = true;

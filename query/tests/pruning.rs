@@ -38,7 +38,7 @@ async fn the_last_hours_of_a_day_read_only_their_files() {
     hb.flush().await.unwrap();
     assert!(hb.snapshot().files.len() >= 47);
 
-    let engine = QueryEngine::new(storage.clone());
+    let engine = QueryEngine::new(storage.clone(), &fimlake_query::QueryConfig::default());
     let q = "Heartbeat | where TimeGenerated > ago(3h) | summarize count() by Computer";
     let plan = engine.explain(q, None).await.unwrap();
     let files = plan.matches(".parquet").count();

@@ -39,6 +39,25 @@ pub use provider::TableScanProvider;
 pub use schema::{Column, KustoType, TableDef, TableRegistry};
 pub use table::{FlushOutcome, Table, TableSnapshot};
 
+/// A table as it was when read, for queries only ([`Storage::open_read_only`]).
+pub struct ReadOnlyTable {
+    def: Arc<TableDef>,
+    store: Arc<dyn ObjectStore>,
+    snapshot: TableSnapshot,
+}
+
+impl provider::ScanSource for ReadOnlyTable {
+    fn def(&self) -> &Arc<TableDef> {
+        &self.def
+    }
+    fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+    fn snapshot(&self) -> TableSnapshot {
+        self.snapshot.clone()
+    }
+}
+
 /// All tables, opened and running: WAL writers, flush loops and maintenance.
 pub struct Storage {
     config: Arc<StorageConfig>,
@@ -133,6 +152,47 @@ impl Storage {
                 }
             }));
         }
+    }
+
+    /// Query access to the tables of `config` as they are now, without opening them for writing:
+    /// the committed files of each Delta table and the acknowledged rows still in its WAL.
+    /// No table is created and no WAL replayed, trimmed or written, so a running server is not
+    /// disturbed; a table that does not exist yet reads as empty.
+    pub async fn open_read_only(
+        config: &StorageConfig,
+        registry: &TableRegistry,
+    ) -> Result<Vec<(String, Arc<TableScanProvider>)>> {
+        if config.table_url.is_none() && !config.data_dir.is_dir() {
+            return Err(StorageError::Config(format!("data directory {} does not exist", config.data_dir.display())));
+        }
+        let (root_store, root_url) = root_store(config)?;
+        let mut out = Vec::new();
+        for def in registry.tables() {
+            let url = root_url
+                .join(&format!("{}/", def.name()))
+                .map_err(|e| StorageError::Config(format!("table URL for {}: {e}", def.name())))?;
+            let loc = delta::Location::new(root_store.clone(), url)?;
+            let mut table = deltalake_core::DeltaTable::new(loc.log_store.clone());
+            let exists = table.verify_deltatable_existence().await.map_err(|e| StorageError::delta(def.name(), e))?;
+            let (files, committed) = if exists {
+                table.load().await.map_err(|e| StorageError::delta(def.name(), e))?;
+                (delta::live_files(&table, def.name())?, delta::committed_wal_segment(&table, def.name()).await?)
+            } else {
+                (Vec::new(), None)
+            };
+            let dir = config.wal_dir().join(def.name());
+            let schema = def.schema().clone();
+            let batches = tokio::task::spawn_blocking(move || wal::read_uncommitted(&dir, &schema, committed))
+                .await
+                .expect("WAL read panicked")?;
+            let frozen = ReadOnlyTable {
+                def: def.clone(),
+                store: loc.store.clone(),
+                snapshot: TableSnapshot { files: Arc::new(files), batches },
+            };
+            out.push((def.name().to_string(), Arc::new(TableScanProvider::new(Arc::new(frozen)))));
+        }
+        Ok(out)
     }
 
     pub fn config(&self) -> &StorageConfig {

@@ -22,27 +22,50 @@ use datafusion::physical_plan::union::UnionExec;
 
 use crate::delta::DataFile;
 use crate::schema::TIME_COLUMN;
-use crate::table::Table;
+use object_store::ObjectStore;
 
-/// Query access to one table. Cheap to create; every scan takes a fresh [`Table::snapshot`].
+use crate::schema::TableDef;
+use crate::table::{Table, TableSnapshot};
+
+/// What a scan reads: a live [`Table`] (a fresh snapshot per scan) or a frozen one
+/// ([`crate::ReadOnlyTable`], for reading a data directory without a server).
+pub trait ScanSource: Send + Sync {
+    fn def(&self) -> &Arc<TableDef>;
+    fn store(&self) -> Arc<dyn ObjectStore>;
+    fn snapshot(&self) -> TableSnapshot;
+}
+
+impl ScanSource for Table {
+    fn def(&self) -> &Arc<TableDef> {
+        Table::def(self)
+    }
+    fn store(&self) -> Arc<dyn ObjectStore> {
+        self.loc.store.clone()
+    }
+    fn snapshot(&self) -> TableSnapshot {
+        Table::snapshot(self)
+    }
+}
+
+/// Query access to one table. Cheap to create; every scan takes a fresh snapshot.
 pub struct TableScanProvider {
-    table: Arc<Table>,
+    table: Arc<dyn ScanSource>,
 }
 
 impl TableScanProvider {
-    pub fn new(table: Arc<Table>) -> Self {
+    pub fn new(table: Arc<dyn ScanSource>) -> Self {
         TableScanProvider { table }
     }
 
     fn object_store_url(&self) -> ObjectStoreUrl {
-        ObjectStoreUrl::parse(format!("fimlake://{}", self.table.name().to_ascii_lowercase()))
+        ObjectStoreUrl::parse(format!("fimlake://{}", self.table.def().name().to_ascii_lowercase()))
             .expect("table names are valid URL hosts")
     }
 }
 
 impl std::fmt::Debug for TableScanProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TableScanProvider").field("table", &self.table.name()).finish()
+        f.debug_struct("TableScanProvider").field("table", &self.table.def().name()).finish()
     }
 }
 
@@ -79,7 +102,7 @@ impl TableProvider for TableScanProvider {
             let url = self.object_store_url();
             let env = state.runtime_env();
             if env.object_store(&url).is_err() {
-                env.register_object_store(url.as_ref(), self.table.loc.store.clone());
+                env.register_object_store(url.as_ref(), self.table.store());
             }
             let mut options = state.config_options().execution.parquet.clone();
             options.pushdown_filters = true;

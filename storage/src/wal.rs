@@ -130,6 +130,29 @@ pub(crate) fn replay(dir: &Path, schema: &SchemaRef, committed: Option<u64>) -> 
     Ok(out)
 }
 
+/// The acknowledged rows of the segments after `committed`, read without changing anything
+/// (for a read-only view of a data directory a server may be writing).
+pub(crate) fn read_uncommitted(dir: &Path, schema: &SchemaRef, committed: Option<u64>) -> Result<Vec<RecordBatch>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for id in list_segments(dir)? {
+        if committed.is_some_and(|c| id <= c) {
+            continue;
+        }
+        let path = segment_path(dir, id);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            // Trimmed by the server after a flush that committed it: its rows are in the table.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StorageError::io(&path, e)),
+        };
+        out.extend(read_segment(&data, schema).0);
+    }
+    Ok(out)
+}
+
 /// Decodes a segment's entries; stops at the first entry that is incomplete or corrupt and says
 /// why. Only the tail of a segment can be torn: every acknowledged entry was synced before the
 /// next one was written.
