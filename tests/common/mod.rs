@@ -11,15 +11,21 @@ pub struct Server {
     pub url: String,
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
+    listen: String,
 }
 
 impl Server {
     /// Starts the server on `data_dir` with extra `FIMLAKE_*` settings and waits until it
     /// answers `/readyz`.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_at(data_dir, env, "127.0.0.1:0")
+    }
+
+    /// Like `start`, on a fixed address that a restart keeps (for clients configured with it).
+    pub fn start_at(data_dir: &Path, env: &[(&str, &str)], listen: &str) -> Server {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (child, url) = spawn(data_dir, &env);
-        let s = Server { child: Some(child), url, data_dir: data_dir.to_path_buf(), env };
+        let (child, url) = spawn(data_dir, &env, listen);
+        let s = Server { child: Some(child), url, data_dir: data_dir.to_path_buf(), env, listen: listen.to_string() };
         s.wait_ready();
         s
     }
@@ -61,10 +67,11 @@ impl Server {
         }
     }
 
-    /// Starts the server again on the same data directory (on a new port).
+    /// Starts the server again on the same data directory (on a new port, unless started at a
+    /// fixed address).
     pub fn restart(&mut self) {
         self.kill();
-        let (child, url) = spawn(&self.data_dir, &self.env);
+        let (child, url) = spawn(&self.data_dir, &self.env, &self.listen);
         self.child = Some(child);
         self.url = url;
         self.wait_ready();
@@ -77,9 +84,15 @@ impl Drop for Server {
     }
 }
 
-fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
+/// A loopback address with a port free right now.
+pub fn free_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn spawn(data_dir: &Path, env: &[(String, String)], listen: &str) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fimlake"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+    cmd.args(["serve", "--listen", listen, "--data-dir"])
         .arg(data_dir)
         .env("FIMLAKE_LOG", "warn")
         .stdin(Stdio::null())

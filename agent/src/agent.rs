@@ -1,0 +1,329 @@
+//! The agent: full scans on a schedule, real-time checks of the paths inotify reports, a
+//! heartbeat, a daily snapshot, and the sender that drains the spool to the server.
+//!
+//! Order of durability for a change: its record is spooled (fsynced) first, the baseline
+//! updated second. A crash between the two reports the change again; nothing is lost.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use notify::{RecursiveMode, Watcher};
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::baseline::Baseline;
+use crate::config::AgentConfig;
+use crate::records;
+use crate::scan::{self, Change, ScanError};
+use crate::spool::{Sent, Spool};
+
+pub struct Agent {
+    pub cfg: Arc<AgentConfig>,
+    pub computer: String,
+    baseline: Mutex<Baseline>,
+    spool: Spool,
+    /// Unreadable paths already reported (each is reported once until it is readable again).
+    reported: Mutex<HashSet<String>>,
+    wake_sender: Notify,
+}
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct ScanOutcome {
+    pub changes: Vec<Value>,
+    pub errors: Vec<ScanError>,
+    pub files: usize,
+    /// Whether this scan built the first baseline (then nothing is reported as Added).
+    pub first: bool,
+}
+
+impl Agent {
+    pub fn open(cfg: AgentConfig) -> anyhow::Result<Agent> {
+        crate::state::set_hash_rate(cfg.max_hash_bytes_per_second);
+        let baseline = Baseline::load(&cfg.data_dir.join("baseline"))?;
+        let spool = Spool::open(&cfg.data_dir.join("spool"), cfg.max_spool_bytes)?;
+        Ok(Agent {
+            computer: cfg.computer_name(),
+            cfg: Arc::new(cfg),
+            baseline: Mutex::new(baseline),
+            spool,
+            reported: Mutex::new(HashSet::new()),
+            wake_sender: Notify::new(),
+        })
+    }
+
+    /// A full scan: every covered path against the baseline. `record`: spool the changes and
+    /// update the baseline (else only report, for `scan --dry-run`).
+    pub fn full_scan(&self, record: bool) -> anyhow::Result<ScanOutcome> {
+        let mut errors = Vec::new();
+        let paths = scan::enumerate(&self.cfg, &mut errors);
+        let mut b = self.baseline.lock().expect("baseline lock");
+        let first = !b.existed;
+        let (changes, updates) = scan::diff(&self.cfg, &b.files, &paths, true, &mut errors);
+        let changes = if first { Vec::new() } else { changes };
+        let out = self.report(&mut b, changes, updates, errors, record)?;
+        if record {
+            b.compact()?;
+        }
+        Ok(ScanOutcome { files: paths.len(), first, ..out })
+    }
+
+    /// Checks the paths real-time events named (and what is under them).
+    pub fn check_paths(&self, changed: &BTreeSet<PathBuf>) -> anyhow::Result<ScanOutcome> {
+        let mut errors = Vec::new();
+        let mut b = self.baseline.lock().expect("baseline lock");
+        let paths = scan::affected(&self.cfg, &b.files, changed, &mut errors);
+        let (changes, updates) = scan::diff(&self.cfg, &b.files, &paths, false, &mut errors);
+        let out = self.report(&mut b, changes, updates, errors, true)?;
+        Ok(ScanOutcome { files: paths.len(), ..out })
+    }
+
+    fn report(
+        &self,
+        b: &mut Baseline,
+        changes: Vec<Change>,
+        updates: Vec<(String, Option<crate::state::FileState>)>,
+        errors: Vec<ScanError>,
+        record: bool,
+    ) -> anyhow::Result<ScanOutcome> {
+        let now = Utc::now();
+        let mut rows: Vec<Value> = changes.iter().map(|c| records::change(&self.computer, c, now)).collect();
+        let new_errors: Vec<ScanError> = {
+            let mut reported = self.reported.lock().expect("reported lock");
+            errors.iter().filter(|e| !record || reported.insert(e.path.clone())).cloned().collect()
+        };
+        rows.extend(new_errors.iter().map(|e| records::coverage_lost(&self.computer, e, now)));
+        if record {
+            for chunk in rows.chunks(self.cfg.batch_records) {
+                self.spool.push("ConfigurationChange", chunk)?;
+            }
+            b.update(&updates)?;
+            self.wake_sender.notify_one();
+        }
+        Ok(ScanOutcome { changes: rows, errors, files: 0, first: false })
+    }
+
+    /// A `ConfigurationData` row for every monitored path.
+    pub fn snapshot(&self) -> anyhow::Result<usize> {
+        let now = Utc::now();
+        let rows: Vec<Value> = {
+            let b = self.baseline.lock().expect("baseline lock");
+            b.files
+                .iter()
+                .filter_map(|(p, s)| {
+                    scan::item_for(&self.cfg, p).map(|item| records::data(&self.computer, p, s, &item, now))
+                })
+                .collect()
+        };
+        for chunk in rows.chunks(self.cfg.batch_records) {
+            self.spool.push("ConfigurationData", chunk)?;
+        }
+        std::fs::write(self.cfg.data_dir.join("last-snapshot"), now.to_rfc3339())?;
+        self.wake_sender.notify_one();
+        Ok(rows.len())
+    }
+
+    fn snapshot_due(&self) -> bool {
+        if !self.baseline.lock().expect("baseline lock").existed {
+            return false;
+        }
+        let last = std::fs::read_to_string(self.cfg.data_dir.join("last-snapshot"))
+            .ok()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok());
+        last.is_none_or(|t| {
+            (Utc::now() - t.with_timezone(&Utc)).to_std().unwrap_or_default() >= self.cfg.snapshot_interval
+        })
+    }
+
+    pub fn heartbeat(&self) -> anyhow::Result<()> {
+        self.spool.push("Heartbeat", &[records::heartbeat(&self.computer, Utc::now())])?;
+        self.wake_sender.notify_one();
+        Ok(())
+    }
+
+    /// Sends spooled batches, oldest first, until `stop`; retries with backoff and keeps the
+    /// record rate under `max_events_per_second`.
+    pub async fn sender(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let client = reqwest::Client::new();
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let batch = match self.spool.oldest() {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the spool");
+                    None
+                }
+            };
+            let Some(batch) = batch else {
+                tokio::select! {
+                    _ = self.wake_sender.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            };
+            let wait = match crate::spool::send(&client, &self.cfg.server, self.cfg.api_key.as_deref(), &batch).await {
+                Sent::Ok => {
+                    if let Err(e) = self.spool.done(&batch) {
+                        tracing::error!(error = %e, "removing a sent batch");
+                    }
+                    backoff = Duration::from_millis(500);
+                    Duration::from_secs_f64(batch.records.len() as f64 / f64::from(self.cfg.max_events_per_second))
+                }
+                Sent::Retry(after, msg) => {
+                    tracing::warn!(error = %msg, retry_in = ?backoff, "sending failed; the batch stays spooled");
+                    let w = after.unwrap_or(backoff).max(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    w
+                }
+                Sent::Rejected(msg) => {
+                    tracing::error!(error = %msg, path = %batch.path.display(), "the server refused a batch; kept in spool/rejected");
+                    if let Err(e) = self.spool.reject(&batch.path) {
+                        tracing::error!(error = %e, "moving a refused batch");
+                    }
+                    Duration::ZERO
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// Watches every enabled item; events (and errors) go to `tx`.
+fn watcher(
+    cfg: &AgentConfig,
+    tx: mpsc::UnboundedSender<notify::Result<notify::Event>>,
+) -> (Option<notify::RecommendedWatcher>, Vec<ScanError>) {
+    let mut errors = Vec::new();
+    let mut w = match notify::recommended_watcher(move |ev| {
+        let _ = tx.send(ev);
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            errors.push(ScanError {
+                path: "/".into(),
+                item: String::new(),
+                message: format!("cannot watch in real time: {e}"),
+            });
+            return (None, errors);
+        }
+    };
+    let mut watched = HashSet::new();
+    for item in cfg.items.iter().filter(|i| i.enabled) {
+        let (root, recursive) = scan::watch_root(item);
+        if !root.exists() || !watched.insert((root.clone(), recursive)) {
+            continue;
+        }
+        let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        if let Err(e) = w.watch(&root, mode) {
+            errors.push(ScanError {
+                path: root.to_string_lossy().into_owned(),
+                item: item.name.clone(),
+                message: format!("real-time watch failed ({e}); covered by scheduled scans only until the next scan"),
+            });
+        }
+    }
+    (Some(w), errors)
+}
+
+/// Runs the agent until `stop`.
+pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let sender = tokio::spawn(agent.clone().sender(stop.clone()));
+    let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+    let mut watch_handle = None;
+    let mut scan_tick = tokio::time::interval(agent.cfg.scan_interval);
+    let mut heartbeat_tick = tokio::time::interval(agent.cfg.heartbeat_interval);
+    let mut snapshot_tick = tokio::time::interval(Duration::from_secs(300));
+    let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut rescan = false;
+    loop {
+        let debounce = async {
+            if pending.is_empty() {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(agent.cfg.debounce).await
+            }
+        };
+        tokio::select! {
+            _ = scan_tick.tick() => rescan = true,
+            _ = heartbeat_tick.tick() => {
+                if let Err(e) = agent.heartbeat() {
+                    tracing::error!(error = %e, "spooling the heartbeat");
+                }
+            }
+            _ = snapshot_tick.tick() => {
+                if agent.snapshot_due() {
+                    let a = agent.clone();
+                    match tokio::task::spawn_blocking(move || a.snapshot()).await? {
+                        Ok(n) => tracing::info!(files = n, "snapshot spooled"),
+                        Err(e) => tracing::error!(error = %e, "snapshot"),
+                    }
+                }
+            }
+            ev = rx.recv() => match ev {
+                Some(Ok(ev)) if ev.need_rescan() => {
+                    tracing::warn!("the kernel dropped file events (queue overflow): rescanning now");
+                    report_coverage(&agent, "/", "inotify queue overflow: events were lost; a full scan runs now");
+                    rescan = true;
+                }
+                Some(Ok(ev)) => pending.extend(ev.paths),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "watch error: rescanning now");
+                    report_coverage(&agent, &e.paths.first().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(), &format!("real-time watch error: {e}; a full scan runs now"));
+                    rescan = true;
+                }
+                None => {}
+            },
+            _ = debounce => {
+                let paths = std::mem::take(&mut pending);
+                let a = agent.clone();
+                match tokio::task::spawn_blocking(move || a.check_paths(&paths)).await? {
+                    Ok(o) if !o.changes.is_empty() => tracing::info!(changes = o.changes.len(), "real-time changes"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "real-time check failed; the next scan covers it"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+        if rescan {
+            rescan = false;
+            if agent.cfg.realtime && watch_handle.is_none() {
+                let (w, errors) = watcher(&agent.cfg, tx.clone());
+                for e in &errors {
+                    report_coverage(&agent, &e.path, &e.message);
+                }
+                watch_handle = w;
+            }
+            let a = agent.clone();
+            let started = std::time::Instant::now();
+            match tokio::task::spawn_blocking(move || a.full_scan(true)).await? {
+                Ok(o) => {
+                    tracing::info!(files = o.files, changes = o.changes.len(), first = o.first, took = ?started.elapsed(), "scan")
+                }
+                Err(e) => tracing::error!(error = %e, "scan failed; retried at the next interval"),
+            }
+        }
+    }
+    drop(watch_handle);
+    let _ = sender.await;
+    Ok(())
+}
+
+fn report_coverage(agent: &Agent, path: &str, message: &str) {
+    let e = ScanError { path: path.to_string(), item: String::new(), message: message.to_string() };
+    if let Err(err) =
+        agent.spool.push("ConfigurationChange", &[records::coverage_lost(&agent.computer, &e, Utc::now())])
+    {
+        tracing::error!(error = %err, "spooling a coverage record");
+    }
+    agent.wake_sender.notify_one();
+}

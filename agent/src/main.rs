@@ -1,0 +1,99 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fimlake_agent::agent::{self, Agent};
+use fimlake_agent::baseline::Baseline;
+use fimlake_agent::config::AgentConfig;
+
+/// fimlake's file integrity monitoring agent.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, default_value = "/etc/fimlake-agent.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch and report until stopped (SIGTERM or Ctrl-C).
+    Run,
+    /// Scan once and print the changes as JSON lines.
+    Scan {
+        /// Required: one scan (`run` is the continuous mode).
+        #[arg(long)]
+        once: bool,
+        /// Print only: leave the baseline and the spool as they are.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show the baseline (JSON lines of path and state), or reset it.
+    Baseline {
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FIMLAKE_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let cfg = if cli.config.exists() {
+        AgentConfig::load(&cli.config)?
+    } else {
+        anyhow::bail!("configuration file {} does not exist (see examples/fimlake-agent.toml)", cli.config.display());
+    };
+    match cli.command {
+        Command::Run => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async {
+                let agent = Arc::new(Agent::open(cfg)?);
+                tracing::info!(computer = %agent.computer, server = %agent.cfg.server, items = agent.cfg.items.len(), "fimlake-agent started");
+                let (stop_tx, stop) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                    let _ = stop_tx.send(true);
+                });
+                agent::run(agent, stop).await
+            })
+        }
+        Command::Scan { once, dry_run } => {
+            anyhow::ensure!(once, "scan needs --once (the continuous mode is `run`)");
+            let agent = Agent::open(cfg)?;
+            let out = agent.full_scan(!dry_run)?;
+            for r in &out.changes {
+                println!("{r}");
+            }
+            if out.first {
+                eprintln!("baseline built: {} paths (changes are reported from the next scan)", out.files);
+            }
+            Ok(())
+        }
+        Command::Baseline { reset } => {
+            let dir = cfg.data_dir.join("baseline");
+            if reset {
+                Baseline::reset(&dir).with_context(|| format!("resetting {}", dir.display()))?;
+                eprintln!("baseline reset; the next scan builds a new one");
+                return Ok(());
+            }
+            let b = Baseline::load(&dir)?;
+            for (p, s) in &b.files {
+                println!("{}", serde_json::json!({"path": p, "state": s}));
+            }
+            Ok(())
+        }
+    }
+}

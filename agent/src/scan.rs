@@ -1,0 +1,325 @@
+//! Which paths the items cover, and what changed between the baseline and the file system.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::config::{AgentConfig, Item, wildcard};
+use crate::state::{CaptureOptions, FileState, capture};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Category {
+    Added,
+    Removed,
+    Modified,
+}
+
+/// One change of one path.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub path: String,
+    pub category: Category,
+    /// The Azure-style names of what changed (`Size`, `FileContentChecksum`...), for Modified.
+    pub fields: Vec<&'static str>,
+    pub old: Option<FileState>,
+    pub new: Option<FileState>,
+    /// The item (name, group) that covers the path.
+    pub item: (String, String),
+}
+
+/// A path that could not be read (permission denied, vanished mid-walk, a link loop): the
+/// agent cannot see it, and says so.
+#[derive(Debug, Clone)]
+pub struct ScanError {
+    pub path: String,
+    pub item: String,
+    pub message: String,
+}
+
+/// What differs between two states of a path, by the names `FieldsChanged` uses. A
+/// directory's size and mtime follow its entries, which are reported themselves, and a ctime
+/// alone (with nothing else) is not a change anyone acts on.
+pub fn fields_changed(old: &FileState, new: &FileState) -> Vec<&'static str> {
+    let mut f = Vec::new();
+    if old.kind != new.kind {
+        f.push("FileType");
+    }
+    let dir = new.kind == "dir" && old.kind == "dir";
+    if old.size != new.size && !dir {
+        f.push("Size");
+    }
+    if old.sha256 != new.sha256 && (old.sha256.is_some() || new.sha256.is_some()) {
+        f.push("FileContentChecksum");
+    }
+    if old.mtime_ns != new.mtime_ns && !dir {
+        f.push("DateModified");
+    }
+    if old.mode != new.mode {
+        f.push("Mode");
+    }
+    if old.uid != new.uid {
+        f.push("Owner");
+    }
+    if old.gid != new.gid {
+        f.push("Group");
+    }
+    if old.acl != new.acl {
+        f.push("Acls");
+    }
+    if old.xattrs != new.xattrs {
+        f.push("Xattrs");
+    }
+    if old.link_target != new.link_target {
+        f.push("LinkTarget");
+    }
+    if old.inode != new.inode && old.kind == new.kind {
+        f.push("Inode");
+    }
+    f
+}
+
+/// Whether `item` covers `path`.
+pub fn in_scope(item: &Item, path: &str) -> bool {
+    if !item.enabled || excluded(item, path) {
+        return false;
+    }
+    let root = item.path.trim_end_matches('/');
+    let (dir, glob) = split_glob(root);
+    match glob {
+        Some(pattern) => {
+            let Some(rest) = path.strip_prefix(dir).and_then(|r| r.strip_prefix('/')) else { return false };
+            let name = rest.rsplit('/').next().unwrap_or(rest);
+            (item.recursive || !rest.contains('/')) && wildcard(pattern, name)
+        }
+        None => {
+            if path == root {
+                return true;
+            }
+            let Some(rest) = path.strip_prefix(root).and_then(|r| r.strip_prefix('/')) else { return false };
+            item.recursive || !rest.contains('/')
+        }
+    }
+}
+
+fn excluded(item: &Item, path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    item.exclude.iter().any(|p| wildcard(p, name) || wildcard(p, path))
+}
+
+/// `/etc/*.conf` → (`/etc`, Some(`*.conf`)); `/etc` → (`/etc`, None).
+fn split_glob(path: &str) -> (&str, Option<&str>) {
+    match path.rsplit_once('/') {
+        Some((dir, last)) if last.contains(['*', '?']) => (if dir.is_empty() { "/" } else { dir }, Some(last)),
+        _ => (path, None),
+    }
+}
+
+/// The directory a watcher must watch for `item`, and whether recursively.
+pub fn watch_root(item: &Item) -> (PathBuf, bool) {
+    let root = item.path.trim_end_matches('/');
+    match split_glob(root) {
+        (dir, Some(_)) => (PathBuf::from(dir), item.recursive),
+        (p, None) if Path::new(p).is_dir() => (PathBuf::from(p), item.recursive),
+        (p, None) => (Path::new(p).parent().unwrap_or(Path::new("/")).to_path_buf(), false),
+    }
+}
+
+/// Every path the enabled items cover now, with the item that covers it first.
+pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for item in cfg.items.iter().filter(|i| i.enabled) {
+        let (root, recursive) = watch_root(item);
+        let glob = split_glob(item.path.trim_end_matches('/')).1.is_some();
+        let single_file = !glob && !Path::new(&item.path).is_dir();
+        if single_file {
+            if std::fs::symlink_metadata(&item.path).is_ok() && in_scope(item, &item.path) {
+                out.entry(item.path.clone()).or_insert_with(|| (item.name.clone(), item.group.clone()));
+            }
+            continue;
+        }
+        let mut walk = walkdir::WalkDir::new(&root).follow_links(false);
+        if !recursive {
+            walk = walk.max_depth(1);
+        }
+        for entry in walk {
+            match entry {
+                Ok(e) => {
+                    let p = e.path().to_string_lossy().into_owned();
+                    if (glob && e.depth() == 0) || !in_scope(item, &p) {
+                        continue;
+                    }
+                    out.entry(p).or_insert_with(|| (item.name.clone(), item.group.clone()));
+                }
+                Err(e) => {
+                    // The root of an item that does not exist is not an error: it has no files.
+                    if e.depth() == 0 && e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) {
+                        continue;
+                    }
+                    let path = e.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| item.path.clone());
+                    errors.push(ScanError { path, item: item.name.clone(), message: e.to_string() });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The item covering `path`, if any.
+pub fn item_for(cfg: &AgentConfig, path: &str) -> Option<(String, String)> {
+    cfg.items.iter().find(|i| in_scope(i, path)).map(|i| (i.name.clone(), i.group.clone()))
+}
+
+/// Compares the current state of `paths` (all covered paths for a full scan) with `baseline`.
+/// `full`: paths of the baseline that are no longer covered or no longer exist are Removed.
+/// Returns the changes and the new states to record.
+pub fn diff(
+    cfg: &AgentConfig,
+    baseline: &BTreeMap<String, FileState>,
+    paths: &BTreeMap<String, (String, String)>,
+    full: bool,
+    errors: &mut Vec<ScanError>,
+) -> (Vec<Change>, Vec<(String, Option<FileState>)>) {
+    let opts = CaptureOptions { max_hash_bytes: cfg.max_hash_bytes, md5: cfg.md5 };
+    let mut changes = Vec::new();
+    let mut updates = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (path, item) in paths {
+        seen.insert(path.as_str());
+        let old = baseline.get(path);
+        match capture(Path::new(path), old, opts) {
+            Ok(new) => {
+                if let Some(err) = &new.hash_error
+                    && old.and_then(|o| o.hash_error.as_ref()) != Some(err)
+                {
+                    errors.push(ScanError { path: path.clone(), item: item.0.clone(), message: err.clone() });
+                }
+                match old {
+                    None => changes.push(Change {
+                        path: path.clone(),
+                        category: Category::Added,
+                        fields: Vec::new(),
+                        old: None,
+                        new: Some(new.clone()),
+                        item: item.clone(),
+                    }),
+                    Some(o) => {
+                        let fields = fields_changed(o, &new);
+                        if !fields.is_empty() {
+                            changes.push(Change {
+                                path: path.clone(),
+                                category: Category::Modified,
+                                fields,
+                                old: Some(o.clone()),
+                                new: Some(new.clone()),
+                                item: item.clone(),
+                            });
+                        }
+                    }
+                }
+                if old != Some(&new) {
+                    updates.push((path.clone(), Some(new)));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(o) = old {
+                    changes.push(removed(path, o, item.clone()));
+                    updates.push((path.clone(), None));
+                }
+            }
+            Err(e) => errors.push(ScanError { path: path.clone(), item: item.0.clone(), message: e.to_string() }),
+        }
+    }
+    if full {
+        for (path, o) in baseline {
+            if seen.contains(path.as_str()) {
+                continue;
+            }
+            // Gone, or no longer covered by any item (then it is forgotten, not reported).
+            let covered = item_for(cfg, path);
+            match covered {
+                Some(item) if std::fs::symlink_metadata(path).is_err() => {
+                    changes.push(removed(path, o, item));
+                    updates.push((path.clone(), None));
+                }
+                Some(_) => {}
+                None => updates.push((path.clone(), None)),
+            }
+        }
+    }
+    (changes, updates)
+}
+
+fn removed(path: &str, old: &FileState, item: (String, String)) -> Change {
+    Change {
+        path: path.to_string(),
+        category: Category::Removed,
+        fields: Vec::new(),
+        old: Some(old.clone()),
+        new: None,
+        item,
+    }
+}
+
+/// The paths to check after real-time events on `changed`: each path covered by an item, and,
+/// for a path that is (or was) a directory, everything under it that is covered or in the
+/// baseline.
+pub fn affected(
+    cfg: &AgentConfig,
+    baseline: &BTreeMap<String, FileState>,
+    changed: &BTreeSet<PathBuf>,
+    errors: &mut Vec<ScanError>,
+) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for p in changed {
+        let s = p.to_string_lossy().into_owned();
+        if let Some(item) = item_for(cfg, &s) {
+            out.insert(s.clone(), item);
+        }
+        let prefix = format!("{}/", s.trim_end_matches('/'));
+        for (b, _) in baseline.range(prefix.clone()..) {
+            if !b.starts_with(&prefix) {
+                break;
+            }
+            if let Some(item) = item_for(cfg, b) {
+                out.insert(b.clone(), item);
+            }
+        }
+        if p.is_dir() {
+            for entry in walkdir::WalkDir::new(p).min_depth(1).follow_links(false) {
+                match entry {
+                    Ok(e) => {
+                        let ps = e.path().to_string_lossy().into_owned();
+                        if let Some(item) = item_for(cfg, &ps) {
+                            out.insert(ps, item);
+                        }
+                    }
+                    Err(e) => errors.push(ScanError { path: s.clone(), item: String::new(), message: e.to_string() }),
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(path: &str, recursive: bool) -> Item {
+        Item { name: path.into(), path: path.into(), recursive, ..Item::default() }
+    }
+
+    #[test]
+    fn scope_of_folders_files_and_globs() {
+        assert!(in_scope(&item("/etc/*.conf", false), "/etc/resolv.conf"));
+        assert!(!in_scope(&item("/etc/*.conf", false), "/etc/x/y.conf"));
+        assert!(in_scope(&item("/etc/*.conf", true), "/etc/x/y.conf"));
+        assert!(!in_scope(&item("/etc/*.conf", true), "/etc/passwd"));
+        assert!(in_scope(&item("/usr/bin", true), "/usr/bin"));
+        assert!(in_scope(&item("/usr/bin", true), "/usr/bin/x/y"));
+        assert!(!in_scope(&item("/usr/bin", false), "/usr/bin/x/y"));
+        assert!(!in_scope(&item("/usr/bin", true), "/usr/binx"));
+        let mut i = item("/var/log", true);
+        i.exclude = vec!["*.gz".into()];
+        assert!(!in_scope(&i, "/var/log/syslog.1.gz"));
+    }
+}

@@ -1,0 +1,270 @@
+//! What the agent records about one file, read with `lstat` (links are not followed), the
+//! POSIX ACL and security xattrs, and a streamed SHA-256 (and MD5 when configured).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+/// The state of one path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    /// `file`, `dir`, `symlink`, `fifo`, `socket`, `block`, `char`.
+    pub kind: String,
+    pub size: u64,
+    /// Permission bits and the setuid/setgid/sticky bits (`0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+    pub dev: u64,
+    pub nlink: u64,
+    pub link_target: Option<String>,
+    /// Hex SHA-256 of the content; `None` for non-files, files above the hashing cap, and files
+    /// that could not be read (then `hash_error` says why).
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub hash_error: Option<String>,
+    /// The extended POSIX ACL entries (`user:alice:r--,mask::r--`), empty when there are none.
+    pub acl: String,
+    /// `security.selinux`, `security.capability` and other `security.*` xattrs, as text or hex.
+    pub xattrs: BTreeMap<String, String>,
+}
+
+/// Options of a capture.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureOptions {
+    pub max_hash_bytes: u64,
+    pub md5: bool,
+}
+
+/// Bytes per second that hashing may read (0: no limit), to bound a scan's IO.
+static HASH_RATE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn set_hash_rate(bytes_per_second: u64) {
+    HASH_RATE.store(bytes_per_second, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Reads the state of `path`. `previous` lets an unchanged file keep its hashes without being
+/// read again: same inode, size, mtime and ctime.
+pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) -> std::io::Result<FileState> {
+    let md = std::fs::symlink_metadata(path)?;
+    let ft = md.file_type();
+    let kind = if ft.is_file() {
+        "file"
+    } else if ft.is_dir() {
+        "dir"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block"
+    } else {
+        "char"
+    };
+    let mut st = FileState {
+        kind: kind.into(),
+        size: md.size(),
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+        ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+        inode: md.ino(),
+        dev: md.dev(),
+        nlink: md.nlink(),
+        link_target: None,
+        sha256: None,
+        md5: None,
+        hash_error: None,
+        acl: String::new(),
+        xattrs: BTreeMap::new(),
+    };
+    if ft.is_symlink() {
+        st.link_target = std::fs::read_link(path).ok().map(|t| t.to_string_lossy().into_owned());
+    }
+    if !ft.is_symlink() {
+        read_xattrs(path, &mut st);
+    }
+    if ft.is_file() {
+        let unchanged = previous.filter(|p| {
+            p.kind == "file"
+                && p.inode == st.inode
+                && p.size == st.size
+                && p.mtime_ns == st.mtime_ns
+                && p.ctime_ns == st.ctime_ns
+                && p.hash_error.is_none()
+                && (p.md5.is_some() || !opts.md5)
+        });
+        if let Some(p) = unchanged {
+            st.sha256 = p.sha256.clone();
+            st.md5 = p.md5.clone();
+        } else if st.size > opts.max_hash_bytes {
+            st.hash_error = Some(format!("larger than max_hash_bytes ({} bytes)", opts.max_hash_bytes));
+        } else {
+            match hash(path, opts.md5, &st) {
+                Ok((sha, md5)) => {
+                    st.sha256 = Some(sha);
+                    st.md5 = md5;
+                }
+                Err(e) => st.hash_error = Some(e),
+            }
+        }
+    }
+    Ok(st)
+}
+
+/// Streams the file through SHA-256 (and MD5); fails if the file changed while being read.
+fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(String, Option<String>), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let opened = f.metadata().map_err(|e| e.to_string())?;
+    if opened.ino() != st.inode {
+        return Err("replaced while being read".into());
+    }
+    let mut sha = sha2::Sha256::new();
+    let mut m5 = md5.then(md5::Md5::new);
+    let mut buf = vec![0u8; 256 << 10];
+    let rate = HASH_RATE.load(std::sync::atomic::Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let mut read = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| format!("read failed: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        if rate > 0 {
+            let due = std::time::Duration::from_secs_f64(read as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        sha.update(&buf[..n]);
+        if let Some(m) = m5.as_mut() {
+            m.update(&buf[..n]);
+        }
+    }
+    let after = f.metadata().map_err(|e| e.to_string())?;
+    if after.mtime_nsec() != opened.mtime_nsec() || after.mtime() != opened.mtime() || after.size() != opened.size() {
+        return Err("modified while being read".into());
+    }
+    Ok((hex::encode(sha.finalize()), m5.map(|m| hex::encode(m.finalize()))))
+}
+
+fn read_xattrs(path: &Path, st: &mut FileState) {
+    let Ok(names) = xattr::list(path) else { return };
+    for name in names {
+        let name = name.to_string_lossy().into_owned();
+        let Ok(Some(value)) = xattr::get(path, &name) else { continue };
+        if name == "system.posix_acl_access" {
+            st.acl = render_acl(&value);
+        } else if name.starts_with("security.") {
+            let text = match std::str::from_utf8(&value) {
+                Ok(s) if s.chars().all(|c| !c.is_control() || c == '\0') => s.trim_end_matches('\0').to_string(),
+                _ => hex::encode(&value),
+            };
+            st.xattrs.insert(name, text);
+        }
+    }
+}
+
+/// The extended entries of a `system.posix_acl_access` value (version 2, then 8-byte entries
+/// of tag, permissions and id), as `getfacl` prints them; the base entries (owner, group,
+/// other) are the mode bits and are left out.
+pub fn render_acl(v: &[u8]) -> String {
+    if v.len() < 4 || u32::from_le_bytes([v[0], v[1], v[2], v[3]]) != 2 {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    for e in v[4..].chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u16::from_le_bytes([e[2], e[3]]);
+        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        let rwx = format!(
+            "{}{}{}",
+            if perm & 4 != 0 { 'r' } else { '-' },
+            if perm & 2 != 0 { 'w' } else { '-' },
+            if perm & 1 != 0 { 'x' } else { '-' }
+        );
+        match tag {
+            0x02 => parts.push(format!("user:{}:{rwx}", crate::names::user(id))),
+            0x08 => parts.push(format!("group:{}:{rwx}", crate::names::group(id))),
+            0x10 => parts.push(format!("mask::{rwx}")),
+            _ => {}
+        }
+    }
+    parts.join(",")
+}
+
+impl FileState {
+    /// `rwxr-xr-x` style permissions with the type letter: `-rw-r--r--`.
+    pub fn mode_string(&self) -> String {
+        let t = match self.kind.as_str() {
+            "dir" => 'd',
+            "symlink" => 'l',
+            "fifo" => 'p',
+            "socket" => 's',
+            "block" => 'b',
+            "char" => 'c',
+            _ => '-',
+        };
+        let m = self.mode;
+        let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
+        let special = |x: bool, s: bool, lower: char, upper: char| match (x, s) {
+            (true, true) => lower,
+            (false, true) => upper,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
+        format!(
+            "{t}{}{}{}{}{}{}{}{}{}",
+            bit(0o400, 'r'),
+            bit(0o200, 'w'),
+            special(m & 0o100 != 0, m & 0o4000 != 0, 's', 'S'),
+            bit(0o040, 'r'),
+            bit(0o020, 'w'),
+            special(m & 0o010 != 0, m & 0o2000 != 0, 's', 'S'),
+            bit(0o004, 'r'),
+            bit(0o002, 'w'),
+            special(m & 0o001 != 0, m & 0o1000 != 0, 't', 'T'),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_strings_as_ls_prints_them() {
+        let mut st = capture(Path::new("/"), None, CaptureOptions { max_hash_bytes: 0, md5: false }).unwrap();
+        st.mode = 0o4755;
+        st.kind = "file".into();
+        assert_eq!(st.mode_string(), "-rwsr-xr-x");
+        st.mode = 0o1777;
+        st.kind = "dir".into();
+        assert_eq!(st.mode_string(), "drwxrwxrwt");
+    }
+
+    #[test]
+    fn acl_xattr_values_render_their_extended_entries() {
+        // user::rw-, user:0:r--, group::r--, mask::r--, other::r--
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in
+            [(1u16, 6u16, u32::MAX), (2, 4, 0), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 4, u32::MAX)]
+        {
+            v.extend(tag.to_le_bytes());
+            v.extend(perm.to_le_bytes());
+            v.extend(id.to_le_bytes());
+        }
+        assert_eq!(render_acl(&v), "user:root:r--,mask::r--");
+    }
+}

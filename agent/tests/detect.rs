@@ -1,0 +1,272 @@
+//! What the agent reports for each kind of change of a watched tree, in scheduled scans and in
+//! real time, and across a restart: the records it would send (`ChangeCategory`,
+//! `FieldsChanged`, current and `Previous*` values).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fimlake_agent::agent::{self, Agent};
+use fimlake_agent::config::{AgentConfig, Item};
+use serde_json::Value;
+
+fn config(watched: &Path, data: &Path) -> AgentConfig {
+    AgentConfig {
+        computer: Some("test-host".into()),
+        // Nothing listens there: records stay in the spool, where the tests read them.
+        server: "http://127.0.0.1:9".into(),
+        data_dir: data.to_path_buf(),
+        scan_interval: Duration::from_secs(3600),
+        debounce: Duration::from_millis(50),
+        md5: true,
+        items: vec![Item {
+            name: "tree".into(),
+            group: "Test".into(),
+            path: watched.to_string_lossy().into(),
+            ..Item::default()
+        }],
+        ..AgentConfig::default()
+    }
+}
+
+/// The changes of one scan, by path.
+fn scan(agent: &Agent) -> Vec<Value> {
+    agent.full_scan(true).unwrap().changes
+}
+
+fn one<'a>(changes: &'a [Value], path: &Path) -> &'a Value {
+    let p = path.to_string_lossy();
+    let hits: Vec<&Value> =
+        changes.iter().filter(|c| c["FileSystemPath"] == *p && c["ConfigChangeType"] == "Files").collect();
+    assert_eq!(hits.len(), 1, "one change of {p} expected in {changes:#?}");
+    hits[0]
+}
+
+struct Tree {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+}
+
+fn tree() -> Tree {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("etc");
+    let data = dir.path().join("agent");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("sub/app.conf"), "a=1\n").unwrap();
+    Tree { _dir: dir, root, data }
+}
+
+#[test]
+fn every_kind_of_change_in_a_scheduled_scan() {
+    let t = tree();
+    let agent = Agent::open(config(&t.root, &t.data)).unwrap();
+    let first = agent.full_scan(true).unwrap();
+    assert!(first.first && first.changes.is_empty(), "the first scan builds the baseline");
+    assert_eq!(first.files, 4, "the root, passwd, sub and sub/app.conf");
+    assert!(scan(&agent).is_empty(), "nothing changed");
+
+    // Added
+    let new = t.root.join("sub/new.conf");
+    std::fs::write(&new, "x").unwrap();
+    let c = scan(&agent);
+    let added = one(&c, &new);
+    assert_eq!(added["ChangeCategory"], "Added");
+    assert_eq!(added["ConfigChangeType"], "Files");
+    assert_eq!(added["Computer"], "test-host");
+    assert_eq!(added["Size"], 1);
+    assert_eq!(added["FileContentChecksum"], "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+    assert_eq!(added["Md5"], "9dd4e461268c8034f5c8564e155c67a6");
+    assert_eq!(c.len(), 1, "{c:#?}");
+
+    // Content
+    let passwd = t.root.join("passwd");
+    std::thread::sleep(Duration::from_millis(10));
+    std::fs::write(&passwd, "root:x:0:0::/root:/bin/bash\n").unwrap();
+    let c = scan(&agent);
+    let m = one(&c, &passwd);
+    assert_eq!(m["ChangeCategory"], "Modified");
+    assert_eq!(m["FieldsChanged"], "Size, FileContentChecksum, DateModified");
+    assert_eq!((m["PreviousSize"].as_u64(), m["Size"].as_u64()), (Some(26), Some(28)));
+    assert_ne!(m["PreviousFileContentChecksum"], m["FileContentChecksum"]);
+    assert_ne!(m["PreviousDateModified"], m["DateModified"]);
+
+    // chmod
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = scan(&agent);
+    let m = one(&c, &passwd);
+    assert_eq!(m["FieldsChanged"], "Mode");
+    assert_eq!((m["PreviousMode"].as_str(), m["Mode"].as_str()), (Some("0644"), Some("0600")));
+    assert!(m["Acls"].as_str().unwrap().starts_with("-rw-------"), "{m}");
+    assert!(m["PreviousAcls"].as_str().unwrap().starts_with("-rw-r--r--"), "{m}");
+
+    // chown, where permitted (root)
+    if std::os::unix::fs::chown(&passwd, Some(1), Some(1)).is_ok() {
+        let c = scan(&agent);
+        let m = one(&c, &passwd);
+        assert_eq!(m["FieldsChanged"], "Owner, Group");
+        assert_eq!(m["PreviousOwner"], "root");
+    }
+
+    // An extended ACL entry, where the file system supports them.
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in
+        [(1u16, 6u16, u32::MAX), (2, 4, 0), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 0, u32::MAX)]
+    {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(id.to_le_bytes());
+    }
+    match xattr_set(&passwd, &acl) {
+        Ok(()) => {
+            let c = scan(&agent);
+            let m = one(&c, &passwd);
+            assert!(m["FieldsChanged"].as_str().unwrap().contains("Acls"), "{m}");
+            assert!(m["Acls"].as_str().unwrap().ends_with("user:root:r--,mask::r--"), "{m}");
+        }
+        Err(e) => eprintln!("skipping the ACL case: this file system refuses POSIX ACLs ({e})"),
+    }
+
+    // rename: the old path is Removed, the new one Added.
+    let moved = t.root.join("sub/app.conf.bak");
+    std::fs::rename(t.root.join("sub/app.conf"), &moved).unwrap();
+    let c = scan(&agent);
+    assert_eq!(one(&c, &t.root.join("sub/app.conf"))["ChangeCategory"], "Removed");
+    assert_eq!(one(&c, &t.root.join("sub/app.conf"))["PreviousSize"], 4);
+    assert_eq!(one(&c, &moved)["ChangeCategory"], "Added");
+
+    // delete
+    std::fs::remove_file(&new).unwrap();
+    let c = scan(&agent);
+    assert_eq!(one(&c, &new)["ChangeCategory"], "Removed");
+
+    // A file replaced by a symlink.
+    std::fs::remove_file(&moved).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &moved).unwrap();
+    let c = scan(&agent);
+    let m = one(&c, &moved);
+    assert_eq!(m["ChangeCategory"], "Modified");
+    let fields = m["FieldsChanged"].as_str().unwrap();
+    assert!(fields.starts_with("FileType, Size, FileContentChecksum"), "{fields}");
+    assert!(fields.contains("LinkTarget"), "{fields}");
+    assert_eq!((m["PreviousFileType"].as_str(), m["FileType"].as_str()), (Some("file"), Some("symlink")));
+    assert_eq!(m["LinkTarget"], "/etc/shadow");
+    assert_eq!(m["FileContentChecksum"], "", "a link has no content of its own");
+}
+
+fn xattr_set(path: &Path, value: &[u8]) -> std::io::Result<()> {
+    xattr::set(path, "system.posix_acl_access", value)
+}
+
+#[test]
+fn changes_made_while_the_agent_was_stopped_are_reported_at_start() {
+    let t = tree();
+    {
+        let agent = Agent::open(config(&t.root, &t.data)).unwrap();
+        agent.full_scan(true).unwrap();
+    }
+    std::fs::write(t.root.join("passwd"), "changed while stopped\n").unwrap();
+    std::fs::remove_file(t.root.join("sub/app.conf")).unwrap();
+    let agent = Agent::open(config(&t.root, &t.data)).unwrap();
+    let c = agent.full_scan(true).unwrap();
+    assert!(!c.first);
+    assert_eq!(one(&c.changes, &t.root.join("passwd"))["ChangeCategory"], "Modified");
+    assert_eq!(one(&c.changes, &t.root.join("sub/app.conf"))["ChangeCategory"], "Removed");
+}
+
+#[test]
+fn files_the_agent_cannot_hash_are_reported_not_fatal() {
+    let t = tree();
+    let mut cfg = config(&t.root, &t.data);
+    cfg.max_hash_bytes = 8;
+    let agent = Agent::open(cfg).unwrap();
+    agent.full_scan(true).unwrap();
+    // Above the hashing cap: its other attributes are still tracked, and the gap is reported.
+    let big = t.root.join("sub/big.conf");
+    std::fs::write(&big, "more than eight bytes").unwrap();
+    let c = scan(&agent);
+    let added = one(&c, &big);
+    assert!(added["ChecksumError"].as_str().unwrap().contains("larger than max_hash_bytes"), "{added}");
+    let lost: Vec<&Value> = c.iter().filter(|r| r["ChangeCategory"] == "CoverageLost").collect();
+    assert_eq!(lost.len(), 1, "{c:#?}");
+    assert_eq!(lost[0]["ConfigChangeType"], "AgentCoverage");
+    assert!(scan(&agent).is_empty(), "reported once, not at every scan");
+    if unsafe_is_root() {
+        eprintln!("skipping the permission case: root reads everything");
+        return;
+    }
+    let secret = t.root.join("sub/secret.conf");
+    std::fs::write(&secret, "s").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let c = scan(&agent);
+    assert!(one(&c, &secret)["ChecksumError"].as_str().unwrap().contains("cannot read"));
+}
+
+fn unsafe_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// The ConfigurationChange records spooled so far.
+fn spooled(data: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("spool"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with("-ConfigurationChange.json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let v: Vec<Value> = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        out.extend(v);
+    }
+    out
+}
+
+#[test]
+fn real_time_mode_reports_changes_within_moments() {
+    let t = tree();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let agent = Arc::new(Agent::open(config(&t.root, &t.data)).unwrap());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(agent::run(agent.clone(), stop));
+    // The first scan builds the baseline.
+    let wait_for = |what: &str, f: &dyn Fn(&[Value]) -> bool| {
+        let start = Instant::now();
+        loop {
+            let recs = spooled(&t.data);
+            if f(&recs) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{what} not reported: {recs:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let start = Instant::now();
+    while !t.data.join("baseline/baseline.json").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no baseline");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let passwd = t.root.join("passwd");
+    std::fs::write(&passwd, "edited live\n").unwrap();
+    let latency = wait_for("the edit", &|r| r.iter().any(|c| c["FileSystemPath"] == *passwd.to_string_lossy()));
+    eprintln!("real-time detection latency: {latency:?} (debounce 50 ms)");
+    // A new directory with a file, then its removal.
+    let dir = t.root.join("cron.d");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("job"), "* * * * * root true\n").unwrap();
+    let job = dir.join("job").to_string_lossy().into_owned();
+    wait_for("the new file in a new directory", &|r| {
+        r.iter().any(|c| c["FileSystemPath"] == *job && c["ChangeCategory"] == "Added")
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    wait_for("the removal", &|r| r.iter().any(|c| c["FileSystemPath"] == *job && c["ChangeCategory"] == "Removed"));
+    let _ = stop_tx.send(true);
+    rt.block_on(handle).unwrap().unwrap();
+    let all = spooled(&t.data);
+    let edits = all.iter().filter(|c| c["FileSystemPath"] == *passwd.to_string_lossy()).count();
+    assert_eq!(edits, 1, "one record per change: {all:#?}");
+}
