@@ -91,6 +91,14 @@ impl Agent {
     ) -> anyhow::Result<ScanOutcome> {
         let now = Utc::now();
         let mut rows: Vec<Value> = changes.iter().map(|c| records::change(&self.computer, c, now)).collect();
+        if !rows.is_empty() {
+            let logs: Vec<&std::path::Path> = self.cfg.package_logs.iter().map(|p| p.as_path()).collect();
+            if let Some(activity) = crate::inventory::package_activity(&logs, 600) {
+                for r in &mut rows {
+                    r["PackageManagerActivity"] = Value::String(activity.clone());
+                }
+            }
+        }
         let new_errors: Vec<ScanError> = {
             let mut reported = self.reported.lock().expect("reported lock");
             errors.iter().filter(|e| !record || reported.insert(e.path.clone())).cloned().collect()
@@ -136,6 +144,83 @@ impl Agent {
         last.is_none_or(|t| {
             (Utc::now() - t.with_timezone(&Utc)).to_std().unwrap_or_default() >= self.cfg.snapshot_interval
         })
+    }
+
+    /// Compares daemons and software with their last inventory and spools the changes; the
+    /// first inventory only records. Returns the number of changes.
+    pub fn inventory(&self) -> anyhow::Result<usize> {
+        use crate::inventory::{daemon_change, daemons, diff, dpkg_packages, rpm_packages, software_change};
+        let now = Utc::now();
+        let mut rows = Vec::new();
+        if self.cfg.track_daemons {
+            match daemons(&self.cfg.systemctl) {
+                Ok(current) => {
+                    if let Some(previous) = self.load_inventory("daemons")? {
+                        rows.extend(
+                            diff(&previous, &current).into_iter().map(|d| daemon_change(&self.computer, d, now)),
+                        );
+                    }
+                    self.pending_inventory("daemons", &current)?;
+                }
+                Err(e) => self.coverage_once("daemons", &format!("daemons are not tracked: {e}")),
+            }
+        }
+        if self.cfg.track_software {
+            let current = if self.cfg.dpkg_status.exists() {
+                dpkg_packages(&self.cfg.dpkg_status)
+            } else if std::path::Path::new("/var/lib/rpm").exists() {
+                rpm_packages()
+            } else {
+                Err("no dpkg status file and no rpm database".to_string())
+            };
+            match current {
+                Ok(current) => {
+                    if let Some(previous) = self.load_inventory("software")? {
+                        rows.extend(
+                            diff(&previous, &current).into_iter().map(|d| software_change(&self.computer, d, now)),
+                        );
+                    }
+                    self.pending_inventory("software", &current)?;
+                }
+                Err(e) => self.coverage_once("software", &format!("software is not tracked: {e}")),
+            }
+        }
+        // Spool first, then move the new inventories into place: a crash in between reports again.
+        for chunk in rows.chunks(self.cfg.batch_records) {
+            self.spool.push("ConfigurationChange", chunk)?;
+        }
+        for name in ["daemons", "software"] {
+            let tmp = self.cfg.data_dir.join(format!("{name}.json.tmp"));
+            if tmp.exists() {
+                std::fs::rename(&tmp, self.cfg.data_dir.join(format!("{name}.json")))?;
+            }
+        }
+        self.wake_sender.notify_one();
+        Ok(rows.len())
+    }
+
+    fn load_inventory<T: serde::de::DeserializeOwned>(&self, name: &str) -> anyhow::Result<Option<T>> {
+        match std::fs::read(self.cfg.data_dir.join(format!("{name}.json"))) {
+            Ok(b) => Ok(Some(serde_json::from_slice(&b)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn pending_inventory<T: serde::Serialize>(&self, name: &str, v: &T) -> anyhow::Result<()> {
+        let tmp = self.cfg.data_dir.join(format!("{name}.json.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        serde_json::to_writer(&mut f, v)?;
+        f.sync_all()?;
+        Ok(())
+    }
+
+    /// A coverage record for `key`, once per run of the agent.
+    fn coverage_once(&self, key: &str, message: &str) {
+        if self.reported.lock().expect("reported lock").insert(format!("inventory:{key}")) {
+            tracing::warn!("{message}");
+            report_coverage(self, key, message);
+        }
     }
 
     pub fn heartbeat(&self) -> anyhow::Result<()> {
@@ -243,6 +328,7 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
     let mut scan_tick = tokio::time::interval(agent.cfg.scan_interval);
     let mut heartbeat_tick = tokio::time::interval(agent.cfg.heartbeat_interval);
     let mut snapshot_tick = tokio::time::interval(Duration::from_secs(300));
+    let mut inventory_tick = tokio::time::interval(agent.cfg.inventory_interval);
     let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
     let mut rescan = false;
     loop {
@@ -258,6 +344,12 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
             _ = heartbeat_tick.tick() => {
                 if let Err(e) = agent.heartbeat() {
                     tracing::error!(error = %e, "spooling the heartbeat");
+                }
+            }
+            _ = inventory_tick.tick() => {
+                let a = agent.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || a.inventory()).await? {
+                    tracing::error!(error = %e, "daemon and software inventory");
                 }
             }
             _ = snapshot_tick.tick() => {

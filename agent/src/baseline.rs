@@ -137,9 +137,12 @@ mod tests {
     use super::*;
 
     fn state(size: u64) -> FileState {
-        let mut s =
-            crate::state::capture(Path::new("/"), None, crate::state::CaptureOptions { max_hash_bytes: 0, md5: false })
-                .unwrap();
+        let mut s = crate::state::capture(
+            Path::new("/"),
+            None,
+            crate::state::CaptureOptions { max_hash_bytes: 0, md5: false, content_max: None },
+        )
+        .unwrap();
         s.size = size;
         s
     }

@@ -78,6 +78,18 @@ pub struct AgentConfig {
     pub max_spool_bytes: u64,
     /// Bytes hashed per second at most (0: no limit), to bound the IO of a scan.
     pub max_hash_bytes_per_second: u64,
+    /// Track systemd service units (`ConfigChangeType = Daemons`).
+    pub track_daemons: bool,
+    /// Track installed packages (`ConfigChangeType = Software`), from dpkg or rpm.
+    pub track_software: bool,
+    /// How often daemons and software are compared (also at every full scan).
+    #[serde(with = "duration")]
+    pub inventory_interval: Duration,
+    pub systemctl: String,
+    pub dpkg_status: PathBuf,
+    /// Package manager logs: file changes made while one was just written carry its last line
+    /// (`PackageManagerActivity`), so that a patch run is told apart from an intrusion.
+    pub package_logs: Vec<PathBuf>,
     #[serde(rename = "items")]
     pub items: Vec<Item>,
 }
@@ -132,6 +144,15 @@ impl Default for AgentConfig {
             batch_records: 1000,
             max_spool_bytes: 256 << 20,
             max_hash_bytes_per_second: 0,
+            track_daemons: true,
+            track_software: true,
+            inventory_interval: Duration::from_secs(300),
+            systemctl: "systemctl".into(),
+            dpkg_status: PathBuf::from("/var/lib/dpkg/status"),
+            package_logs: ["/var/log/dpkg.log", "/var/log/dnf.rpm.log", "/var/log/yum.log"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
             items: RECOMMENDED_PATHS
                 .iter()
                 .map(|p| Item {

@@ -7,12 +7,14 @@
 //! - [`scan`]: which paths items cover, and what changed against the baseline.
 //! - [`baseline`]: the last known states, persisted crash-safely.
 //! - [`records`]: the rows sent, with the Azure tables' columns.
+//! - [`inventory`]: daemons (systemd) and software (dpkg, rpm).
 //! - [`spool`]: batches on disk until the server acknowledges them.
 //! - [`agent`]: scheduled scans, real-time checks (inotify), heartbeat, snapshot, sender.
 
 pub mod agent;
 pub mod baseline;
 pub mod config;
+pub mod inventory;
 pub mod names;
 pub mod records;
 pub mod scan;

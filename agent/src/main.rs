@@ -77,6 +77,9 @@ fn main() -> anyhow::Result<()> {
             for r in &out.changes {
                 println!("{r}");
             }
+            if !dry_run {
+                agent.inventory()?;
+            }
             if out.first {
                 eprintln!("baseline built: {} paths (changes are reported from the next scan)", out.files);
             }

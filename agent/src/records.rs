@@ -103,6 +103,12 @@ pub fn change(computer: &str, c: &Change, now: DateTime<Utc>) -> Value {
     if let Some(n) = &c.new {
         file_fields(&mut m, n, "");
         extra_fields(&mut m, n, "");
+        if let Some(text) = &n.content {
+            m.insert("Current".into(), json!(text));
+        }
+    }
+    if let Some(text) = c.old.as_ref().and_then(|o| o.content.as_ref()) {
+        m.insert("Previous".into(), json!(text));
     }
     // For Removed, the last known state is the previous one and there is no current one.
     if let Some(o) = &c.old {

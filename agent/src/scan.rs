@@ -178,13 +178,15 @@ pub fn diff(
     full: bool,
     errors: &mut Vec<ScanError>,
 ) -> (Vec<Change>, Vec<(String, Option<FileState>)>) {
-    let opts = CaptureOptions { max_hash_bytes: cfg.max_hash_bytes, md5: cfg.md5 };
+    let base = CaptureOptions { max_hash_bytes: cfg.max_hash_bytes, md5: cfg.md5, content_max: None };
     let mut changes = Vec::new();
     let mut updates = Vec::new();
     let mut seen = BTreeSet::new();
     for (path, item) in paths {
         seen.insert(path.as_str());
         let old = baseline.get(path);
+        let upload = cfg.items.iter().find(|i| i.name == item.0 && i.upload_content);
+        let opts = CaptureOptions { content_max: upload.map(|i| i.max_content_bytes), ..base };
         match capture(Path::new(path), old, opts) {
             Ok(new) => {
                 if let Some(err) = &new.hash_error

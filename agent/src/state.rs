@@ -34,6 +34,9 @@ pub struct FileState {
     pub acl: String,
     /// `security.selinux`, `security.capability` and other `security.*` xattrs, as text or hex.
     pub xattrs: BTreeMap<String, String>,
+    /// The content (as text, lossily), for items that upload it and files allowed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
 }
 
 /// Options of a capture.
@@ -41,6 +44,8 @@ pub struct FileState {
 pub struct CaptureOptions {
     pub max_hash_bytes: u64,
     pub md5: bool,
+    /// Keep the content of files up to this size (never for the deny list).
+    pub content_max: Option<u64>,
 }
 
 /// Bytes per second that hashing may read (0: no limit), to bound a scan's IO.
@@ -87,6 +92,7 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
         hash_error: None,
         acl: String::new(),
         xattrs: BTreeMap::new(),
+        content: None,
     };
     if ft.is_symlink() {
         st.link_target = std::fs::read_link(path).ok().map(|t| t.to_string_lossy().into_owned());
@@ -104,9 +110,10 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
                 && p.hash_error.is_none()
                 && (p.md5.is_some() || !opts.md5)
         });
-        if let Some(p) = unchanged {
+        if let Some(p) = unchanged.filter(|p| opts.content_max.is_none() || p.content.is_some()) {
             st.sha256 = p.sha256.clone();
             st.md5 = p.md5.clone();
+            st.content = p.content.clone();
         } else if st.size > opts.max_hash_bytes {
             st.hash_error = Some(format!("larger than max_hash_bytes ({} bytes)", opts.max_hash_bytes));
         } else {
@@ -116,6 +123,12 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
                     st.md5 = md5;
                 }
                 Err(e) => st.hash_error = Some(e),
+            }
+            if let Some(max) = opts.content_max
+                && st.size <= max
+                && crate::config::content_allowed(&path.to_string_lossy())
+            {
+                st.content = std::fs::read(path).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
             }
         }
     }
@@ -245,7 +258,8 @@ mod tests {
 
     #[test]
     fn mode_strings_as_ls_prints_them() {
-        let mut st = capture(Path::new("/"), None, CaptureOptions { max_hash_bytes: 0, md5: false }).unwrap();
+        let mut st =
+            capture(Path::new("/"), None, CaptureOptions { max_hash_bytes: 0, md5: false, content_max: None }).unwrap();
         st.mode = 0o4755;
         st.kind = "file".into();
         assert_eq!(st.mode_string(), "-rwsr-xr-x");

@@ -270,3 +270,87 @@ fn real_time_mode_reports_changes_within_moments() {
     let edits = all.iter().filter(|c| c["FileSystemPath"] == *passwd.to_string_lossy()).count();
     assert_eq!(edits, 1, "one record per change: {all:#?}");
 }
+
+#[test]
+fn content_is_uploaded_for_items_that_ask_but_never_for_secrets() {
+    let t = tree();
+    let mut cfg = config(&t.root, &t.data);
+    cfg.items[0].upload_content = true;
+    let agent = Agent::open(cfg).unwrap();
+    agent.full_scan(true).unwrap();
+    let conf = t.root.join("sub/app.conf");
+    std::fs::write(&conf, "a=2\n").unwrap();
+    let key = t.root.join("sub/server.key");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    let c = scan(&agent);
+    let m = one(&c, &conf);
+    assert_eq!((m["Previous"].as_str(), m["Current"].as_str()), (Some("a=1\n"), Some("a=2\n")));
+    let k = one(&c, &key);
+    assert!(k.get("Current").is_none(), "a *.key file's content is never sent: {k}");
+}
+
+#[test]
+fn daemons_and_software_changes_are_reported() {
+    let t = tree();
+    let dir = t.data.parent().unwrap().to_path_buf();
+    let units = dir.join("units.txt");
+    let systemctl = dir.join("systemctl");
+    std::fs::write(
+        &systemctl,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n list-units) cat {} ;;\n list-unit-files) printf 'ssh.service enabled enabled\\ncron.service enabled enabled\\n' ;;\nesac\n",
+            units.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&units, "ssh.service loaded active running OpenBSD Secure Shell server\ncron.service loaded active running Regular background program processing daemon\n").unwrap();
+    let status = dir.join("status");
+    let pkg = |name: &str, v: &str| {
+        format!(
+            "Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {v}\nMaintainer: Debian\nDescription: {name}\n\n"
+        )
+    };
+    std::fs::write(&status, pkg("openssl", "3.0.11-1") + &pkg("curl", "7.88")).unwrap();
+    let mut cfg = config(&t.root, &t.data);
+    cfg.systemctl = systemctl.to_string_lossy().into_owned();
+    cfg.dpkg_status = status.clone();
+    let agent = Agent::open(cfg).unwrap();
+    assert_eq!(agent.inventory().unwrap(), 0, "the first inventory only records");
+
+    std::fs::write(&units, "ssh.service loaded inactive dead OpenBSD Secure Shell server\ncron.service loaded active running Regular background program processing daemon\n").unwrap();
+    std::fs::write(&status, pkg("openssl", "3.0.13-1") + &pkg("netcat", "1.10")).unwrap();
+    assert_eq!(agent.inventory().unwrap(), 4);
+    let rows = spooled(&t.data);
+    let ssh = rows.iter().find(|r| r["SvcName"] == "ssh.service").unwrap();
+    assert_eq!(ssh["ConfigChangeType"], "Daemons");
+    assert_eq!(
+        (ssh["SvcPreviousState"].as_str(), ssh["SvcState"].as_str()),
+        (Some("active/running"), Some("inactive/dead"))
+    );
+    assert_eq!(ssh["SvcChangeType"], "State");
+    let sw = |name: &str| rows.iter().find(|r| r["SoftwareName"] == name).unwrap().clone();
+    assert_eq!(sw("openssl")["ChangeCategory"], "Modified");
+    assert_eq!(
+        (sw("openssl")["Previous"].as_str(), sw("openssl")["Current"].as_str()),
+        (Some("3.0.11-1"), Some("3.0.13-1"))
+    );
+    assert_eq!(sw("netcat")["ChangeCategory"], "Added");
+    assert_eq!(sw("curl")["ChangeCategory"], "Removed");
+    assert_eq!(agent.inventory().unwrap(), 0, "reported once");
+}
+
+#[test]
+fn file_changes_during_package_manager_activity_say_so() {
+    let t = tree();
+    let log = t.data.parent().unwrap().join("dpkg.log");
+    std::fs::write(&log, "2026-11-23 10:00:00 upgrade openssl:amd64 3.0.11-1 3.0.13-1\n").unwrap();
+    let mut cfg = config(&t.root, &t.data);
+    cfg.package_logs = vec![log];
+    let agent = Agent::open(cfg).unwrap();
+    agent.full_scan(true).unwrap();
+    std::fs::write(t.root.join("passwd"), "changed by a package\n").unwrap();
+    let c = scan(&agent);
+    let m = one(&c, &t.root.join("passwd"));
+    assert!(m["PackageManagerActivity"].as_str().unwrap().ends_with("upgrade openssl:amd64 3.0.11-1 3.0.13-1"), "{m}");
+}
