@@ -41,7 +41,7 @@ const OPERATORS_HINT: &str = "a tabular operator (where, project, extend, summar
 /// Parses a whole query.
 pub fn parse(source: &str) -> Result<Query, KqlError> {
     let toks = tokenize(source)?;
-    let mut p = Parser { src: source, toks, pos: 0 };
+    let mut p = Parser { src: source, toks, pos: 0, depth: 0 };
     p.query()
 }
 
@@ -49,7 +49,14 @@ struct Parser<'a> {
     src: &'a str,
     toks: Vec<Token>,
     pos: usize,
+    /// How deeply expressions and pipelines are nested here (see `MAX_NESTING`).
+    depth: usize,
 }
+
+/// The deepest nesting of parentheses, pipelines and unary operators a query may have: enough
+/// for any real query, and far from the stack limits of the parser and the planner (which
+/// recurse once per level), so that no input can overflow the stack.
+pub const MAX_NESTING: usize = 64;
 
 type PResult<T> = Result<T, KqlError>;
 
@@ -269,6 +276,10 @@ impl<'a> Parser<'a> {
     /// A source and its `| operator` stages; a plain scalar expression is a pipeline without
     /// stages.
     fn pipeline(&mut self) -> PResult<Pipeline> {
+        self.nested(Self::pipeline_inner)
+    }
+
+    fn pipeline_inner(&mut self) -> PResult<Pipeline> {
         let start = self.span();
         let source = self.source()?;
         let mut ops = Vec::new();
@@ -892,7 +903,23 @@ impl<'a> Parser<'a> {
     // ---- expressions ----
 
     pub(crate) fn expr(&mut self) -> PResult<Expr> {
-        self.or_expr()
+        self.nested(Self::or_expr)
+    }
+
+    /// Runs `f` one nesting level deeper, refusing past `MAX_NESTING`.
+    #[recursive::recursive]
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.error(
+                ErrorKind::Unsupported,
+                format!("the query nests expressions more than {MAX_NESTING} levels deep"),
+                self.span(),
+            ));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
     }
 
     fn binary(left: Expr, op: BinaryOp, right: Expr) -> Expr {
@@ -1043,13 +1070,15 @@ impl<'a> Parser<'a> {
     fn unary_expr(&mut self) -> PResult<Expr> {
         if self.is_sym("-") {
             let start = self.bump().span;
-            let inner = self.unary_expr()?;
+            let inner = self.nested(Self::unary_expr)?;
             // Fold negative literals.
             let span = start.to(inner.span);
             return Ok(match inner.kind {
-                ExprKind::Literal(Literal::Long(n)) => Expr { kind: ExprKind::Literal(Literal::Long(-n)), span },
+                ExprKind::Literal(Literal::Long(n)) if n != i64::MIN => {
+                    Expr { kind: ExprKind::Literal(Literal::Long(-n)), span }
+                }
                 ExprKind::Literal(Literal::Real(n)) => Expr { kind: ExprKind::Literal(Literal::Real(-n)), span },
-                ExprKind::Literal(Literal::Timespan(n)) => {
+                ExprKind::Literal(Literal::Timespan(n)) if n != i64::MIN => {
                     Expr { kind: ExprKind::Literal(Literal::Timespan(-n)), span }
                 }
                 _ => Expr { kind: ExprKind::Negate(Box::new(inner)), span },
@@ -1057,7 +1086,7 @@ impl<'a> Parser<'a> {
         }
         if self.is_sym("+") {
             self.bump();
-            return self.unary_expr();
+            return self.nested(Self::unary_expr);
         }
         self.postfix_expr()
     }

@@ -69,6 +69,8 @@ pub fn plan_query_with(
     catalog: &dyn Catalog,
     options: &PlanOptions,
 ) -> Result<LogicalPlan, KqlError> {
+    // The planner's frames are large in debug builds: keep 1 MiB free before each level.
+    recursive::set_minimum_stack_size(1 << 20);
     let mut p = Planner {
         source,
         catalog,
@@ -286,6 +288,7 @@ impl<'a> Planner<'a> {
         }
     }
 
+    #[recursive::recursive]
     fn pipeline(&mut self, p: &Pipeline) -> PResult<LogicalPlan> {
         let mut plan = match &p.source {
             Source::Expr(e) => self.tabular_expr(e)?,
@@ -1513,7 +1516,9 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// A scalar expression over `schema`.
+    /// A scalar expression over `schema`. Recursion goes through here: `recursive` moves it to
+    /// a fresh heap-allocated stack segment when the thread's stack runs low.
+    #[recursive::recursive]
     fn scalar(&mut self, e: &Expr, schema: &DFSchema) -> PResult<DfExpr> {
         let span = e.span;
         Ok(match &e.kind {

@@ -171,6 +171,30 @@ fn errors_say_what_was_expected_and_where() {
 }
 
 #[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    for q in [
+        format!("print x = {}1{}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("print x = {}1", "-".repeat(100_000)),
+        format!("print x = {}1", "+ ".repeat(100_000)),
+        format!("T | where x in ({}T{})", "(".repeat(50_000), ")".repeat(50_000)),
+        format!("print x = f({}", "g(".repeat(100_000)),
+    ] {
+        let e = parse(&q).expect_err("too deep");
+        assert!(e.message.contains("nests expressions more than 64 levels deep"), "{}", e.message);
+    }
+    // Real queries stay far below the limit; the deepest accepted ones also plan without
+    // exhausting a test thread's 2 MiB stack.
+    let q = format!("print x = {}1{}", "(".repeat(25), ")".repeat(25));
+    parse(&q).unwrap();
+    let q = format!("print x = {}1", "-".repeat(60));
+    let ast = parse(&q).unwrap();
+    fimlake_kql::plan_query(&ast, &q, &fimlake_kql::TableList::default(), 0).unwrap();
+    let q = format!("print x = {}1{}", "abs(".repeat(30), ")".repeat(30));
+    let ast = parse(&q).unwrap();
+    fimlake_kql::plan_query(&ast, &q, &fimlake_kql::TableList::default(), 0).unwrap();
+}
+
+#[test]
 fn the_parser_never_panics_on_mutated_queries() {
     // A deterministic mutation sweep: every prefix, and every single-character deletion and
     // substitution of a set of representative queries, must give Ok or an error, never a panic.
