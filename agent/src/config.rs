@@ -243,14 +243,15 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// Durations as `"500ms"`, `"10s"`, `"15m"`, `"1h"`, `"1d"` or a number of seconds.
+/// Durations as humantime reads them (`"500ms"`, `"10s"`, `"15m"`, `"1h 30m"`, `"1d"`) or a
+/// number of seconds.
 mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", d.as_millis()))
+        s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -267,18 +268,7 @@ mod duration {
     }
 
     pub fn parse(t: &str) -> Option<Duration> {
-        let t = t.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit())?;
-        let (n, unit) = t.split_at(split);
-        let n: u64 = n.parse().ok()?;
-        Some(match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86_400),
-            _ => return None,
-        })
+        humantime::parse_duration(t.trim()).ok()
     }
 }
 

@@ -217,6 +217,18 @@ pub fn render_acl(v: &[u8]) -> String {
     parts.join(",")
 }
 
+/// A `system.posix_acl_access` value of `(tag, permissions, id)` entries, the inverse of
+/// [`render_acl`] (tags: 1 owner, 2 user, 4 owning group, 8 group, 0x10 mask, 0x20 other).
+pub fn acl_xattr(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        v.extend(tag.to_le_bytes());
+        v.extend(perm.to_le_bytes());
+        v.extend(id.to_le_bytes());
+    }
+    v
+}
+
 impl FileState {
     /// `rwxr-xr-x` style permissions with the type letter: `-rw-r--r--`.
     pub fn mode_string(&self) -> String {
@@ -271,14 +283,7 @@ mod tests {
     #[test]
     fn acl_xattr_values_render_their_extended_entries() {
         // user::rw-, user:0:r--, group::r--, mask::r--, other::r--
-        let mut v = 2u32.to_le_bytes().to_vec();
-        for (tag, perm, id) in
-            [(1u16, 6u16, u32::MAX), (2, 4, 0), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 4, u32::MAX)]
-        {
-            v.extend(tag.to_le_bytes());
-            v.extend(perm.to_le_bytes());
-            v.extend(id.to_le_bytes());
-        }
+        let v = acl_xattr(&[(1, 6, u32::MAX), (2, 4, 0), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 4, u32::MAX)]);
         assert_eq!(render_acl(&v), "user:root:r--,mask::r--");
     }
 }

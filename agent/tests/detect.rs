@@ -111,14 +111,13 @@ fn every_kind_of_change_in_a_scheduled_scan() {
     }
 
     // An extended ACL entry, where the file system supports them.
-    let mut acl = 2u32.to_le_bytes().to_vec();
-    for (tag, perm, id) in
-        [(1u16, 6u16, u32::MAX), (2, 4, 0), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 0, u32::MAX)]
-    {
-        acl.extend(tag.to_le_bytes());
-        acl.extend(perm.to_le_bytes());
-        acl.extend(id.to_le_bytes());
-    }
+    let acl = fimlake_agent::state::acl_xattr(&[
+        (1, 6, u32::MAX),
+        (2, 4, 0),
+        (4, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ]);
     match xattr_set(&passwd, &acl) {
         Ok(()) => {
             let c = scan(&agent);
