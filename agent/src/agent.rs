@@ -38,6 +38,8 @@ pub struct ScanOutcome {
     pub files: usize,
     /// Whether this scan built the first baseline (then nothing is reported as Added).
     pub first: bool,
+    /// Time spent in each phase: walk, compare (stat, hash), record, snapshot of the baseline.
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 impl Agent {
@@ -59,16 +61,29 @@ impl Agent {
     /// update the baseline (else only report, for `scan --dry-run`).
     pub fn full_scan(&self, record: bool) -> anyhow::Result<ScanOutcome> {
         let mut errors = Vec::new();
+        let mut phases = Vec::new();
+        let mut t = std::time::Instant::now();
+        let mut lap = |name, phases: &mut Vec<(&'static str, Duration)>| {
+            phases.push((name, t.elapsed()));
+            t = std::time::Instant::now();
+        };
         let paths = scan::enumerate(&self.cfg, &mut errors);
+        lap("walk", &mut phases);
         let mut b = self.baseline.lock().expect("baseline lock");
         let first = !b.existed;
         let (changes, updates) = scan::diff(&self.cfg, &b.files, &paths, true, &mut errors);
+        lap("compare", &mut phases);
         let changes = if first { Vec::new() } else { changes };
-        let out = self.report(&mut b, changes, updates, errors, record)?;
-        if record {
+        let dirty = !updates.is_empty() || first;
+        // A full scan writes its updates as a new snapshot (one write) rather than through the
+        // journal; the snapshot is rewritten only when something changed since the last one.
+        let out = self.report(&mut b, changes, updates, errors, record, false)?;
+        lap("record", &mut phases);
+        if record && (dirty || b.journal_entries() > 0) {
             b.compact()?;
         }
-        Ok(ScanOutcome { files: paths.len(), first, ..out })
+        lap("baseline", &mut phases);
+        Ok(ScanOutcome { files: paths.len(), first, phases, ..out })
     }
 
     /// Checks the paths real-time events named (and what is under them).
@@ -77,7 +92,7 @@ impl Agent {
         let mut b = self.baseline.lock().expect("baseline lock");
         let paths = scan::affected(&self.cfg, &b.files, changed, &mut errors);
         let (changes, updates) = scan::diff(&self.cfg, &b.files, &paths, false, &mut errors);
-        let out = self.report(&mut b, changes, updates, errors, true)?;
+        let out = self.report(&mut b, changes, updates, errors, true, true)?;
         Ok(ScanOutcome { files: paths.len(), ..out })
     }
 
@@ -88,6 +103,7 @@ impl Agent {
         updates: Vec<(String, Option<crate::state::FileState>)>,
         errors: Vec<ScanError>,
         record: bool,
+        journal: bool,
     ) -> anyhow::Result<ScanOutcome> {
         let now = Utc::now();
         let mut rows: Vec<Value> = changes.iter().map(|c| records::change(&self.computer, c, now)).collect();
@@ -108,10 +124,15 @@ impl Agent {
             for chunk in rows.chunks(self.cfg.batch_records) {
                 self.spool.push("ConfigurationChange", chunk)?;
             }
-            b.update(&updates)?;
+            if journal {
+                b.update(&updates)?;
+            } else {
+                // The caller writes the snapshot next, after the records are spooled.
+                b.apply(&updates);
+            }
             self.wake_sender.notify_one();
         }
-        Ok(ScanOutcome { changes: rows, errors, files: 0, first: false })
+        Ok(ScanOutcome { changes: rows, errors, ..ScanOutcome::default() })
     }
 
     /// A `ConfigurationData` row for every monitored path.
@@ -209,9 +230,9 @@ impl Agent {
 
     fn pending_inventory<T: serde::Serialize>(&self, name: &str, v: &T) -> anyhow::Result<()> {
         let tmp = self.cfg.data_dir.join(format!("{name}.json.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, v)?;
-        f.sync_all()?;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        serde_json::to_writer(&mut w, v)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         Ok(())
     }
 
@@ -367,6 +388,8 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
                     report_coverage(&agent, "/", "inotify queue overflow: events were lost; a full scan runs now");
                     rescan = true;
                 }
+                // Reads (the agent's own scans among them) change nothing.
+                Some(Ok(ev)) if matches!(ev.kind, notify::EventKind::Access(_)) => {}
                 Some(Ok(ev)) => pending.extend(ev.paths),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "watch error: rescanning now");

@@ -36,6 +36,8 @@ pub struct Baseline {
     /// Whether a baseline existed when loaded (else the first scan builds it and reports nothing).
     pub existed: bool,
     journal: Option<File>,
+    /// Entries appended to the journal since the last snapshot.
+    journaled: usize,
 }
 
 impl Baseline {
@@ -66,7 +68,8 @@ impl Baseline {
                 };
             }
         }
-        Ok(Baseline { dir: dir.to_path_buf(), files, existed, journal: None })
+        let journaled = std::fs::metadata(&journal).map(|m| m.len() as usize).unwrap_or(0);
+        Ok(Baseline { dir: dir.to_path_buf(), files, existed, journal: None, journaled })
     }
 
     /// Records the new state of some paths (`None`: removed), durably, before returning.
@@ -87,14 +90,20 @@ impl Baseline {
         let f = self.journal.as_mut().expect("opened above");
         f.write_all(&buf).map_err(io(&path))?;
         f.sync_data().map_err(io(&path))?;
+        self.apply(entries);
+        self.journaled += entries.len();
+        self.existed = true;
+        Ok(())
+    }
+
+    /// Applies updates in memory only: durable at the next [`Baseline::compact`].
+    pub fn apply(&mut self, entries: &[(String, Option<FileState>)]) {
         for (p, s) in entries {
             match s {
                 Some(s) => self.files.insert(p.clone(), s.clone()),
                 None => self.files.remove(p),
             };
         }
-        self.existed = true;
-        Ok(())
     }
 
     /// Writes the whole baseline as the new snapshot (temporary file, fsync, rename) and
@@ -102,12 +111,15 @@ impl Baseline {
     pub fn compact(&mut self) -> Result<(), BaselineError> {
         let snap = self.dir.join("baseline.json");
         let tmp = self.dir.join("baseline.json.tmp");
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        serde_json::to_writer(&mut f, &self.files).expect("the baseline serializes");
+        let f = File::create(&tmp).map_err(io(&tmp))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        serde_json::to_writer(&mut w, &self.files).map_err(|e| io(&tmp)(e.into()))?;
+        let f = w.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
         f.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, &snap).map_err(io(&snap))?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
         self.journal = None;
+        self.journaled = 0;
         let journal = self.dir.join("baseline.journal");
         match std::fs::remove_file(&journal) {
             Ok(()) => {}
@@ -116,6 +128,11 @@ impl Baseline {
         }
         self.existed = true;
         Ok(())
+    }
+
+    /// Whether updates were journaled since the last snapshot (a non-zero count).
+    pub fn journal_entries(&self) -> usize {
+        self.journaled
     }
 
     /// Forgets everything: the next scan builds a new baseline.
