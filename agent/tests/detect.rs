@@ -353,3 +353,78 @@ fn file_changes_during_package_manager_activity_say_so() {
     let m = one(&c, &t.root.join("passwd"));
     assert!(m["PackageManagerActivity"].as_str().unwrap().ends_with("upgrade openssl:amd64 3.0.11-1 3.0.13-1"), "{m}");
 }
+
+#[test]
+fn every_kind_of_change_in_real_time() {
+    let t = tree();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let agent = Arc::new(Agent::open(config(&t.root, &t.data)).unwrap());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(agent::run(agent, stop));
+    let start = Instant::now();
+    while !t.data.join("baseline/baseline.json").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no baseline");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Waits for the next record of `path` with `category`, and returns it.
+    let mut seen = 0;
+    let mut expect = |path: &Path, category: &str| -> Value {
+        let p = path.to_string_lossy().into_owned();
+        let start = Instant::now();
+        loop {
+            let recs: Vec<Value> = spooled(&t.data).into_iter().filter(|r| r["ConfigChangeType"] == "Files").collect();
+            let from = seen.min(recs.len());
+            if let Some(i) =
+                recs[from..].iter().position(|r| r["FileSystemPath"] == *p && r["ChangeCategory"] == category)
+            {
+                seen = from + i + 1;
+                return recs[from + i].clone();
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no {category} record of {p}: {recs:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let new = t.root.join("sub/new.conf");
+    std::fs::write(&new, "x").unwrap();
+    assert_eq!(expect(&new, "Added")["Size"], 1);
+    std::fs::write(&new, "xy").unwrap();
+    assert_eq!(expect(&new, "Modified")["FieldsChanged"], "Size, FileContentChecksum, DateModified");
+    std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(expect(&new, "Modified")["FieldsChanged"], "Mode");
+    if std::os::unix::fs::chown(&new, Some(1), Some(1)).is_ok() {
+        assert_eq!(expect(&new, "Modified")["FieldsChanged"], "Owner, Group");
+    }
+    let acl = fimlake_agent::state::acl_xattr(&[
+        (1, 6, u32::MAX),
+        (2, 4, 0),
+        (4, 0, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ]);
+    if xattr_set(&new, &acl).is_ok() {
+        assert!(expect(&new, "Modified")["FieldsChanged"].as_str().unwrap().contains("Acls"));
+    }
+    let moved = t.root.join("sub/moved.conf");
+    std::fs::rename(&new, &moved).unwrap();
+    // One check sees both ends of the rename; its records come in path order.
+    expect(&moved, "Added");
+    expect(&new, "Removed");
+    std::fs::remove_file(&moved).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &moved).unwrap();
+    // The removal and the new link may fall in one debounce window (Modified) or two.
+    let start = Instant::now();
+    loop {
+        let recs = spooled(&t.data);
+        let link = recs.iter().rev().find(|r| r["FileSystemPath"] == *moved.to_string_lossy());
+        if let Some(r) = link.filter(|r| r["FileType"] == "symlink") {
+            assert_eq!(r["LinkTarget"], "/etc/shadow");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the symlink was not reported: {recs:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(t.root.join("passwd")).unwrap();
+    expect(&t.root.join("passwd"), "Removed");
+    let _ = stop_tx.send(true);
+    rt.block_on(handle).unwrap().unwrap();
+}
