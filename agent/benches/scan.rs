@@ -18,6 +18,7 @@ fn config(root: &Path, data: &Path) -> AgentConfig {
         scan_interval: Duration::from_secs(3600),
         debounce: Duration::from_millis(20),
         track_daemons: false,
+        scan_threads: std::env::var("FIMLAKE_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1),
         track_software: false,
         items: vec![Item { name: "tree".into(), path: root.to_string_lossy().into(), ..Item::default() }],
         ..AgentConfig::default()

@@ -78,6 +78,8 @@ pub struct AgentConfig {
     pub max_spool_bytes: u64,
     /// Bytes hashed per second at most (0: no limit), to bound the IO of a scan.
     pub max_hash_bytes_per_second: u64,
+    /// Threads that read and hash files during a scan (its CPU bound).
+    pub scan_threads: usize,
     /// Track systemd service units (`ConfigChangeType = Daemons`).
     pub track_daemons: bool,
     /// Track installed packages (`ConfigChangeType = Software`), from dpkg or rpm.
@@ -144,6 +146,7 @@ impl Default for AgentConfig {
             batch_records: 1000,
             max_spool_bytes: 256 << 20,
             max_hash_bytes_per_second: 0,
+            scan_threads: 1,
             track_daemons: true,
             track_software: true,
             inventory_interval: Duration::from_secs(300),

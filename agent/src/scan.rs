@@ -182,12 +182,30 @@ pub fn diff(
     let mut changes = Vec::new();
     let mut updates = Vec::new();
     let mut seen = BTreeSet::new();
-    for (path, item) in paths {
-        seen.insert(path.as_str());
-        let old = baseline.get(path);
+    // Reading (stat, hash) is the costly part: `scan_threads` threads share it.
+    let capture_one = |(path, item): (&String, &(String, String))| {
         let upload = cfg.items.iter().find(|i| i.name == item.0 && i.upload_content);
         let opts = CaptureOptions { content_max: upload.map(|i| i.max_content_bytes), ..base };
-        match capture(Path::new(path), old, opts) {
+        capture(Path::new(path), baseline.get(path), opts)
+    };
+    let entries: Vec<(&String, &(String, String))> = paths.iter().collect();
+    let threads = cfg.scan_threads.clamp(1, 64);
+    let captured: Vec<std::io::Result<FileState>> = if threads == 1 || entries.len() < 1024 {
+        entries.iter().map(|e| capture_one(*e)).collect()
+    } else {
+        let chunk = entries.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = entries
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(|e| capture_one(*e)).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("a scan thread panicked")).collect()
+        })
+    };
+    for ((path, item), result) in entries.into_iter().zip(captured) {
+        seen.insert(path.as_str());
+        let old = baseline.get(path);
+        match result {
             Ok(new) => {
                 if let Some(err) = &new.hash_error
                     && old.and_then(|o| o.hash_error.as_ref()) != Some(err)
