@@ -518,3 +518,66 @@ async fn evaluate_narrow_and_property_bags() {
     ])
     .await;
 }
+
+#[tokio::test]
+async fn s12_timespan_literals() {
+    check(&[
+        (
+            "print a = 2d / 1h, b = 1.5h / 1m, c = 30m / 1s, d = 100ms / 1ms, e = 1tick / 1microsecond",
+            &["48.0 | 90.0 | 1800.0 | 100.0 | 0.1"],
+        ),
+        ("print a = 10microsecond / 1tick, b = 2hours / 1min, c = time(1d) / 1h", &["100.0 | 120.0 | 24.0"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn s13_datetime_literals_are_utc() {
+    check(&[
+        (
+            "print a = datetime(2015-12-31 23:59:59.9), b = datetime(2015-12-31), c = todatetime('2014-05-25T08:20:03.123456Z'), d = isnull(datetime(null))",
+            &["2015-12-31T23:59:59.900Z | 2015-12-31T00:00:00Z | 2014-05-25T08:20:03.123456Z | true"],
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn s16_integer_division_truncates_and_modulo_is_never_negative() {
+    check(&[(
+        "print a = 1 / 2, b = 1.0 / 2, c = -7 / 2, d = -7 % 3, e = 7 % -3, f = 10 / 4.",
+        &["0 | 0.5 | -3 | 2 | 1 | 2.5"],
+    )])
+    .await;
+}
+
+#[tokio::test]
+async fn s19_identifiers_are_case_sensitive_and_brackets_quote_them() {
+    check(&[
+        ("T | project ['Computer name'] = Computer, ['a.b'] = Size | take 1 | project ['a.b']", &["10"]),
+        ("T | extend computer = 'x' | project Computer, computer | take 1", &["web-01 | x"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn s20_let_binds_a_calculation_with_one_now_per_query() {
+    check(&[
+        ("let since = ago(2h); let recent = T | where Time > since; recent | count", &["3"]),
+        ("let t = now(); print same = t == now(), earlier = ago(1s) < now()", &["true | true"]),
+        ("let n = 3; T | take n | count", &["3"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn s21_conditional_and_string_helpers() {
+    check(&[
+        ("print a = iff(1 > 2, 'y', 'n'), b = iif(true, 1, 2), c = case(false, 'a', true, 'b', 'c')", &["n | 1 | b"]),
+        ("print s = strcat('a', 1, true, 2.5)", &["a1true2.5"]),
+        ("T | count", &["4"]),
+    ])
+    .await;
+    assert_eq!(columns(&format!("{T}T | count")).await, ["Count"]);
+    assert_eq!(columns(&format!("{T}T | summarize count()")).await, ["count_"]);
+}
