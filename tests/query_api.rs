@@ -124,3 +124,31 @@ fn a_query_past_its_memory_limit_fails_clearly_and_the_server_goes_on() {
     let (status, v) = query(&server, &ws, json!({"query": "range x from 1 to 3 step 1 | count"}), None);
     assert_eq!((status, &v["tables"][0]["rows"]), (200, &json!([[3]])));
 }
+
+#[test]
+fn watchlists_are_csv_files_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/post-records.sh");
+    assert!(Command::new("sh").arg(script).arg(&server.url).output().unwrap().status.success());
+    let ws = std::fs::read_to_string(dir.path().join("workspace-id")).unwrap().trim().to_string();
+    std::fs::create_dir_all(dir.path().join("watchlists")).unwrap();
+    std::fs::write(dir.path().join("watchlists/CriticalHosts.csv"), "Host,Owner\nweb-01,\"Ops, EU\"\nmail-09,Mail\n")
+        .unwrap();
+    let q = "Heartbeat | where Computer in ((_GetWatchlist('CriticalHosts') | project SearchKey)) | summarize count() by Computer";
+    let (status, v) = query(&server, &ws, json!({ "query": q }), None);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["tables"][0]["rows"], json!([["web-01", 2]]));
+    let (_, v) = query(
+        &server,
+        &ws,
+        json!({"query": "_GetWatchlist('CriticalHosts') | where Owner has 'EU' | project Host"}),
+        None,
+    );
+    assert_eq!(v["tables"][0]["rows"], json!([["web-01"]]));
+    let (status, v) = query(&server, &ws, json!({"query": "_GetWatchlist('Nope')"}), None);
+    assert_eq!(status, 400);
+    assert!(v["error"]["innererror"]["message"].as_str().unwrap().starts_with("unknown watchlist 'Nope'"), "{v}");
+    let (_, v) = query(&server, &ws, json!({"query": "_GetWatchlist('../workspace-id')"}), None);
+    assert!(v["error"]["innererror"]["message"].as_str().unwrap().contains("letters, digits"), "{v}");
+}

@@ -25,9 +25,10 @@ use crate::error::{ErrorKind, KqlError, Span};
 pub trait Catalog {
     fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>>;
     fn table_names(&self) -> Vec<String>;
-    /// A named watchlist, what Sentinel's `_GetWatchlist('name')` reads: none by default.
-    fn watchlist(&self, _name: &str) -> Option<Arc<dyn TableProvider>> {
-        None
+    /// A named watchlist, what Sentinel's `_GetWatchlist('name')` reads: none by default; an
+    /// error says why an existing one cannot be read.
+    fn watchlist(&self, _name: &str) -> Result<Option<Arc<dyn TableProvider>>, String> {
+        Ok(None)
     }
 }
 
@@ -259,8 +260,9 @@ impl<'a> Planner<'a> {
                     ));
                 };
                 match self.catalog.watchlist(w) {
-                    Some(provider) => self.scan(w, provider, e.span),
-                    None => Err(self.err(ErrorKind::Semantic, format!("unknown watchlist '{w}'"), e.span)),
+                    Ok(Some(provider)) => self.scan(w, provider, e.span),
+                    Ok(None) => Err(self.err(ErrorKind::Semantic, format!("unknown watchlist '{w}'"), e.span)),
+                    Err(why) => Err(self.err(ErrorKind::Semantic, format!("watchlist '{w}': {why}"), e.span)),
                 }
             }
             ExprKind::Call { name, .. } => Err(self.err(

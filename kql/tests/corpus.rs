@@ -93,8 +93,8 @@ impl fimlake_kql::Catalog for Fixtures {
     fn table_names(&self) -> Vec<String> {
         self.tables.table_names()
     }
-    fn watchlist(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
-        self.watchlists.table(name)
+    fn watchlist(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, String> {
+        Ok(self.watchlists.table(name))
     }
 }
 

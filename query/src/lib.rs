@@ -4,6 +4,7 @@
 pub mod api;
 pub mod encode;
 pub mod timespan;
+pub mod watchlist;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,8 @@ pub struct QueryResult {
 
 pub struct QueryEngine {
     tables: Tables,
+    /// Where `_GetWatchlist()` finds its CSV files.
+    pub watchlists: Option<std::path::PathBuf>,
     /// Results stop after this many rows (and say so).
     pub max_rows: usize,
     /// Memory one query may use, in bytes.
@@ -74,6 +77,7 @@ enum Tables {
 impl QueryEngine {
     pub fn new(storage: Arc<Storage>, config: &QueryConfig) -> Self {
         QueryEngine {
+            watchlists: Some(storage.config().data_dir.join("watchlists")),
             tables: Tables::Live(storage),
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
@@ -83,6 +87,7 @@ impl QueryEngine {
     /// An engine over fixed tables, such as [`Storage::open_read_only`] gives.
     pub fn over(tables: Vec<(String, Arc<dyn TableProvider>)>, config: &QueryConfig) -> Self {
         QueryEngine {
+            watchlists: None,
             tables: Tables::Fixed(tables),
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
@@ -97,7 +102,9 @@ impl QueryEngine {
         let registry = fimlake_storage::TableRegistry::builtin();
         let tables = Storage::open_read_only(storage, &registry).await?;
         let tables = tables.into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect();
-        Ok(Self::over(tables, config))
+        let mut engine = Self::over(tables, config);
+        engine.watchlists = Some(storage.data_dir.join("watchlists"));
+        Ok(engine)
     }
 
     /// A session whose operators share one memory pool of `max_memory_bytes`.
@@ -126,12 +133,13 @@ impl QueryEngine {
         time_range: Option<(i64, i64)>,
     ) -> Result<datafusion::logical_expr::LogicalPlan, QueryError> {
         let query = fimlake_kql::parse(text).map_err(QueryError::Kql)?;
-        let catalog = match &self.tables {
+        let tables = match &self.tables {
             Tables::Live(storage) => {
                 TableList(storage.providers().into_iter().map(|(n, p)| (n, p as Arc<dyn TableProvider>)).collect())
             }
             Tables::Fixed(t) => TableList(t.clone()),
         };
+        let catalog = watchlist::WorkspaceCatalog { tables, watchlists: self.watchlists.clone() };
         let options = PlanOptions { now_us: chrono::Utc::now().timestamp_micros(), time_range };
         fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)
     }
