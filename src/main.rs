@@ -78,6 +78,11 @@ enum Command {
         /// The query; '@FILE' reads it from a file, '-' or nothing from standard input.
         query: Option<String>,
     },
+    /// Alert rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// List the tables and their columns.
     Tables {
         /// Show the columns of this table only.
@@ -86,6 +91,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check a rules directory (rule files and action-groups.toml) without starting the server:
+    /// formats, ranges, action groups, and that every query compiles.
+    Validate { dir: PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -123,6 +135,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tables { table, json } => print_tables(table.as_deref(), json),
+        Command::Rules { command: RulesCommand::Validate { dir } } => {
+            let set = fimlake_alerting::load_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for r in &set.rules {
+                println!("ok  {} (severity {}, every {})", r.name, r.severity, humantime_like(r.frequency));
+            }
+            println!("{} rules and {} action groups are valid", set.rules.len(), set.action_groups.len());
+            Ok(())
+        }
         Command::Query { server, data_dir, config, workspace, timespan, format, explain, query } => {
             let target = match (server, data_dir) {
                 (_, Some(dir)) => {
@@ -141,6 +161,17 @@ fn main() -> anyhow::Result<()> {
             println!("{out}");
             Ok(())
         }
+    }
+}
+
+fn humantime_like(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
     }
 }
 

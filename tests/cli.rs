@@ -116,3 +116,20 @@ fn query_prints_tables_csv_and_errors() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("DataSourceExec"));
 }
+
+#[test]
+fn rules_validate_checks_a_directory_without_a_server() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rules");
+    let out = fimlake(&["rules", "validate", examples]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok  critical-file-modified (severity 1, every 1m)"), "{text}");
+    assert!(text.ends_with("5 rules and 1 action groups are valid\n"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "name = \"bad\"\nseverity = 1\nquery = \"Heartbeat | wher x\"\nfrequency = \"1m\"\ncondition = { kind = \"per_row\" }\nactions = [\"nobody\"]\n").unwrap();
+    let out = fimlake(&["rules", "validate", &dir.path().to_string_lossy()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml: action group 'nobody' is not defined"), "{err}");
+    assert!(err.contains("bad.toml: the query does not compile: expected a tabular operator"), "{err}");
+}

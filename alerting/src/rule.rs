@@ -1,0 +1,340 @@
+//! Rule and action-group definitions, read from TOML and validated before anything runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use serde::{Deserialize, Serialize};
+
+/// Why a rules directory cannot be used: every problem, each with the file it is in.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.iter().map(|(f, m)| format!("{}: {m}", f.display())).collect::<Vec<_>>().join("\n"))]
+pub struct LoadError {
+    pub problems: Vec<(PathBuf, String)>,
+}
+
+/// An alert rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Unique; letters, digits, `-` and `_` (it names the rule in URLs and records).
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// 0 (critical) to 4 (verbose), as Azure's Sev0..Sev4.
+    pub severity: u8,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The KQL query; each evaluation sees the records ingested in its window.
+    pub query: String,
+    /// How often the rule runs (at least 10 s), unless `schedule` says when.
+    #[serde(with = "duration")]
+    pub frequency: Duration,
+    /// How far back an aggregate condition looks at each evaluation (default: the frequency).
+    #[serde(default, with = "opt_duration")]
+    pub window: Option<Duration>,
+    /// How long to wait for records to arrive before a window is evaluated.
+    #[serde(default, with = "opt_duration")]
+    pub ingestion_delay: Option<Duration>,
+    /// A cron expression (`0 2 * * MON`) with `timezone`, instead of `frequency`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// An IANA time zone for `schedule` (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    pub condition: Condition,
+    /// After a notification, later ones of this rule are held this long and then sent as one
+    /// summary: deferred, never dropped.
+    #[serde(default, with = "opt_duration")]
+    pub mute: Option<Duration>,
+    /// Added to every notification (`alertContext.properties`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// The action groups to notify, by name.
+    pub actions: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// When a rule's result raises alerts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// Every result row is an alert of its own (one per file change), identified by the values
+    /// of `key` (default: every column).
+    PerRow {
+        #[serde(default)]
+        key: Vec<String>,
+    },
+    /// A measure (`count` of rows, or a numeric column summed per dimension) compared with a
+    /// threshold, per combination of `dimensions`, firing when `failing_periods` of the last
+    /// `evaluation_periods` evaluations fail, resolving when one passes (`auto_resolve`).
+    Aggregate {
+        #[serde(default = "count")]
+        measure: String,
+        operator: String,
+        threshold: f64,
+        #[serde(default)]
+        dimensions: Vec<String>,
+        #[serde(default = "one")]
+        failing_periods: u32,
+        #[serde(default = "one")]
+        evaluation_periods: u32,
+        #[serde(default = "yes")]
+        auto_resolve: bool,
+    },
+}
+
+fn count() -> String {
+    "count".into()
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Where notifications go.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionGroup {
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+    #[serde(default)]
+    pub emails: Vec<Email>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Signs the body: `X-Fimlake-Signature: sha256=<hex HMAC-SHA256>`.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    pub smtp_host: String,
+    #[serde(default = "smtp_port")]
+    pub smtp_port: u16,
+    /// `starttls` (default), `implicit` (TLS from the first byte) or `none` (a local relay).
+    #[serde(default = "starttls")]
+    pub tls: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+fn smtp_port() -> u16 {
+    587
+}
+
+fn starttls() -> String {
+    "starttls".into()
+}
+
+/// The rules and action groups of a directory, all valid.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub action_groups: BTreeMap<String, ActionGroup>,
+}
+
+const OPERATORS: &[&str] = &[">", ">=", "<", "<=", "==", "!="];
+
+/// Reads `dir/*.toml` (one rule each) and `dir/action-groups.toml`, and checks everything:
+/// names, ranges, that each query compiles against the tables' schemas, that columns named by
+/// conditions exist in the query's result, that every action group exists and is complete.
+pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadError> {
+    let mut problems = Vec::new();
+    let mut set = RuleSet::default();
+    let groups_file = dir.join("action-groups.toml");
+    match std::fs::read_to_string(&groups_file) {
+        Ok(text) => match toml::from_str::<BTreeMap<String, ActionGroup>>(&text) {
+            Ok(groups) => set.action_groups = groups,
+            Err(e) => problems.push((groups_file.clone(), e.to_string())),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push((groups_file.clone(), e.to_string())),
+    }
+    for (name, g) in &set.action_groups {
+        for p in check_group(name, g) {
+            problems.push((groups_file.clone(), p));
+        }
+    }
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && *p != groups_file)
+            .collect(),
+        Err(e) => return Err(LoadError { problems: vec![(dir.to_path_buf(), e.to_string())] }),
+    };
+    files.sort();
+    for file in files {
+        let rule = match std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|t| toml::from_str::<Rule>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push((file, e));
+                continue;
+            }
+        };
+        if set.rules.iter().any(|r| r.name == rule.name) {
+            problems.push((file.clone(), format!("a rule named '{}' is defined twice", rule.name)));
+        }
+        for p in check_rule(&rule, &set.action_groups) {
+            problems.push((file.clone(), p));
+        }
+        set.rules.push(rule);
+    }
+    if problems.is_empty() { Ok(set) } else { Err(LoadError { problems }) }
+}
+
+/// What is wrong with one rule (empty: nothing).
+pub fn check_rule(rule: &Rule, groups: &BTreeMap<String, ActionGroup>) -> Vec<String> {
+    let mut p = Vec::new();
+    if rule.name.is_empty() || !rule.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        p.push(format!("rule name '{}': use letters, digits, '-' and '_'", rule.name));
+    }
+    if rule.severity > 4 {
+        p.push(format!("severity {} is not 0 to 4", rule.severity));
+    }
+    if rule.frequency < Duration::from_secs(10) {
+        p.push("frequency must be at least 10s".into());
+    }
+    if rule.schedule.is_none() && rule.timezone.is_some() {
+        p.push("timezone applies to a cron schedule; this rule has none".into());
+    }
+    if rule.actions.is_empty() {
+        p.push("a rule needs at least one action group in 'actions'".into());
+    }
+    for a in &rule.actions {
+        if !groups.contains_key(a) {
+            let known: Vec<&String> = groups.keys().collect();
+            p.push(format!("action group '{a}' is not defined in action-groups.toml (defined: {known:?})"));
+        }
+    }
+    match compile(&rule.query) {
+        Err(e) => p.push(format!("the query does not compile: {e}")),
+        Ok(columns) => {
+            let missing = |c: &String| !columns.contains(c);
+            match &rule.condition {
+                Condition::PerRow { key } => {
+                    for k in key.iter().filter(|k| missing(k)) {
+                        p.push(format!(
+                            "key column '{k}' is not in the query's result (columns: {})",
+                            columns.join(", ")
+                        ));
+                    }
+                }
+                Condition::Aggregate { measure, operator, dimensions, failing_periods, evaluation_periods, .. } => {
+                    if !OPERATORS.contains(&operator.as_str()) {
+                        p.push(format!("operator '{operator}' is not one of {}", OPERATORS.join(" ")));
+                    }
+                    if measure != "count" && missing(measure) {
+                        p.push(format!(
+                            "measure column '{measure}' is not in the query's result (columns: {})",
+                            columns.join(", ")
+                        ));
+                    }
+                    for d in dimensions.iter().filter(|d| missing(d)) {
+                        p.push(format!(
+                            "dimension '{d}' is not in the query's result (columns: {})",
+                            columns.join(", ")
+                        ));
+                    }
+                    if *failing_periods == 0 || failing_periods > evaluation_periods {
+                        p.push("failing_periods must be from 1 to evaluation_periods".into());
+                    }
+                }
+            }
+        }
+    }
+    p
+}
+
+fn check_group(name: &str, g: &ActionGroup) -> Vec<String> {
+    let mut p = Vec::new();
+    if g.webhooks.is_empty() && g.emails.is_empty() {
+        p.push(format!("action group '{name}' has no webhook and no email"));
+    }
+    for w in &g.webhooks {
+        if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+            p.push(format!("action group '{name}': webhook url '{}' is not http(s)", w.url));
+        }
+    }
+    for e in &g.emails {
+        if !["starttls", "implicit", "none"].contains(&e.tls.as_str()) {
+            p.push(format!("action group '{name}': tls '{}' is not starttls, implicit or none", e.tls));
+        }
+        if e.to.is_empty() {
+            p.push(format!("action group '{name}': an email needs at least one recipient in 'to'"));
+        }
+    }
+    p
+}
+
+/// Plans `query` against empty tables of the registry's schemas; returns its result columns.
+pub fn compile(query: &str) -> Result<Vec<String>, String> {
+    let parsed = fimlake_kql::parse(query).map_err(|e| e.render())?;
+    let registry = fimlake_storage::TableRegistry::builtin();
+    let tables = fimlake_kql::TableList(
+        registry
+            .tables()
+            .iter()
+            .map(|t| {
+                let mem =
+                    MemTable::try_new(t.schema().clone(), vec![vec![]]).expect("an empty table of a valid schema");
+                (t.name().to_string(), Arc::new(mem) as Arc<dyn TableProvider>)
+            })
+            .collect(),
+    );
+    let plan = fimlake_kql::plan_query(&parsed, query, &tables, 0).map_err(|e| e.render())?;
+    Ok(plan.schema().fields().iter().map(|f| f.name().clone()).collect())
+}
+
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let t = String::deserialize(d)?;
+        humantime::parse_duration(&t).map_err(|e| D::Error::custom(format!("invalid duration '{t}': {e}")))
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let t = String::deserialize(d)?;
+        humantime::parse_duration(&t).map(Some).map_err(|e| D::Error::custom(format!("invalid duration '{t}': {e}")))
+    }
+}
