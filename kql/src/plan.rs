@@ -51,17 +51,21 @@ pub const KUSTO_TYPE_KEY: &str = "kusto.type";
 /// Plans `query` (parsed from `source`, for error positions). `now_us` is the value of `now()`
 /// for the whole query, microseconds since the epoch.
 pub fn plan_query(query: &Query, source: &str, catalog: &dyn Catalog, now_us: i64) -> Result<LogicalPlan, KqlError> {
-    plan_query_with(query, source, catalog, &PlanOptions { now_us, time_range: None })
+    plan_query_with(query, source, catalog, &PlanOptions { now_us, ..PlanOptions::default() })
 }
 
 /// How a query is planned.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PlanOptions {
     /// The value of `now()` for the whole query, microseconds since the epoch.
     pub now_us: i64,
     /// `[start, end)` in microseconds: every table is filtered to `TimeGenerated` in it, as the
     /// `timespan` of the Log Analytics Query API does (in addition to the query's own filters).
     pub time_range: Option<(i64, i64)>,
+    /// `[start, end)` in microseconds of ingestion time (`_TimeReceived`): every table with that
+    /// column is filtered to it. Consecutive windows `[a, b)`, `[b, c)` see each record exactly
+    /// once, however late its `TimeGenerated` (how alert rules evaluate without gaps).
+    pub ingestion_range: Option<(i64, i64)>,
 }
 
 pub fn plan_query_with(
@@ -77,6 +81,7 @@ pub fn plan_query_with(
         catalog,
         now_us: options.now_us,
         time_range: options.time_range,
+        ingestion_range: options.ingestion_range,
         lets: HashMap::new(),
         auto_names: 0,
     };
@@ -98,6 +103,7 @@ struct Planner<'a> {
     catalog: &'a dyn Catalog,
     now_us: i64,
     time_range: Option<(i64, i64)>,
+    ingestion_range: Option<(i64, i64)>,
     lets: HashMap<String, Binding>,
     auto_names: usize,
 }
@@ -239,6 +245,13 @@ impl<'a> Planner<'a> {
         {
             b = b
                 .filter(ident("TimeGenerated").gt_eq(ts_lit(start)).and(ident("TimeGenerated").lt(ts_lit(end))))
+                .map_err(|e| self.df_err(e, span))?;
+        }
+        if let Some((start, end)) = self.ingestion_range
+            && schema.field_with_name("_TimeReceived").is_ok()
+        {
+            b = b
+                .filter(ident("_TimeReceived").gt_eq(ts_lit(start)).and(ident("_TimeReceived").lt(ts_lit(end))))
                 .map_err(|e| self.df_err(e, span))?;
         }
         b.project(exprs).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))

@@ -132,6 +132,14 @@ impl QueryEngine {
         text: &str,
         time_range: Option<(i64, i64)>,
     ) -> Result<datafusion::logical_expr::LogicalPlan, QueryError> {
+        self.plan_with(text, PlanOptions { time_range, ..PlanOptions::default() })
+    }
+
+    fn plan_with(
+        &self,
+        text: &str,
+        mut options: PlanOptions,
+    ) -> Result<datafusion::logical_expr::LogicalPlan, QueryError> {
         let query = fimlake_kql::parse(text).map_err(QueryError::Kql)?;
         let tables = match &self.tables {
             Tables::Live(storage) => {
@@ -140,7 +148,7 @@ impl QueryEngine {
             Tables::Fixed(t) => TableList(t.clone()),
         };
         let catalog = watchlist::WorkspaceCatalog { tables, watchlists: self.watchlists.clone() };
-        let options = PlanOptions { now_us: chrono::Utc::now().timestamp_micros(), time_range };
+        options.now_us = chrono::Utc::now().timestamp_micros();
         fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)
     }
 
@@ -161,7 +169,23 @@ impl QueryEngine {
         time_range: Option<(i64, i64)>,
         timeout: Duration,
     ) -> Result<QueryResult, QueryError> {
-        let plan = self.plan(text, time_range)?;
+        self.run_with(text, PlanOptions { time_range, ..PlanOptions::default() }, timeout).await
+    }
+
+    /// Runs `text` over the records ingested in `[start, end)` (`_TimeReceived`): consecutive
+    /// windows see every record once, whatever its `TimeGenerated` (alert rule evaluation).
+    pub async fn run_ingested(
+        &self,
+        text: &str,
+        ingestion_range: (i64, i64),
+        timeout: Duration,
+    ) -> Result<QueryResult, QueryError> {
+        self.run_with(text, PlanOptions { ingestion_range: Some(ingestion_range), ..PlanOptions::default() }, timeout)
+            .await
+    }
+
+    async fn run_with(&self, text: &str, options: PlanOptions, timeout: Duration) -> Result<QueryResult, QueryError> {
+        let plan = self.plan_with(text, options)?;
         let ctx = self.session()?;
         let max_rows = self.max_rows;
         let work = async move {
