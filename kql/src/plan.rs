@@ -567,7 +567,8 @@ impl<'a> Planner<'a> {
         Ok(plan)
     }
 
-    /// Appends column `name` (replacing one of that name in place, as `extend` does).
+    /// Appends column `e` as `name`; an existing column of that name is dropped (so it moves to
+    /// the end, as `extend` does).
     fn replace_or_append(&self, plan: LogicalPlan, e: DfExpr, name: &str, span: Span) -> PResult<LogicalPlan> {
         let schema = plan.schema().clone();
         let mut exprs: Vec<DfExpr> =
@@ -1020,13 +1021,7 @@ impl<'a> Planner<'a> {
                 DfExpr::Alias(a) => a.name.clone(),
                 _ => name,
             };
-            let mut exprs: Vec<DfExpr> =
-                schema.fields().iter().filter(|f| *f.name() != name).map(|f| ident(f.name())).collect();
-            exprs.push(new);
-            plan = LogicalPlanBuilder::from(plan)
-                .project(exprs)
-                .and_then(|b| b.build())
-                .map_err(|e| self.df_err(e, span))?;
+            plan = self.replace_or_append(plan, new, &name, span)?;
         }
         Ok(plan)
     }
@@ -1472,6 +1467,11 @@ impl<'a> Planner<'a> {
     /// Whether `e` is a Kusto `dynamic` (JSON text marked in its field metadata).
     fn is_dynamic(&self, e: &DfExpr, schema: &DFSchema) -> bool {
         e.metadata(schema).is_ok_and(|m| m.inner().get(KUSTO_TYPE_KEY).is_some_and(|t| t == "dynamic"))
+    }
+
+    /// Which of `xs` are dynamic, as the `dynamic_args` bit mask of the UDFs.
+    fn dynamic_args(&self, xs: &[DfExpr], schema: &DFSchema) -> u64 {
+        xs.iter().enumerate().filter(|(_, x)| self.is_dynamic(x, schema)).fold(0u64, |m, (i, _)| m | 1 << i.min(63))
     }
 
     /// `e` as a string, as `tostring()` gives it: a dynamic string unquoted, other values' text.
@@ -1973,11 +1973,7 @@ impl<'a> Planner<'a> {
             }
             "pack_array" => {
                 let xs = (0..args.len()).map(|i| a(self, i)).collect::<PResult<Vec<_>>>()?;
-                let mask = xs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| self.is_dynamic(x, schema))
-                    .fold(0u64, |m, (i, _)| m | 1 << i.min(63));
+                let mask = self.dynamic_args(&xs, schema);
                 crate::udf::pack_array(xs, mask)
             }
             "split" => {
@@ -2008,11 +2004,7 @@ impl<'a> Planner<'a> {
                     }
                     (0..args.len()).map(|i| a(self, i)).collect::<PResult<Vec<_>>>()?
                 };
-                let mask = xs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| self.is_dynamic(x, schema))
-                    .fold(0u64, |m, (i, _)| m | 1 << i.min(63));
+                let mask = self.dynamic_args(&xs, schema);
                 crate::udf::bag_pack(xs, mask)
             }
             "strcat_array" => {

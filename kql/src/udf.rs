@@ -216,11 +216,6 @@ pub fn dynamic_field(name: &str) -> Field {
         .with_metadata(HashMap::from([(KUSTO_TYPE_KEY.to_string(), "dynamic".to_string())]))
 }
 
-/// Whether a field holds Kusto `dynamic` values.
-pub fn is_dynamic(field: &Field) -> bool {
-    field.metadata().get(KUSTO_TYPE_KEY).is_some_and(|t| t == "dynamic")
-}
-
 /// A dynamic literal.
 pub fn dynamic_lit(v: &Value) -> Expr {
     let md = datafusion::common::metadata::FieldMetadata::from(HashMap::from([(
