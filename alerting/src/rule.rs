@@ -2,11 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::catalog::TableProvider;
-use datafusion::datasource::MemTable;
 use serde::{Deserialize, Serialize};
 
 /// Why a rules directory cannot be used: every problem, each with the file it is in.
@@ -290,18 +287,7 @@ fn check_group(name: &str, g: &ActionGroup) -> Vec<String> {
 /// Plans `query` against empty tables of the registry's schemas; returns its result columns.
 pub fn compile(query: &str) -> Result<Vec<String>, String> {
     let parsed = fimlake_kql::parse(query).map_err(|e| e.render())?;
-    let registry = fimlake_storage::TableRegistry::builtin();
-    let tables = fimlake_kql::TableList(
-        registry
-            .tables()
-            .iter()
-            .map(|t| {
-                let mem =
-                    MemTable::try_new(t.schema().clone(), vec![vec![]]).expect("an empty table of a valid schema");
-                (t.name().to_string(), Arc::new(mem) as Arc<dyn TableProvider>)
-            })
-            .collect(),
-    );
+    let tables = fimlake_kql::TableList(fimlake_storage::TableRegistry::builtin().empty_tables());
     let plan = fimlake_kql::plan_query(&parsed, query, &tables, 0).map_err(|e| e.render())?;
     Ok(plan.schema().fields().iter().map(|f| f.name().clone()).collect())
 }

@@ -285,15 +285,7 @@ fn empty_table(columns: &[(&str, &str)]) -> Arc<dyn TableProvider> {
 }
 
 fn fixtures() -> Fixtures {
-    let reg = fimlake_storage::TableRegistry::builtin();
-    let mut tables: Vec<(String, Arc<dyn TableProvider>)> = reg
-        .tables()
-        .iter()
-        .map(|t| {
-            let mem = MemTable::try_new(t.schema().clone(), vec![vec![]]).unwrap();
-            (t.name().to_string(), Arc::new(mem) as Arc<dyn TableProvider>)
-        })
-        .collect();
+    let mut tables = fimlake_storage::TableRegistry::builtin().empty_tables();
     for (name, columns) in AZURE_TABLES {
         let all: Vec<(&str, &str)> = STANDARD.iter().chain(columns.iter()).copied().collect();
         tables.push((name.to_string(), empty_table(&all)));

@@ -270,6 +270,19 @@ impl TableRegistry {
     pub fn names(&self) -> Vec<&str> {
         self.tables.iter().map(|t| t.name.as_str()).collect()
     }
+
+    /// An empty in-memory table of each schema, by name: what queries are planned against
+    /// when only their shape matters (rule validation, conformance tests).
+    pub fn empty_tables(&self) -> Vec<(String, Arc<dyn datafusion::catalog::TableProvider>)> {
+        self.tables
+            .iter()
+            .map(|t| {
+                let mem = datafusion::datasource::MemTable::try_new(t.schema().clone(), vec![vec![]])
+                    .expect("an empty table of a valid schema");
+                (t.name().to_string(), Arc::new(mem) as Arc<dyn datafusion::catalog::TableProvider>)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
