@@ -170,21 +170,14 @@ impl Agent {
     /// Compares daemons and software with their last inventory and spools the changes; the
     /// first inventory only records. Returns the number of changes.
     pub fn inventory(&self) -> anyhow::Result<usize> {
-        use crate::inventory::{daemon_change, daemons, diff, dpkg_packages, rpm_packages, software_change};
+        use crate::inventory::{daemon_change, daemons, dpkg_packages, rpm_packages, software_change};
         let now = Utc::now();
         let mut rows = Vec::new();
         if self.cfg.track_daemons {
-            match daemons(&self.cfg.systemctl) {
-                Ok(current) => {
-                    if let Some(previous) = self.load_inventory("daemons")? {
-                        rows.extend(
-                            diff(&previous, &current).into_iter().map(|d| daemon_change(&self.computer, d, now)),
-                        );
-                    }
-                    self.pending_inventory("daemons", &current)?;
-                }
-                Err(e) => self.coverage_once("daemons", &format!("daemons are not tracked: {e}")),
-            }
+            let current = daemons(&self.cfg.systemctl);
+            self.compare_inventory("daemons", "daemons are", current, &mut rows, |d| {
+                daemon_change(&self.computer, d, now)
+            })?;
         }
         if self.cfg.track_software {
             let current = if self.cfg.dpkg_status.exists() {
@@ -194,17 +187,9 @@ impl Agent {
             } else {
                 Err("no dpkg status file and no rpm database".to_string())
             };
-            match current {
-                Ok(current) => {
-                    if let Some(previous) = self.load_inventory("software")? {
-                        rows.extend(
-                            diff(&previous, &current).into_iter().map(|d| software_change(&self.computer, d, now)),
-                        );
-                    }
-                    self.pending_inventory("software", &current)?;
-                }
-                Err(e) => self.coverage_once("software", &format!("software is not tracked: {e}")),
-            }
+            self.compare_inventory("software", "software is", current, &mut rows, |d| {
+                software_change(&self.computer, d, now)
+            })?;
         }
         // Spool first, then move the new inventories into place: a crash in between reports again.
         for chunk in rows.chunks(self.cfg.batch_records) {
@@ -218,6 +203,31 @@ impl Agent {
         }
         self.wake_sender.notify_one();
         Ok(rows.len())
+    }
+
+    /// Rows for what changed between the last inventory `name` and `current`, which becomes the
+    /// pending one; the first inventory only records. An inventory that cannot be read is a
+    /// coverage loss, reported once.
+    fn compare_inventory<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq>(
+        &self,
+        name: &str,
+        what: &str,
+        current: Result<std::collections::BTreeMap<String, T>, String>,
+        rows: &mut Vec<Value>,
+        row: impl Fn((&'static str, &str, Option<&T>, Option<&T>)) -> Value,
+    ) -> anyhow::Result<()> {
+        match current {
+            Ok(current) => {
+                if let Some(previous) = self.load_inventory::<std::collections::BTreeMap<String, T>>(name)? {
+                    rows.extend(crate::inventory::diff(&previous, &current).into_iter().map(row));
+                }
+                self.pending_inventory(name, &current)
+            }
+            Err(e) => {
+                self.coverage_once(name, &format!("{what} not tracked: {e}"));
+                Ok(())
+            }
+        }
     }
 
     fn load_inventory<T: serde::de::DeserializeOwned>(&self, name: &str) -> anyhow::Result<Option<T>> {

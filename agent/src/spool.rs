@@ -21,6 +21,9 @@ pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     next: AtomicU64,
+    /// Bytes of the batches waiting: counted once at open, then kept up to date, so that a
+    /// push does not list the directory.
+    used: AtomicU64,
 }
 
 /// One spooled batch.
@@ -34,8 +37,10 @@ impl Spool {
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
         let io = |source| SpoolError::Io { path: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir.join("rejected")).map_err(io)?;
-        let last = Self::list_in(dir).map_err(io)?.last().map(|(seq, _, _)| *seq).unwrap_or(0);
-        Ok(Spool { dir: dir.to_path_buf(), max_bytes, next: AtomicU64::new(last + 1) })
+        let waiting = Self::list_in(dir).map_err(io)?;
+        let last = waiting.last().map(|(seq, _, _)| *seq).unwrap_or(0);
+        let used = waiting.iter().filter_map(|(_, _, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        Ok(Spool { dir: dir.to_path_buf(), max_bytes, next: AtomicU64::new(last + 1), used: AtomicU64::new(used) })
     }
 
     fn list_in(dir: &Path) -> std::io::Result<Vec<(u64, String, PathBuf)>> {
@@ -54,9 +59,12 @@ impl Spool {
 
     /// Bytes of batches waiting.
     pub fn used_bytes(&self) -> u64 {
-        Self::list_in(&self.dir)
-            .map(|l| l.iter().filter_map(|(_, _, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum())
-            .unwrap_or(0)
+        self.used.load(Ordering::SeqCst)
+    }
+
+    fn release(&self, path: &Path) {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let _ = self.used.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| Some(u.saturating_sub(len)));
     }
 
     /// Stores `records` for `table` durably (temporary file, fsync, rename, directory fsync).
@@ -81,6 +89,7 @@ impl Spool {
         f.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
+        self.used.fetch_add(body.len() as u64, Ordering::SeqCst);
         Ok(())
     }
 
@@ -101,10 +110,12 @@ impl Spool {
     }
 
     pub fn done(&self, batch: &Batch) -> Result<(), SpoolError> {
+        self.release(&batch.path);
         std::fs::remove_file(&batch.path).map_err(|source| SpoolError::Io { path: batch.path.clone(), source })
     }
 
     pub fn reject(&self, path: &Path) -> Result<(), SpoolError> {
+        self.release(path);
         let to = self.dir.join("rejected").join(path.file_name().unwrap_or_default());
         std::fs::rename(path, &to).map_err(|source| SpoolError::Io { path: to, source })
     }
