@@ -12,7 +12,9 @@ use datafusion::prelude::SessionContext;
 use fimlake_kql::TableList;
 
 fn corpus_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/kql/public-queries.jsonl")
+    // A copy of `shared/corpus/kql/public-queries.jsonl` (154 public queries, each with its
+    // source), kept in the repository so that the test runs from any clone.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/public-queries.jsonl")
 }
 
 /// Replaces Azure Workbook parameters (`{TimeRange:query}`, `{Computer}`...) with values of the
