@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use fimlake_alerting::AlertingConfig;
 use fimlake_ingest::IngestConfig;
 use fimlake_query::QueryConfig;
 use fimlake_storage::StorageConfig;
@@ -23,6 +24,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub ingest: IngestConfig,
     pub query: QueryConfig,
+    /// Alert rules: where they are, catch-up, notification limits, delivery retries.
+    pub alerting: AlertingConfig,
 }
 
 impl Default for Config {
@@ -34,6 +37,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -60,7 +64,7 @@ impl Config {
             }
             let name = name.to_ascii_lowercase();
             let (section, field) = match name.split_once('_') {
-                Some((s @ ("storage" | "ingest" | "query"), f)) => (Some(s), f.to_string()),
+                Some((s @ ("storage" | "ingest" | "query" | "alerting"), f)) => (Some(s), f.to_string()),
                 _ => (None, name.clone()),
             };
             let parsed = parse_env_value(&value);

@@ -39,11 +39,19 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
     registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
-    let state = ServerState { storage: storage.clone(), registry, http_seconds };
-    let query = fimlake_query::api::router(fimlake_query::api::QueryState::new(
-        Arc::new(fimlake_query::QueryEngine::new(storage.clone(), &cfg.query)),
+    let engine = Arc::new(fimlake_query::QueryEngine::new(storage.clone(), &cfg.query));
+    let alerting = fimlake_alerting::Alerting::open(
+        cfg.alerting.clone(),
+        &cfg.data_dir,
+        storage.clone(),
+        engine.clone(),
         workspace.clone(),
-    ));
+        &registry,
+    )
+    .await
+    .context("loading alert rules")?;
+    let state = ServerState { storage: storage.clone(), registry, http_seconds };
+    let query = fimlake_query::api::router(fimlake_query::api::QueryState::new(engine, workspace.clone()));
     let ingest = fimlake_ingest::router(IngestState::new(
         storage.clone(),
         cfg.ingest.clone(),
@@ -57,6 +65,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_state(state.clone())
         .merge(ingest)
         .merge(query)
+        .merge(fimlake_alerting::api::router(alerting.clone()))
         .layer(axum::middleware::from_fn_with_state(state, observe));
 
     let listener =
@@ -68,7 +77,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     println!(
         "post a record: curl -X POST http://{addr}/v1/tables/Heartbeat/records -H 'Content-Type: application/json' -d '[{{\"Computer\":\"web1\"}}]'"
     );
+    alerting.start();
+    let rules = alerting.rules().await.len();
+    println!("alert rules: {rules} (GET http://{addr}/v1/alert-rules)");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    alerting.stop();
     tracing::info!("shutting down: flushing buffers");
     storage.shutdown().await.context("flushing buffers at shutdown")?;
     println!("fimlake stopped");

@@ -1,9 +1,24 @@
 //! fimlake's alert rules: a saved KQL query on a schedule, a condition, and the action groups
-//! to notify ([`rule`]). Rules live in TOML files in a rules directory, one rule per file, with
-//! the action groups in `action-groups.toml` beside them; [`rule::load_dir`] reads and
-//! validates them all (the query must compile against the tables' schemas), which is what
-//! `fimlake rules validate DIR` runs.
+//! to notify.
+//!
+//! - [`rule`]: rule and action-group files, their validation (`fimlake rules validate DIR`).
+//! - [`engine`]: [`Alerting`], which schedules rules ([`schedule`]), evaluates them over
+//!   gapless windows, keeps their state ([`state`]) and writes notifications ([`notify`]) to the
+//!   durable [`outbox`], which [`deliver`] sends by webhook and email.
+//! - [`audit`]: evaluations, alerts and deliveries as rows of queryable tables; [`api`]: the
+//!   `/v1/alert-rules` and `/v1/alerts` HTTP API; [`metrics`].
 
+pub mod api;
+pub mod audit;
+pub mod deliver;
+pub mod engine;
+pub mod metrics;
+pub mod notify;
+pub mod outbox;
 pub mod rule;
+pub mod schedule;
+pub mod state;
+pub mod store;
 
+pub use engine::{Alerting, AlertingConfig, AlertingError, Report};
 pub use rule::{ActionGroup, Condition, LoadError, Rule, RuleSet, load_dir};

@@ -27,25 +27,25 @@ pub struct Rule {
     pub enabled: bool,
     /// The KQL query; each evaluation sees the records ingested in its window.
     pub query: String,
-    /// How often the rule runs (at least 10 s), unless `schedule` says when.
-    #[serde(with = "duration")]
+    /// How often the rule runs (at least 10 s; default 5 minutes), unless `schedule` says when.
+    #[serde(with = "duration", default = "five_minutes")]
     pub frequency: Duration,
     /// How far back an aggregate condition looks at each evaluation (default: the frequency).
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub window: Option<Duration>,
     /// How long to wait for records to arrive before a window is evaluated.
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub ingestion_delay: Option<Duration>,
     /// A cron expression (`0 2 * * MON`) with `timezone`, instead of `frequency`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// An IANA time zone for `schedule` (default UTC).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     pub condition: Condition,
     /// After a notification, later ones of this rule are held this long and then sent as one
     /// summary: deferred, never dropped.
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub mute: Option<Duration>,
     /// Added to every notification (`alertContext.properties`).
     #[serde(default)]
@@ -56,6 +56,10 @@ pub struct Rule {
 
 fn yes() -> bool {
     true
+}
+
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// When a rule's result raises alerts.
@@ -145,6 +149,8 @@ fn starttls() -> String {
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    /// The file each rule was read from, by rule name.
+    pub files: BTreeMap<String, PathBuf>,
     pub action_groups: BTreeMap<String, ActionGroup>,
 }
 
@@ -195,6 +201,7 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadError> {
         for p in check_rule(&rule, &set.action_groups) {
             problems.push((file.clone(), p));
         }
+        set.files.insert(rule.name.clone(), file);
         set.rules.push(rule);
     }
     if problems.is_empty() { Ok(set) } else { Err(LoadError { problems }) }
@@ -212,8 +219,23 @@ pub fn check_rule(rule: &Rule, groups: &BTreeMap<String, ActionGroup>) -> Vec<St
     if rule.frequency < Duration::from_secs(10) {
         p.push("frequency must be at least 10s".into());
     }
-    if rule.schedule.is_none() && rule.timezone.is_some() {
-        p.push("timezone applies to a cron schedule; this rule has none".into());
+    match &rule.schedule {
+        None if rule.timezone.is_some() => p.push("timezone applies to a cron schedule; this rule has none".into()),
+        None => {}
+        Some(s) => {
+            if let Err(e) = crate::schedule::parse(s, rule.timezone.as_deref()) {
+                p.push(e);
+            }
+        }
+    }
+    if rule.window.is_some() && matches!(rule.condition, Condition::PerRow { .. }) {
+        p.push(
+            "window applies to aggregate rules; a per-row rule evaluates every record received since its last evaluation"
+                .into(),
+        );
+    }
+    if rule.window.is_some_and(|w| w.is_zero()) {
+        p.push("window must be longer than 0s".into());
     }
     if rule.actions.is_empty() {
         p.push("a rule needs at least one action group in 'actions'".into());
@@ -292,7 +314,7 @@ pub fn compile(query: &str) -> Result<Vec<String>, String> {
     Ok(plan.schema().fields().iter().map(|f| f.name().clone()).collect())
 }
 
-mod duration {
+pub(crate) mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer, de::Error};

@@ -107,6 +107,8 @@ impl IntoResponse for ApiError {
 struct TableInfo<'a> {
     name: &'a str,
     description: &'a str,
+    /// False for fimlake's own tables (the alerting audit trail): queryable, not postable.
+    writable: bool,
     columns: &'a [fimlake_storage::Column],
 }
 
@@ -116,7 +118,12 @@ async fn list_tables(State(st): State<IngestState>) -> Json<serde_json::Value> {
         .registry()
         .tables()
         .iter()
-        .map(|t| TableInfo { name: t.name(), description: t.description(), columns: t.columns() })
+        .map(|t| TableInfo {
+            name: t.name(),
+            description: t.description(),
+            writable: !t.is_internal(),
+            columns: t.columns(),
+        })
         .collect();
     Json(serde_json::json!({ "tables": tables }))
 }
@@ -126,7 +133,12 @@ async fn get_table(
     Path(table): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let t = st.storage.registry().get(&table).ok_or_else(|| unknown_table(&st, &table, "TableNotFound"))?;
-    Ok(Json(serde_json::json!(TableInfo { name: t.name(), description: t.description(), columns: t.columns() })))
+    Ok(Json(serde_json::json!(TableInfo {
+        name: t.name(),
+        description: t.description(),
+        writable: !t.is_internal(),
+        columns: t.columns(),
+    })))
 }
 
 fn unknown_table(st: &IngestState, table: &str, code: &'static str) -> ApiError {
@@ -229,6 +241,15 @@ async fn ingest(st: &IngestState, table: &str, headers: &HeaderMap, body: Body) 
 }
 
 async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: Body) -> Result<Accepted, ApiError> {
+    if st.storage.registry().get(table).is_some_and(|d| d.is_internal()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "TableNotWritable",
+            format!(
+                "table '{table}' is written by fimlake itself (the alerting audit trail); records cannot be posted to it"
+            ),
+        ));
+    }
     let Ok(_permit) = st.permits.clone().try_acquire_owned() else {
         return Err(ApiError {
             retry_after_secs: Some(1),
@@ -261,11 +282,10 @@ async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: 
     })?;
     let wire_len = wire.len();
     let def = st.storage.registry().get(table).expect("checked by the caller").clone();
-    let ctx = DecodeContext {
-        received: chrono::Utc::now(),
-        tenant_id: st.tenant_id.clone(),
-        max_records: st.config.max_records,
-    };
+    // Held until the append returned: alert windows over _TimeReceived end before it.
+    let receipt = st.storage.stamp_received();
+    let ctx =
+        DecodeContext { received: receipt.time(), tenant_id: st.tenant_id.clone(), max_records: st.config.max_records };
     let max_inflated = st.config.max_decompressed_bytes;
     let decoded = tokio::task::spawn_blocking(move || {
         let plain = match encoding {
@@ -299,6 +319,7 @@ async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: 
         st.metrics.records.with_label_values(&[table, "refused"]).inc_by(rows as u64);
         storage_error(e)
     })?;
+    drop(receipt);
     st.metrics.records.with_label_values(&[table, "accepted"]).inc_by(rows as u64);
     st.metrics.bytes.with_label_values(&[table, "accepted"]).inc_by(wire_len as u64);
     Ok(Accepted { accepted: rows, additional_fields: decoded.additional_fields.into_iter().collect() })

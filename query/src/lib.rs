@@ -148,7 +148,9 @@ impl QueryEngine {
             Tables::Fixed(t) => TableList(t.clone()),
         };
         let catalog = watchlist::WorkspaceCatalog { tables, watchlists: self.watchlists.clone() };
-        options.now_us = chrono::Utc::now().timestamp_micros();
+        if options.now_us == 0 {
+            options.now_us = chrono::Utc::now().timestamp_micros();
+        }
         fimlake_kql::plan_query_with(&query, text, &catalog, &options).map_err(QueryError::Kql)
     }
 
@@ -184,7 +186,14 @@ impl QueryEngine {
             .await
     }
 
-    async fn run_with(&self, text: &str, options: PlanOptions, timeout: Duration) -> Result<QueryResult, QueryError> {
+    /// Runs `text` with explicit plan options: time and ingestion ranges, and the instant
+    /// `now()` and `ago()` refer to (`now_us`; 0 means the current time).
+    pub async fn run_with(
+        &self,
+        text: &str,
+        options: PlanOptions,
+        timeout: Duration,
+    ) -> Result<QueryResult, QueryError> {
         let plan = self.plan_with(text, options)?;
         let ctx = self.session()?;
         let max_rows = self.max_rows;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod maintenance;
 pub mod metrics;
 pub mod provider;
+pub mod receive;
 pub mod schema;
 pub mod table;
 pub mod wal;
@@ -36,6 +37,7 @@ pub use error::{Result, StorageError};
 pub use maintenance::MaintenanceReport;
 pub use metrics::StorageMetrics;
 pub use provider::TableScanProvider;
+pub use receive::{Receipt, ReceiveClock};
 pub use schema::{Column, KustoType, TableDef, TableRegistry};
 pub use table::{FlushOutcome, Table, TableSnapshot};
 
@@ -66,6 +68,7 @@ pub struct Storage {
     shutdown: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     table_root: String,
+    receive_clock: Arc<ReceiveClock>,
 }
 
 impl Storage {
@@ -98,6 +101,7 @@ impl Storage {
             shutdown,
             tasks: std::sync::Mutex::new(Vec::new()),
             table_root: root_url.to_string(),
+            receive_clock: Arc::default(),
         });
         storage.start_background();
         Ok(storage)
@@ -206,6 +210,17 @@ impl Storage {
     /// Where the Delta tables live (a `file://` or `s3://` URL ending in `/`).
     pub fn table_root(&self) -> &str {
         &self.table_root
+    }
+
+    /// Stamps `_TimeReceived` for a request; keep the [`Receipt`] until its append returned.
+    pub fn stamp_received(&self) -> Receipt {
+        self.receive_clock.stamp()
+    }
+
+    /// Every record received before this instant (µs) is visible to queries or was refused:
+    /// where a window over `_TimeReceived` may end without missing anything.
+    pub fn visible_before(&self) -> i64 {
+        self.receive_clock.visible_before()
     }
 
     pub fn table(&self, name: &str) -> Result<&Arc<Table>> {

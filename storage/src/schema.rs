@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Serialize;
 
+mod audit;
 mod azure;
 
 /// Arrow field metadata key that records a column's Kusto type (`dynamic` and `guid` are both
@@ -134,6 +135,7 @@ pub struct TableDef {
     columns: Vec<Column>,
     index: HashMap<String, usize>,
     schema: SchemaRef,
+    internal: bool,
 }
 
 impl TableDef {
@@ -191,7 +193,19 @@ impl TableDef {
             columns,
             index,
             schema: Arc::new(Schema::new(fields)),
+            internal: false,
         }
+    }
+
+    /// A table only fimlake itself writes (the alerting audit trail): clients cannot post to it.
+    pub fn internal(mut self) -> Self {
+        self.internal = true;
+        self
+    }
+
+    /// Whether only fimlake itself writes this table.
+    pub fn is_internal(&self) -> bool {
+        self.internal
     }
 
     pub fn name(&self) -> &str {
@@ -236,7 +250,9 @@ pub struct TableRegistry {
 
 impl TableRegistry {
     /// The tables of Azure Change Tracking: `ConfigurationChange`, `ConfigurationData`,
-    /// `Heartbeat`, with the exact Azure column names and types.
+    /// `Heartbeat`, with the exact Azure column names and types; and fimlake's own audit trail
+    /// of alerting (`AlertEvaluation`, `AlertEvent`, `AlertDelivery`), which only the server
+    /// writes ([`TableDef::is_internal`]).
     pub fn builtin() -> Self {
         TableRegistry {
             tables: vec![
@@ -255,6 +271,30 @@ impl TableRegistry {
                     "Records logged by agents once per minute to report on agent health",
                     &[azure::HEARTBEAT, azure::HEARTBEAT_OBSERVED].concat(),
                 )),
+                Arc::new(
+                    TableDef::new(
+                        "AlertEvaluation",
+                        "One record per evaluation of an alert rule: its window, rows, alerts and outcome",
+                        audit::ALERT_EVALUATION,
+                    )
+                    .internal(),
+                ),
+                Arc::new(
+                    TableDef::new(
+                        "AlertEvent",
+                        "One record per alert fired or resolved, and what happened to its notification",
+                        audit::ALERT_EVENT,
+                    )
+                    .internal(),
+                ),
+                Arc::new(
+                    TableDef::new(
+                        "AlertDelivery",
+                        "One record per attempt to deliver a notification to a webhook or an email server",
+                        audit::ALERT_DELIVERY,
+                    )
+                    .internal(),
+                ),
             ],
         }
     }

@@ -1,0 +1,335 @@
+//! Delivery of the outbox: webhooks (reqwest) and email (lettre), at least once, each attempt
+//! recorded in `AlertDelivery`.
+//!
+//! An entry is retried with exponential backoff (backon's `ExponentialBuilder`, with jitter) on
+//! connection errors, timeouts, `408`, `429` and `5xx` (a `Retry-After` answer waits at least
+//! that long) and on transient SMTP errors, until its deadline (`retry_for`, 24 h by default);
+//! other answers are permanent failures. Every attempt of an entry carries the same
+//! `Idempotency-Key`, and a webhook with a secret gets `X-Fimlake-Signature: sha256=<hex>`, the
+//! HMAC-SHA256 of the exact body.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use hmac::{KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::Audit;
+use crate::metrics::Metrics;
+use crate::outbox::{Entry, Outbox, Target};
+use crate::rule::{Email, Webhook};
+
+pub const SIGNATURE_HEADER: &str = "X-Fimlake-Signature";
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// How long a notification is retried before it is recorded as failed.
+    #[serde(with = "crate::rule::duration")]
+    pub retry_for: Duration,
+    /// One attempt's limit (connect, send, answer).
+    #[serde(with = "crate::rule::duration")]
+    pub attempt_timeout: Duration,
+    /// The first retry's delay; each next one doubles, up to `max_retry_delay`.
+    #[serde(with = "crate::rule::duration")]
+    pub min_retry_delay: Duration,
+    #[serde(with = "crate::rule::duration")]
+    pub max_retry_delay: Duration,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_for: Duration::from_secs(24 * 3600),
+            attempt_timeout: Duration::from_secs(10),
+            min_retry_delay: Duration::from_secs(1),
+            max_retry_delay: Duration::from_secs(600),
+            concurrency: 8,
+        }
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug)]
+enum Outcome {
+    Delivered { status: Option<u16> },
+    Retry { status: Option<u16>, error: String, retry_after: Option<Duration> },
+    Permanent { status: Option<u16>, error: String },
+}
+
+pub struct Deliverer {
+    outbox: Arc<Outbox>,
+    http: reqwest::Client,
+    cfg: DeliveryConfig,
+    metrics: Metrics,
+    audit: Audit,
+    busy: Mutex<HashSet<String>>,
+}
+
+impl Deliverer {
+    pub fn new(outbox: Arc<Outbox>, cfg: DeliveryConfig, metrics: Metrics, audit: Audit) -> Arc<Deliverer> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.attempt_timeout)
+            .connect_timeout(cfg.attempt_timeout)
+            .user_agent(concat!("fimlake/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with rustls builds");
+        metrics.outbox_depth.set(outbox.depth() as i64);
+        Arc::new(Deliverer { outbox, http, cfg, metrics, audit, busy: Mutex::default() })
+    }
+
+    /// Delivers until `stop` turns true: due entries at once, up to `concurrency` in flight.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            let now = chrono::Utc::now().timestamp_micros();
+            let free = self.cfg.concurrency.saturating_sub(tasks.len());
+            let due = {
+                let busy = self.busy.lock().expect("busy lock");
+                self.outbox.due(now, &busy, free)
+            };
+            for entry in due {
+                self.busy.lock().expect("busy lock").insert(entry.id.clone());
+                let me = self.clone();
+                tasks.spawn(async move {
+                    let id = entry.id.clone();
+                    me.attempt(entry).await;
+                    me.busy.lock().expect("busy lock").remove(&id);
+                });
+            }
+            let next = self.outbox.next_due(&self.busy.lock().expect("busy lock"));
+            let wait = match next {
+                Some(t) if tasks.len() < self.cfg.concurrency => {
+                    Duration::from_micros((t - chrono::Utc::now().timestamp_micros()).max(0) as u64)
+                }
+                _ => Duration::from_secs(60),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.outbox.added() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = stop.changed() => break,
+            }
+        }
+        tasks.abort_all();
+    }
+
+    /// One attempt of `entry`, its outcome recorded in the outbox, the audit trail and metrics.
+    async fn attempt(&self, mut entry: Entry) {
+        let started = Instant::now();
+        let outcome = match &entry.target {
+            Target::Webhook { webhook, body } => self.post(webhook, body, &entry.notification_id).await,
+            Target::Email { email, content } => self.mail(email, content, &entry.notification_id).await,
+        };
+        let took = started.elapsed();
+        entry.attempts += 1;
+        let now = chrono::Utc::now().timestamp_micros();
+        let (status_text, status, error, next) = match outcome {
+            Outcome::Delivered { status } => ("Delivered", status, None, None),
+            Outcome::Permanent { status, error } => ("Failed", status, Some(error), None),
+            Outcome::Retry { status, error, retry_after } => {
+                let delay = self.backoff(entry.attempts).max(retry_after.unwrap_or_default());
+                let next = now + delay.as_micros() as i64;
+                if next > entry.deadline_us {
+                    let error = format!(
+                        "{error}; gave up after {} attempts (retry_for {})",
+                        entry.attempts,
+                        humantime::format_duration(self.cfg.retry_for)
+                    );
+                    ("Failed", status, Some(error), None)
+                } else {
+                    ("Retrying", status, Some(error), Some(next))
+                }
+            }
+        };
+        entry.last_status = status;
+        entry.last_error = error.clone();
+        let stored = match (status_text, next) {
+            ("Delivered", _) => self.outbox.complete(&entry.id),
+            ("Retrying", Some(next)) => {
+                entry.next_attempt_us = next;
+                self.outbox.update(&entry)
+            }
+            _ => self.outbox.fail(&entry),
+        };
+        if let Err(e) = stored {
+            // The entry stays pending in memory and on disk as it was: it is attempted again.
+            tracing::error!(entry = %entry.id, error = %e, "cannot record a delivery attempt in the outbox");
+        }
+        match status_text {
+            "Delivered" => self.metrics.notifications.with_label_values(&["delivered"]).inc(),
+            "Retrying" => self.metrics.notifications.with_label_values(&["retried"]).inc(),
+            _ => {
+                tracing::error!(rule = %entry.rule, target = %entry.target.describe(), error = ?error, "notification failed permanently");
+                self.metrics.notifications.with_label_values(&["failed"]).inc()
+            }
+        }
+        self.metrics.outbox_depth.set(self.outbox.depth() as i64);
+        let mut row = json!({
+            "RuleName": entry.rule,
+            "NotificationId": entry.notification_id,
+            "NotificationKind": entry.kind,
+            "TargetType": entry.target.kind(),
+            "Target": entry.target.describe(),
+            "Attempt": entry.attempts,
+            "Status": status_text,
+            "HttpStatus": status,
+            "Error": error,
+            "DurationMs": took.as_secs_f64() * 1000.0,
+        });
+        if let Some(n) = next {
+            row["NextAttempt"] = json!(crate::notify::datetime(n));
+        }
+        self.audit.record("AlertDelivery", vec![row]).await;
+    }
+
+    /// The delay before attempt `attempts + 1`: exponential with jitter.
+    fn backoff(&self, attempts: u32) -> Duration {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.cfg.min_retry_delay)
+            .with_max_delay(self.cfg.max_retry_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempts.saturating_sub(1) as usize)
+            .unwrap_or(self.cfg.max_retry_delay)
+    }
+
+    async fn post(&self, w: &Webhook, body: &str, key: &str) -> Outcome {
+        let mut req = self
+            .http
+            .post(&w.url)
+            .header("content-type", "application/json")
+            .header(IDEMPOTENCY_HEADER, key)
+            .body(body.to_string());
+        for (k, v) in &w.headers {
+            req = req.header(k, v);
+        }
+        if let Some(secret) = &w.secret {
+            req = req.header(SIGNATURE_HEADER, sign(secret, body.as_bytes()));
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let code = Some(status.as_u16());
+                if status.is_success() {
+                    return Outcome::Delivered { status: code };
+                }
+                let retry_after = resp.headers().get("retry-after").and_then(|v| retry_after(v.to_str().ok()?));
+                let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+                let error = format!("HTTP {status}: {text}");
+                if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+                    Outcome::Retry { status: code, error, retry_after }
+                } else {
+                    Outcome::Permanent { status: code, error }
+                }
+            }
+            Err(e) => {
+                let error = if e.is_timeout() {
+                    format!("no answer within {:?}", self.cfg.attempt_timeout)
+                } else {
+                    format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default())
+                };
+                if e.is_builder() {
+                    Outcome::Permanent { status: None, error }
+                } else {
+                    Outcome::Retry { status: None, error, retry_after: None }
+                }
+            }
+        }
+    }
+
+    async fn mail(&self, e: &Email, content: &crate::notify::EmailContent, key: &str) -> Outcome {
+        use lettre::message::{Mailbox, MultiPart};
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+        let permanent = |error: String| Outcome::Permanent { status: None, error };
+        let from: Mailbox = match e.from.parse() {
+            Ok(m) => m,
+            Err(err) => return permanent(format!("from address '{}': {err}", e.from)),
+        };
+        let mut builder =
+            Message::builder().from(from).subject(&content.subject).message_id(Some(format!("<{key}@fimlake>")));
+        for to in &e.to {
+            match to.parse::<Mailbox>() {
+                Ok(m) => builder = builder.to(m),
+                Err(err) => return permanent(format!("recipient '{to}': {err}")),
+            }
+        }
+        let message =
+            match builder.multipart(MultiPart::alternative_plain_html(content.text.clone(), content.html.clone())) {
+                Ok(m) => m,
+                Err(err) => return permanent(format!("cannot build the message: {err}")),
+            };
+        let transport = match e.tls.as_str() {
+            "implicit" => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.smtp_host),
+            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.smtp_host),
+            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host)),
+        };
+        let mut transport = match transport {
+            Ok(t) => t.port(e.smtp_port).timeout(Some(self.cfg.attempt_timeout)),
+            Err(err) => return permanent(format!("SMTP server {}: {err}", e.smtp_host)),
+        };
+        if let (Some(u), Some(p)) = (&e.username, &e.password) {
+            transport = transport.credentials(Credentials::new(u.clone(), p.clone()));
+        }
+        let transport = transport.build();
+        match tokio::time::timeout(self.cfg.attempt_timeout * 2, transport.send(message)).await {
+            Ok(Ok(_)) => Outcome::Delivered { status: None },
+            Ok(Err(err)) if err.is_permanent() => permanent(format!("SMTP: {err}")),
+            Ok(Err(err)) => Outcome::Retry { status: None, error: format!("SMTP: {err}"), retry_after: None },
+            Err(_) => Outcome::Retry {
+                status: None,
+                error: format!("SMTP: no answer within {:?}", self.cfg.attempt_timeout * 2),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of body with secret>`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `Retry-After`: seconds or an HTTP date.
+fn retry_after(v: &str) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v.trim()).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            sign("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let d = retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert_eq!(retry_after("soon"), None);
+    }
+}

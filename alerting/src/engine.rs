@@ -1,0 +1,838 @@
+//! The alerting engine: rules, their schedules, gapless evaluation, alerts and the outbox.
+//!
+//! One evaluation of a rule ([`Alerting::evaluate`]):
+//! 1. picks its window: for a per-row rule, the records *received* (`_TimeReceived`) from the
+//!    rule's watermark up to now minus `ingestion_delay`, and never past
+//!    `Storage::visible_before` (a record being appended is not yet visible); consecutive
+//!    windows touch, so each record is evaluated exactly once however late it arrives or long
+//!    the server was down (catch-up is bounded by `max_catch_up`; what is skipped is recorded).
+//!    For an aggregate rule, `TimeGenerated` in `[end - window, end)`;
+//! 2. runs the query with `now()` = the window's end;
+//! 3. turns the rows into alerts (per row, or per dimension combination with N-of-M failing
+//!    periods and auto-resolve) and notifications (deferred while the rule is muted, then
+//!    summarised; more than `max_notifications_per_evaluation` summarised);
+//! 4. writes the notifications to the outbox (fsync), the audit rows, and then the rule state
+//!    (atomic replace). A crash before the state is written repeats the evaluation: its
+//!    notifications have the same ids, so the outbox keeps one of each, and a receiver sees the
+//!    same `Idempotency-Key` if one was already delivered.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fimlake_kql::PlanOptions;
+use fimlake_query::QueryEngine;
+use fimlake_storage::Storage;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::audit::Audit;
+use crate::deliver::{Deliverer, DeliveryConfig};
+use crate::metrics::Metrics;
+use crate::notify::{self, Kind, Notification, Rows};
+use crate::outbox::{Entry, Outbox, Target};
+use crate::rule::{ActionGroup, Condition, LoadError, Rule, check_rule, load_dir};
+use crate::state::{AlertRecord, DEFERRED_LISTED, RuleState, Series, StateStore};
+use crate::store::stable_id;
+
+/// The `[alerting]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// Rule files and `action-groups.toml` (default `<data_dir>/rules`).
+    pub rules_dir: Option<PathBuf>,
+    /// After downtime, a per-row rule evaluates at most this much of the missed records; older
+    /// ones are skipped, and the skipped range is recorded in `AlertEvaluation`.
+    #[serde(with = "crate::rule::duration")]
+    pub max_catch_up: Duration,
+    /// One evaluation's query time limit.
+    #[serde(with = "crate::rule::duration")]
+    pub query_timeout: Duration,
+    /// Alerts of one evaluation notified one by one; the rest go into one summary.
+    pub max_notifications_per_evaluation: usize,
+    /// Rows a notification carries (its total is always given).
+    pub max_rows_per_notification: usize,
+    pub delivery: DeliveryConfig,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            rules_dir: None,
+            max_catch_up: Duration::from_secs(7 * 24 * 3600),
+            query_timeout: Duration::from_secs(120),
+            max_notifications_per_evaluation: 20,
+            max_rows_per_notification: 50,
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertingError {
+    #[error("invalid alert rules:\n{0}")]
+    Rules(#[from] LoadError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("alert rule '{0}' does not exist")]
+    NoSuchRule(String),
+    #[error("invalid alert rule: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error("the query of rule '{rule}' failed: {message}")]
+    Query { rule: String, message: String },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AlertingError {
+    let what = what.into();
+    move |source| AlertingError::Io { what, source }
+}
+
+/// What one evaluation did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub window_start_us: i64,
+    pub window_end_us: i64,
+    pub rows: u64,
+    pub fired: usize,
+    pub resolved: usize,
+    pub notifications: usize,
+    pub deferred: usize,
+    pub skipped: Option<(i64, i64)>,
+}
+
+struct Slot {
+    rule: Arc<Rule>,
+    file: PathBuf,
+    state: Arc<tokio::sync::Mutex<RuleState>>,
+    /// Tells the rule's schedule loop to stop (the rule was replaced or deleted).
+    cancel: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+pub struct Alerting {
+    cfg: AlertingConfig,
+    rules_dir: PathBuf,
+    storage: Arc<Storage>,
+    engine: Arc<QueryEngine>,
+    outbox: Arc<Outbox>,
+    deliverer: Arc<Deliverer>,
+    audit: Audit,
+    metrics: Metrics,
+    states: StateStore,
+    groups: BTreeMap<String, ActionGroup>,
+    slots: Mutex<BTreeMap<String, Slot>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    running: std::sync::atomic::AtomicBool,
+}
+
+/// A rule with how it is doing, as `GET /v1/alert-rules` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleStatus {
+    pub rule: Rule,
+    pub healthy: bool,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub last_run: Option<String>,
+    pub next_run: Option<String>,
+    /// The end of the last evaluated window.
+    pub evaluated_until: String,
+    pub active_alerts: usize,
+    pub muted_until: Option<String>,
+    pub deferred_alerts: u64,
+}
+
+impl Alerting {
+    /// Loads the rules (every problem is an error), their states and the outbox. Nothing runs
+    /// until [`Alerting::start`].
+    pub async fn open(
+        cfg: AlertingConfig,
+        data_dir: &Path,
+        storage: Arc<Storage>,
+        engine: Arc<QueryEngine>,
+        tenant_id: String,
+        registry: &prometheus::Registry,
+    ) -> Result<Arc<Alerting>, AlertingError> {
+        let rules_dir = cfg.rules_dir.clone().unwrap_or_else(|| data_dir.join("rules"));
+        std::fs::create_dir_all(&rules_dir).map_err(io(format!("creating {}", rules_dir.display())))?;
+        let set = load_dir(&rules_dir)?;
+        let base = data_dir.join("alerting");
+        let outbox = Arc::new(
+            Outbox::open(&base.join("outbox")).map_err(io(format!("opening the outbox in {}", base.display())))?,
+        );
+        let metrics = Metrics::new(registry)?;
+        let audit = Audit::new(storage.clone(), tenant_id, metrics.clone());
+        let deliverer = Deliverer::new(outbox.clone(), cfg.delivery.clone(), metrics.clone(), audit.clone());
+        let states = StateStore::new(&base.join("state"));
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let me = Alerting {
+            cfg,
+            rules_dir,
+            storage,
+            engine,
+            outbox,
+            deliverer,
+            audit,
+            metrics,
+            states,
+            groups: set.action_groups,
+            slots: Mutex::default(),
+            stop,
+            running: Default::default(),
+        };
+        for rule in set.rules {
+            let file = set.files[&rule.name].clone();
+            me.install(rule, file).await?;
+        }
+        Ok(Arc::new(me))
+    }
+
+    /// Starts delivering the outbox and running every rule on its schedule.
+    pub fn start(self: &Arc<Self>) {
+        self.start_delivery();
+        self.running.store(true, std::sync::atomic::Ordering::SeqCst);
+        let names: Vec<String> = self.slots.lock().expect("slots lock").keys().cloned().collect();
+        for name in names {
+            self.schedule(&name);
+        }
+    }
+
+    /// Starts delivering the outbox only (rules run when [`Alerting::evaluate`] is called).
+    pub fn start_delivery(&self) {
+        tokio::spawn(self.deliverer.clone().run(self.stop.subscribe()));
+    }
+
+    /// Stops the schedules and deliveries (what is pending stays in the outbox).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    pub fn action_groups(&self) -> &BTreeMap<String, ActionGroup> {
+        &self.groups
+    }
+
+    /// Adds or replaces a rule in memory, with its saved state or a new one whose watermark is
+    /// now (a new rule alerts on what arrives from now on). A new state is saved at once, so
+    /// records received before a crash that follows are still evaluated after it.
+    async fn install(&self, rule: Rule, file: PathBuf) -> Result<(), AlertingError> {
+        let states = self.states.clone();
+        let name = rule.name.clone();
+        let saved = tokio::task::spawn_blocking(move || states.load(&name))
+            .await
+            .expect("state load panicked")
+            .map_err(io(format!("reading the state of rule '{}'", rule.name)))?;
+        let state = match saved {
+            Some(s) => s,
+            None => {
+                let now = self.storage.visible_before();
+                let s = RuleState { watermark_us: now, last_run_us: Some(now), ..RuleState::default() };
+                self.save_state(&rule.name, &s).await?;
+                s
+            }
+        };
+        let mut slots = self.slots.lock().expect("slots lock");
+        let old = slots.insert(
+            rule.name.clone(),
+            Slot { rule: Arc::new(rule), file, state: Arc::new(tokio::sync::Mutex::new(state)), cancel: None },
+        );
+        if let Some(Slot { cancel: Some(c), .. }) = old {
+            let _ = c.send(true);
+        }
+        Ok(())
+    }
+
+    async fn save_state(&self, rule: &str, state: &RuleState) -> Result<(), AlertingError> {
+        let states = self.states.clone();
+        let (name, state) = (rule.to_string(), state.clone());
+        tokio::task::spawn_blocking(move || states.save(&name, &state))
+            .await
+            .expect("state save panicked")
+            .map_err(io(format!("saving the state of rule '{rule}'")))
+    }
+
+    /// Runs `name` on its schedule until it is replaced, deleted or the engine stops.
+    fn schedule(self: &Arc<Self>, name: &str) {
+        let (cancel, mut cancelled) = tokio::sync::watch::channel(false);
+        {
+            let mut slots = self.slots.lock().expect("slots lock");
+            let Some(slot) = slots.get_mut(name) else { return };
+            if let Some(old) = slot.cancel.replace(cancel) {
+                let _ = old.send(true);
+            }
+        }
+        let me = self.clone();
+        let name = name.to_string();
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let Some((rule, state)) = me.slot(&name) else { return };
+                if !rule.enabled {
+                    return;
+                }
+                let last = state.lock().await.last_run_us.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
+                let due = crate::schedule::next_run(&rule, last);
+                let wait = Duration::from_micros((due - chrono::Utc::now().timestamp_micros()).max(0) as u64);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancelled.changed() => return,
+                    _ = stop.changed() => return,
+                }
+                if let Err(e) = me.evaluate(&name, chrono::Utc::now().timestamp_micros()).await {
+                    tracing::warn!(rule = %name, error = %e, "alert rule evaluation failed");
+                }
+            }
+        });
+    }
+
+    fn slot(&self, name: &str) -> Option<(Arc<Rule>, Arc<tokio::sync::Mutex<RuleState>>)> {
+        self.slots.lock().expect("slots lock").get(name).map(|s| (s.rule.clone(), s.state.clone()))
+    }
+
+    /// Evaluates rule `name` as of `now_us` (µs since the epoch). The schedule calls this with
+    /// the current time; tests call it with chosen times.
+    pub async fn evaluate(&self, name: &str, now_us: i64) -> Result<Report, AlertingError> {
+        let (rule, state) = self.slot(name).ok_or_else(|| AlertingError::NoSuchRule(name.to_string()))?;
+        let mut guard = state.lock().await;
+        let mut st = guard.clone();
+        let started = Instant::now();
+        let delay = rule.ingestion_delay.unwrap_or_default().as_micros() as i64;
+        let per_row = matches!(rule.condition, Condition::PerRow { .. });
+        let (mut start, end) = if per_row {
+            (st.watermark_us, (now_us - delay).min(self.storage.visible_before()))
+        } else {
+            let end = now_us - delay;
+            (end - rule.window.unwrap_or(rule.frequency).as_micros() as i64, end)
+        };
+        let mut report = Report::default();
+        let max_catch_up = self.cfg.max_catch_up.as_micros() as i64;
+        if per_row && end - start > max_catch_up {
+            report.skipped = Some((start, end - max_catch_up));
+            tracing::warn!(rule = %rule.name, from = %notify::datetime(start), to = %notify::datetime(end - max_catch_up),
+                "records received in this range are not evaluated: more than max_catch_up behind");
+            start = end - max_catch_up;
+        }
+        report.window_start_us = start;
+        report.window_end_us = end.max(start);
+        st.last_run_us = Some(now_us);
+
+        let result = if per_row && end <= start {
+            Ok(None)
+        } else {
+            let options = if per_row {
+                PlanOptions { now_us: end, ingestion_range: Some((start, end)), ..PlanOptions::default() }
+            } else {
+                PlanOptions { now_us: end, time_range: Some((start, end)), ..PlanOptions::default() }
+            };
+            self.engine.run_with(&rule.query, options, self.cfg.query_timeout).await.map(Some)
+        };
+        let mut notes = Vec::new();
+        let mut events: Vec<(AlertRecord, Vec<Value>)> = Vec::new();
+        let mut columns = Vec::new();
+        let mut truncated = false;
+        let outcome = match result {
+            Err(e) => Err(e.to_string()),
+            Ok(result) => {
+                let rows: Vec<Value> = match &result {
+                    Some(r) => {
+                        truncated = r.truncated;
+                        let mut j = fimlake_query::encode::to_json(r, self.engine.max_rows);
+                        columns = j["tables"][0]["columns"].as_array().cloned().unwrap_or_default();
+                        j["tables"][0]["rows"].as_array_mut().map(std::mem::take).unwrap_or_default()
+                    }
+                    None => Vec::new(),
+                };
+                report.rows = rows.len() as u64;
+                events = match &rule.condition {
+                    Condition::PerRow { key } => per_row_alerts(&rule, key, &columns, rows, now_us),
+                    Condition::Aggregate { .. } => aggregate_alerts(&rule, &mut st, &columns, rows, now_us),
+                };
+                Ok(())
+            }
+        };
+
+        // Health: a failing rule is marked and notifies once; so does its recovery.
+        match &outcome {
+            Err(e) => {
+                st.health.consecutive_failures += 1;
+                st.health.last_error = Some(e.clone());
+                if st.health.healthy {
+                    st.health.healthy = false;
+                    st.health.since_us = now_us;
+                    notes.push(Notification {
+                        id: stable_id(&["unhealthy", &rule.name, &now_us.to_string()]),
+                        kind: Kind::RuleUnhealthy,
+                        alerts: vec![],
+                        alert_count: 0,
+                        window: (start, end),
+                        rows: Rows::default(),
+                        error: Some(e.clone()),
+                        at_us: now_us,
+                    });
+                }
+            }
+            Ok(()) if !st.health.healthy => {
+                notes.push(Notification {
+                    id: stable_id(&["healthy", &rule.name, &st.health.since_us.to_string()]),
+                    kind: Kind::RuleHealthy,
+                    alerts: vec![],
+                    alert_count: 0,
+                    window: (start, end),
+                    rows: Rows::default(),
+                    error: st.health.last_error.clone(),
+                    at_us: now_us,
+                });
+                st.health = crate::state::Health { healthy: true, since_us: now_us, ..Default::default() };
+            }
+            Ok(()) => {}
+        }
+
+        // Alerts to notifications: held while muted, summarised past the per-evaluation limit.
+        let mut event_rows = Vec::new();
+        let muted = st.muted_until_us.is_some_and(|t| now_us < t);
+        let mut alert_notes = Vec::new();
+        if muted {
+            for (a, _) in &events {
+                if st.deferred.alerts.len() < DEFERRED_LISTED {
+                    st.deferred.alerts.push(a.clone());
+                }
+                st.deferred.total += 1;
+                event_rows.push(event_row(&rule, a, "Deferred", None));
+            }
+            report.deferred = events.len();
+        } else {
+            if st.deferred.total > 0 {
+                let deferred = std::mem::take(&mut st.deferred);
+                let rows: Vec<Value> = deferred.alerts.iter().filter_map(|a| row_values(a, &columns)).collect();
+                alert_notes.push(Notification {
+                    id: stable_id(&["summary", &rule.name, &st.summaries.to_string()]),
+                    kind: Kind::Summary,
+                    alert_count: deferred.total,
+                    rows: Rows { columns: columns.clone(), total: rows.len() as u64, rows },
+                    alerts: deferred.alerts,
+                    window: (start, end),
+                    error: None,
+                    at_us: now_us,
+                });
+                st.summaries += 1;
+            }
+            let limit = self.cfg.max_notifications_per_evaluation;
+            let one_by_one = if events.len() > limit { limit.saturating_sub(1) } else { events.len() };
+            for (a, rows) in &events[..one_by_one] {
+                let kind = if a.monitor_condition == "Resolved" { Kind::Resolved } else { Kind::Fired };
+                let id = stable_id(&[kind.as_str(), &a.alert_id]);
+                event_rows.push(event_row(&rule, a, "Queued", Some(&id)));
+                alert_notes.push(Notification {
+                    id,
+                    kind,
+                    alerts: vec![a.clone()],
+                    alert_count: 1,
+                    window: (start, end),
+                    rows: Rows { columns: columns.clone(), total: rows.len() as u64, rows: rows.clone() },
+                    error: None,
+                    at_us: now_us,
+                });
+            }
+            let rest = &events[one_by_one..];
+            if !rest.is_empty() {
+                let id = stable_id(&["overflow", &rule.name, &rest[0].0.alert_id, &rest[0].0.monitor_condition]);
+                let rows: Vec<Value> = rest.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+                for (a, _) in rest {
+                    event_rows.push(event_row(&rule, a, "Summarized", Some(&id)));
+                }
+                alert_notes.push(Notification {
+                    id,
+                    kind: Kind::Summary,
+                    alerts: rest.iter().take(DEFERRED_LISTED).map(|(a, _)| a.clone()).collect(),
+                    alert_count: rest.len() as u64,
+                    rows: Rows { columns: columns.clone(), total: rows.len() as u64, rows },
+                    window: (start, end),
+                    error: None,
+                    at_us: now_us,
+                });
+            }
+            if !alert_notes.is_empty()
+                && let Some(m) = rule.mute
+            {
+                st.muted_until_us = Some(now_us + m.as_micros() as i64);
+            }
+        }
+        notes.extend(alert_notes);
+        for (a, _) in &events {
+            report.fired += usize::from(a.monitor_condition == "Fired");
+            report.resolved += usize::from(a.monitor_condition == "Resolved");
+            st.remember(a.clone());
+        }
+
+        // Durable, in this order: notifications, audit, state.
+        let entries: Vec<Entry> = notes.iter().flat_map(|n| self.entries(&rule, n)).collect();
+        report.notifications = entries.len();
+        let outbox = self.outbox.clone();
+        let stored = tokio::task::spawn_blocking(move || outbox.put(entries)).await.expect("outbox put panicked");
+        if let Err(e) = stored {
+            self.metrics.evaluations.with_label_values(&[&rule.name, "error"]).inc();
+            return Err(AlertingError::Io { what: "writing notifications to the outbox".into(), source: e });
+        }
+        self.metrics.outbox_depth.set(self.outbox.depth() as i64);
+        if outcome.is_ok() {
+            st.watermark_us = report.window_end_us;
+        }
+        let took = started.elapsed();
+        self.audit
+            .record(
+                "AlertEvaluation",
+                vec![json!({
+                    "RuleName": rule.name,
+                    "Severity": rule.severity,
+                    "ConditionKind": if per_row { "per_row" } else { "aggregate" },
+                    "WindowStart": notify::datetime(report.window_start_us),
+                    "WindowEnd": notify::datetime(report.window_end_us),
+                    "WindowColumn": if per_row { "_TimeReceived" } else { "TimeGenerated" },
+                    "Status": if outcome.is_ok() { "Succeeded" } else { "Failed" },
+                    "Error": outcome.as_ref().err(),
+                    "Rows": report.rows,
+                    "RowsTruncated": truncated,
+                    "AlertsFired": report.fired,
+                    "AlertsResolved": report.resolved,
+                    "NotificationsQueued": report.notifications,
+                    "NotificationsDeferred": report.deferred,
+                    "SkippedStart": report.skipped.map(|s| notify::datetime(s.0)),
+                    "SkippedEnd": report.skipped.map(|s| notify::datetime(s.1)),
+                    "DurationMs": took.as_secs_f64() * 1000.0,
+                })],
+            )
+            .await;
+        self.audit.record("AlertEvent", event_rows).await;
+        *guard = st.clone();
+        self.save_state(&rule.name, &st).await?;
+
+        let result = if outcome.is_ok() { "ok" } else { "error" };
+        self.metrics.evaluations.with_label_values(&[&rule.name, result]).inc();
+        self.metrics.evaluation_seconds.with_label_values(&[&rule.name]).observe(took.as_secs_f64());
+        self.metrics.rule_unhealthy.with_label_values(&[&rule.name]).set(i64::from(!st.health.healthy));
+        self.metrics
+            .rule_lag_seconds
+            .with_label_values(&[&rule.name])
+            .set((chrono::Utc::now().timestamp_micros() - st.watermark_us) / 1_000_000);
+        self.metrics.alerts.with_label_values(&[&rule.name, "fired"]).inc_by(report.fired as u64);
+        self.metrics.alerts.with_label_values(&[&rule.name, "resolved"]).inc_by(report.resolved as u64);
+        match outcome {
+            Ok(()) => Ok(report),
+            Err(message) => Err(AlertingError::Query { rule: rule.name.clone(), message }),
+        }
+    }
+
+    /// One outbox entry per target of each of the rule's action groups.
+    fn entries(&self, rule: &Rule, n: &Notification) -> Vec<Entry> {
+        let max_rows = self.cfg.max_rows_per_notification;
+        let deadline = n.at_us + self.cfg.delivery.retry_for.as_micros() as i64;
+        let mut out = Vec::new();
+        for group in &rule.actions {
+            let Some(g) = self.groups.get(group) else { continue };
+            let entry = |kind: &str, i: usize, target: Target| Entry {
+                id: stable_id(&[&n.id, group, kind, &i.to_string()]),
+                notification_id: n.id.clone(),
+                rule: rule.name.clone(),
+                kind: n.kind.as_str().to_string(),
+                group: group.clone(),
+                target,
+                created_us: n.at_us,
+                deadline_us: deadline,
+                attempts: 0,
+                next_attempt_us: 0,
+                last_error: None,
+                last_status: None,
+            };
+            for (i, w) in g.webhooks.iter().enumerate() {
+                let body = notify::webhook_body(rule, n, max_rows);
+                out.push(entry("webhook", i, Target::Webhook { webhook: w.clone(), body }));
+            }
+            for (i, e) in g.emails.iter().enumerate() {
+                let content = notify::email(rule, n, max_rows);
+                out.push(entry("email", i, Target::Email { email: e.clone(), content }));
+            }
+        }
+        out
+    }
+
+    /// Every rule with its status.
+    pub async fn rules(&self) -> Vec<RuleStatus> {
+        let slots: Vec<(Arc<Rule>, Arc<tokio::sync::Mutex<RuleState>>)> =
+            self.slots.lock().expect("slots lock").values().map(|s| (s.rule.clone(), s.state.clone())).collect();
+        let mut out = Vec::new();
+        for (rule, state) in slots {
+            let st = state.lock().await.clone();
+            out.push(status(&rule, &st));
+        }
+        out
+    }
+
+    pub async fn rule(&self, name: &str) -> Option<RuleStatus> {
+        let (rule, state) = self.slot(name)?;
+        let st = state.lock().await.clone();
+        Some(status(&rule, &st))
+    }
+
+    /// Creates or replaces a rule: validated like a rule file, written to the rules directory
+    /// (its own file if it came from one, else `<name>.toml`), then scheduled. Returns whether
+    /// it is new. A replaced rule keeps its state (watermark, active alerts).
+    pub async fn put_rule(self: &Arc<Self>, rule: Rule) -> Result<bool, AlertingError> {
+        let problems = check_rule(&rule, &self.groups);
+        if !problems.is_empty() {
+            return Err(AlertingError::Invalid(problems));
+        }
+        let existing = self.slots.lock().expect("slots lock").get(&rule.name).map(|s| s.file.clone());
+        let created = existing.is_none();
+        let file = existing.unwrap_or_else(|| self.rules_dir.join(format!("{}.toml", rule.name)));
+        let text = toml::to_string(&rule).map_err(|e| AlertingError::Invalid(vec![e.to_string()]))?;
+        let path = file.clone();
+        tokio::task::spawn_blocking(move || crate::store::write_atomic(&path, text.as_bytes()))
+            .await
+            .expect("rule write panicked")
+            .map_err(io(format!("writing {}", file.display())))?;
+        let name = rule.name.clone();
+        if created {
+            self.install(rule, file).await?;
+        } else {
+            let mut slots = self.slots.lock().expect("slots lock");
+            let slot = slots.get_mut(&name).expect("checked above");
+            slot.rule = Arc::new(rule);
+        }
+        if self.running.load(std::sync::atomic::Ordering::SeqCst) {
+            self.schedule(&name);
+        }
+        Ok(created)
+    }
+
+    /// Deletes a rule: its file, its schedule and its state. Pending notifications are still
+    /// delivered.
+    pub async fn delete_rule(&self, name: &str) -> Result<(), AlertingError> {
+        let slot = self.slots.lock().expect("slots lock").remove(name);
+        let Some(slot) = slot else { return Err(AlertingError::NoSuchRule(name.to_string())) };
+        if let Some(c) = slot.cancel {
+            let _ = c.send(true);
+        }
+        let states = self.states.clone();
+        let (file, rule) = (slot.file.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || {
+            crate::store::remove_durable(&file)?;
+            states.remove(&rule)
+        })
+        .await
+        .expect("rule delete panicked")
+        .map_err(io(format!("deleting rule '{name}'")))
+    }
+
+    /// Active alerts (aggregate rules' fired and not yet resolved) and the latest fired and
+    /// resolved ones, newest first.
+    pub async fn alerts(&self) -> (Vec<AlertRecord>, Vec<AlertRecord>) {
+        let states: Vec<_> = self.slots.lock().expect("slots lock").values().map(|s| s.state.clone()).collect();
+        let (mut active, mut recent) = (Vec::new(), Vec::new());
+        for s in states {
+            let st = s.lock().await;
+            active.extend(st.series.values().filter_map(|s| s.active.clone()));
+            recent.extend(st.recent.iter().cloned());
+        }
+        active.sort_by_key(|a| std::cmp::Reverse(a.fired_us));
+        recent.sort_by_key(|a| std::cmp::Reverse(a.resolved_us.unwrap_or(a.fired_us)));
+        (active, recent)
+    }
+}
+
+fn status(rule: &Rule, st: &RuleState) -> RuleStatus {
+    RuleStatus {
+        rule: rule.clone(),
+        healthy: st.health.healthy,
+        last_error: st.health.last_error.clone(),
+        consecutive_failures: st.health.consecutive_failures,
+        last_run: st.last_run_us.map(notify::datetime),
+        next_run: st.last_run_us.filter(|_| rule.enabled).map(|l| notify::datetime(crate::schedule::next_run(rule, l))),
+        evaluated_until: notify::datetime(st.watermark_us),
+        active_alerts: st.series.values().filter(|s| s.active.is_some()).count(),
+        muted_until: st.muted_until_us.map(notify::datetime),
+        deferred_alerts: st.deferred.total,
+    }
+}
+
+fn event_row(rule: &Rule, a: &AlertRecord, notification: &str, id: Option<&str>) -> Value {
+    json!({
+        "TimeGenerated": notify::datetime(a.resolved_us.unwrap_or(a.fired_us)),
+        "RuleName": rule.name,
+        "Severity": rule.severity,
+        "AlertId": a.alert_id,
+        "MonitorCondition": a.monitor_condition,
+        "Dimensions": Value::Object(a.dimensions.clone()),
+        "MetricValue": a.metric_value,
+        "Row": a.row.clone().map(Value::Object),
+        "Notification": notification,
+        "NotificationId": id,
+    })
+}
+
+/// A deferred alert's row as values in `columns`' order (rows of per-row alerts only).
+fn row_values(a: &AlertRecord, columns: &[Value]) -> Option<Value> {
+    let row = a.row.as_ref()?;
+    if columns.is_empty() {
+        return Some(Value::Array(row.values().cloned().collect()));
+    }
+    Some(Value::Array(
+        columns
+            .iter()
+            .map(|c| row.get(c["name"].as_str().unwrap_or_default()).cloned().unwrap_or(Value::Null))
+            .collect(),
+    ))
+}
+
+/// Per-row: every row is an alert, identified by its key columns' values (all columns when no
+/// key is given).
+fn per_row_alerts(
+    rule: &Rule,
+    key: &[String],
+    columns: &[Value],
+    rows: Vec<Value>,
+    now_us: i64,
+) -> Vec<(AlertRecord, Vec<Value>)> {
+    rows.into_iter()
+        .map(|row| {
+            let map = notify::row_map(columns, &row);
+            let dims: Map<String, Value> = if key.is_empty() {
+                map.clone()
+            } else {
+                key.iter().map(|k| (k.clone(), map.get(k).cloned().unwrap_or(Value::Null))).collect()
+            };
+            let alert = AlertRecord {
+                alert_id: stable_id(&[&rule.name, &Value::Object(dims.clone()).to_string()]),
+                rule: rule.name.clone(),
+                severity: rule.severity,
+                monitor_condition: "Fired".into(),
+                fired_us: now_us,
+                resolved_us: None,
+                dimensions: dims,
+                metric_value: None,
+                row: Some(map),
+            };
+            (alert, vec![row])
+        })
+        .collect()
+}
+
+fn compare(value: f64, operator: &str, threshold: f64) -> bool {
+    match operator {
+        ">" => value > threshold,
+        ">=" => value >= threshold,
+        "<" => value < threshold,
+        "<=" => value <= threshold,
+        "==" => value == threshold,
+        _ => value != threshold,
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+/// One dimension combination of a result: its values, the measure's sum, its rows.
+type Group = (Map<String, Value>, Option<f64>, Vec<Value>);
+
+/// Aggregate: the measure per dimension combination against the threshold, N of the last M
+/// evaluations failing fires an alert; with `auto_resolve`, an active alert resolves when that
+/// no longer holds. Combinations seen before but absent now measure 0 rows (or no value).
+fn aggregate_alerts(
+    rule: &Rule,
+    st: &mut RuleState,
+    columns: &[Value],
+    rows: Vec<Value>,
+    now_us: i64,
+) -> Vec<(AlertRecord, Vec<Value>)> {
+    let Condition::Aggregate {
+        measure,
+        operator,
+        threshold,
+        dimensions,
+        failing_periods,
+        evaluation_periods,
+        auto_resolve,
+    } = &rule.condition
+    else {
+        return Vec::new();
+    };
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    if dimensions.is_empty() {
+        groups.insert("{}".into(), (Map::new(), None, Vec::new()));
+    }
+    for row in rows {
+        let map = notify::row_map(columns, &row);
+        let dims: Map<String, Value> =
+            dimensions.iter().map(|d| (d.clone(), map.get(d).cloned().unwrap_or(Value::Null))).collect();
+        let key = Value::Object(dims.clone()).to_string();
+        let g = groups.entry(key).or_insert_with(|| (dims, None, Vec::new()));
+        if measure != "count"
+            && let Some(v) = map.get(measure).and_then(number)
+        {
+            g.1 = Some(g.1.unwrap_or(0.0) + v);
+        }
+        g.2.push(row);
+    }
+    for (key, s) in &st.series {
+        groups.entry(key.clone()).or_insert_with(|| (s.dimensions.clone(), None, Vec::new()));
+    }
+    let mut events = Vec::new();
+    let mut fired_count = st.aggregate_alerts;
+    for (key, (dims, sum, rows)) in groups {
+        let value = if measure == "count" { Some(rows.len() as f64) } else { sum };
+        let failing = value.is_some_and(|v| compare(v, operator, *threshold));
+        let series =
+            st.series.entry(key.clone()).or_insert_with(|| Series { dimensions: dims.clone(), ..Default::default() });
+        series.history.push_back(failing);
+        while series.history.len() > *evaluation_periods as usize {
+            series.history.pop_front();
+        }
+        let met = series.history.iter().filter(|f| **f).count() >= *failing_periods as usize;
+        let mut fire = || {
+            let alert = AlertRecord {
+                alert_id: stable_id(&[&rule.name, &key, &fired_count.to_string()]),
+                rule: rule.name.clone(),
+                severity: rule.severity,
+                monitor_condition: "Fired".into(),
+                fired_us: now_us,
+                resolved_us: None,
+                dimensions: dims.clone(),
+                metric_value: value,
+                row: None,
+            };
+            fired_count += 1;
+            alert
+        };
+        if *auto_resolve {
+            if met && series.active.is_none() {
+                let alert = fire();
+                series.active = Some(alert.clone());
+                events.push((alert, rows));
+            } else if !met && let Some(mut alert) = series.active.take() {
+                alert.monitor_condition = "Resolved".into();
+                alert.resolved_us = Some(now_us);
+                alert.metric_value = value;
+                events.push((alert, rows));
+            }
+        } else if met {
+            let alert = fire();
+            events.push((alert, rows));
+        }
+        if series.active.is_none() && !series.history.iter().any(|f| *f) {
+            st.series.remove(&key);
+        }
+    }
+    st.aggregate_alerts = fired_count;
+    events
+}

@@ -1,0 +1,134 @@
+//! What the engine remembers about each rule between evaluations, persisted crash-safely as
+//! `<state_dir>/<rule>.json` ([`crate::store::write_atomic`]) after every evaluation.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How many fired/resolved alerts of a rule `GET /v1/alerts` keeps (all of them are in the
+/// `AlertEvent` table).
+pub const RECENT_ALERTS: usize = 200;
+/// How many deferred alerts a summary lists (it counts them all).
+pub const DEFERRED_LISTED: usize = 100;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RuleState {
+    /// Per-row rules: every record received (`_TimeReceived`) before this instant has been
+    /// evaluated. Aggregate rules: the end of the last evaluated window.
+    pub watermark_us: i64,
+    /// When the rule last ran (its schedule continues from there).
+    pub last_run_us: Option<i64>,
+    pub health: Health,
+    /// Aggregate rules: one entry per dimension combination (its JSON), with its recent results
+    /// and its active alert.
+    pub series: BTreeMap<String, Series>,
+    /// Notifications are held until then (the rule's `mute`), and then sent as one summary.
+    pub muted_until_us: Option<i64>,
+    pub deferred: Deferred,
+    /// Counts summaries, so that a summary re-created after a crash has the same id.
+    pub summaries: u64,
+    /// Counts the aggregate alerts fired: part of their ids, so that an evaluation repeated
+    /// after a crash gives the same ids and every later firing a new one.
+    pub aggregate_alerts: u64,
+    /// The latest fired and resolved alerts, newest last.
+    pub recent: VecDeque<AlertRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub healthy: bool,
+    pub since_us: i64,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health { healthy: true, since_us: 0, consecutive_failures: 0, last_error: None }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Series {
+    pub dimensions: serde_json::Map<String, Value>,
+    /// Failing (true) or not, newest last, at most `evaluation_periods` long.
+    pub history: VecDeque<bool>,
+    pub active: Option<AlertRecord>,
+}
+
+/// One alert, fired or resolved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRecord {
+    pub alert_id: String,
+    pub rule: String,
+    pub severity: u8,
+    /// `Fired` or `Resolved`.
+    pub monitor_condition: String,
+    pub fired_us: i64,
+    pub resolved_us: Option<i64>,
+    /// Aggregate: the dimension values; per-row: the key columns' values.
+    pub dimensions: serde_json::Map<String, Value>,
+    pub metric_value: Option<f64>,
+    /// Per-row: the result row, by column.
+    pub row: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Deferred {
+    /// The first [`DEFERRED_LISTED`] alerts held back.
+    pub alerts: Vec<AlertRecord>,
+    pub total: u64,
+}
+
+/// Reads and writes rule states in one directory.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    pub fn new(dir: &Path) -> Self {
+        StateStore { dir: dir.to_path_buf() }
+    }
+
+    fn path(&self, rule: &str) -> PathBuf {
+        self.dir.join(format!("{rule}.json"))
+    }
+
+    /// The saved state, `None` for a rule never evaluated.
+    pub fn load(&self, rule: &str) -> std::io::Result<Option<RuleState>> {
+        match std::fs::read(self.path(rule)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", self.path(rule).display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn save(&self, rule: &str, state: &RuleState) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(state).expect("rule state serialises");
+        crate::store::write_atomic(&self.path(rule), &bytes)
+    }
+
+    pub fn remove(&self, rule: &str) -> std::io::Result<()> {
+        crate::store::remove_durable(&self.path(rule))
+    }
+}
+
+impl RuleState {
+    /// Remembers a fired or resolved alert for `GET /v1/alerts`.
+    pub fn remember(&mut self, alert: AlertRecord) {
+        self.recent.push_back(alert);
+        while self.recent.len() > RECENT_ALERTS {
+            self.recent.pop_front();
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Delivery as a spec, against real receivers on 127.0.0.1 started here: a webhook server that
+//! fails before it answers, and an SMTP server (mailin-embedded) that receives what lettre sent.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use common::{Env, S, rules_dir, start_rule_at, t0};
+use fimlake_alerting::AlertingConfig;
+use fimlake_alerting::deliver::{DeliveryConfig, sign};
+use serde_json::Value;
+
+const CHANGES: &str = r#"
+name = "changes"
+severity = 1
+description = "A critical file changed"
+query = "ConfigurationChange | project Computer, FileSystemPath, ChangeCategory, PreviousFileContentChecksum, FileContentChecksum"
+frequency = "10s"
+condition = { kind = "per_row" }
+properties = { pci = "11.5.2" }
+actions = ["ops"]
+"#;
+
+#[derive(Clone, Copy)]
+enum Answer {
+    Status(u16),
+    Hang(Duration),
+}
+
+#[derive(Debug, Clone)]
+struct Received {
+    key: String,
+    signature: String,
+    body: String,
+}
+
+/// A webhook receiver answering each request with the next scripted answer (then 200).
+async fn receiver(script: Vec<Answer>) -> (String, Arc<Mutex<Vec<Received>>>) {
+    let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let script = Arc::new(Mutex::new(script.into_iter()));
+    let (s2, sc) = (seen.clone(), script.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (seen, script) = (s2.clone(), sc.clone());
+            async move {
+                let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                seen.lock().unwrap().push(Received {
+                    key: h("idempotency-key"),
+                    signature: h("x-fimlake-signature"),
+                    body,
+                });
+                let answer = script.lock().unwrap().next().unwrap_or(Answer::Status(200));
+                match answer {
+                    Answer::Status(code) => StatusCode::from_u16(code).unwrap(),
+                    Answer::Hang(d) => {
+                        tokio::time::sleep(d).await;
+                        StatusCode::OK
+                    }
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+fn fast_retries() -> AlertingConfig {
+    AlertingConfig {
+        delivery: DeliveryConfig {
+            attempt_timeout: Duration::from_millis(500),
+            min_retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_millis(200),
+            ..DeliveryConfig::default()
+        },
+        ..AlertingConfig::default()
+    }
+}
+
+/// Waits (bounded) until `done` holds.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_failing_webhook_gets_retries_with_one_key_and_a_valid_signature() {
+    let (url, seen) = receiver(vec![Answer::Status(503), Answer::Hang(Duration::from_secs(2))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let group = format!("webhooks = [{{ url = \"{url}\", secret = \"s3cret\", headers = {{ X-Team = \"sec\" }} }}]");
+    rules_dir(dir.path(), &group, &[("changes", CHANGES)]);
+    let t = t0();
+    start_rule_at(dir.path(), "changes", t);
+    let env = Env::open(dir.path(), fast_retries()).await;
+    env.change("web1", "/etc/passwd", "Modified", t, t + S).await;
+    env.alerting.evaluate("changes", t + 10 * S).await.unwrap();
+    env.alerting.start_delivery();
+    wait_for("a delivery", || env.alerting.outbox().depth() == 0).await;
+
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "503, a timeout, then 200: {got:?}");
+    assert!(got.iter().all(|r| r.key == got[0].key && !r.key.is_empty()), "one idempotency key for every attempt");
+    for r in &got {
+        assert_eq!(r.signature, sign("s3cret", r.body.as_bytes()), "each attempt is signed");
+        assert_eq!(r.body, got[0].body, "each attempt sends the same bytes");
+    }
+    let v: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(v["schemaId"], "azureMonitorCommonAlertSchema");
+    let e = &v["data"]["essentials"];
+    assert_eq!(
+        (e["alertRule"].as_str(), e["severity"].as_str(), e["monitorCondition"].as_str()),
+        (Some("changes"), Some("Sev1"), Some("Fired"))
+    );
+    assert_eq!(e["alertTargetIDs"], serde_json::json!(["web1"]));
+    let ctx = &v["data"]["alertContext"];
+    assert_eq!(ctx["conditionType"], "LogQueryCriteria");
+    assert_eq!(ctx["properties"]["pci"], "11.5.2");
+    assert_eq!(ctx["searchResults"]["totalRows"], 1);
+    assert_eq!(ctx["searchResults"]["tables"][0]["rows"][0][1], "/etc/passwd");
+
+    let statuses = env.query("AlertDelivery | sort by Attempt asc | project Attempt, Status, HttpStatus").await;
+    assert_eq!(
+        statuses,
+        [
+            serde_json::json!([1, "Retrying", 503]),
+            serde_json::json!([2, "Retrying", null]),
+            serde_json::json!([3, "Delivered", 200])
+        ]
+    );
+    env.close().await;
+}
+
+#[tokio::test]
+async fn permanent_failures_and_expired_retries_are_recorded_and_kept() {
+    let (bad, _) = receiver(vec![Answer::Status(400)]).await;
+    let (down, seen_down) = receiver(vec![Answer::Status(503); 1000]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let group = format!("webhooks = [{{ url = \"{bad}\" }}, {{ url = \"{down}\" }}]");
+    rules_dir(dir.path(), &group, &[("changes", CHANGES)]);
+    let t = t0();
+    start_rule_at(dir.path(), "changes", t);
+    let mut cfg = fast_retries();
+    cfg.delivery.retry_for = Duration::from_secs(1);
+    let env = Env::open(dir.path(), cfg).await;
+    env.change("web1", "/etc/passwd", "Modified", t, t + S).await;
+    // Now, so that the 1 s retry period starts now.
+    let now = chrono::Utc::now().timestamp_micros();
+    env.alerting.evaluate("changes", now).await.unwrap();
+    env.alerting.start_delivery();
+    wait_for("both given up", || env.alerting.outbox().depth() == 0).await;
+    let failed = env.alerting.outbox().failed().unwrap();
+    assert_eq!(failed.len(), 2);
+    let errors: Vec<String> = failed.iter().map(|e| e.last_error.clone().unwrap()).collect();
+    assert!(errors.iter().any(|e| e.contains("HTTP 400")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("gave up after")), "{errors:?}");
+    assert!(seen_down.lock().unwrap().len() >= 2, "retried before giving up");
+    let rows = env.query("AlertDelivery | where Status == 'Failed' | count").await;
+    assert_eq!(rows[0][0], 2);
+    env.close().await;
+}
+
+#[derive(Clone, Default)]
+struct Mailbox {
+    data: Arc<Mutex<Vec<u8>>>,
+    rcpt: Arc<Mutex<Vec<String>>>,
+}
+
+impl mailin_embedded::Handler for Mailbox {
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        self.rcpt.lock().unwrap().push(to.to_string());
+        mailin_embedded::response::OK
+    }
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.lock().unwrap().extend_from_slice(buf);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_email_reaches_a_real_smtp_server() {
+    let mailbox = Mailbox::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut server = mailin_embedded::Server::new(mailbox.clone());
+    server.with_name("mail.test").with_ssl(mailin_embedded::SslConfig::None).unwrap().with_tcp_listener(listener);
+    // The SMTP server's threads end with the test process.
+    std::thread::spawn(move || {
+        let _ = server.serve();
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let group = format!(
+        "emails = [{{ smtp_host = \"127.0.0.1\", smtp_port = {port}, tls = \"none\", from = \"fimlake@example.com\", to = [\"soc@example.com\", \"pci@example.com\"] }}]"
+    );
+    rules_dir(dir.path(), &group, &[("changes", CHANGES)]);
+    let t = t0();
+    start_rule_at(dir.path(), "changes", t);
+    let env = Env::open(dir.path(), fast_retries()).await;
+    env.append(
+        "ConfigurationChange",
+        vec![serde_json::json!({
+            "Computer": "web1", "FileSystemPath": "/etc/sudoers", "ChangeCategory": "Modified",
+            "PreviousFileContentChecksum": "aaa111", "FileContentChecksum": "bbb222",
+            "TimeGenerated": common::iso(t), "_TimeReceived": common::iso(t + S),
+        })],
+    )
+    .await;
+    env.alerting.evaluate("changes", t + 10 * S).await.unwrap();
+    env.alerting.start_delivery();
+    wait_for("the email", || env.alerting.outbox().depth() == 0).await;
+    assert!(env.alerting.outbox().failed().unwrap().is_empty());
+
+    let mail = String::from_utf8(mailbox.data.lock().unwrap().clone()).unwrap();
+    let mut rcpt = mailbox.rcpt.lock().unwrap().clone();
+    rcpt.sort();
+    assert_eq!(rcpt, ["pci@example.com", "soc@example.com"]);
+    assert!(mail.contains("Subject: [fimlake Sev1] changes: Modified /etc/sudoers on web1"), "{mail}");
+    assert!(mail.contains("Content-Type: text/plain"), "{mail}");
+    assert!(mail.contains("Content-Type: text/html"), "{mail}");
+    for expected in [
+        "Computer: web1",
+        "PreviousFileContentChecksum: aaa111",
+        "FileContentChecksum: bbb222",
+        "<td>/etc/sudoers</td>",
+    ] {
+        assert!(mail.contains(expected), "missing {expected}: {mail}");
+    }
+    assert!(mail.contains("Message-ID: <"), "a stable Message-ID lets mail clients drop duplicates");
+    env.close().await;
+}
+
+#[tokio::test]
+async fn pending_deliveries_resume_after_a_restart() {
+    // Nothing listens at first: the notification waits in the outbox.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let dir = tempfile::tempdir().unwrap();
+    let group = format!("webhooks = [{{ url = \"http://{addr}/hook\" }}]");
+    rules_dir(dir.path(), &group, &[("changes", CHANGES)]);
+    let t = t0();
+    start_rule_at(dir.path(), "changes", t);
+    let env = Env::open(dir.path(), fast_retries()).await;
+    env.change("web1", "/etc/hosts", "Modified", t, t + S).await;
+    env.alerting.evaluate("changes", t + 10 * S).await.unwrap();
+    env.alerting.start_delivery();
+    wait_for("a failed attempt", || env.alerting.outbox().pending().first().is_some_and(|e| e.attempts >= 1)).await;
+    env.close().await;
+
+    // The receiver comes up on that address; a new engine over the same directory delivers.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let s2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap| {
+            let seen = s2.clone();
+            async move {
+                seen.lock().unwrap().push(headers["idempotency-key"].to_str().unwrap().to_string());
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let env = Env::open(dir.path(), fast_retries()).await;
+    assert_eq!(env.alerting.outbox().depth(), 1, "the pending notification survived");
+    env.alerting.start_delivery();
+    wait_for("the delivery after restart", || !seen.lock().unwrap().is_empty()).await;
+    wait_for("an empty outbox", || env.alerting.outbox().depth() == 0).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    env.close().await;
+}
