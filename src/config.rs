@@ -169,4 +169,20 @@ mod tests {
         let e = Config::load(None, env(&[("FIMLAKE_STORAGE_ZSTD_LEVEL", "99")])).unwrap_err();
         assert!(e.to_string().contains("zstd_level"), "{e}");
     }
+
+    #[test]
+    fn the_readme_configuration_is_valid_and_means_the_defaults() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## Configuration").unwrap()..];
+        let block = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fimlake.toml");
+        std::fs::write(&file, block).unwrap();
+        let cfg = Config::load(Some(&file), env(&[("FIMLAKE_ALERTING_MAX_CATCH_UP", "2d")])).unwrap();
+        let defaults = fimlake_alerting::AlertingConfig::default();
+        assert_eq!(cfg.alerting.delivery.retry_for, defaults.delivery.retry_for);
+        assert_eq!(cfg.alerting.query_timeout, defaults.query_timeout);
+        assert_eq!(cfg.alerting.max_catch_up, std::time::Duration::from_secs(2 * 86400), "the variable wins");
+        assert_eq!(cfg.storage.retention_days, StorageConfig::default().retention_days);
+    }
 }

@@ -158,6 +158,17 @@ fn rules_through_the_api_alert_by_webhook_within_seconds() {
         d["tables"][0]["rows"], s["tables"][0]["rows"]
     );
 
+    let (_, _, metrics) = http_get(&format!("{}/metrics", server.url)).unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    for needle in [
+        "fimlake_notifications_total{result=\"delivered\"} 3",
+        "fimlake_outbox_depth 0",
+        "fimlake_alert_rule_unhealthy{rule=\"etc-changed\"} 0",
+        "fimlake_alerts_total{condition=\"fired\",rule=\"etc-changed\"} 3",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle}");
+    }
+
     // Nobody can forge the audit trail.
     let (status, _) = post_json(
         &format!("{}/v1/tables/AlertDelivery/records", server.url),

@@ -249,6 +249,7 @@ impl Deliverer {
     async fn mail(&self, e: &Email, content: &crate::notify::EmailContent, key: &str) -> Outcome {
         use lettre::message::{Mailbox, MultiPart};
         use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
         use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
         let permanent = |error: String| Outcome::Permanent { status: None, error };
@@ -269,15 +270,28 @@ impl Deliverer {
                 Ok(m) => m,
                 Err(err) => return permanent(format!("cannot build the message: {err}")),
             };
-        let transport = match e.tls.as_str() {
-            "implicit" => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.smtp_host),
-            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.smtp_host),
-            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host)),
-        };
-        let mut transport = match transport {
-            Ok(t) => t.port(e.smtp_port).timeout(Some(self.cfg.attempt_timeout)),
-            Err(err) => return permanent(format!("SMTP server {}: {err}", e.smtp_host)),
-        };
+        let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host)
+            .port(e.smtp_port)
+            .timeout(Some(self.cfg.attempt_timeout));
+        if e.tls != "none" {
+            let mut params = TlsParameters::builder(e.smtp_host.clone());
+            if let Some(f) = &e.ca_file {
+                let cert = match tokio::fs::read(f)
+                    .await
+                    .map_err(|err| err.to_string())
+                    .and_then(|pem| Certificate::from_pem(&pem).map_err(|err| format!("no PEM certificate: {err}")))
+                {
+                    Ok(c) => c,
+                    Err(err) => return permanent(format!("ca_file '{f}': {err}")),
+                };
+                params = params.add_root_certificate(cert);
+            }
+            let params = match params.build() {
+                Ok(p) => p,
+                Err(err) => return permanent(format!("TLS settings for {}: {err}", e.smtp_host)),
+            };
+            transport = transport.tls(if e.tls == "implicit" { Tls::Wrapper(params) } else { Tls::Required(params) });
+        }
         if let (Some(u), Some(p)) = (&e.username, &e.password) {
             transport = transport.credentials(Credentials::new(u.clone(), p.clone()));
         }

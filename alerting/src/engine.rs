@@ -350,7 +350,7 @@ impl Alerting {
                 };
                 report.rows = rows.len() as u64;
                 events = match &rule.condition {
-                    Condition::PerRow { key } => per_row_alerts(&rule, key, &columns, rows, now_us),
+                    Condition::PerRow { key } => per_row_alerts(&rule, key, &columns, rows, start, now_us),
                     Condition::Aggregate { .. } => aggregate_alerts(&rule, &mut st, &columns, rows, now_us),
                 };
                 Ok(())
@@ -690,24 +690,33 @@ fn row_values(a: &AlertRecord, columns: &[Value]) -> Option<Value> {
 }
 
 /// Per-row: every row is an alert, identified by its key columns' values (all columns when no
-/// key is given).
+/// key is given) within the window: rows of one window with the same key are one alert (the
+/// first row stands for it), and the window's start is part of the id, so the same key in a
+/// later window is a new alert while a repeated evaluation of the same window gives the same id.
 fn per_row_alerts(
     rule: &Rule,
     key: &[String],
     columns: &[Value],
     rows: Vec<Value>,
+    window_start: i64,
     now_us: i64,
 ) -> Vec<(AlertRecord, Vec<Value>)> {
+    let mut seen = std::collections::HashSet::new();
+    let start = window_start.to_string();
     rows.into_iter()
-        .map(|row| {
+        .filter_map(|row| {
             let map = notify::row_map(columns, &row);
             let dims: Map<String, Value> = if key.is_empty() {
                 map.clone()
             } else {
                 key.iter().map(|k| (k.clone(), map.get(k).cloned().unwrap_or(Value::Null))).collect()
             };
+            let id = stable_id(&[&rule.name, &start, &Value::Object(dims.clone()).to_string()]);
+            if !seen.insert(id.clone()) {
+                return None;
+            }
             let alert = AlertRecord {
-                alert_id: stable_id(&[&rule.name, &Value::Object(dims.clone()).to_string()]),
+                alert_id: id,
                 rule: rule.name.clone(),
                 severity: rule.severity,
                 monitor_condition: "Fired".into(),
@@ -717,7 +726,7 @@ fn per_row_alerts(
                 metric_value: None,
                 row: Some(map),
             };
-            (alert, vec![row])
+            Some((alert, vec![row]))
         })
         .collect()
 }

@@ -135,6 +135,10 @@ pub struct Email {
     pub password: Option<String>,
     pub from: String,
     pub to: Vec<String>,
+    /// A PEM file of CA certificates to trust for this server (a private CA), besides the
+    /// public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 fn smtp_port() -> u16 {
@@ -301,6 +305,15 @@ fn check_group(name: &str, g: &ActionGroup) -> Vec<String> {
         }
         if e.to.is_empty() {
             p.push(format!("action group '{name}': an email needs at least one recipient in 'to'"));
+        }
+        if let Some(f) = &e.ca_file {
+            match std::fs::read(f) {
+                Err(err) => p.push(format!("action group '{name}': ca_file '{f}': {err}")),
+                Ok(pem) if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() => {
+                    p.push(format!("action group '{name}': ca_file '{f}' holds no PEM certificate"))
+                }
+                Ok(_) => {}
+            }
         }
     }
     p

@@ -172,6 +172,7 @@ async fn permanent_failures_and_expired_retries_are_recorded_and_kept() {
 struct Mailbox {
     data: Arc<Mutex<Vec<u8>>>,
     rcpt: Arc<Mutex<Vec<String>>>,
+    logins: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl mailin_embedded::Handler for Mailbox {
@@ -179,32 +180,46 @@ impl mailin_embedded::Handler for Mailbox {
         self.rcpt.lock().unwrap().push(to.to_string());
         mailin_embedded::response::OK
     }
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> mailin_embedded::Response {
+        self.logins.lock().unwrap().push((user.to_string(), password.to_string()));
+        if password == "right" {
+            mailin_embedded::response::AUTH_OK
+        } else {
+            mailin_embedded::response::INVALID_CREDENTIALS
+        }
+    }
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
         self.data.lock().unwrap().extend_from_slice(buf);
         Ok(())
     }
 }
 
-#[tokio::test]
-async fn an_email_reaches_a_real_smtp_server() {
+/// An SMTP server on 127.0.0.1, with STARTTLS when given a certificate and key (PEM files).
+fn smtp_server(tls: Option<(String, String)>) -> (u16, Mailbox) {
     let mailbox = Mailbox::default();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut server = mailin_embedded::Server::new(mailbox.clone());
-    server.with_name("mail.test").with_ssl(mailin_embedded::SslConfig::None).unwrap().with_tcp_listener(listener);
+    let ssl = match tls {
+        Some((cert_path, key_path)) => {
+            server.with_auth(mailin_embedded::AuthMechanism::Plain);
+            mailin_embedded::SslConfig::SelfSigned { cert_path, key_path }
+        }
+        None => mailin_embedded::SslConfig::None,
+    };
+    server.with_name("mail.test").with_ssl(ssl).unwrap().with_tcp_listener(listener);
     // The SMTP server's threads end with the test process.
     std::thread::spawn(move || {
         let _ = server.serve();
     });
+    (port, mailbox)
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let group = format!(
-        "emails = [{{ smtp_host = \"127.0.0.1\", smtp_port = {port}, tls = \"none\", from = \"fimlake@example.com\", to = [\"soc@example.com\", \"pci@example.com\"] }}]"
-    );
-    rules_dir(dir.path(), &group, &[("changes", CHANGES)]);
+async fn send_one_change(dir: &std::path::Path, email: &str) -> Env {
+    rules_dir(dir, &format!("emails = [{email}]"), &[("changes", CHANGES)]);
     let t = t0();
-    start_rule_at(dir.path(), "changes", t);
-    let env = Env::open(dir.path(), fast_retries()).await;
+    start_rule_at(dir, "changes", t);
+    let env = Env::open(dir, fast_retries()).await;
     env.append(
         "ConfigurationChange",
         vec![serde_json::json!({
@@ -217,6 +232,17 @@ async fn an_email_reaches_a_real_smtp_server() {
     env.alerting.evaluate("changes", t + 10 * S).await.unwrap();
     env.alerting.start_delivery();
     wait_for("the email", || env.alerting.outbox().depth() == 0).await;
+    env
+}
+
+#[tokio::test]
+async fn an_email_reaches_a_real_smtp_server() {
+    let (port, mailbox) = smtp_server(None);
+    let dir = tempfile::tempdir().unwrap();
+    let email = format!(
+        "{{ smtp_host = \"127.0.0.1\", smtp_port = {port}, tls = \"none\", from = \"fimlake@example.com\", to = [\"soc@example.com\", \"pci@example.com\"] }}"
+    );
+    let env = send_one_change(dir.path(), &email).await;
     assert!(env.alerting.outbox().failed().unwrap().is_empty());
 
     let mail = String::from_utf8(mailbox.data.lock().unwrap().clone()).unwrap();
@@ -235,6 +261,52 @@ async fn an_email_reaches_a_real_smtp_server() {
         assert!(mail.contains(expected), "missing {expected}: {mail}");
     }
     assert!(mail.contains("Message-ID: <"), "a stable Message-ID lets mail clients drop duplicates");
+    env.close().await;
+}
+
+#[tokio::test]
+async fn an_email_goes_over_starttls_to_a_server_of_a_private_ca() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let (port, mailbox) =
+        smtp_server(Some((cert_path.to_str().unwrap().to_string(), key_path.to_str().unwrap().to_string())));
+
+    let email = |ca: &str| {
+        format!(
+            "{{ smtp_host = \"127.0.0.1\", smtp_port = {port}, tls = \"starttls\", from = \"fimlake@example.com\", to = [\"soc@example.com\"]{ca} }}"
+        )
+    };
+    // Trusting the server's CA: logged in and delivered, encrypted.
+    let trusted = format!(", ca_file = \"{}\", username = \"fimlake\", password = \"right\"", cert_path.display());
+    let env = send_one_change(dir.path(), &email(&trusted)).await;
+    assert_eq!(*mailbox.logins.lock().unwrap(), [("fimlake".to_string(), "right".to_string())]);
+    assert!(env.alerting.outbox().failed().unwrap().is_empty(), "{:?}", env.alerting.outbox().failed());
+    let mail = String::from_utf8(mailbox.data.lock().unwrap().clone()).unwrap();
+    assert!(mail.contains("Modified /etc/sudoers on web1"), "{mail}");
+    env.close().await;
+
+    // Without it, the certificate is refused and nothing is sent in clear text.
+    let dir2 = tempfile::tempdir().unwrap();
+    let (port2, mailbox2) =
+        smtp_server(Some((cert_path.to_str().unwrap().to_string(), key_path.to_str().unwrap().to_string())));
+    let untrusted = email("").replace(&port.to_string(), &port2.to_string());
+    rules_dir(dir2.path(), &format!("emails = [{untrusted}]"), &[("changes", CHANGES)]);
+    let t = t0();
+    start_rule_at(dir2.path(), "changes", t);
+    let mut cfg = fast_retries();
+    cfg.delivery.retry_for = Duration::from_secs(1);
+    let env = Env::open(dir2.path(), cfg).await;
+    env.change("web1", "/etc/sudoers", "Modified", t, t + S).await;
+    env.alerting.evaluate("changes", chrono::Utc::now().timestamp_micros()).await.unwrap();
+    env.alerting.start_delivery();
+    wait_for("giving up", || env.alerting.outbox().depth() == 0).await;
+    let failed = env.alerting.outbox().failed().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(mailbox2.data.lock().unwrap().is_empty(), "no message without a trusted TLS session");
     env.close().await;
 }
 

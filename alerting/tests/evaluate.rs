@@ -104,6 +104,26 @@ async fn records_at_window_edges_and_during_downtime_alert_exactly_once() {
 }
 
 #[tokio::test]
+async fn the_same_key_in_a_later_window_is_a_new_alert_and_once_per_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_file = CHANGES
+        .replace("project Computer, FileSystemPath, ChangeCategory, TimeGenerated", "project Computer, FileSystemPath");
+    rules_dir(dir.path(), GROUP, &[("changes", &by_file)]);
+    let t = t0();
+    start_rule_at(dir.path(), "changes", t);
+    let env = Env::open(dir.path(), AlertingConfig::default()).await;
+    env.change("web1", "/etc/hosts", "Modified", t, t + S).await;
+    env.change("web1", "/etc/hosts", "Modified", t, t + 2 * S).await;
+    let r = env.alerting.evaluate("changes", t + 10 * S).await.unwrap();
+    assert_eq!(r.fired, 1, "two rows with one key in one window are one alert");
+    env.change("web1", "/etc/hosts", "Modified", t, t + 11 * S).await;
+    let r = env.alerting.evaluate("changes", t + 20 * S).await.unwrap();
+    assert_eq!(r.fired, 1, "a later change of the same file is a new alert");
+    assert_eq!(alerted_paths(&env, "changes"), ["/etc/hosts", "/etc/hosts"], "two notifications, two ids");
+    env.close().await;
+}
+
+#[tokio::test]
 async fn catch_up_is_bounded_and_the_skipped_range_recorded() {
     let dir = tempfile::tempdir().unwrap();
     rules_dir(dir.path(), GROUP, &[("changes", CHANGES)]);
