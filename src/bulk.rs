@@ -16,6 +16,8 @@ pub struct BulkOptions {
     /// Uncompressed bytes per request.
     pub chunk_bytes: usize,
     pub progress: bool,
+    /// Sent as `Authorization: Bearer` (an ingest key).
+    pub api_key: Option<String>,
 }
 
 /// Splits a file's records: a JSON array, or one JSON object per line.
@@ -36,7 +38,11 @@ fn gzip(body: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 pub async fn run(opts: BulkOptions) -> anyhow::Result<u64> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(k) = &opts.api_key {
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {k}").parse().context("the API key")?);
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).default_headers(headers).build()?;
     let url = format!("{}/v1/tables/{}/records", opts.server.trim_end_matches('/'), opts.table);
     let mut texts = Vec::new();
     for f in &opts.files {

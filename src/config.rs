@@ -26,6 +26,8 @@ pub struct Config {
     pub query: QueryConfig,
     /// Alert rules: where they are, catch-up, notification limits, delivery retries.
     pub alerting: AlertingConfig,
+    /// API keys (`[[auth.keys]]`); none: no authentication, loopback addresses only.
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for Config {
@@ -38,6 +40,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             query: QueryConfig::default(),
             alerting: AlertingConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

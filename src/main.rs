@@ -1,5 +1,6 @@
 //! The `fimlake` command: the server and its tools.
 
+mod auth;
 mod bulk;
 mod config;
 mod query_cli;
@@ -33,6 +34,15 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Listen on a non-loopback address without API keys (anyone who reaches it can post
+        /// and read).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Bulk-load JSON or NDJSON files of records into a running server.
     Ingest {
@@ -48,6 +58,9 @@ enum Command {
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
+        /// An ingest API key, sent as `Authorization: Bearer`.
+        #[arg(long, env = "FIMLAKE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -66,6 +79,9 @@ enum Command {
         /// The workspace id for --server [default: from fimlake-data/workspace-id].
         #[arg(long)]
         workspace: Option<String>,
+        /// A query or admin API key for --server, sent as `Authorization: Bearer`.
+        #[arg(long, env = "FIMLAKE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
         /// ISO 8601 duration back from now (PT1H, P7D) or start/end interval.
         #[arg(long)]
         timespan: Option<String>,
@@ -94,6 +110,26 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key: prints the key (shown once, stored nowhere) and the [[auth.keys]]
+    /// entry, with the key's SHA-256, to add to the server's configuration.
+    Create {
+        /// ingest (post records), query (read), admin (read and manage alert rules).
+        #[arg(long, value_enum)]
+        role: auth::Role,
+        /// Who holds the key [default: the computer, or the role].
+        #[arg(long)]
+        name: Option<String>,
+        /// Ingest keys: records must have this Computer.
+        #[arg(long)]
+        computer: Option<String>,
+        /// Ingest keys: the tables it may post to, comma-separated [default: all].
+        #[arg(long, value_delimiter = ',')]
+        tables: Option<Vec<String>>,
+    },
+}
+
+#[derive(Subcommand)]
 enum RulesCommand {
     /// Check a rules directory (rule files and action-groups.toml) without starting the server:
     /// formats, ranges, action groups, and that every query compiles.
@@ -112,7 +148,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve { config, data_dir, listen } => {
+        Command::Serve { config, data_dir, listen, insecure } => {
             let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
             if let Some(d) = data_dir {
                 cfg.data_dir = d.clone();
@@ -121,15 +157,38 @@ fn main() -> anyhow::Result<()> {
             if let Some(l) = listen {
                 cfg.listen = l;
             }
-            rt.block_on(server::serve(cfg))
+            rt.block_on(server::serve(cfg, insecure))
         }
-        Command::Ingest { table, server, chunk_bytes, quiet, files } => {
+        Command::Keys { command: KeysCommand::Create { role, name, computer, tables } } => {
+            if role != auth::Role::Ingest && (computer.is_some() || tables.is_some()) {
+                anyhow::bail!("--computer and --tables apply to ingest keys only");
+            }
+            let reg = TableRegistry::builtin();
+            for t in tables.iter().flatten() {
+                if reg.get(t).is_none_or(|d| d.is_internal()) {
+                    anyhow::bail!(
+                        "table '{t}' cannot be posted to; tables are: ConfigurationChange, ConfigurationData, Heartbeat"
+                    );
+                }
+            }
+            let name = name.or_else(|| computer.clone()).unwrap_or_else(|| format!("{role:?}").to_lowercase());
+            let (key, entry) = auth::create(&name, role, computer, tables);
+            let snippet = toml::to_string(&serde_json::json!({"auth": {"keys": [entry]}}))?;
+            println!("key: {key}");
+            println!();
+            println!("Keep the key now: it is stored nowhere. Add this to the server's configuration file:");
+            println!();
+            print!("{snippet}");
+            Ok(())
+        }
+        Command::Ingest { table, server, chunk_bytes, quiet, files, api_key } => {
             let n = rt.block_on(bulk::run(bulk::BulkOptions {
                 server,
                 table: table.clone(),
                 files,
                 chunk_bytes,
                 progress: !quiet,
+                api_key,
             }))?;
             println!("{n} records accepted into {table}");
             Ok(())
@@ -143,7 +202,7 @@ fn main() -> anyhow::Result<()> {
             println!("{} rules and {} action groups are valid", set.rules.len(), set.action_groups.len());
             Ok(())
         }
-        Command::Query { server, data_dir, config, workspace, timespan, format, explain, query } => {
+        Command::Query { server, data_dir, config, workspace, api_key, timespan, format, explain, query } => {
             let target = match (server, data_dir) {
                 (_, Some(dir)) => {
                     let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
@@ -154,6 +213,7 @@ fn main() -> anyhow::Result<()> {
                 (server, None) => query_cli::Target::Server {
                     url: server.unwrap_or_else(|| "http://127.0.0.1:8080".into()),
                     workspace,
+                    api_key,
                 },
             };
             let out =

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// Where the query runs.
 pub enum Target {
     /// A server's query API; the workspace id defaults to the one in `fimlake-data`.
-    Server { url: String, workspace: Option<String> },
+    Server { url: String, workspace: Option<String>, api_key: Option<String> },
     /// A data directory, read-only, in this process.
     DataDir { storage: fimlake_storage::StorageConfig, query: fimlake_query::QueryConfig },
 }
@@ -35,9 +35,9 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
         Some(q) => q.to_string(),
     };
     let v = match opts.target {
-        Target::Server { url, workspace } => {
+        Target::Server { url, workspace, api_key } => {
             let path = if opts.explain { "explain" } else { "query" };
-            remote(&url, workspace, path, &text, opts.timespan.as_deref()).await?
+            remote(&url, workspace, api_key.as_deref(), path, &text, opts.timespan.as_deref()).await?
         }
         Target::DataDir { storage, query } => {
             local(&storage, &query, &text, opts.timespan.as_deref(), opts.explain).await?
@@ -53,6 +53,7 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
 async fn remote(
     server: &str,
     workspace: Option<String>,
+    api_key: Option<&str>,
     path: &str,
     text: &str,
     timespan: Option<&str>,
@@ -68,8 +69,11 @@ async fn remote(
     };
     let url = format!("{}/v1/workspaces/{ws}/{path}", server.trim_end_matches('/'));
     let body = json!({"query": text, "timespan": timespan});
-    let resp = reqwest::Client::new()
-        .post(&url)
+    let mut req = reqwest::Client::new().post(&url);
+    if let Some(k) = api_key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()

@@ -23,10 +23,16 @@ struct ServerState {
     http_seconds: HistogramVec,
 }
 
-pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
+    let tables = TableRegistry::builtin();
+    let auth = Arc::new(crate::auth::Auth::new(&cfg.auth, &tables.names())?);
+    crate::auth::check_exposure(cfg.listen, &auth, insecure)?;
+    if !auth.enabled() {
+        tracing::warn!(listen = %cfg.listen, "no API keys configured: anyone who can reach this address can post records and read them");
+    }
     let registry = Registry::new();
     let workspace = workspace_id(&cfg)?;
-    let storage = Storage::open(cfg.storage.clone(), TableRegistry::builtin(), &registry)
+    let storage = Storage::open(cfg.storage.clone(), tables, &registry)
         .await
         .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
     let ingest_metrics = IngestMetrics::new(&registry)?;
@@ -66,6 +72,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .merge(ingest)
         .merge(query)
         .merge(fimlake_alerting::api::router(alerting.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::auth::Guard { auth, audit: alerting.audit().clone() },
+            crate::auth::check,
+        ))
         .layer(axum::middleware::from_fn_with_state(state, observe));
 
     let listener =
@@ -80,7 +90,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     alerting.start();
     let rules = alerting.rules().await.len();
     println!("alert rules: {rules} (GET http://{addr}/v1/alert-rules)");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     alerting.stop();
     tracing::info!("shutting down: flushing buffers");
     storage.shutdown().await.context("flushing buffers at shutdown")?;

@@ -232,10 +232,22 @@ fn tables_metrics_and_health_are_served() {
     let names: Vec<&str> = v["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        vec!["ConfigurationChange", "ConfigurationData", "Heartbeat", "AlertEvaluation", "AlertEvent", "AlertDelivery"]
+        vec![
+            "ConfigurationChange",
+            "ConfigurationData",
+            "Heartbeat",
+            "AlertEvaluation",
+            "AlertEvent",
+            "AuditLog",
+            "AlertDelivery"
+        ]
     );
     let writable: Vec<bool> = v["tables"].as_array().unwrap().iter().map(|t| t["writable"] == true).collect();
-    assert_eq!(writable, [true, true, true, false, false, false], "the audit trail is written by the server only");
+    assert_eq!(
+        writable,
+        [true, true, true, false, false, false, false],
+        "the audit trail is written by the server only"
+    );
     assert_eq!(v["tables"][0]["columns"].as_array().unwrap().len(), 62);
     let (status, _, body) = common::http_get(&format!("{}/v1/tables/Heartbeat", server.url)).unwrap();
     assert_eq!(status, 200);

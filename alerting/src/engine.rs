@@ -210,6 +210,11 @@ impl Alerting {
         let _ = self.stop.send(true);
     }
 
+    /// The writer of fimlake's internal tables (also used by the server for `AuditLog`).
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -103,6 +103,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What an authenticated ingest key may post, set by the server's authentication layer: a key
+/// bound to a computer may only post records whose `Computer` is that computer, and only to its
+/// tables. Without it (authentication off), anything goes.
+#[derive(Debug, Clone)]
+pub struct IngestGrant {
+    /// The key's name, for error messages.
+    pub key: String,
+    pub computer: Option<String>,
+    pub tables: Option<Vec<String>>,
+}
+
 #[derive(Serialize)]
 struct TableInfo<'a> {
     name: &'a str,
@@ -161,13 +172,14 @@ struct Accepted {
 async fn post_records(
     State(st): State<IngestState>,
     Path(table): Path<String>,
+    grant: Option<Extension<IngestGrant>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     if st.storage.registry().get(&table).is_none() {
         return Err(unknown_table(&st, &table, "TableNotFound"));
     }
-    let accepted = ingest(&st, &table, &headers, body).await?;
+    let accepted = ingest(&st, &table, grant.map(|g| g.0), &headers, body).await?;
     Ok((StatusCode::OK, Json(accepted)).into_response())
 }
 
@@ -177,6 +189,7 @@ async fn post_stream(
     State(st): State<IngestState>,
     Path((_rule, stream)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    grant: Option<Extension<IngestGrant>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -214,7 +227,7 @@ async fn post_stream(
             ),
         ));
     }
-    let accepted = ingest(&st, table, &headers, body).await?;
+    let accepted = ingest(&st, table, grant.map(|g| g.0), &headers, body).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if !accepted.additional_fields.is_empty()
         && let Ok(v) = HeaderValue::from_str(&accepted.additional_fields.join(","))
@@ -225,9 +238,15 @@ async fn post_stream(
 }
 
 /// Reads, inflates, decodes, validates and appends one request's records.
-async fn ingest(st: &IngestState, table: &str, headers: &HeaderMap, body: Body) -> Result<Accepted, ApiError> {
+async fn ingest(
+    st: &IngestState,
+    table: &str,
+    grant: Option<IngestGrant>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted, ApiError> {
     let started = Instant::now();
-    let result = ingest_inner(st, table, headers, body).await;
+    let result = ingest_inner(st, table, grant, headers, body).await;
     let outcome = match &result {
         Ok(_) => "accepted",
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS || e.status == StatusCode::SERVICE_UNAVAILABLE => {
@@ -240,7 +259,23 @@ async fn ingest(st: &IngestState, table: &str, headers: &HeaderMap, body: Body) 
     result
 }
 
-async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: Body) -> Result<Accepted, ApiError> {
+async fn ingest_inner(
+    st: &IngestState,
+    table: &str,
+    grant: Option<IngestGrant>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted, ApiError> {
+    if let Some(g) = &grant
+        && let Some(allowed) = &g.tables
+        && !allowed.iter().any(|t| t == table)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "TableNotAllowed",
+            format!("key '{}' may post to {} only, not to '{table}'", g.key, allowed.join(", ")),
+        ));
+    }
     if st.storage.registry().get(table).is_some_and(|d| d.is_internal()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -313,6 +348,9 @@ async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: 
         }
     };
     let rows = decoded.batch.num_rows();
+    if let Some(IngestGrant { key, computer: Some(computer), .. }) = &grant {
+        check_computer(&decoded.batch, key, computer)?;
+    }
     let t = st.storage.table(table).map_err(storage_error)?;
     t.append(decoded.batch).await.map_err(|e| {
         st.metrics.bytes.with_label_values(&[table, "rejected"]).inc_by(wire_len as u64);
@@ -323,6 +361,32 @@ async fn ingest_inner(st: &IngestState, table: &str, headers: &HeaderMap, body: 
     st.metrics.records.with_label_values(&[table, "accepted"]).inc_by(rows as u64);
     st.metrics.bytes.with_label_values(&[table, "accepted"]).inc_by(wire_len as u64);
     Ok(Accepted { accepted: rows, additional_fields: decoded.additional_fields.into_iter().collect() })
+}
+
+/// Every record of a key bound to `computer` must say `Computer` = `computer`: no agent can
+/// speak for another host.
+fn check_computer(batch: &arrow::record_batch::RecordBatch, key: &str, computer: &str) -> Result<(), ApiError> {
+    use arrow::array::{Array, AsArray};
+    let refuse = |i: usize, claimed: &str| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ComputerMismatch",
+            format!(
+                "record {i} has Computer '{claimed}', but key '{key}' may only post records of computer '{computer}'; nothing was stored"
+            ),
+        )
+    };
+    let Some(col) = batch.column_by_name(fimlake_storage::schema::COMPUTER_COLUMN) else {
+        return Err(refuse(0, ""));
+    };
+    let col = col.as_string::<i32>();
+    for i in 0..col.len() {
+        let claimed = if col.is_null(i) { "" } else { col.value(i) };
+        if claimed != computer {
+            return Err(refuse(i, claimed));
+        }
+    }
+    Ok(())
 }
 
 fn too_large(limit: usize, provided: Option<usize>) -> ApiError {

@@ -44,6 +44,9 @@ pub fn router(state: QueryState) -> Router {
         .with_state(state)
 }
 
+/// Response header with the number of rows a query returned (for the server's audit log).
+pub const ROWS_HEADER: &str = "x-fimlake-rows";
+
 fn error(status: StatusCode, code: &str, message: &str, inner: Option<Value>) -> Response {
     let mut e = json!({"code": code, "message": message});
     if let Some(i) = inner {
@@ -150,8 +153,14 @@ async fn run(st: &QueryState, ws: &str, headers: &HeaderMap, query: &str, timesp
     let timeout = wait(headers);
     match st.engine.run(query, range, timeout).await {
         Ok(result) => {
+            let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();
             let body = encode::to_json(&result, st.engine.max_rows);
-            (StatusCode::OK, [("content-type", "application/json; charset=utf-8")], body.to_string()).into_response()
+            (
+                StatusCode::OK,
+                [("content-type", "application/json; charset=utf-8".to_string()), (ROWS_HEADER, rows.to_string())],
+                body.to_string(),
+            )
+                .into_response()
         }
         Err(e) => error_response(e),
     }

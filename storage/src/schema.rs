@@ -251,7 +251,7 @@ pub struct TableRegistry {
 impl TableRegistry {
     /// The tables of Azure Change Tracking: `ConfigurationChange`, `ConfigurationData`,
     /// `Heartbeat`, with the exact Azure column names and types; and fimlake's own audit trail
-    /// of alerting (`AlertEvaluation`, `AlertEvent`, `AlertDelivery`), which only the server
+    /// of alerting (`AlertEvaluation`, `AlertEvent`, `AlertDelivery`) and of the API (`AuditLog`), which only the server
     /// writes ([`TableDef::is_internal`]).
     pub fn builtin() -> Self {
         TableRegistry {
@@ -284,6 +284,14 @@ impl TableRegistry {
                         "AlertEvent",
                         "One record per alert fired or resolved, and what happened to its notification",
                         audit::ALERT_EVENT,
+                    )
+                    .internal(),
+                ),
+                Arc::new(
+                    TableDef::new(
+                        "AuditLog",
+                        "Who called the API: every query, every alert rule change, every refused request",
+                        audit::AUDIT_LOG,
                     )
                     .internal(),
                 ),

@@ -50,3 +50,17 @@ pub(crate) const ALERT_DELIVERY: Columns = &[
     ("DurationMs", Real, "How long the attempt took"),
     ("NextAttempt", DateTime, "When the next attempt is due (Retrying)"),
 ];
+
+pub(crate) const AUDIT_LOG: Columns = &[
+    ("Principal", String, "The API key's name, or 'anonymous' when the server runs without keys"),
+    ("Role", String, "The key's role: ingest, query or admin"),
+    ("Method", String, "The HTTP method"),
+    ("Route", String, "The API route, e.g. /v1/alert-rules/{name}"),
+    ("Url", String, "The path and query string"),
+    ("Status", Int, "The HTTP status answered"),
+    ("DurationMs", Real, "How long the request took"),
+    ("ClientAddress", String, "The client's address and port"),
+    ("QueryText", String, "The KQL text of a query or explain request"),
+    ("Rows", Long, "Rows a query returned"),
+    ("Detail", String, "The body of an alert rule change, or why a request was refused"),
+];

@@ -1,0 +1,367 @@
+//! API keys and roles: who may call which endpoint.
+//!
+//! Keys are random (`flk_` + 64 hex digits) and stored in the configuration only as their
+//! SHA-256 (`hash = "sha256:<hex>"`): a leaked configuration gives no key. A request presents
+//! `Authorization: Bearer <key>`; its hash is compared with every configured hash in constant
+//! time. Roles:
+//!
+//! | role     | may                                                                        |
+//! |----------|----------------------------------------------------------------------------|
+//! | `ingest` | post records (optionally only for one `computer`, only to some `tables`)   |
+//! | `query`  | run queries, read rules, alerts, notifications and metrics                 |
+//! | `admin`  | what `query` may, and create, change and delete alert rules                |
+//!
+//! Any key may list the tables' schemas; `/healthz` and `/readyz` are open. No role may do what
+//! another is for: an `admin` key cannot post records, an `ingest` key cannot read them.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Ingest,
+    Query,
+    Admin,
+}
+
+/// `[[auth.keys]]` in the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Who holds the key (shown in logs and the audit trail).
+    pub name: String,
+    /// `sha256:<64 hex digits>`, as `fimlake keys create` prints it.
+    pub hash: String,
+    pub role: Role,
+    /// `ingest` only: every record posted with this key must have this `Computer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computer: Option<String>,
+    /// `ingest` only: the tables this key may post to (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub keys: Vec<KeyConfig>,
+}
+
+#[derive(Debug, Clone)]
+struct Key {
+    config: KeyConfig,
+    hash: [u8; 32],
+}
+
+/// The configured keys, checked.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    keys: Vec<Key>,
+}
+
+/// What an endpoint needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Open,
+    AnyKey,
+    Ingest,
+    Read,
+    Admin,
+}
+
+fn need(method: &Method, route: &str) -> Need {
+    match route {
+        "/healthz" | "/readyz" => Need::Open,
+        "/v1/tables" | "/v1/tables/{table}" => Need::AnyKey,
+        "/v1/tables/{table}/records" | "/dataCollectionRules/{rule}/streams/{stream}" => Need::Ingest,
+        "/v1/alert-rules/{name}" if method == Method::PUT || method == Method::DELETE => Need::Admin,
+        "/metrics"
+        | "/v1/workspaces/{workspace}/query"
+        | "/workspaces/{workspace}/query"
+        | "/v1/workspaces/{workspace}/explain"
+        | "/v1/alert-rules"
+        | "/v1/alert-rules/{name}"
+        | "/v1/alerts"
+        | "/v1/notifications" => Need::Read,
+        // Unknown routes answer 404, but only to a caller with a key.
+        _ => Need::AnyKey,
+    }
+}
+
+fn allows(role: Role, need: Need) -> bool {
+    match need {
+        Need::Open | Need::AnyKey => true,
+        Need::Ingest => role == Role::Ingest,
+        Need::Read => matches!(role, Role::Query | Role::Admin),
+        Need::Admin => role == Role::Admin,
+    }
+}
+
+pub fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A new random key and its configuration entry.
+pub fn create(name: &str, role: Role, computer: Option<String>, tables: Option<Vec<String>>) -> (String, KeyConfig) {
+    let key = format!("flk_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let hash = format!("sha256:{}", hex::encode(hash_key(&key)));
+    (key, KeyConfig { name: name.to_string(), hash, role, computer, tables })
+}
+
+impl Auth {
+    /// Checks the configured keys: hash format, unique names and hashes, bindings only on
+    /// ingest keys, tables that exist.
+    pub fn new(cfg: &AuthConfig, tables: &[&str]) -> anyhow::Result<Auth> {
+        let mut keys: Vec<Key> = Vec::new();
+        for k in &cfg.keys {
+            let hex_part = k.hash.strip_prefix("sha256:").unwrap_or("");
+            let bytes = hex::decode(hex_part).ok().filter(|b| b.len() == 32).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[[auth.keys]] '{}': hash must be 'sha256:' and 64 hex digits (from `fimlake keys create`)",
+                    k.name
+                )
+            })?;
+            let hash: [u8; 32] = bytes.try_into().expect("checked length");
+            if keys.iter().any(|o| o.config.name == k.name) {
+                anyhow::bail!("[[auth.keys]]: two keys are named '{}'", k.name);
+            }
+            if keys.iter().any(|o| o.hash == hash) {
+                anyhow::bail!("[[auth.keys]] '{}': the same key is configured twice", k.name);
+            }
+            if k.role != Role::Ingest && (k.computer.is_some() || k.tables.is_some()) {
+                anyhow::bail!("[[auth.keys]] '{}': computer and tables apply to ingest keys only", k.name);
+            }
+            for t in k.tables.iter().flatten() {
+                if !tables.contains(&t.as_str()) {
+                    anyhow::bail!(
+                        "[[auth.keys]] '{}': table '{t}' does not exist (tables: {})",
+                        k.name,
+                        tables.join(", ")
+                    );
+                }
+            }
+            keys.push(Key { config: k.clone(), hash });
+        }
+        Ok(Auth { keys })
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The key whose hash matches `presented`; every configured hash is compared, in constant
+    /// time.
+    fn find(&self, presented: &str) -> Option<&Key> {
+        let h = hash_key(presented);
+        let mut found = None;
+        for k in &self.keys {
+            if bool::from(k.hash.ct_eq(&h)) {
+                found = Some(k);
+            }
+        }
+        found
+    }
+}
+
+/// Azure's error shape.
+fn deny(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut resp =
+        (status, axum::Json(serde_json::json!({"error": {"code": code, "message": message}}))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+/// What the middleware needs: the keys and the audit trail's writer.
+#[derive(Clone)]
+pub struct Guard {
+    pub auth: std::sync::Arc<Auth>,
+    pub audit: fimlake_alerting::audit::Audit,
+}
+
+/// Bodies read for the audit log (queries, rule changes) are capped at this size.
+pub const MAX_LOGGED_BODY: usize = 1 << 20;
+
+/// The middleware: authenticates the caller, checks its role against the route, hands ingest
+/// keys' bindings to the ingestion API, and records the call in `AuditLog`.
+pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map_or("", |p| p.as_str()).to_string();
+    let need = need(req.method(), &route);
+    if need == Need::Open {
+        return next.run(req).await;
+    }
+    let mut entry = serde_json::json!({
+        "Method": req.method().as_str(),
+        "Route": route,
+        "Url": req.uri().path_and_query().map_or("", |p| p.as_str()),
+        "ClientAddress": req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()),
+        "Principal": "anonymous",
+    });
+    let mut req = req;
+    if guard.auth.enabled() {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        let Some(key) = presented.and_then(|p| guard.auth.find(p)) else {
+            let resp =
+                deny(StatusCode::UNAUTHORIZED, "AuthorizationRequiredError", "Valid authentication was not provided");
+            entry["Principal"] = "unknown".into();
+            entry["Detail"] = if presented.is_some() { "unknown key" } else { "no key" }.into();
+            log(&guard, entry, resp.status(), started).await;
+            return resp;
+        };
+        entry["Principal"] = key.config.name.clone().into();
+        entry["Role"] = serde_json::to_value(key.config.role).expect("a role serialises");
+        if !allows(key.config.role, need) {
+            let resp = deny(
+                StatusCode::FORBIDDEN,
+                "InsufficientAccessError",
+                &format!(
+                    "The provided credentials have insufficient access to perform the requested operation (key '{}' has role {:?})",
+                    key.config.name, key.config.role
+                ),
+            );
+            entry["Detail"] = "role does not allow this".into();
+            log(&guard, entry, resp.status(), started).await;
+            return resp;
+        }
+        if key.config.role == Role::Ingest {
+            req.extensions_mut().insert(fimlake_ingest::IngestGrant {
+                key: key.config.name.clone(),
+                computer: key.config.computer.clone(),
+                tables: key.config.tables.clone(),
+            });
+        }
+    }
+    // The text of queries and rule changes goes into the log: read the body (bounded) and put it
+    // back.
+    let wants_body = matches!(
+        route.as_str(),
+        "/v1/workspaces/{workspace}/query" | "/workspaces/{workspace}/query" | "/v1/workspaces/{workspace}/explain"
+    ) && req.method() == Method::POST
+        || route == "/v1/alert-rules/{name}" && req.method() == Method::PUT;
+    if wants_body {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, MAX_LOGGED_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                let resp = deny(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestTooLarge",
+                    &format!("the request body is over {MAX_LOGGED_BODY} bytes"),
+                );
+                log(&guard, entry, resp.status(), started).await;
+                return resp;
+            }
+        };
+        if route.contains("alert-rules") {
+            entry["Detail"] = String::from_utf8_lossy(&bytes).into_owned().into();
+        } else if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            entry["QueryText"] = v["query"].clone();
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    } else if route.ends_with("/query") {
+        let q = req.uri().query().unwrap_or("");
+        let text = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "query").map(|(_, v)| v.into_owned());
+        entry["QueryText"] = text.into();
+    }
+    let resp = next.run(req).await;
+    let accepted_ingest = need == Need::Ingest && resp.status().is_success();
+    // Scrapes of /metrics are not worth a row each.
+    if !accepted_ingest && route != "/metrics" {
+        if let Some(rows) = resp.headers().get(fimlake_query::api::ROWS_HEADER).and_then(|v| v.to_str().ok()) {
+            entry["Rows"] = rows.parse::<u64>().ok().into();
+        }
+        log(&guard, entry, resp.status(), started).await;
+    }
+    resp
+}
+
+/// Appends one `AuditLog` row, off the request's path.
+async fn log(guard: &Guard, mut entry: serde_json::Value, status: StatusCode, started: Instant) {
+    entry["Status"] = status.as_u16().into();
+    entry["DurationMs"] = (started.elapsed().as_secs_f64() * 1000.0).into();
+    let audit = guard.audit.clone();
+    tokio::spawn(async move { audit.record("AuditLog", vec![entry]).await });
+}
+
+/// Whether the server may listen on `listen` with these keys: without keys, only on a loopback
+/// address, unless `insecure`.
+pub fn check_exposure(listen: std::net::SocketAddr, auth: &Auth, insecure: bool) -> anyhow::Result<()> {
+    if auth.enabled() || listen.ip().is_loopback() || insecure {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {listen} without API keys: anyone who reaches it could post records and read every \
+         change. Create keys with `fimlake keys create --role ingest|query|admin` and add them under [[auth.keys]], \
+         listen on a loopback address, or pass --insecure to accept the risk"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_role_may_do_exactly_its_part() {
+        let routes = [
+            (Method::POST, "/v1/tables/{table}/records", [true, false, false]),
+            (Method::POST, "/dataCollectionRules/{rule}/streams/{stream}", [true, false, false]),
+            (Method::POST, "/v1/workspaces/{workspace}/query", [false, true, true]),
+            (Method::GET, "/v1/alert-rules", [false, true, true]),
+            (Method::PUT, "/v1/alert-rules/{name}", [false, false, true]),
+            (Method::DELETE, "/v1/alert-rules/{name}", [false, false, true]),
+            (Method::GET, "/metrics", [false, true, true]),
+            (Method::GET, "/v1/tables", [true, true, true]),
+        ];
+        for (method, route, expected) in routes {
+            let got = [Role::Ingest, Role::Query, Role::Admin].map(|r| allows(r, need(&method, route)));
+            assert_eq!(got, expected, "{method} {route}");
+        }
+        assert_eq!(need(&Method::GET, "/healthz"), Need::Open);
+    }
+
+    #[test]
+    fn keys_are_stored_hashed_and_checked() {
+        let (key, cfg) = create("web1", Role::Ingest, Some("web1".into()), None);
+        assert!(key.starts_with("flk_") && key.len() == 68);
+        assert!(!cfg.hash.contains(&key[4..]));
+        let auth = Auth::new(&AuthConfig { keys: vec![cfg.clone()] }, &["Heartbeat"]).unwrap();
+        assert_eq!(auth.find(&key).unwrap().config.name, "web1");
+        assert!(auth.find("flk_wrong").is_none());
+        let bad = KeyConfig { hash: "md5:00".into(), ..cfg.clone() };
+        assert!(Auth::new(&AuthConfig { keys: vec![bad] }, &[]).unwrap_err().to_string().contains("sha256"));
+        let bound_query = KeyConfig { role: Role::Query, ..cfg.clone() };
+        assert!(Auth::new(&AuthConfig { keys: vec![bound_query] }, &[]).is_err());
+        let unknown_table = KeyConfig { tables: Some(vec!["Nope".into()]), ..cfg };
+        assert!(Auth::new(&AuthConfig { keys: vec![unknown_table] }, &["Heartbeat"]).is_err());
+    }
+
+    #[test]
+    fn without_keys_only_loopback_unless_insecure() {
+        let none = Auth::default();
+        assert!(check_exposure("127.0.0.1:8080".parse().unwrap(), &none, false).is_ok());
+        assert!(check_exposure("[::1]:8080".parse().unwrap(), &none, false).is_ok());
+        let e = check_exposure("0.0.0.0:8080".parse().unwrap(), &none, false).unwrap_err();
+        assert!(e.to_string().contains("--insecure"), "{e}");
+        assert!(check_exposure("0.0.0.0:8080".parse().unwrap(), &none, true).is_ok());
+        let (_, k) = create("q", Role::Query, None, None);
+        let with_keys = Auth::new(&AuthConfig { keys: vec![k] }, &[]).unwrap();
+        assert!(check_exposure("10.0.0.5:8080".parse().unwrap(), &with_keys, false).is_ok());
+    }
+}
