@@ -300,16 +300,22 @@ async fn log(guard: &Guard, mut entry: serde_json::Value, status: StatusCode, st
     tokio::spawn(async move { audit.record("AuditLog", vec![entry]).await });
 }
 
-/// Whether the server may listen on `listen` with these keys: without keys, only on a loopback
-/// address, unless `insecure`.
-pub fn check_exposure(listen: std::net::SocketAddr, auth: &Auth, insecure: bool) -> anyhow::Result<()> {
-    if auth.enabled() || listen.ip().is_loopback() || insecure {
+/// Whether the server may listen on `listen`: a non-loopback address needs API keys and TLS
+/// (keys sent in clear text are keys given away), unless `insecure`.
+pub fn check_exposure(listen: std::net::SocketAddr, auth: &Auth, tls: bool, insecure: bool) -> anyhow::Result<()> {
+    if listen.ip().is_loopback() || insecure || auth.enabled() && tls {
         return Ok(());
     }
+    let missing = match (auth.enabled(), tls) {
+        (false, false) => "API keys and TLS",
+        (false, true) => "API keys",
+        _ => "TLS",
+    };
     anyhow::bail!(
-        "refusing to listen on {listen} without API keys: anyone who reaches it could post records and read every \
-         change. Create keys with `fimlake keys create --role ingest|query|admin` and add them under [[auth.keys]], \
-         listen on a loopback address, or pass --insecure to accept the risk"
+        "refusing to listen on {listen} without {missing}: anyone who reaches it could post records and read every \
+         change. Create keys with `fimlake keys create --role ingest|query|admin` (under [[auth.keys]]) and a \
+         certificate ([tls] cert_file, key_file; `fimlake certs self-signed` for a test), listen on a loopback \
+         address, or pass --insecure to accept the risk"
     )
 }
 
@@ -355,13 +361,16 @@ mod tests {
     #[test]
     fn without_keys_only_loopback_unless_insecure() {
         let none = Auth::default();
-        assert!(check_exposure("127.0.0.1:8080".parse().unwrap(), &none, false).is_ok());
-        assert!(check_exposure("[::1]:8080".parse().unwrap(), &none, false).is_ok());
-        let e = check_exposure("0.0.0.0:8080".parse().unwrap(), &none, false).unwrap_err();
-        assert!(e.to_string().contains("--insecure"), "{e}");
-        assert!(check_exposure("0.0.0.0:8080".parse().unwrap(), &none, true).is_ok());
+        let public = "0.0.0.0:8080".parse().unwrap();
+        assert!(check_exposure("127.0.0.1:8080".parse().unwrap(), &none, false, false).is_ok());
+        assert!(check_exposure("[::1]:8080".parse().unwrap(), &none, false, false).is_ok());
+        let e = check_exposure(public, &none, false, false).unwrap_err();
+        assert!(e.to_string().contains("without API keys and TLS") && e.to_string().contains("--insecure"), "{e}");
+        assert!(check_exposure(public, &none, false, true).is_ok());
         let (_, k) = create("q", Role::Query, None, None);
         let with_keys = Auth::new(&AuthConfig { keys: vec![k] }, &[]).unwrap();
-        assert!(check_exposure("10.0.0.5:8080".parse().unwrap(), &with_keys, false).is_ok());
+        assert!(check_exposure(public, &with_keys, false, false).unwrap_err().to_string().contains("without TLS"));
+        assert!(check_exposure(public, &none, true, false).unwrap_err().to_string().contains("without API keys:"));
+        assert!(check_exposure("10.0.0.5:8080".parse().unwrap(), &with_keys, true, false).is_ok());
     }
 }

@@ -18,6 +18,8 @@ pub struct BulkOptions {
     pub progress: bool,
     /// Sent as `Authorization: Bearer` (an ingest key).
     pub api_key: Option<String>,
+    /// PEM CA certificates to trust for an https server.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Splits a file's records: a JSON array, or one JSON object per line.
@@ -42,7 +44,10 @@ pub async fn run(opts: BulkOptions) -> anyhow::Result<u64> {
     if let Some(k) = &opts.api_key {
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {k}").parse().context("the API key")?);
     }
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).default_headers(headers).build()?;
+    let client = crate::tls::client_builder(opts.ca_file.as_deref())?
+        .timeout(Duration::from_secs(120))
+        .default_headers(headers)
+        .build()?;
     let url = format!("{}/v1/tables/{}/records", opts.server.trim_end_matches('/'), opts.table);
     let mut texts = Vec::new();
     for f in &opts.files {

@@ -28,6 +28,11 @@ pub struct Config {
     pub alerting: AlertingConfig,
     /// API keys (`[[auth.keys]]`); none: no authentication, loopback addresses only.
     pub auth: crate::auth::AuthConfig,
+    /// Serve HTTPS (`[tls] cert_file, key_file`).
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// A client must have sent its request headers within this time (slow clients).
+    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -41,6 +46,8 @@ impl Default for Config {
             query: QueryConfig::default(),
             alerting: AlertingConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            tls: None,
+            header_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

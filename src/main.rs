@@ -5,6 +5,7 @@ mod bulk;
 mod config;
 mod query_cli;
 mod server;
+mod tls;
 
 use std::path::PathBuf;
 
@@ -39,6 +40,11 @@ enum Command {
         #[arg(long)]
         insecure: bool,
     },
+    /// TLS certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
     /// API keys.
     Keys {
         #[command(subcommand)]
@@ -61,6 +67,9 @@ enum Command {
         /// An ingest API key, sent as `Authorization: Bearer`.
         #[arg(long, env = "FIMLAKE_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// PEM CA certificates to trust for an https server (besides the system's).
+        #[arg(long, env = "FIMLAKE_CA_FILE")]
+        ca_file: Option<PathBuf>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -82,6 +91,9 @@ enum Command {
         /// A query or admin API key for --server, sent as `Authorization: Bearer`.
         #[arg(long, env = "FIMLAKE_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// PEM CA certificates to trust for an https server (besides the system's).
+        #[arg(long, env = "FIMLAKE_CA_FILE")]
+        ca_file: Option<PathBuf>,
         /// ISO 8601 duration back from now (PT1H, P7D) or start/end interval.
         #[arg(long)]
         timespan: Option<String>,
@@ -106,6 +118,20 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a development CA (ca.pem) and a server certificate signed by it (server.pem,
+    /// server-key.pem) for testing TLS; give clients ca.pem.
+    SelfSigned {
+        /// The directory to write to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Names and addresses the certificate is for (repeat).
+        #[arg(long = "host", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        hosts: Vec<String>,
     },
 }
 
@@ -159,6 +185,16 @@ fn main() -> anyhow::Result<()> {
             }
             rt.block_on(server::serve(cfg, insecure))
         }
+        Command::Certs { command: CertsCommand::SelfSigned { out, hosts } } => {
+            tls::self_signed(&out, &hosts)?;
+            println!("wrote {0}/ca.pem, {0}/server.pem, {0}/server-key.pem for {1}", out.display(), hosts.join(", "));
+            println!("server: [tls] cert_file = \"{0}/server.pem\", key_file = \"{0}/server-key.pem\"", out.display());
+            println!(
+                "clients: --ca-file {0}/ca.pem (fimlake query, fimlake ingest), ca_file in fimlake-agent.toml",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Keys { command: KeysCommand::Create { role, name, computer, tables } } => {
             if role != auth::Role::Ingest && (computer.is_some() || tables.is_some()) {
                 anyhow::bail!("--computer and --tables apply to ingest keys only");
@@ -181,7 +217,7 @@ fn main() -> anyhow::Result<()> {
             print!("{snippet}");
             Ok(())
         }
-        Command::Ingest { table, server, chunk_bytes, quiet, files, api_key } => {
+        Command::Ingest { table, server, chunk_bytes, quiet, files, api_key, ca_file } => {
             let n = rt.block_on(bulk::run(bulk::BulkOptions {
                 server,
                 table: table.clone(),
@@ -189,6 +225,7 @@ fn main() -> anyhow::Result<()> {
                 chunk_bytes,
                 progress: !quiet,
                 api_key,
+                ca_file,
             }))?;
             println!("{n} records accepted into {table}");
             Ok(())
@@ -202,7 +239,7 @@ fn main() -> anyhow::Result<()> {
             println!("{} rules and {} action groups are valid", set.rules.len(), set.action_groups.len());
             Ok(())
         }
-        Command::Query { server, data_dir, config, workspace, api_key, timespan, format, explain, query } => {
+        Command::Query { server, data_dir, config, workspace, api_key, ca_file, timespan, format, explain, query } => {
             let target = match (server, data_dir) {
                 (_, Some(dir)) => {
                     let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
@@ -214,6 +251,7 @@ fn main() -> anyhow::Result<()> {
                     url: server.unwrap_or_else(|| "http://127.0.0.1:8080".into()),
                     workspace,
                     api_key,
+                    ca_file,
                 },
             };
             let out =

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// Where the query runs.
 pub enum Target {
     /// A server's query API; the workspace id defaults to the one in `fimlake-data`.
-    Server { url: String, workspace: Option<String>, api_key: Option<String> },
+    Server { url: String, workspace: Option<String>, api_key: Option<String>, ca_file: Option<std::path::PathBuf> },
     /// A data directory, read-only, in this process.
     DataDir { storage: fimlake_storage::StorageConfig, query: fimlake_query::QueryConfig },
 }
@@ -35,9 +35,10 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
         Some(q) => q.to_string(),
     };
     let v = match opts.target {
-        Target::Server { url, workspace, api_key } => {
+        Target::Server { url, workspace, api_key, ca_file } => {
             let path = if opts.explain { "explain" } else { "query" };
-            remote(&url, workspace, api_key.as_deref(), path, &text, opts.timespan.as_deref()).await?
+            let client = crate::tls::client_builder(ca_file.as_deref())?.build()?;
+            remote(&client, &url, workspace, api_key.as_deref(), path, &text, opts.timespan.as_deref()).await?
         }
         Target::DataDir { storage, query } => {
             local(&storage, &query, &text, opts.timespan.as_deref(), opts.explain).await?
@@ -51,6 +52,7 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
 
 /// Runs the query on a server's API and returns its JSON answer.
 async fn remote(
+    client: &reqwest::Client,
     server: &str,
     workspace: Option<String>,
     api_key: Option<&str>,
@@ -69,7 +71,7 @@ async fn remote(
     };
     let url = format!("{}/v1/workspaces/{ws}/{path}", server.trim_end_matches('/'));
     let body = json!({"query": text, "timespan": timespan});
-    let mut req = reqwest::Client::new().post(&url);
+    let mut req = client.post(&url);
     if let Some(k) = api_key {
         req = req.bearer_auth(k);
     }

@@ -26,10 +26,11 @@ struct ServerState {
 pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     let tables = TableRegistry::builtin();
     let auth = Arc::new(crate::auth::Auth::new(&cfg.auth, &tables.names())?);
-    crate::auth::check_exposure(cfg.listen, &auth, insecure)?;
+    crate::auth::check_exposure(cfg.listen, &auth, cfg.tls.is_some(), insecure)?;
     if !auth.enabled() {
         tracing::warn!(listen = %cfg.listen, "no API keys configured: anyone who can reach this address can post records and read them");
     }
+    let tls = cfg.tls.as_ref().map(crate::tls::server_config).transpose().context("TLS settings ([tls])")?;
     let registry = Registry::new();
     let workspace = workspace_id(&cfg)?;
     let storage = Storage::open(cfg.storage.clone(), tables, &registry)
@@ -78,26 +79,53 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         ))
         .layer(axum::middleware::from_fn_with_state(state, observe));
 
-    let listener =
-        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    println!("fimlake listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("fimlake listening on {scheme}://{addr}");
     println!("data directory: {} (tables in {})", cfg.data_dir.display(), storage.table_root());
-    println!("workspace id: {workspace} (query: POST http://{addr}/v1/workspaces/{workspace}/query)");
+    println!("workspace id: {workspace} (query: POST {scheme}://{addr}/v1/workspaces/{workspace}/query)");
     println!(
-        "post a record: curl -X POST http://{addr}/v1/tables/Heartbeat/records -H 'Content-Type: application/json' -d '[{{\"Computer\":\"web1\"}}]'"
+        "post a record: curl -X POST {scheme}://{addr}/v1/tables/Heartbeat/records -H 'Content-Type: application/json' -d '[{{\"Computer\":\"web1\"}}]'"
     );
     alerting.start();
     let rules = alerting.rules().await.len();
-    println!("alert rules: {rules} (GET http://{addr}/v1/alert-rules)");
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    println!("alert rules: {rules} (GET {scheme}://{addr}/v1/alert-rules)");
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        Some(config) => {
+            let mut server =
+                axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(config))?;
+            limit_slow_clients(server.http_builder(), cfg.header_read_timeout);
+            server.handle(handle).serve(service).await?
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener)?;
+            limit_slow_clients(server.http_builder(), cfg.header_read_timeout);
+            server.handle(handle).serve(service).await?
+        }
+    }
     alerting.stop();
     tracing::info!("shutting down: flushing buffers");
     storage.shutdown().await.context("flushing buffers at shutdown")?;
     println!("fimlake stopped");
     Ok(())
+}
+
+/// A client must send its request headers within `timeout` (slowloris); the body is bounded by
+/// the ingest and query limits and `request_timeout`.
+fn limit_slow_clients(
+    b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    timeout: std::time::Duration,
+) {
+    b.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
 }
 
 async fn shutdown_signal() {

@@ -271,3 +271,24 @@ fn tables_metrics_and_health_are_served() {
     assert_eq!(common::http_get(&format!("{}/healthz", server.url)).unwrap().0, 200);
     assert_eq!(common::http_get(&format!("{}/readyz", server.url)).unwrap().0, 200);
 }
+
+#[test]
+fn a_slow_client_is_cut_off_and_the_server_keeps_serving() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("FIMLAKE_HEADER_READ_TIMEOUT", "1s")]);
+    let host = server.url.strip_prefix("http://").unwrap();
+    // Headers started, never finished (slowloris).
+    let mut slow = std::net::TcpStream::connect(host).unwrap();
+    slow.write_all(b"POST /v1/tables/Heartbeat/records HTTP/1.1\r\nHost: x\r\nContent-Type: appl").unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(10), "the connection was closed by the server, after {waited:?}");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    let (status, _, _) = common::http_get(&format!("{}/readyz", server.url)).unwrap();
+    assert_eq!(status, 200, "others are served");
+}

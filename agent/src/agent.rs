@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::Utc;
 use notify::{RecursiveMode, Watcher};
 use serde_json::Value;
@@ -260,10 +261,29 @@ impl Agent {
         Ok(())
     }
 
+    /// The client for the server: trusts `ca_file` besides the system's roots.
+    fn http_client(&self) -> anyhow::Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder();
+        if let Some(f) = &self.cfg.ca_file {
+            let pem = std::fs::read(f).with_context(|| format!("reading ca_file {}", f.display()))?;
+            for c in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("ca_file {}", f.display()))? {
+                b = b.add_root_certificate(c);
+            }
+        }
+        Ok(b.build()?)
+    }
+
     /// Sends spooled batches, oldest first, until `stop`; retries with backoff and keeps the
     /// record rate under `max_events_per_second`.
     pub async fn sender(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let client = reqwest::Client::new();
+        let client = match self.http_client() {
+            Ok(c) => c,
+            Err(e) => {
+                // Records stay spooled; nothing is sent until the configuration is fixed.
+                tracing::error!(error = %e, "cannot build the HTTP client; records stay in the spool");
+                return;
+            }
+        };
         let mut backoff = Duration::from_millis(500);
         loop {
             if *stop.borrow() {

@@ -50,6 +50,8 @@ pub struct AgentConfig {
     pub server: String,
     /// Sent as `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
+    /// PEM CA certificates to trust for an https server (a private CA), besides the system's.
+    pub ca_file: Option<PathBuf>,
     /// Baseline and spool.
     pub data_dir: PathBuf,
     /// How often a full scan runs (a change seen in real time is reported at once).
@@ -134,6 +136,7 @@ impl Default for AgentConfig {
             computer: None,
             server: "http://127.0.0.1:8080".into(),
             api_key: None,
+            ca_file: None,
             data_dir: PathBuf::from("/var/lib/fimlake-agent"),
             scan_interval: Duration::from_secs(15 * 60),
             realtime: true,
