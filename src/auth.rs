@@ -49,6 +49,13 @@ pub struct KeyConfig {
     /// `ingest` only: the tables this key may post to (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tables: Option<Vec<String>>,
+    /// Requests per second this key may make on average (default: no limit); past it, `429`
+    /// with `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u32>,
+    /// Requests allowed at once above that rate (default: one second's worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,16 +64,24 @@ pub struct AuthConfig {
     pub keys: Vec<KeyConfig>,
 }
 
-#[derive(Debug, Clone)]
+type Limiter = governor::DefaultDirectRateLimiter;
+
 struct Key {
     config: KeyConfig,
     hash: [u8; 32],
+    limiter: Option<Limiter>,
 }
 
 /// The configured keys, checked.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct Auth {
     keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.keys.iter().map(|k| &k.config.name)).finish()
+    }
 }
 
 /// What an endpoint needs.
@@ -115,7 +130,9 @@ pub fn hash_key(key: &str) -> [u8; 32] {
 pub fn create(name: &str, role: Role, computer: Option<String>, tables: Option<Vec<String>>) -> (String, KeyConfig) {
     let key = format!("flk_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let hash = format!("sha256:{}", hex::encode(hash_key(&key)));
-    (key, KeyConfig { name: name.to_string(), hash, role, computer, tables })
+    let config =
+        KeyConfig { name: name.to_string(), hash, role, computer, tables, requests_per_second: None, burst: None };
+    (key, config)
 }
 
 impl Auth {
@@ -150,7 +167,18 @@ impl Auth {
                     );
                 }
             }
-            keys.push(Key { config: k.clone(), hash });
+            let limiter = match (k.requests_per_second, k.burst) {
+                (None, None) => None,
+                (rate, burst) => {
+                    let rate = rate.and_then(std::num::NonZeroU32::new).ok_or_else(|| {
+                        anyhow::anyhow!("[[auth.keys]] '{}': requests_per_second must be at least 1", k.name)
+                    })?;
+                    let burst = std::num::NonZeroU32::new(burst.unwrap_or(rate.get()))
+                        .ok_or_else(|| anyhow::anyhow!("[[auth.keys]] '{}': burst must be at least 1", k.name))?;
+                    Some(governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst)))
+                }
+            };
+            keys.push(Key { config: k.clone(), hash, limiter });
         }
         Ok(Auth { keys })
     }
@@ -188,6 +216,8 @@ fn deny(status: StatusCode, code: &str, message: &str) -> Response {
 pub struct Guard {
     pub auth: std::sync::Arc<Auth>,
     pub audit: fimlake_alerting::audit::Audit,
+    /// Every request body must have arrived within this time.
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// Bodies read for the audit log (queries, rule changes) are capped at this size.
@@ -209,7 +239,8 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         "ClientAddress": req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()),
         "Principal": "anonymous",
     });
-    let mut req = req;
+    let (parts, body) = req.into_parts();
+    let mut req = Request::from_parts(parts, fimlake_ingest::with_deadline(body, guard.body_read_timeout));
     if guard.auth.enabled() {
         let presented = req
             .headers()
@@ -240,6 +271,26 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
             log(&guard, entry, resp.status(), started).await;
             return resp;
         }
+        if let Some(limiter) = &key.limiter
+            && let Err(not_until) = limiter.check()
+        {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut resp = deny(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                &format!(
+                    "key '{}' is limited to {} requests per second; retry after {secs}s",
+                    key.config.name,
+                    key.config.requests_per_second.unwrap_or_default()
+                ),
+            );
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            entry["Detail"] = "rate limit".into();
+            log(&guard, entry, resp.status(), started).await;
+            return resp;
+        }
         if key.config.role == Role::Ingest {
             req.extensions_mut().insert(fimlake_ingest::IngestGrant {
                 key: key.config.name.clone(),
@@ -259,12 +310,16 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         let (parts, body) = req.into_parts();
         let bytes = match axum::body::to_bytes(body, MAX_LOGGED_BODY).await {
             Ok(b) => b,
-            Err(_) => {
-                let resp = deny(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "RequestTooLarge",
-                    &format!("the request body is over {MAX_LOGGED_BODY} bytes"),
-                );
+            Err(e) => {
+                let resp = if fimlake_ingest::is_body_timeout(&e) {
+                    deny(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", &e.to_string())
+                } else {
+                    deny(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestTooLarge",
+                        &format!("the request body is over {MAX_LOGGED_BODY} bytes"),
+                    )
+                };
                 log(&guard, entry, resp.status(), started).await;
                 return resp;
             }

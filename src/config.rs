@@ -33,6 +33,11 @@ pub struct Config {
     /// A client must have sent its request headers within this time (slow clients).
     #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
     pub header_read_timeout: std::time::Duration,
+    /// A request body must have arrived within this time (slow uploads).
+    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    pub body_read_timeout: std::time::Duration,
+    /// Open connections at most; past it, new ones are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -48,6 +53,8 @@ impl Default for Config {
             auth: crate::auth::AuthConfig::default(),
             tls: None,
             header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod bulk;
 mod config;
+mod limits;
 mod query_cli;
 mod server;
 mod tls;
@@ -152,6 +153,9 @@ enum KeysCommand {
         /// Ingest keys: the tables it may post to, comma-separated [default: all].
         #[arg(long, value_delimiter = ',')]
         tables: Option<Vec<String>>,
+        /// Requests per second the key may make [default: no limit]; past it, 429.
+        #[arg(long)]
+        requests_per_second: Option<u32>,
     },
 }
 
@@ -195,7 +199,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Keys { command: KeysCommand::Create { role, name, computer, tables } } => {
+        Command::Keys { command: KeysCommand::Create { role, name, computer, tables, requests_per_second } } => {
             if role != auth::Role::Ingest && (computer.is_some() || tables.is_some()) {
                 anyhow::bail!("--computer and --tables apply to ingest keys only");
             }
@@ -208,7 +212,8 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             let name = name.or_else(|| computer.clone()).unwrap_or_else(|| format!("{role:?}").to_lowercase());
-            let (key, entry) = auth::create(&name, role, computer, tables);
+            let (key, mut entry) = auth::create(&name, role, computer, tables);
+            entry.requests_per_second = requests_per_second;
             let snippet = toml::to_string(&serde_json::json!({"auth": {"keys": [entry]}}))?;
             println!("key: {key}");
             println!();

@@ -74,7 +74,7 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         .merge(query)
         .merge(fimlake_alerting::api::router(alerting.clone()))
         .layer(axum::middleware::from_fn_with_state(
-            crate::auth::Guard { auth, audit: alerting.audit().clone() },
+            crate::auth::Guard { auth, audit: alerting.audit().clone(), body_read_timeout: cfg.body_read_timeout },
             crate::auth::check,
         ))
         .layer(axum::middleware::from_fn_with_state(state, observe));
@@ -99,15 +99,19 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
     });
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let limit = crate::limits::ConnectionLimit::new(axum_server::accept::DefaultAcceptor, cfg.max_connections);
     match tls {
         Some(config) => {
-            let mut server =
-                axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(config))?;
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
+                axum_server::tls_rustls::RustlsConfig::from_config(config),
+            )
+            .acceptor(limit);
+            let mut server = axum_server::from_tcp(listener)?.acceptor(acceptor);
             limit_slow_clients(server.http_builder(), cfg.header_read_timeout);
             server.handle(handle).serve(service).await?
         }
         None => {
-            let mut server = axum_server::from_tcp(listener)?;
+            let mut server = axum_server::from_tcp(listener)?.acceptor(limit);
             limit_slow_clients(server.http_builder(), cfg.header_read_timeout);
             server.handle(handle).serve(service).await?
         }

@@ -146,3 +146,22 @@ fn the_server_will_not_listen_on_a_public_address_without_keys() {
     assert!(err.contains("without API keys") && err.contains("--insecure"), "{err}");
     assert!(!dir.path().join("tables").exists(), "nothing was opened");
 }
+
+#[test]
+fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let (key, cfg) = create_key(&["--role", "query", "--name", "busy", "--requests-per-second", "1"]);
+    let (other, other_cfg) = create_key(&["--role", "query", "--name", "calm"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fimlake.toml");
+    std::fs::write(&config, format!("{cfg}\n{other_cfg}")).unwrap();
+    let server = Server::start(dir.path(), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
+    let statuses: Vec<u16> = (0..3).map(|_| call(&server, "GET", "/v1/alert-rules", Some(&key), "").0).collect();
+    assert_eq!(statuses[0], 200);
+    assert!(statuses[1..].contains(&429), "{statuses:?}");
+    let (status, headers, _) =
+        http("GET", &format!("{}/v1/alert-rules", server.url), &[("Authorization", &format!("Bearer {key}"))], b"")
+            .unwrap();
+    assert_eq!(status, 429);
+    assert!(headers.iter().any(|(k, v)| k == "retry-after" && v == "1"), "{headers:?}");
+    assert_eq!(call(&server, "GET", "/v1/alert-rules", Some(&other), "").0, 200, "other keys are not limited");
+}

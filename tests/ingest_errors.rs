@@ -292,3 +292,61 @@ fn a_slow_client_is_cut_off_and_the_server_keeps_serving() {
     let (status, _, _) = common::http_get(&format!("{}/readyz", server.url)).unwrap();
     assert_eq!(status, 200, "others are served");
 }
+
+#[test]
+fn a_body_that_trickles_in_times_out_whole_not_per_chunk() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("FIMLAKE_BODY_READ_TIMEOUT", "2s")]);
+    let host = server.url.strip_prefix("http://").unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    s.write_all(b"POST /v1/tables/Heartbeat/records HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+        .unwrap();
+    // A byte every 500 ms: never idle for long, never done.
+    let mut answer = String::new();
+    for _ in 0..20 {
+        if s.write_all(b" ").is_err() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        s.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        if let Ok(n) = s.read(&mut buf) {
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        s.set_nonblocking(false).unwrap();
+        if !answer.is_empty() {
+            break;
+        }
+    }
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("RequestTimeout"), "{answer}");
+}
+
+#[test]
+fn connections_past_the_limit_are_closed_and_others_served() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("FIMLAKE_MAX_CONNECTIONS", "2"), ("FIMLAKE_HEADER_READ_TIMEOUT", "60s")]);
+    let host = server.url.strip_prefix("http://").unwrap();
+    let idle: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(host).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(host).unwrap();
+    third.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    // Ok(0) is the server closing it; a timeout (Err) would mean it was kept open.
+    let n = third.read(&mut buf).expect("the third connection is closed, not left open");
+    assert_eq!(n, 0, "the third connection is closed at once");
+    drop(idle);
+    // Bounded wait for the server to see the two close.
+    let mut ok = false;
+    for _ in 0..100 {
+        if common::http_get(&format!("{}/readyz", server.url)).is_ok_and(|r| r.0 == 200) {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ok, "served again once connections closed");
+}

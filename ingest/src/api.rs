@@ -103,6 +103,39 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A request body that did not arrive within its time ([`with_deadline`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// `body`, failing with [`BodyTimeout`] once `timeout` has passed since now, however the bytes
+/// trickle in (a per-chunk timeout lets a slow client hold a request open forever).
+pub fn with_deadline(body: Body, timeout: std::time::Duration) -> Body {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let stream = futures::stream::unfold(Some(body.into_data_stream()), move |state| async move {
+        let mut s = state?;
+        match tokio::time::timeout_at(deadline, s.next()).await {
+            Ok(Some(item)) => Some((item.map_err(axum::BoxError::from), Some(s))),
+            Ok(None) => None,
+            Err(_) => Some((Err(axum::BoxError::from(BodyTimeout(timeout))), None)),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// Whether reading a body failed because of [`with_deadline`].
+pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyTimeout>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// What an authenticated ingest key may post, set by the server's authentication layer: a key
 /// bound to a computer may only post records whose `Computer` is that computer, and only to its
 /// tables. Without it (authentication off), anything goes.
@@ -307,6 +340,8 @@ async fn ingest_inner(
             || e.to_string().contains("length limit")
         {
             too_large(limit, None)
+        } else if is_body_timeout(&e) {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", e.to_string())
         } else {
             ApiError::new(
                 StatusCode::BAD_REQUEST,

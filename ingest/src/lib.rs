@@ -7,5 +7,5 @@ pub mod api;
 pub mod decode;
 pub mod metrics;
 
-pub use api::{ApiError, IngestConfig, IngestGrant, IngestState, router};
+pub use api::{ApiError, BodyTimeout, IngestConfig, IngestGrant, IngestState, is_body_timeout, router, with_deadline};
 pub use metrics::IngestMetrics;
