@@ -43,15 +43,16 @@ where
         let accepted = self.inner.accept(stream, service);
         Box::pin(async move {
             let (io, service) = accepted.await?;
-            Ok((Counted { io, _permit: permit }, service))
+            Ok((Counted { _permit: permit, io }, service))
         })
     }
 }
 
-/// A connection that gives its permit back when it closes.
+/// A connection that gives its permit back when it closes. The permit is declared (so dropped)
+/// first: once a client sees the socket closed, its slot is free.
 pub struct Counted<T> {
-    io: T,
     _permit: OwnedSemaphorePermit,
+    io: T,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {

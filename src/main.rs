@@ -3,6 +3,7 @@
 mod auth;
 mod bulk;
 mod config;
+mod generate;
 mod limits;
 mod query_cli;
 mod server;
@@ -40,6 +41,36 @@ enum Command {
         /// and read).
         #[arg(long)]
         insecure: bool,
+    },
+    /// Generate deterministic test data (ConfigurationChange, ConfigurationData, Heartbeat) as
+    /// NDJSON files, or straight into a server.
+    Gen {
+        /// Monitored computers.
+        #[arg(long, default_value_t = 10)]
+        computers: usize,
+        /// Days of data, ending at --end.
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The end of the period (RFC 3339) [default: the current hour]; fix it for identical output.
+        #[arg(long)]
+        end: Option<chrono::DateTime<chrono::Utc>>,
+        /// File changes per computer and day, on average.
+        #[arg(long, default_value_t = 100)]
+        changes_per_day: u32,
+        /// Write NDJSON files here (<out>/<Table>/<day>.ndjson).
+        #[arg(long, required_unless_present = "server")]
+        out: Option<PathBuf>,
+        /// Post the records to this server instead (through a temporary directory).
+        #[arg(long, conflicts_with = "out")]
+        server: Option<String>,
+        /// An ingest API key for --server.
+        #[arg(long, env = "FIMLAKE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// PEM CA certificates to trust for an https --server.
+        #[arg(long, env = "FIMLAKE_CA_FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// TLS certificates.
     Certs {
@@ -188,6 +219,46 @@ fn main() -> anyhow::Result<()> {
                 cfg.listen = l;
             }
             rt.block_on(server::serve(cfg, insecure))
+        }
+        Command::Gen { computers, days, seed, end, changes_per_day, out, server, api_key, ca_file } => {
+            let end = end.unwrap_or_else(|| {
+                let now = chrono::Utc::now().timestamp();
+                chrono::DateTime::from_timestamp(now - now % 3600, 0).expect("a valid time")
+            });
+            let tmp;
+            let dir = match &out {
+                Some(d) => d.clone(),
+                None => {
+                    tmp = tempfile::tempdir()?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            let opts = generate::GenOptions { computers, days, seed, end, changes_per_day, out: dir.clone() };
+            let counts = generate::generate(&opts)?;
+            println!(
+                "generated {} ConfigurationChange, {} ConfigurationData, {} Heartbeat rows ending {}",
+                counts.changes,
+                counts.data,
+                counts.heartbeats,
+                end.to_rfc3339()
+            );
+            if let Some(server) = server {
+                for table in ["ConfigurationChange", "ConfigurationData", "Heartbeat"] {
+                    let n = rt.block_on(bulk::run(bulk::BulkOptions {
+                        server: server.clone(),
+                        table: table.to_string(),
+                        files: generate::files(&dir, table)?,
+                        chunk_bytes: 4 << 20,
+                        progress: false,
+                        api_key: api_key.clone(),
+                        ca_file: ca_file.clone(),
+                    }))?;
+                    println!("{n} records accepted into {table}");
+                }
+            } else {
+                println!("written to {}", dir.display());
+            }
+            Ok(())
         }
         Command::Certs { command: CertsCommand::SelfSigned { out, hosts } } => {
             tls::self_signed(&out, &hosts)?;
