@@ -53,7 +53,7 @@ impl Audit {
                 obj.insert("_TimeReceived".into(), json!(now));
                 obj.insert("TenantId".into(), json!(self.tenant_id));
                 obj.insert("Type".into(), json!(def.name()));
-                obj.insert("_ItemId".into(), json!(uuid()));
+                obj.insert("_ItemId".into(), json!(uuid::Uuid::new_v4().to_string()));
                 r
             })
             .collect();
@@ -65,11 +65,4 @@ impl Audit {
         drop(received);
         Ok(())
     }
-}
-
-fn uuid() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    crate::store::stable_id(&[&nanos.to_string(), &n.to_string(), &std::process::id().to_string()])
 }

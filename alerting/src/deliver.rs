@@ -63,6 +63,37 @@ enum Outcome {
     Permanent { status: Option<u16>, error: String },
 }
 
+/// Where an entry goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Delivered,
+    Retrying {
+        next: i64,
+    },
+    /// Given up on: a permanent answer, or no time left before the deadline.
+    Failed,
+}
+
+impl Step {
+    /// `AlertDelivery.Status`.
+    fn status(self) -> &'static str {
+        match self {
+            Step::Delivered => "Delivered",
+            Step::Retrying { .. } => "Retrying",
+            Step::Failed => "Failed",
+        }
+    }
+
+    /// The `result` label of `fimlake_notifications_total`.
+    fn metric(self) -> &'static str {
+        match self {
+            Step::Delivered => "delivered",
+            Step::Retrying { .. } => "retried",
+            Step::Failed => "failed",
+        }
+    }
+}
+
 pub struct Deliverer {
     outbox: Arc<Outbox>,
     http: reqwest::Client,
@@ -130,9 +161,9 @@ impl Deliverer {
         let took = started.elapsed();
         entry.attempts += 1;
         let now = chrono::Utc::now().timestamp_micros();
-        let (status_text, status, error, next) = match outcome {
-            Outcome::Delivered { status } => ("Delivered", status, None, None),
-            Outcome::Permanent { status, error } => ("Failed", status, Some(error), None),
+        let (step, status, error) = match outcome {
+            Outcome::Delivered { status } => (Step::Delivered, status, None),
+            Outcome::Permanent { status, error } => (Step::Failed, status, Some(error)),
             Outcome::Retry { status, error, retry_after } => {
                 let delay = self.backoff(entry.attempts).max(retry_after.unwrap_or_default());
                 let next = now + delay.as_micros() as i64;
@@ -142,34 +173,34 @@ impl Deliverer {
                         entry.attempts,
                         humantime::format_duration(self.cfg.retry_for)
                     );
-                    ("Failed", status, Some(error), None)
+                    (Step::Failed, status, Some(error))
                 } else {
-                    ("Retrying", status, Some(error), Some(next))
+                    (Step::Retrying { next }, status, Some(error))
                 }
             }
         };
         entry.last_status = status;
         entry.last_error = error.clone();
-        let stored = match (status_text, next) {
-            ("Delivered", _) => self.outbox.complete(&entry.id),
-            ("Retrying", Some(next)) => {
-                entry.next_attempt_us = next;
-                self.outbox.update(&entry)
-            }
-            _ => self.outbox.fail(&entry),
-        };
+        if let Step::Retrying { next } = step {
+            entry.next_attempt_us = next;
+        }
+        // Files are fsynced: off the runtime's threads.
+        let (outbox, stored_entry) = (self.outbox.clone(), entry.clone());
+        let stored = tokio::task::spawn_blocking(move || match step {
+            Step::Delivered => outbox.complete(&stored_entry.id),
+            Step::Retrying { .. } => outbox.update(&stored_entry),
+            Step::Failed => outbox.fail(&stored_entry),
+        })
+        .await
+        .expect("outbox write panicked");
         if let Err(e) = stored {
             // The entry stays pending in memory and on disk as it was: it is attempted again.
             tracing::error!(entry = %entry.id, error = %e, "cannot record a delivery attempt in the outbox");
         }
-        match status_text {
-            "Delivered" => self.metrics.notifications.with_label_values(&["delivered"]).inc(),
-            "Retrying" => self.metrics.notifications.with_label_values(&["retried"]).inc(),
-            _ => {
-                tracing::error!(rule = %entry.rule, target = %entry.target.describe(), error = ?error, "notification failed permanently");
-                self.metrics.notifications.with_label_values(&["failed"]).inc()
-            }
+        if step == Step::Failed {
+            tracing::error!(rule = %entry.rule, target = %entry.target.describe(), error = ?error, "notification failed permanently");
         }
+        self.metrics.notifications.with_label_values(&[step.metric()]).inc();
         self.metrics.outbox_depth.set(self.outbox.depth() as i64);
         let mut row = json!({
             "RuleName": entry.rule,
@@ -178,13 +209,13 @@ impl Deliverer {
             "TargetType": entry.target.kind(),
             "Target": entry.target.describe(),
             "Attempt": entry.attempts,
-            "Status": status_text,
+            "Status": step.status(),
             "HttpStatus": status,
             "Error": error,
             "DurationMs": took.as_secs_f64() * 1000.0,
         });
-        if let Some(n) = next {
-            row["NextAttempt"] = json!(crate::notify::datetime(n));
+        if let Step::Retrying { next } = step {
+            row["NextAttempt"] = json!(crate::notify::datetime(next));
         }
         self.audit.record("AlertDelivery", vec![row]).await;
     }

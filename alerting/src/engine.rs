@@ -419,7 +419,7 @@ impl Alerting {
                     id: stable_id(&["summary", &rule.name, &st.summaries.to_string()]),
                     kind: Kind::Summary,
                     alert_count: deferred.total,
-                    rows: Rows { columns: columns.clone(), total: rows.len() as u64, rows },
+                    rows: Rows::new(&columns, rows),
                     alerts: deferred.alerts,
                     window: (start, end),
                     error: None,
@@ -439,7 +439,7 @@ impl Alerting {
                     alerts: vec![a.clone()],
                     alert_count: 1,
                     window: (start, end),
-                    rows: Rows { columns: columns.clone(), total: rows.len() as u64, rows: rows.clone() },
+                    rows: Rows::new(&columns, rows.clone()),
                     error: None,
                     at_us: now_us,
                 });
@@ -456,7 +456,7 @@ impl Alerting {
                     kind: Kind::Summary,
                     alerts: rest.iter().take(DEFERRED_LISTED).map(|(a, _)| a.clone()).collect(),
                     alert_count: rest.len() as u64,
-                    rows: Rows { columns: columns.clone(), total: rows.len() as u64, rows },
+                    rows: Rows::new(&columns, rows),
                     window: (start, end),
                     error: None,
                     at_us: now_us,
@@ -537,6 +537,8 @@ impl Alerting {
     fn entries(&self, rule: &Rule, n: &Notification) -> Vec<Entry> {
         let max_rows = self.cfg.max_rows_per_notification;
         let deadline = n.at_us + self.cfg.delivery.retry_for.as_micros() as i64;
+        // Rendered once per notification, for however many targets.
+        let (mut body, mut email) = (None, None);
         let mut out = Vec::new();
         for group in &rule.actions {
             let Some(g) = self.groups.get(group) else { continue };
@@ -555,11 +557,11 @@ impl Alerting {
                 last_status: None,
             };
             for (i, w) in g.webhooks.iter().enumerate() {
-                let body = notify::webhook_body(rule, n, max_rows);
+                let body = body.get_or_insert_with(|| notify::webhook_body(rule, n, max_rows)).clone();
                 out.push(entry("webhook", i, Target::Webhook { webhook: w.clone(), body }));
             }
             for (i, e) in g.emails.iter().enumerate() {
-                let content = notify::email(rule, n, max_rows);
+                let content = email.get_or_insert_with(|| notify::email(rule, n, max_rows)).clone();
                 out.push(entry("email", i, Target::Email { email: e.clone(), content }));
             }
         }

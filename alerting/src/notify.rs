@@ -51,6 +51,13 @@ pub struct Rows {
     pub total: u64,
 }
 
+impl Rows {
+    /// All of `rows`, in `columns`.
+    pub fn new(columns: &[Value], rows: Vec<Value>) -> Rows {
+        Rows { columns: columns.to_vec(), total: rows.len() as u64, rows }
+    }
+}
+
 /// One message about a rule, before it is rendered for a target.
 #[derive(Debug, Clone)]
 pub struct Notification {

@@ -106,19 +106,13 @@ impl Outbox {
             if self.pending.lock().expect("outbox lock").contains_key(&e.id) {
                 continue;
             }
-            let bytes = serde_json::to_vec(&e).expect("an outbox entry serialises");
-            let path = self.dir.join(format!("{}.json", e.id));
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&path)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-            }
+            // Written atomically: a crash mid-write must not leave a torn entry that stops the
+            // next start.
+            write_entry(&self.dir, &e)?;
             self.pending.lock().expect("outbox lock").insert(e.id.clone(), e);
             added += 1;
         }
         if added > 0 {
-            crate::store::sync_dir(&self.dir)?;
             self.wake.notify_one();
         }
         Ok(added)
@@ -126,8 +120,7 @@ impl Outbox {
 
     /// Records an attempt's outcome on a pending entry.
     pub fn update(&self, e: &Entry) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(e).expect("an outbox entry serialises");
-        crate::store::write_atomic(&self.dir.join(format!("{}.json", e.id)), &bytes)?;
+        write_entry(&self.dir, e)?;
         self.pending.lock().expect("outbox lock").insert(e.id.clone(), e.clone());
         Ok(())
     }
@@ -141,8 +134,7 @@ impl Outbox {
 
     /// Given up on: the entry moves to `failed/`, where it stays visible.
     pub fn fail(&self, e: &Entry) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(e).expect("an outbox entry serialises");
-        crate::store::write_atomic(&self.failed_dir.join(format!("{}.json", e.id)), &bytes)?;
+        write_entry(&self.failed_dir, e)?;
         self.complete(&e.id)
     }
 
@@ -189,4 +181,10 @@ impl Outbox {
     pub async fn added(&self) {
         self.wake.notified().await
     }
+}
+
+/// `<dir>/<id>.json`, replaced atomically and durably.
+fn write_entry(dir: &Path, e: &Entry) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(e).expect("an outbox entry serialises");
+    crate::store::write_atomic(&dir.join(format!("{}.json", e.id)), &bytes)
 }

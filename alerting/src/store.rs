@@ -28,7 +28,7 @@ pub fn remove_durable(path: &Path) -> std::io::Result<()> {
     }
 }
 
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
