@@ -9,6 +9,11 @@ mod query_cli;
 mod server;
 mod tls;
 
+/// mimalloc returns freed memory to the system and to other threads' allocations; glibc's
+/// per-thread arenas kept the request buffers decoded on the blocking pool (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use anyhow::Context;

@@ -32,9 +32,12 @@ pub struct IngestConfig {
     pub max_decompressed_bytes: usize,
     /// Most records in one request.
     pub max_records: usize,
-    /// Requests decoded at once; more get `429` with `Retry-After`. Bounds the memory that
-    /// request bodies can take.
+    /// Requests read and decoded at once. Bounds the memory that request bodies can take.
     pub max_concurrent_requests: usize,
+    /// How long a request past `max_concurrent_requests` waits for its turn, its body unread
+    /// (TCP holds the sender back), before it gets `429` with `Retry-After`.
+    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    pub queue_timeout: std::time::Duration,
 }
 
 impl Default for IngestConfig {
@@ -44,6 +47,7 @@ impl Default for IngestConfig {
             max_decompressed_bytes: 8 << 20,
             max_records: 100_000,
             max_concurrent_requests: 16,
+            queue_timeout: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -318,13 +322,19 @@ async fn ingest_inner(
             ),
         ));
     }
-    let Ok(_permit) = st.permits.clone().try_acquire_owned() else {
+    // A full buffer refuses the request before its body is read and decoded for nothing.
+    st.storage.table(table).map_err(storage_error)?.check_capacity().map_err(storage_error)?;
+    let waited = tokio::time::timeout(st.config.queue_timeout, st.permits.clone().acquire_owned()).await;
+    let Ok(Ok(_permit)) = waited else {
         return Err(ApiError {
             retry_after_secs: Some(1),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
-                format!("more than {} ingestion requests at once; retry later", st.config.max_concurrent_requests),
+                format!(
+                    "more than {} ingestion requests at once for {:?}; retry later",
+                    st.config.max_concurrent_requests, st.config.queue_timeout
+                ),
             )
         });
     };

@@ -118,6 +118,24 @@ fn decode_ndjson(state: &mut State<'_>, body: &[u8]) -> Result<(), DecodeError> 
     Ok(())
 }
 
+/// The field being decoded (for error messages): a column, or a field the table does not have.
+enum Field {
+    None,
+    Column(usize),
+    Other(String),
+}
+
+/// What a column gets in a record that has no value for it.
+enum Fill {
+    Null,
+    /// `_TimeReceived`, and `TimeGenerated` when the record has none.
+    Received,
+    TableName,
+    Tenant,
+    ItemId,
+    Additional,
+}
+
 enum Col {
     Str(StringBuilder),
     Time(TimestampMicrosecondBuilder),
@@ -181,7 +199,14 @@ struct State<'a> {
     set_in: Vec<usize>,
     records: usize,
     /// The field being decoded, for error messages.
-    field: Option<String>,
+    field: Field,
+    /// What each column gets when a record has no value for it.
+    fills: Vec<Fill>,
+    /// Column indexes of the previous record's fields, in its order, and of the current one's:
+    /// records of one body mostly have the same fields in the same order, so a key is first
+    /// compared with the column at its position in the previous record (no hashing).
+    prev_order: Vec<usize>,
+    order: Vec<usize>,
     /// Whether decoding is inside a record (so an error can name it).
     in_record: bool,
     additional: BTreeSet<String>,
@@ -205,7 +230,21 @@ impl<'a> State<'a> {
             cols,
             set_in: vec![usize::MAX; def.columns().len()],
             records: 0,
-            field: None,
+            field: Field::None,
+            fills: def
+                .columns()
+                .iter()
+                .map(|c| match c.name.as_str() {
+                    TIME_COLUMN | TIME_RECEIVED_COLUMN => Fill::Received,
+                    TYPE_COLUMN => Fill::TableName,
+                    TENANT_ID_COLUMN => Fill::Tenant,
+                    ITEM_ID_COLUMN => Fill::ItemId,
+                    ADDITIONAL_FIELDS_COLUMN => Fill::Additional,
+                    _ => Fill::Null,
+                })
+                .collect(),
+            prev_order: Vec::new(),
+            order: Vec::new(),
             in_record: false,
             additional: BTreeSet::new(),
             extra: Vec::new(),
@@ -221,7 +260,7 @@ impl<'a> State<'a> {
         DecodeError {
             kind,
             record: (kind == DecodeErrorKind::Field || self.in_record).then_some(self.records),
-            field: if kind == DecodeErrorKind::Field { self.field.clone() } else { None },
+            field: if kind == DecodeErrorKind::Field { self.field_name() } else { None },
             line,
             column,
             detail,
@@ -243,7 +282,11 @@ impl<'a> State<'a> {
                 detail: format!("the body holds more than {limit} records"),
             };
         }
-        let kind = if e.is_data() && self.field.is_some() { DecodeErrorKind::Field } else { DecodeErrorKind::Syntax };
+        let kind = if e.is_data() && !matches!(self.field, Field::None) {
+            DecodeErrorKind::Field
+        } else {
+            DecodeErrorKind::Syntax
+        };
         let mut err = self.fail(kind, e.line() + line_offset, e.column(), detail);
         if kind == DecodeErrorKind::Syntax && e.is_data() {
             err.field = None;
@@ -258,7 +301,28 @@ impl<'a> State<'a> {
         self.extra.clear();
         self.own_additional = None;
         self.in_record = true;
+        std::mem::swap(&mut self.prev_order, &mut self.order);
+        self.order.clear();
         Ok(())
+    }
+
+    fn field_name(&self) -> Option<String> {
+        match &self.field {
+            Field::None => None,
+            Field::Column(i) => Some(self.def.columns()[*i].name.clone()),
+            Field::Other(name) => Some(name.clone()),
+        }
+    }
+
+    /// The column of the record's next key, if the table has it.
+    fn lookup(&mut self, name: &str) -> Option<usize> {
+        let predicted = self.prev_order.get(self.order.len()).copied();
+        let i = match predicted {
+            Some(i) if i != usize::MAX && self.def.columns()[i].name == name => Some(i),
+            _ => self.def.column_index(name),
+        };
+        self.order.push(i.unwrap_or(usize::MAX));
+        i
     }
 
     /// Claims column `i` for the current record; a second value for it is an error.
@@ -273,17 +337,19 @@ impl<'a> State<'a> {
     fn end_record(&mut self) -> Result<(), String> {
         let r = self.records;
         let additional = self.additional_json()?;
-        for (i, col) in self.def.columns().iter().enumerate() {
+        for (i, fill) in self.fills.iter().enumerate() {
             if self.set_in[i] == r {
                 continue;
             }
-            let b = &mut self.cols[i];
-            match (col.name.as_str(), b) {
-                (TIME_COLUMN, Col::Time(b)) | (TIME_RECEIVED_COLUMN, Col::Time(b)) => b.append_value(self.received_us),
-                (TYPE_COLUMN, Col::Str(b)) => b.append_value(self.def.name()),
-                (TENANT_ID_COLUMN, Col::Str(b)) => b.append_value(&self.ctx.tenant_id),
-                (ITEM_ID_COLUMN, Col::Str(b)) => b.append_value(uuid::Uuid::now_v7().to_string()),
-                (ADDITIONAL_FIELDS_COLUMN, Col::Str(b)) => match &additional {
+            match (fill, &mut self.cols[i]) {
+                (Fill::Received, Col::Time(b)) => b.append_value(self.received_us),
+                (Fill::TableName, Col::Str(b)) => b.append_value(self.def.name()),
+                (Fill::Tenant, Col::Str(b)) => b.append_value(&self.ctx.tenant_id),
+                (Fill::ItemId, Col::Str(b)) => {
+                    let mut buf = uuid::Uuid::encode_buffer();
+                    b.append_value(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf))
+                }
+                (Fill::Additional, Col::Str(b)) => match &additional {
                     Some(json) => b.append_value(json),
                     None => b.append_null(),
                 },
@@ -411,8 +477,12 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         st.begin_record().map_err(de::Error::custom)?;
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let name = key.as_str();
-            st.field = Some(name.to_string());
-            match st.def.column_index(name) {
+            let column = st.lookup(name);
+            st.field = match column {
+                Some(i) => Field::Column(i),
+                None => Field::Other(name.to_string()),
+            };
+            match column {
                 Some(i) => {
                     st.claim(i).map_err(de::Error::custom)?;
                     let col = &st.def.columns()[i];
@@ -455,9 +525,9 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                 }
             }
         }
-        st.field = None;
+        st.field = Field::None;
         if let Err(msg) = st.end_record() {
-            st.field = Some(ADDITIONAL_FIELDS_COLUMN.to_string());
+            st.field = Field::Column(st.additional_idx);
             return Err(de::Error::custom(msg));
         }
         Ok(())

@@ -40,8 +40,11 @@ async fn a_full_write_buffer_answers_503_with_retry_after_until_it_drains() {
     assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(busy.headers()["retry-after"], "1");
     assert_eq!(busy.headers()["x-ms-error-code"], "ServerBusy");
+    // Refused before its body was read: the request is counted, no record was decoded.
+    let throttled = metrics.requests.with_label_values(&["Heartbeat", "throttled"]).get();
+    assert_eq!(throttled, 1, "the refused request is counted");
     let refused = metrics.records.with_label_values(&["Heartbeat", "refused"]).get();
-    assert_eq!(refused, 1, "the refused record is counted");
+    assert_eq!(refused, 0, "its body was not decoded");
     storage.flush_all().await.unwrap();
     let again = app.oneshot(post(r#"[{"Computer":"b"}]"#)).await.unwrap();
     assert_eq!(again.status(), StatusCode::OK);

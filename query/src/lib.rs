@@ -41,11 +41,16 @@ pub struct QueryConfig {
     /// Memory one query may hold for joins, aggregations and sorts, in bytes; past it the query
     /// fails with a clear error and the server goes on.
     pub max_memory_bytes: usize,
+    /// Evaluate filters inside the Parquet decoder (late materialisation: the other columns are
+    /// decoded only for matching rows). Off by default: on the benchmark's hunting queries it
+    /// was slower for every one, by up to 30 % (BENCHMARKS.md); files are pruned by time and
+    /// row groups by statistics either way.
+    pub parquet_pushdown_filters: bool,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { max_rows: 500_000, max_memory_bytes: 2 << 30 }
+        QueryConfig { max_rows: 500_000, max_memory_bytes: 2 << 30, parquet_pushdown_filters: false }
     }
 }
 
@@ -64,6 +69,7 @@ pub struct QueryEngine {
     pub max_rows: usize,
     /// Memory one query may use, in bytes.
     pub max_memory_bytes: usize,
+    pushdown_filters: bool,
 }
 
 /// The tables queries read.
@@ -81,6 +87,7 @@ impl QueryEngine {
             tables: Tables::Live(storage),
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
+            pushdown_filters: config.parquet_pushdown_filters,
         }
     }
 
@@ -91,6 +98,7 @@ impl QueryEngine {
             tables: Tables::Fixed(tables),
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
+            pushdown_filters: config.parquet_pushdown_filters,
         }
     }
 
@@ -114,7 +122,10 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(pool))
             .build_arc()
             .map_err(|e| QueryError::Execution(e.to_string()))?;
-        Ok(SessionContext::new_with_config_rt(datafusion::prelude::SessionConfig::new(), runtime))
+        let config = datafusion::prelude::SessionConfig::new()
+            .set_bool("datafusion.execution.parquet.pushdown_filters", self.pushdown_filters)
+            .set_bool("datafusion.execution.parquet.reorder_filters", self.pushdown_filters);
+        Ok(SessionContext::new_with_config_rt(config, runtime))
     }
 
     fn execution_error(&self, e: datafusion::error::DataFusionError) -> QueryError {

@@ -104,9 +104,8 @@ impl TableProvider for TableScanProvider {
             if env.object_store(&url).is_err() {
                 env.register_object_store(url.as_ref(), self.table.store());
             }
-            let mut options = state.config_options().execution.parquet.clone();
-            options.pushdown_filters = true;
-            options.reorder_filters = true;
+            // Row-filter pushdown as the session says (`QueryConfig::parquet_pushdown_filters`).
+            let options = state.config_options().execution.parquet.clone();
             let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(
                 datafusion::config::TableParquetOptions { global: options, ..Default::default() },
             );

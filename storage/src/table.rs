@@ -204,7 +204,10 @@ impl Table {
         Ok(())
     }
 
-    fn check_capacity(&self) -> Result<()> {
+    /// [`StorageError::Backpressure`] when the buffer is full: what `append` would answer now.
+    /// Callers check it before reading a request, so that a full server does not decode bodies
+    /// it will refuse.
+    pub fn check_capacity(&self) -> Result<()> {
         let bytes = self.state.lock().expect("table state lock").buffer.total_bytes();
         if bytes >= self.config.max_buffer_bytes {
             // Full: make sure a flush is on its way, whatever the size threshold.

@@ -1,0 +1,54 @@
+//! The benchmark harness on tiny sizes, so that it cannot rot: every step runs against the real
+//! server binary and DuckDB, both engines must agree on every hunting query, and the results are
+//! written. No timing is asserted (figures on a shared test machine mean nothing).
+
+use fimlake_bench::{Options, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_runs_end_to_end_on_tiny_sizes() {
+    let python = std::env::var("FIMLAKE_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("FIMLAKE_TEST_PYTHON is not set: run the test suite with scripts/test, which installs DuckDB")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        server_bin: env!("CARGO_BIN_EXE_fimlake").into(),
+        python: python.into(),
+        work_dir: dir.path().join("work"),
+        out_dir: dir.path().join("results"),
+        ..Options::smoke()
+    };
+    let report = run(&opts, &|m| eprintln!("{m}")).await.expect("the smoke benchmark runs");
+
+    // The data set went through the server whole.
+    assert_eq!(report.rows.heartbeat, 2 * 2 * 1440);
+    assert_eq!(
+        report.load.records,
+        report.rows.configuration_change + report.rows.heartbeat + report.rows.configuration_data
+    );
+    // Each ingest case acknowledged records and saw the server's memory.
+    for i in &report.ingest {
+        assert!(i.records > 0 && i.ack_p99_ms >= i.ack_p50_ms && i.server_peak_rss_mib > 0.0, "{i:?}");
+    }
+    assert!(report.parse_bound.typed_records_per_second > 0.0);
+    // Every query ran on both engines (their answers were compared inside `run`).
+    assert_eq!(report.queries.len(), fimlake_bench::queries::QUERIES.len());
+    let rows = |name: &str| report.queries.iter().find(|q| q.name == name).unwrap().rows;
+    assert_eq!(rows("count_by_computer"), 2);
+    assert_eq!(rows("heartbeat_latest"), 2);
+    assert_eq!(rows("top_100"), 100);
+    // Storage was measured on flushed, compacted tables: one file per hour partition (at these
+    // sizes Parquet's per-file metadata outweighs the data, so no ratio is checked).
+    let hb = report.storage.iter().find(|s| s.table == "Heartbeat").unwrap();
+    assert!(hb.parquet_bytes > 0 && hb.raw_json_bytes > 0, "{hb:?}");
+    // Two days ending at a whole minute touch 48 hour partitions, or 49 unless on the hour.
+    assert!((48..=49).contains(&hb.files), "{hb:?}");
+    assert_eq!(report.alert.as_ref().unwrap().latencies_ms.len(), 1);
+    // Both result files, with every target listed.
+    let md = std::fs::read_to_string(opts.out_dir.join("results.md")).unwrap();
+    for t in &report.targets {
+        assert!(md.contains(&t.what), "{} missing from results.md", t.what);
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(opts.out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["queries"].as_array().unwrap().len(), report.queries.len());
+}
