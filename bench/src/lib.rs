@@ -216,7 +216,8 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
     }
     std::fs::create_dir_all(&opts.work_dir)?;
     let work = std::fs::canonicalize(&opts.work_dir)?;
-    let end = reuse.unwrap_or(date + chrono::Duration::seconds(60 - date.timestamp() % 60));
+    let next_minute = chrono::DateTime::from_timestamp(date.timestamp() - date.timestamp() % 60 + 60, 0);
+    let end = reuse.or(next_minute).context("the clock is out of chrono's range")?;
     let data = work.join("data");
     if reuse.is_some() {
         log(&format!("reusing the data set that ends at {end}"));
