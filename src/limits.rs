@@ -43,15 +43,16 @@ where
         let accepted = self.inner.accept(stream, service);
         Box::pin(async move {
             let (io, service) = accepted.await?;
-            Ok((Counted { _permit: permit, io }, service))
+            Ok((Counted { permit: Some(permit), io }, service))
         })
     }
 }
 
-/// A connection that gives its permit back when it closes. The permit is declared (so dropped)
-/// first: once a client sees the socket closed, its slot is free.
+/// A connection that gives its permit back when it closes: at its shutdown (the FIN a client
+/// sees as the end of the answer), or when dropped. The permit is declared (so dropped) first:
+/// once a client sees the socket closed, its slot is free.
 pub struct Counted<T> {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     io: T,
 }
 
@@ -69,6 +70,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The slot is freed before the FIN is sent, not when the connection task finishes:
+        // hyper shuts a `Connection: close` socket down first, and a client reading to the end
+        // of the answer sees that, not the drop.
+        self.permit = None;
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
     fn poll_write_vectored(
