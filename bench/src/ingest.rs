@@ -121,35 +121,15 @@ pub async fn drive(
                 let i = next.fetch_add(1, Ordering::Relaxed) % shared.0.len();
                 let body = shared.0[i].clone();
                 let sent = Instant::now();
-                let mut req = client.post(&url).header("content-type", "application/x-ndjson").body(body.clone());
-                if case.gzip {
-                    req = req.header("content-encoding", "gzip");
-                }
-                let resp = match req.send().await {
-                    Ok(r) => r,
-                    // A server refusing a request before reading its body (full buffer) closes
-                    // the connection, which the client may see as a reset: an agent retries.
-                    Err(e) if e.is_request() || e.is_connect() || e.is_body() => {
+                match post_once(&client, &url, body.clone(), case.gzip).await? {
+                    Posted::Accepted => {}
+                    refused => {
                         t.refused += 1;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        tokio::time::sleep(refused.wait()).await;
                         continue;
                     }
-                    Err(e) => return Err(e).context("posting records"),
-                };
-                let status = resp.status();
-                let retry_after =
-                    resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
-                let text = resp.bytes().await.context("reading the answer")?;
+                }
                 let done = Instant::now();
-                if status.as_u16() == 503 || status.as_u16() == 429 {
-                    t.refused += 1;
-                    let wait = Duration::from_secs_f64(retry_after.unwrap_or(0.1).clamp(0.01, 5.0));
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                if !status.is_success() {
-                    bail!("the server answered {status} to a batch: {}", String::from_utf8_lossy(&text));
-                }
                 if sent >= measure_from && done <= end {
                     t.requests += 1;
                     t.records += shared.1[i] as u64;
@@ -199,6 +179,57 @@ pub async fn drive(
     })
 }
 
+/// The outcome of one attempt at posting a body.
+pub enum Posted {
+    Accepted,
+    /// `503`/`429`: post it again after this long (`Retry-After`).
+    Refused(Duration),
+    /// The connection was cut: a server refusing a request before reading its body (full
+    /// buffer) closes it, which the client may see as a reset. An agent retries.
+    Cut,
+}
+
+impl Posted {
+    /// How long to wait before posting a refused body again.
+    pub fn wait(&self) -> Duration {
+        match self {
+            Posted::Accepted => Duration::ZERO,
+            Posted::Refused(wait) => *wait,
+            Posted::Cut => Duration::from_millis(200),
+        }
+    }
+}
+
+/// Posts one NDJSON body (gzipped when `gzip`) and reads the whole answer; any other error
+/// status is an error.
+pub async fn post_once(client: &reqwest::Client, url: &str, body: bytes::Bytes, gzip: bool) -> anyhow::Result<Posted> {
+    let mut req = client.post(url).header("content-type", "application/x-ndjson").body(body);
+    if gzip {
+        req = req.header("content-encoding", "gzip");
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_request() || e.is_connect() || e.is_body() => return Ok(Posted::Cut),
+        Err(e) => return Err(e).context("posting records"),
+    };
+    let status = resp.status();
+    let retry_after =
+        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
+    let text = resp.bytes().await.context("reading the answer")?;
+    if status.as_u16() == 503 || status.as_u16() == 429 {
+        return Ok(Posted::Refused(Duration::from_secs_f64(retry_after.unwrap_or(0.1).clamp(0.01, 5.0))));
+    }
+    if !status.is_success() {
+        bail!("the server answered {status} to a batch posted to {url}: {}", String::from_utf8_lossy(&text));
+    }
+    Ok(Posted::Accepted)
+}
+
+/// The non-empty lines of an NDJSON file.
+pub fn ndjson_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty())
+}
+
 #[derive(Default)]
 struct Tally {
     requests: u64,
@@ -209,13 +240,15 @@ struct Tally {
     latencies: Vec<Duration>,
 }
 
+/// Nearest-rank percentile `p` (0 to 1) of sorted values; `None` for none.
+pub fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
+}
+
 /// Nearest-rank percentile of sorted durations, in milliseconds (0 for none).
 pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
+    nearest_rank(sorted, p).map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
 /// A `ConfigurationChange` record as the generator writes it, typed: what a serde-based decoder

@@ -233,15 +233,16 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
     };
 
     // 2. The pool of ConfigurationChange records, and their parse bound.
-    let mut pool_bytes = Vec::new();
+    let (mut pool_bytes, mut pool_lines) = (Vec::new(), 0);
     for f in files("ConfigurationChange")? {
-        pool_bytes.extend(std::fs::read(&f)?);
-        if bytecount_lines(&pool_bytes) >= opts.pool_records {
+        let bytes = std::fs::read(&f)?;
+        pool_lines += ingest::ndjson_lines(&bytes).count();
+        pool_bytes.extend(bytes);
+        if pool_lines >= opts.pool_records {
             break;
         }
     }
-    let pool: Vec<&[u8]> =
-        pool_bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).take(opts.pool_records).collect();
+    let pool: Vec<&[u8]> = ingest::ndjson_lines(&pool_bytes).take(opts.pool_records).collect();
     log(&format!("serde_json parse bound over {} records", pool.len()));
     let parse_bound =
         ingest::parse_bound(&pool, opts.ingest_measure.min(Duration::from_secs(5)).max(Duration::from_millis(200)))?;
@@ -350,7 +351,7 @@ async fn load_and_query(
         for f in files(table)? {
             let bytes = std::fs::read(&f)?;
             raw += bytes.len() as u64;
-            let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+            let lines: Vec<&[u8]> = ingest::ndjson_lines(&bytes).collect();
             let n = lines.len() as u64;
             if !reuse {
                 let bodies = ingest::prepare(&lines, opts.load_batch, false);
@@ -439,36 +440,21 @@ fn generate(opts: &Options, end: chrono::DateTime<chrono::Utc>, data: &Path, log
     Ok(())
 }
 
-fn bytecount_lines(b: &[u8]) -> usize {
-    b.iter().filter(|c| **c == b'\n').count()
-}
-
-/// Posts one body, retrying after `Retry-After` on backpressure; answers how often it was refused.
+/// Posts one body until it is accepted ([`ingest::post_once`]); answers how often it was refused.
+/// A cut connection is retried only while the body has been refused fewer than 1,000 times.
 async fn post(client: &reqwest::Client, url: &str, body: bytes::Bytes) -> anyhow::Result<u64> {
     let mut refused = 0;
     loop {
-        let resp = match client.post(url).header("content-type", "application/x-ndjson").body(body.clone()).send().await
-        {
-            Ok(r) => r,
-            // Refused before its body was read (see `ingest::drive`): retried, a bounded number of times.
-            Err(e) if refused < 1000 && (e.is_request() || e.is_connect() || e.is_body()) => {
-                refused += 1;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+        match ingest::post_once(client, url, body.clone(), false).await? {
+            ingest::Posted::Accepted => return Ok(refused),
+            ingest::Posted::Cut if refused >= 1000 => {
+                bail!("posting to {url}: the connection was cut after {refused} refusals")
             }
-            Err(e) => return Err(e.into()),
-        };
-        let status = resp.status();
-        if status.as_u16() == 503 || status.as_u16() == 429 {
-            refused += 1;
-            let wait = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<f64>().ok());
-            tokio::time::sleep(Duration::from_secs_f64(wait.unwrap_or(0.1).clamp(0.01, 5.0))).await;
-            continue;
+            again => {
+                refused += 1;
+                tokio::time::sleep(again.wait()).await;
+            }
         }
-        if !status.is_success() {
-            bail!("loading {url}: {status}: {}", resp.text().await.unwrap_or_default());
-        }
-        return Ok(refused);
     }
 }
 

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::ingest::percentile_ms;
+use crate::ingest::nearest_rank;
 use crate::server::{ServerProcess, WORKSPACE};
 
 pub struct Query {
@@ -298,16 +298,22 @@ pub async fn run_all(
         .collect())
 }
 
+/// The median of `values` (0 for none).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// Median and nearest-rank p95 of times in milliseconds.
 fn stats(mut ms: Vec<f64>) -> (f64, f64) {
-    if ms.is_empty() {
-        return (0.0, 0.0);
-    }
     ms.sort_by(f64::total_cmp);
-    let n = ms.len();
-    let median = if n % 2 == 1 { ms[n / 2] } else { (ms[n / 2 - 1] + ms[n / 2]) / 2.0 };
-    let d: Vec<Duration> = ms.iter().map(|m| Duration::from_secs_f64(m / 1e3)).collect();
-    (median, percentile_ms(&d, 0.95))
+    let p95 = nearest_rank(&ms, 0.95).unwrap_or(0.0);
+    (median(ms), p95)
 }
 
 #[cfg(test)]

@@ -111,10 +111,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
             format!("worst {:.2}x ({})", worst.ratio, worst.name),
             worst.ratio <= 1.5,
         ));
-        let mut ratios: Vec<f64> = r.queries.iter().map(|q| q.ratio).collect();
-        ratios.sort_by(f64::total_cmp);
-        let n = ratios.len();
-        let median = if n % 2 == 1 { ratios[n / 2] } else { (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0 };
+        let median = crate::queries::median(r.queries.iter().map(|q| q.ratio).collect());
         t.push(target("median ratio vs DuckDB", "<= 1.0x", format!("{median:.2}x"), median <= 1.0));
         if let Some(q) = r.queries.iter().find(|q| q.name == "last_hour") {
             t.push(target(

@@ -323,7 +323,8 @@ async fn ingest_inner(
         ));
     }
     // A full buffer refuses the request before its body is read and decoded for nothing.
-    st.storage.table(table).map_err(storage_error)?.check_capacity().map_err(storage_error)?;
+    let t = st.storage.table(table).map_err(storage_error)?;
+    t.check_capacity().map_err(storage_error)?;
     let waited = tokio::time::timeout(st.config.queue_timeout, st.permits.clone().acquire_owned()).await;
     let Ok(Ok(_permit)) = waited else {
         return Err(ApiError {
@@ -396,7 +397,6 @@ async fn ingest_inner(
     if let Some(IngestGrant { key, computer: Some(computer), .. }) = &grant {
         check_computer(&decoded.batch, key, computer)?;
     }
-    let t = st.storage.table(table).map_err(storage_error)?;
     t.append(decoded.batch).await.map_err(|e| {
         st.metrics.bytes.with_label_values(&[table, "rejected"]).inc_by(wire_len as u64);
         st.metrics.records.with_label_values(&[table, "refused"]).inc_by(rows as u64);
