@@ -114,8 +114,9 @@ pub enum OpKind {
     },
     As(Ident),
     Serialize(Vec<NamedExpr>),
-    /// `render`: accepted and ignored (a visualisation hint for a client).
-    Render(String),
+    /// `render`: no effect on the rows; a visualisation hint the query API returns to clients
+    /// (`Prefer: include-render=true`) and the console draws.
+    Render(Render),
 }
 
 /// `name = expr`, `(a, b) = expr`, or a bare `expr` (whose name the planner derives).
@@ -313,5 +314,24 @@ pub fn canonical_type(word: &str) -> &str {
         "boolean" => "bool",
         "uuid" | "uniqueid" => "guid",
         other => other,
+    }
+}
+
+/// `render VISUALIZATION [with (name = value, ...)]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Render {
+    pub visualization: String,
+    /// The `with` properties (`title`, `kind`, `xcolumn`, `ycolumns`, `series`, ...), each value
+    /// as written (a string literal's text, a name, or a parenthesised list's names joined by `,`).
+    pub properties: Vec<(String, String)>,
+}
+
+impl Query {
+    /// The `render` of the query's last stage, if it has one.
+    pub fn render(&self) -> Option<&Render> {
+        match self.body.ops.last().map(|op| &op.kind) {
+            Some(OpKind::Render(r)) => Some(r),
+            _ => None,
+        }
     }
 }

@@ -478,8 +478,9 @@ impl<'a> Parser<'a> {
                     }
                     _ => return Err(self.expected("a visualization name after 'render'")),
                 };
+                let properties = if self.is_word("with") { self.render_properties()? } else { Vec::new() };
                 self.skip_to_stage_end();
-                OpKind::Render(name)
+                OpKind::Render(Render { visualization: name, properties })
             }
             "parse" => self.parse_op()?,
             "search" => self.search()?,
@@ -559,6 +560,47 @@ impl<'a> Parser<'a> {
             return Err(self.expected("'|' or the end of the query"));
         }
         Ok(Op { kind, span: Span::new(start.start, self.prev_end()) })
+    }
+
+    /// `with (name = value, ...)` after `render`: each value a string, a name, a number or a
+    /// parenthesised list of names.
+    fn render_properties(&mut self) -> PResult<Vec<(String, String)>> {
+        self.bump();
+        self.expect_sym("(")?;
+        let mut out = Vec::new();
+        while !matches!(self.peek(), Tok::Sym(")") | Tok::Eof) {
+            let name = self.name("a render property name")?.name;
+            self.expect_sym("=")?;
+            let value = match self.peek().clone() {
+                Tok::Ident(v) | Tok::Str(v) | Tok::Quoted(v) => {
+                    self.bump();
+                    v
+                }
+                Tok::Long(n) => {
+                    self.bump();
+                    n.to_string()
+                }
+                Tok::Sym("(") => {
+                    self.bump();
+                    let mut names = Vec::new();
+                    while !matches!(self.peek(), Tok::Sym(")") | Tok::Eof) {
+                        names.push(self.name("a column name in the list")?.name);
+                        if matches!(self.peek(), Tok::Sym(",")) {
+                            self.bump();
+                        }
+                    }
+                    self.expect_sym(")")?;
+                    names.join(",")
+                }
+                _ => return Err(self.expected("a value for the render property")),
+            };
+            out.push((name, value));
+            if matches!(self.peek(), Tok::Sym(",")) {
+                self.bump();
+            }
+        }
+        self.expect_sym(")")?;
+        Ok(out)
     }
 
     /// Skips the rest of a stage (the arguments of `render`).

@@ -144,7 +144,7 @@ fn op(o: &Op) -> String {
         }
         OpKind::As(n) => format!("(as {})", n.name),
         OpKind::Serialize(items) => format!("(serialize {})", named(items)).replace(" )", ")"),
-        OpKind::Render(name) => format!("(render {name})"),
+        OpKind::Render(r) => format!("(render {})", r.visualization),
     }
 }
 

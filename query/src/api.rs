@@ -139,6 +139,17 @@ fn wait(headers: &HeaderMap) -> Duration {
         .unwrap_or(DEFAULT_WAIT)
 }
 
+/// Whether `Prefer` has `name=true`.
+fn prefers(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().split_once('='))
+        .any(|(k, v)| k.trim().eq_ignore_ascii_case(name) && v.trim().eq_ignore_ascii_case("true"))
+}
+
 async fn run(st: &QueryState, ws: &str, headers: &HeaderMap, query: &str, timespan: Option<&str>) -> Response {
     if let Some(r) = check_workspace(st, ws) {
         return r;
@@ -154,7 +165,13 @@ async fn run(st: &QueryState, ws: &str, headers: &HeaderMap, query: &str, timesp
     match st.engine.run(query, range, timeout).await {
         Ok(result) => {
             let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();
-            let body = encode::to_json(&result, st.engine.max_rows);
+            let mut body = encode::to_json(&result, st.engine.max_rows);
+            if prefers(headers, "include-render")
+                && let Ok(parsed) = fimlake_kql::parse(query)
+                && let Some(r) = parsed.render()
+            {
+                body["render"] = encode::render(r);
+            }
             (
                 StatusCode::OK,
                 [("content-type", "application/json; charset=utf-8".to_string()), (ROWS_HEADER, rows.to_string())],

@@ -91,12 +91,50 @@ pub fn datetime(us: i64) -> String {
     if frac.is_empty() { format!("{base}Z") } else { format!("{base}.{frac}Z") }
 }
 
+/// The `render` object Log Analytics adds to a result with `Prefer: include-render=true`:
+/// `{"visualization", "title", "accumulate", "isQuerySorted", "kind", "annotation", "by"}`, plus
+/// the axis properties the query gave (`xcolumn`, `ycolumns`, `series`, ...).
+pub fn render(r: &fimlake_kql::ast::Render) -> Value {
+    let get = |k: &str| r.properties.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    let mut out = json!({
+        "visualization": r.visualization,
+        "title": get("title").unwrap_or_default(),
+        "accumulate": get("accumulate").is_some_and(|v| v == "true"),
+        "isQuerySorted": false,
+        "kind": get("kind").unwrap_or_else(|| "default".into()),
+        "annotation": "",
+        "by": Value::Null,
+    });
+    for (k, v) in &r.properties {
+        let key = match k.to_ascii_lowercase().as_str() {
+            "title" | "kind" | "accumulate" => continue,
+            "xcolumn" => "xcolumn",
+            "ycolumns" => "ycolumns",
+            "series" => "series",
+            "xtitle" => "xtitle",
+            "ytitle" => "ytitle",
+            "ymin" => "ymin",
+            "ymax" => "ymax",
+            "legend" => "legend",
+            "ysplit" => "ysplit",
+            _ => continue,
+        };
+        out[key] = if key == "ycolumns" || key == "series" {
+            Value::Array(v.split(',').map(|s| Value::String(s.to_string())).collect())
+        } else {
+            Value::String(v.clone())
+        };
+    }
+    out
+}
+
 /// .NET "c" format: `[-][d.]hh:mm:ss[.fffffff]`.
 pub fn timespan(ns: i64) -> String {
     fimlake_kql::udf::format_timespan(ns)
 }
 
-fn cell(c: &dyn Array, r: usize) -> Value {
+/// One cell in the Log Analytics encoding.
+pub fn cell(c: &dyn Array, r: usize) -> Value {
     if c.is_null(r) {
         return Value::Null;
     }

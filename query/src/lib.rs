@@ -230,4 +230,29 @@ impl QueryEngine {
         // Dropping the future on timeout drops the stream, which cancels the execution.
         tokio::time::timeout(timeout, work).await.map_err(|_| QueryError::Timeout(timeout))?
     }
+
+    /// Runs `text` and hands its rows over as they are produced, without the row limit (an
+    /// export): memory stays bounded as long as the caller consumes the stream. Planning and
+    /// starting the execution are bounded by `timeout`; the stream itself is not.
+    pub async fn stream(
+        &self,
+        text: &str,
+        options: PlanOptions,
+        timeout: Duration,
+    ) -> Result<(SchemaRef, datafusion::physical_plan::SendableRecordBatchStream), QueryError> {
+        let plan = self.plan_with(text, options)?;
+        let ctx = self.session()?;
+        let work = async move {
+            let df = ctx.execute_logical_plan(plan).await.map_err(|e| self.execution_error(e))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let stream = df.execute_stream().await.map_err(|e| self.execution_error(e))?;
+            Ok((schema, stream))
+        };
+        tokio::time::timeout(timeout, work).await.map_err(|_| QueryError::Timeout(timeout))?
+    }
+
+    /// A stream's error as a [`QueryError`] (memory limit or execution failure).
+    pub fn stream_error(&self, e: datafusion::error::DataFusionError) -> QueryError {
+        self.execution_error(e)
+    }
 }
