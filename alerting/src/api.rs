@@ -4,7 +4,10 @@
 //! - `GET|PUT|DELETE /v1/alert-rules/{name}`: one rule (PUT takes the rule as JSON, with the
 //!   fields of a rule file; it is validated like one and written to the rules directory);
 //! - `GET /v1/alerts?state=active|fired|resolved|all&rule=NAME`: active and recent alerts;
-//! - `GET /v1/notifications`: deliveries pending in the outbox and those given up on.
+//! - `POST /v1/alerts/{id}/acknowledge|close` (body `{"comment": "..."}`, optional): changes the
+//!   alert's state, recorded with the caller's name ([`Principal`]) in `AlertEvent`;
+//! - `GET /v1/notifications`: deliveries pending in the outbox and those given up on;
+//! - `POST /v1/notifications/{id}/retry`: a failed delivery goes back to the outbox.
 //!
 //! Errors have the Azure shape `{"error": {"code", "message"}}`.
 
@@ -27,7 +30,9 @@ pub fn router(alerting: Arc<Alerting>) -> Router {
         .route("/v1/alert-rules", get(list_rules))
         .route("/v1/alert-rules/{name}", get(get_rule).put(put_rule).delete(delete_rule))
         .route("/v1/alerts", get(list_alerts))
+        .route("/v1/alerts/{id}/{action}", axum::routing::post(change_alert))
         .route("/v1/notifications", get(list_notifications))
+        .route("/v1/notifications/{id}/retry", axum::routing::post(retry_notification))
         .with_state(alerting)
 }
 
@@ -38,6 +43,9 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 fn failure(e: AlertingError) -> Response {
     match e {
         AlertingError::NoSuchRule(_) => error(StatusCode::NOT_FOUND, "RuleNotFound", e.to_string()),
+        AlertingError::NoSuchAlert(_) => error(StatusCode::NOT_FOUND, "AlertNotFound", e.to_string()),
+        AlertingError::Refused(_) => error(StatusCode::CONFLICT, "Conflict", e.to_string()),
+        AlertingError::NoSuchNotification(_) => error(StatusCode::NOT_FOUND, "NotificationNotFound", e.to_string()),
         AlertingError::Invalid(_) => error(StatusCode::BAD_REQUEST, "InvalidRule", e.to_string()),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", other.to_string()),
     }
@@ -143,4 +151,48 @@ async fn list_notifications(State(a): State<Arc<Alerting>>) -> Response {
     };
     let failed: Vec<Value> = failed.iter().map(view).collect();
     Json(json!({"pending": pending, "failed": failed})).into_response()
+}
+
+/// Who made a request, as the server's authentication found it (the key's name, or
+/// `anonymous` without keys): put in the request's extensions by the server.
+#[derive(Debug, Clone)]
+pub struct Principal(pub String);
+
+async fn change_alert(
+    State(a): State<Arc<Alerting>>,
+    Path((id, action)): Path<(String, String)>,
+    principal: Option<axum::Extension<Principal>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let state = match action.as_str() {
+        "acknowledge" => crate::response::AlertState::Acknowledged,
+        "close" => crate::response::AlertState::Closed,
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("'{other}' is not an alert action (acknowledge, close)"),
+            );
+        }
+    };
+    let comment = if body.is_empty() {
+        String::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => v.get("comment").and_then(Value::as_str).unwrap_or_default().to_string(),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidJson", format!("the body is not JSON: {e}")),
+        }
+    };
+    let who = principal.map_or_else(|| "anonymous".to_string(), |p| p.0.0);
+    match a.set_alert_state(&id, state, &who, &comment, chrono::Utc::now().timestamp_micros()).await {
+        Ok(alert) => Json(alert).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn retry_notification(State(a): State<Arc<Alerting>>, Path(id): Path<String>) -> Response {
+    match a.retry_failed(&id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => failure(e),
+    }
 }

@@ -77,6 +77,13 @@ pub enum AlertingError {
     Io { what: String, source: std::io::Error },
     #[error("alert rule '{0}' does not exist")]
     NoSuchRule(String),
+    #[error("no alert has the id '{0}'")]
+    NoSuchAlert(String),
+    #[error("no failed delivery has the id '{0}'")]
+    NoSuchNotification(String),
+    /// A change that cannot be made as asked (an alert already in that state, a comment too long).
+    #[error("{0}")]
+    Refused(String),
     #[error("invalid alert rule: {}", .0.join("; "))]
     Invalid(Vec<String>),
     #[error("the query of rule '{rule}' failed: {message}")]
@@ -104,10 +111,10 @@ pub struct Report {
     pub skipped: Option<(i64, i64)>,
 }
 
-struct Slot {
-    rule: Arc<Rule>,
+pub(crate) struct Slot {
+    pub(crate) rule: Arc<Rule>,
     file: PathBuf,
-    state: Arc<tokio::sync::Mutex<RuleState>>,
+    pub(crate) state: Arc<tokio::sync::Mutex<RuleState>>,
     /// Tells the rule's schedule loop to stop (the rule was replaced or deleted).
     cancel: Option<tokio::sync::watch::Sender<bool>>,
 }
@@ -121,9 +128,9 @@ pub struct Alerting {
     deliverer: Arc<Deliverer>,
     audit: Audit,
     metrics: Metrics,
-    states: StateStore,
+    pub(crate) states: StateStore,
     groups: BTreeMap<String, ActionGroup>,
-    slots: Mutex<BTreeMap<String, Slot>>,
+    pub(crate) slots: Mutex<BTreeMap<String, Slot>>,
     stop: tokio::sync::watch::Sender<bool>,
     running: std::sync::atomic::AtomicBool,
 }
@@ -215,6 +222,19 @@ impl Alerting {
         &self.audit
     }
 
+    pub(crate) fn query_engine(&self) -> &Arc<QueryEngine> {
+        &self.engine
+    }
+
+    pub(crate) fn query_timeout(&self) -> std::time::Duration {
+        self.cfg.query_timeout
+    }
+
+    /// How long deliveries are retried (`[alerting.delivery] retry_for`).
+    pub fn delivery_retry_for(&self) -> std::time::Duration {
+        self.cfg.delivery.retry_for
+    }
+
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
     }
@@ -296,7 +316,7 @@ impl Alerting {
         });
     }
 
-    fn slot(&self, name: &str) -> Option<(Arc<Rule>, Arc<tokio::sync::Mutex<RuleState>>)> {
+    pub(crate) fn slot(&self, name: &str) -> Option<(Arc<Rule>, Arc<tokio::sync::Mutex<RuleState>>)> {
         self.slots.lock().expect("slots lock").get(name).map(|s| (s.rule.clone(), s.state.clone()))
     }
 
@@ -700,7 +720,7 @@ fn row_values(a: &AlertRecord, columns: &[Value]) -> Option<Value> {
 /// key is given) within the window: rows of one window with the same key are one alert (the
 /// first row stands for it), and the window's start is part of the id, so the same key in a
 /// later window is a new alert while a repeated evaluation of the same window gives the same id.
-fn per_row_alerts(
+pub(crate) fn per_row_alerts(
     rule: &Rule,
     key: &[String],
     columns: &[Value],
@@ -732,6 +752,8 @@ fn per_row_alerts(
                 dimensions: dims,
                 metric_value: None,
                 row: Some(map),
+                state: Default::default(),
+                state_changes: Vec::new(),
             };
             Some((alert, vec![row]))
         })
@@ -764,7 +786,7 @@ type Group = (Map<String, Value>, Option<f64>, Vec<Value>);
 /// Aggregate: the measure per dimension combination against the threshold, N of the last M
 /// evaluations failing fires an alert; with `auto_resolve`, an active alert resolves when that
 /// no longer holds. Combinations seen before but absent now measure 0 rows (or no value).
-fn aggregate_alerts(
+pub(crate) fn aggregate_alerts(
     rule: &Rule,
     st: &mut RuleState,
     columns: &[Value],
@@ -826,6 +848,8 @@ fn aggregate_alerts(
                 dimensions: dims.clone(),
                 metric_value: value,
                 row: None,
+                state: Default::default(),
+                state_changes: Vec::new(),
             };
             fired_count += 1;
             alert

@@ -15,6 +15,8 @@ pub mod engine;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod preview;
+pub mod response;
 pub mod rule;
 pub mod schedule;
 pub mod state;

@@ -177,6 +177,28 @@ impl Outbox {
         Ok(out)
     }
 
+    /// A delivery given up on goes back to the pending entries, due now, with a new deadline
+    /// `retry_for_us` from now (a person asked to try again). Its attempts keep counting.
+    pub fn retry(&self, id: &str, now_us: i64, retry_for_us: i64) -> std::io::Result<Option<Entry>> {
+        let path = self.failed_dir.join(format!("{id}.json"));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut entry: Entry = serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+        entry.next_attempt_us = now_us;
+        entry.deadline_us = now_us + retry_for_us;
+        // Pending first, then out of failed/: a crash between the two shows it in both, never
+        // in neither.
+        write_entry(&self.dir, &entry)?;
+        self.pending.lock().expect("outbox lock").insert(entry.id.clone(), entry.clone());
+        crate::store::remove_durable(&path)?;
+        self.wake.notify_one();
+        Ok(Some(entry))
+    }
+
     /// Resolves when an entry was added.
     pub async fn added(&self) {
         self.wake.notified().await

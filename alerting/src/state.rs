@@ -77,6 +77,13 @@ pub struct AlertRecord {
     pub metric_value: Option<f64>,
     /// Per-row: the result row, by column.
     pub row: Option<serde_json::Map<String, Value>>,
+    /// What people made of it (Azure Monitor's alert state): New until someone acknowledges
+    /// or closes it. Absent in states written before alert states existed: New.
+    #[serde(default)]
+    pub state: crate::response::AlertState,
+    /// Every change of `state`, oldest first: who, when, why.
+    #[serde(default)]
+    pub state_changes: Vec<crate::response::StateChange>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -87,7 +87,7 @@ pub(crate) async fn open_or_create(def: &TableDef, loc: &Location) -> Result<Del
     let exists = table.verify_deltatable_existence().await.map_err(|e| StorageError::delta(def.name(), e))?;
     if exists {
         table.load().await.map_err(|e| StorageError::delta(def.name(), e))?;
-        return Ok(table);
+        return add_new_columns(def, table).await;
     }
     let schema: StructType =
         def.delta_schema().as_ref().try_into_kernel().map_err(|e| {
@@ -103,6 +103,48 @@ pub(crate) async fn open_or_create(def: &TableDef, loc: &Location) -> Result<Del
         .with_save_mode(SaveMode::ErrorIfExists)
         .await
         .map_err(|e| StorageError::delta(def.name(), e))
+}
+
+/// Schema evolution on upgrade: columns this release's definition has and the stored table
+/// lacks are added to the Delta schema (one metadata commit); files written before read them
+/// as null. A column whose type changed, or a new column that may not be null, cannot be
+/// evolved and stops the start with an error naming it.
+async fn add_new_columns(def: &TableDef, table: DeltaTable) -> Result<DeltaTable> {
+    let stored = table.snapshot().map_err(|e| StorageError::delta(def.name(), e))?.schema();
+    let wanted: StructType =
+        def.delta_schema().as_ref().try_into_kernel().map_err(|e| {
+            StorageError::Config(format!("table {}: schema not representable in Delta: {e}", def.name()))
+        })?;
+    let mut missing = Vec::new();
+    for field in wanted.fields() {
+        match stored.field(field.name()) {
+            Some(existing) if existing.data_type() == field.data_type() => {}
+            Some(existing) => {
+                return Err(StorageError::Config(format!(
+                    "table {}: column {} is stored as {:?} but this release defines it as {:?}; \
+                     changing a column's type is not supported",
+                    def.name(),
+                    field.name(),
+                    existing.data_type(),
+                    field.data_type()
+                )));
+            }
+            None if field.is_nullable() => missing.push(field.clone()),
+            None => {
+                return Err(StorageError::Config(format!(
+                    "table {}: new column {} may not be null, so rows written before cannot have it",
+                    def.name(),
+                    field.name()
+                )));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(table);
+    }
+    let names: Vec<&str> = missing.iter().map(|f| f.name().as_str()).collect();
+    tracing::info!(table = def.name(), columns = ?names, "adding this release's new columns to the stored table");
+    table.add_columns().with_fields(missing).await.map_err(|e| StorageError::delta(def.name(), e))
 }
 
 /// The WAL segment id recorded by the last flush commit, if any.

@@ -35,6 +35,9 @@ pub(crate) const ALERT_EVENT: Columns = &[
     ("Row", Dynamic, "The result row that raised the alert (per-row rules)"),
     ("Notification", String, "Queued, Deferred (rule muted) or Summarized (over the per-evaluation limit)"),
     ("NotificationId", String, "The notification that carries this alert"),
+    ("AlertState", String, "New, Acknowledged or Closed, when a person changed the alert's state"),
+    ("Principal", String, "Who changed the alert's state"),
+    ("Comment", String, "Why, as the person wrote it"),
 ];
 
 pub(crate) const ALERT_DELIVERY: Columns = &[

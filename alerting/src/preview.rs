@@ -1,0 +1,68 @@
+//! What a rule would do now, without doing it: its query over its last window (per-row: the
+//! records received in the last `frequency`; aggregate: `TimeGenerated` over `window`), the
+//! rows, and the alerts its condition would fire from a fresh state. Nothing is stored or sent.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{Alerting, AlertingError, aggregate_alerts, per_row_alerts};
+use crate::rule::{Condition, Rule, check_rule};
+use crate::state::{AlertRecord, RuleState};
+
+/// Rows a preview shows at most.
+pub const PREVIEW_ROWS: usize = 100;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    pub window_start_us: i64,
+    pub window_end_us: i64,
+    /// `_TimeReceived` (per-row) or `TimeGenerated` (aggregate).
+    pub window_column: &'static str,
+    /// The result's columns (`{"name", "type"}`) and its first [`PREVIEW_ROWS`] rows.
+    pub columns: Vec<Value>,
+    pub rows: Vec<Value>,
+    pub total_rows: usize,
+    pub alerts: Vec<AlertRecord>,
+}
+
+impl Alerting {
+    /// Validates `rule` like a rule file, then runs it over its last window ending at `now_us`.
+    pub async fn preview(&self, rule: &Rule, now_us: i64) -> Result<Preview, AlertingError> {
+        let problems = check_rule(rule, self.action_groups());
+        if !problems.is_empty() {
+            return Err(AlertingError::Invalid(problems));
+        }
+        let per_row = matches!(rule.condition, Condition::PerRow { .. });
+        let span = if per_row { rule.frequency } else { rule.window.unwrap_or(rule.frequency) };
+        let (start, end) = (now_us - span.as_micros() as i64, now_us);
+        let options = if per_row {
+            fimlake_kql::PlanOptions { now_us: end, ingestion_range: Some((start, end)), ..Default::default() }
+        } else {
+            fimlake_kql::PlanOptions { now_us: end, time_range: Some((start, end)), ..Default::default() }
+        };
+        let result = self
+            .query_engine()
+            .run_with(&rule.query, options, self.query_timeout())
+            .await
+            .map_err(|e| AlertingError::Query { rule: rule.name.clone(), message: e.to_string() })?;
+        let mut json = fimlake_query::encode::to_json(&result, self.query_engine().max_rows);
+        let columns = json["tables"][0]["columns"].as_array().cloned().unwrap_or_default();
+        let rows = json["tables"][0]["rows"].as_array_mut().map(std::mem::take).unwrap_or_default();
+        let total_rows = rows.len();
+        let shown: Vec<Value> = rows.iter().take(PREVIEW_ROWS).cloned().collect();
+        let alerts = match &rule.condition {
+            Condition::PerRow { key } => per_row_alerts(rule, key, &columns, rows, start, now_us),
+            Condition::Aggregate { .. } => aggregate_alerts(rule, &mut RuleState::default(), &columns, rows, now_us),
+        };
+        Ok(Preview {
+            window_start_us: start,
+            window_end_us: end,
+            window_column: if per_row { "_TimeReceived" } else { "TimeGenerated" },
+            columns,
+            rows: shown,
+            total_rows,
+            alerts: alerts.into_iter().map(|(a, _)| a).collect(),
+        })
+    }
+}
