@@ -100,6 +100,7 @@ fn need(method: &Method, route: &str) -> Need {
         "/v1/tables" | "/v1/tables/{table}" => Need::AnyKey,
         "/v1/tables/{table}/records" | "/dataCollectionRules/{rule}/streams/{stream}" => Need::Ingest,
         "/v1/alert-rules/{name}" if method == Method::PUT || method == Method::DELETE => Need::Admin,
+        "/v1/alerts/{id}/{action}" | "/v1/notifications/{id}/retry" => Need::Read,
         "/metrics"
         | "/v1/workspaces/{workspace}/query"
         | "/workspaces/{workspace}/query"
@@ -201,6 +202,24 @@ impl Auth {
     }
 }
 
+/// The console signs in with the same keys: `query` and `admin` keys may, `ingest` keys may not.
+impl fimlake_ui::KeyCheck for Auth {
+    fn enabled(&self) -> bool {
+        Auth::enabled(self)
+    }
+
+    fn verify(&self, key: &str) -> Option<fimlake_ui::Verified> {
+        self.find(key).map(|k| fimlake_ui::Verified {
+            name: k.config.name.clone(),
+            role: match k.config.role {
+                Role::Ingest => None,
+                Role::Query => Some(fimlake_ui::Role::Query),
+                Role::Admin => Some(fimlake_ui::Role::Admin),
+            },
+        })
+    }
+}
+
 /// Azure's error shape.
 fn deny(status: StatusCode, code: &str, message: &str) -> Response {
     let mut resp =
@@ -291,6 +310,7 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
             log(&guard, entry, resp.status(), started).await;
             return resp;
         }
+        req.extensions_mut().insert(fimlake_alerting::api::Principal(key.config.name.clone()));
         if key.config.role == Role::Ingest {
             req.extensions_mut().insert(fimlake_ingest::IngestGrant {
                 key: key.config.name.clone(),
@@ -301,11 +321,15 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
     }
     // The text of queries and rule changes goes into the log: read the body (bounded) and put it
     // back.
+    if !guard.auth.enabled() {
+        req.extensions_mut().insert(fimlake_alerting::api::Principal("anonymous".into()));
+    }
     let wants_body = matches!(
         route.as_str(),
         "/v1/workspaces/{workspace}/query" | "/workspaces/{workspace}/query" | "/v1/workspaces/{workspace}/explain"
     ) && req.method() == Method::POST
-        || route == "/v1/alert-rules/{name}" && req.method() == Method::PUT;
+        || route == "/v1/alert-rules/{name}" && req.method() == Method::PUT
+        || route == "/v1/alerts/{id}/{action}";
     if wants_body {
         let (parts, body) = req.into_parts();
         let bytes = match axum::body::to_bytes(body, MAX_LOGGED_BODY).await {
@@ -324,7 +348,7 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
                 return resp;
             }
         };
-        if route.contains("alert-rules") {
+        if route.contains("alert-rules") || route.starts_with("/v1/alerts/") {
             entry["Detail"] = String::from_utf8_lossy(&bytes).into_owned().into();
         } else if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
             entry["QueryText"] = v["query"].clone();
@@ -389,6 +413,8 @@ mod tests {
             (Method::DELETE, "/v1/alert-rules/{name}", [false, false, true]),
             (Method::GET, "/metrics", [false, true, true]),
             (Method::GET, "/v1/tables", [true, true, true]),
+            (Method::POST, "/v1/alerts/{id}/{action}", [false, true, true]),
+            (Method::POST, "/v1/notifications/{id}/retry", [false, true, true]),
         ];
         for (method, route, expected) in routes {
             let got = [Role::Ingest, Role::Query, Role::Admin].map(|r| allows(r, need(&method, route)));

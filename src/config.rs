@@ -38,6 +38,8 @@ pub struct Config {
     pub body_read_timeout: std::time::Duration,
     /// Open connections at most; past it, new ones are closed at once.
     pub max_connections: usize,
+    /// The console at `/`: sessions, when a machine counts as silent.
+    pub ui: fimlake_ui::UiConfig,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             header_read_timeout: std::time::Duration::from_secs(10),
             body_read_timeout: std::time::Duration::from_secs(30),
             max_connections: 1024,
+            ui: fimlake_ui::UiConfig::default(),
         }
     }
 }
@@ -81,7 +84,7 @@ impl Config {
             }
             let name = name.to_ascii_lowercase();
             let (section, field) = match name.split_once('_') {
-                Some((s @ ("storage" | "ingest" | "query" | "alerting"), f)) => (Some(s), f.to_string()),
+                Some((s @ ("storage" | "ingest" | "query" | "alerting" | "ui"), f)) => (Some(s), f.to_string()),
                 _ => (None, name.clone()),
             };
             let parsed = parse_env_value(&value);

@@ -58,6 +58,20 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     .await
     .context("loading alert rules")?;
     let state = ServerState { storage: storage.clone(), registry, http_seconds };
+    let console = if cfg.ui.enabled {
+        let ui = fimlake_ui::UiState::new(
+            engine.clone(),
+            alerting.clone(),
+            auth.clone(),
+            cfg.ui.clone(),
+            &cfg.data_dir,
+            tls.is_some(),
+        )
+        .context("opening the console's saved queries")?;
+        fimlake_ui::router(ui)
+    } else {
+        Router::new()
+    };
     let query = fimlake_query::api::router(fimlake_query::api::QueryState::new(engine, workspace.clone()));
     let ingest = fimlake_ingest::router(IngestState::new(
         storage.clone(),
@@ -77,6 +91,8 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
             crate::auth::Guard { auth, audit: alerting.audit().clone(), body_read_timeout: cfg.body_read_timeout },
             crate::auth::check,
         ))
+        // The console checks its own sessions (fimlake_ui::session); the API's keys guard the rest.
+        .merge(console)
         .layer(axum::middleware::from_fn_with_state(state, observe));
 
     let listener = std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
@@ -92,6 +108,9 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     alerting.start();
     let rules = alerting.rules().await.len();
     println!("alert rules: {rules} (GET {scheme}://{addr}/v1/alert-rules)");
+    if cfg.ui.enabled {
+        println!("console: {scheme}://{addr}/");
+    }
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
