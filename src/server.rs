@@ -87,6 +87,9 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         .merge(ingest)
         .merge(query)
         .merge(fimlake_alerting::api::router(alerting.clone()))
+        // Unknown routes go through the key check too (404 only with a key); the console's
+        // routes, merged below, are not unknown.
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(axum::middleware::from_fn_with_state(
             crate::auth::Guard { auth, audit: alerting.audit().clone(), body_read_timeout: cfg.body_read_timeout },
             crate::auth::check,

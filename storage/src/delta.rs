@@ -51,13 +51,16 @@ impl DataFile {
     }
 
     /// `TimeGenerated` bounds from the statistics, or else from the partition (one hour).
+    /// Delta statistics hold timestamps to the millisecond, truncated: the true maximum may be
+    /// up to 999 µs above the recorded one, so the upper bound is widened by that much (else a
+    /// filter on the exact microsecond of a file's last row would skip the file).
     pub fn time_bounds(&self) -> (Option<i64>, Option<i64>) {
         const HOUR: i64 = 3_600_000_000;
         let part = match (self.date, self.hour) {
             (Some(d), Some(h)) => Some(i64::from(d) * 24 * HOUR + i64::from(h) * HOUR),
             _ => None,
         };
-        (self.min_time.or(part), self.max_time.or(part.map(|p| p + HOUR - 1)))
+        (self.min_time.or(part), self.max_time.map(|m| m + 999).or(part.map(|p| p + HOUR - 1)))
     }
 }
 

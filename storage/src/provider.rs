@@ -261,16 +261,18 @@ mod tests {
             action_path: "a".into(),
             size: 1,
             rows: None,
-            min_time: Some(100),
-            max_time: Some(200),
+            min_time: Some(100_000),
+            max_time: Some(200_000),
             date: None,
             hour: None,
         };
         assert!(f.overlaps(None, None));
-        assert!(f.overlaps(Some(200), None));
-        assert!(!f.overlaps(Some(201), None));
-        assert!(!f.overlaps(None, Some(99)));
-        assert!(f.overlaps(Some(150), Some(160)));
+        assert!(f.overlaps(Some(200_000), None));
+        // Statistics are milliseconds, truncated: the file may hold rows up to 200_999 µs.
+        assert!(f.overlaps(Some(200_999), None));
+        assert!(!f.overlaps(Some(201_000), None));
+        assert!(!f.overlaps(None, Some(99_999)));
+        assert!(f.overlaps(Some(150_000), Some(160_000)));
         let p = DataFile { min_time: None, max_time: None, date: Some(1), hour: Some(2), ..f };
         let start = 86_400_000_000 + 2 * 3_600_000_000;
         assert!(p.overlaps(Some(start), Some(start)));

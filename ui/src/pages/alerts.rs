@@ -129,11 +129,7 @@ pub async fn page(State(st): State<UiState>, Extension(viewer): Extension<Viewer
     let Some(a) = st.alerting.alert(&id).await else {
         return super::message(&viewer, StatusCode::NOT_FOUND, "Alert", &format!("No alert has the id '{id}'."));
     };
-    let deliveries = format!(
-        "AlertDelivery | where RuleName == {} | project TimeGenerated, NotificationKind, TargetType, Target, Attempt, Status, HttpStatus, Error | sort by TimeGenerated desc | take 50",
-        quote(&a.rule)
-    );
-    let deliveries = data::run(&st, &deliveries, None, now_us()).await;
+    let deliveries = deliveries_of(&st, &a.alert_id).await;
     let title = format!("Alert: {}", a.rule);
     let body = html! {
         dl.facts {
@@ -169,7 +165,7 @@ pub async fn page(State(st): State<UiState>, Extension(viewer): Extension<Viewer
             }
         }
         section.panel {
-            h2 { "Notifications of this rule" }
+            h2 { "Notifications sent for this alert" }
             @match &deliveries {
                 Ok(rows) => (super::table(rows)),
                 Err(e) => (layout::error_box(&e.to_string())),
@@ -177,6 +173,24 @@ pub async fn page(State(st): State<UiState>, Extension(viewer): Extension<Viewer
         }
     };
     layout::page(&viewer, &title, "/alerts", None, body).into_response()
+}
+
+/// The delivery attempts of the notifications that carried alert `id` (from `AlertEvent`).
+async fn deliveries_of(st: &UiState, id: &str) -> Result<crate::data::Rows, fimlake_query::QueryError> {
+    let events = format!(
+        "AlertEvent | where AlertId == {} and isnotempty(NotificationId) | distinct NotificationId | take 100",
+        quote(id)
+    );
+    let ids = data::run(st, &events, None, now_us()).await?;
+    if ids.rows.is_empty() {
+        return Ok(crate::data::Rows::default());
+    }
+    let list: Vec<String> = ids.rows.iter().map(|r| quote(&data::text(&r[0]))).collect();
+    let text = format!(
+        "AlertDelivery | where NotificationId in ({}) | project TimeGenerated, NotificationKind, TargetType, Target, Attempt, Status, HttpStatus, Error | sort by TimeGenerated desc | take 100",
+        list.join(", ")
+    );
+    data::run(st, &text, None, now_us()).await
 }
 
 fn state_form(a: &AlertRecord, viewer: &Viewer) -> Markup {

@@ -103,10 +103,10 @@ pub async fn page(
 /// which cancels it), and records it in `AuditLog`.
 async fn run(st: &UiState, viewer: &Viewer, text: &str, range: &TimeRange) -> Outcome {
     let outcome = match fimlake_kql::parse(text) {
-        Err(e) => Outcome::Failed(format!("{e}\n\n{}", e.render())),
+        Err(e) => Outcome::Failed(e.render()),
         Ok(parsed) => match collect(st, text, range).await {
             Ok((rows, more)) => Outcome::Rows { rows, more, render: parsed.render().cloned() },
-            Err(fimlake_query::QueryError::Kql(e)) => Outcome::Failed(format!("{e}\n\n{}", e.render())),
+            Err(fimlake_query::QueryError::Kql(e)) => Outcome::Failed(e.render()),
             Err(e) => Outcome::Failed(e.to_string()),
         },
     };

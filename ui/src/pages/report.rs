@@ -124,7 +124,8 @@ pub async fn page(
         "AlertEvent | where MonitorCondition == \"Fired\" and isempty(AlertState) | summarize arg_min(TimeGenerated, RuleName, Severity, NotificationId) by AlertId | sort by TimeGenerated desc | take {MAX_ALERTS}"
     );
     let responses = "AlertEvent | where isnotempty(AlertState) | summarize arg_max(TimeGenerated, AlertState, Principal, Comment) by AlertId";
-    let deliveries = "AlertDelivery | summarize Delivered = countif(Status == \"Delivered\"), Failed = countif(Status == \"Failed\"), Attempts = count() by NotificationId";
+    let deliveries =
+        "AlertDelivery | summarize Delivered = countif(Status == \"Delivered\"), Attempts = count() by NotificationId";
     let (cov, paths, changes, fired, responses, deliveries) = futures::join!(
         coverage(&st, &range, gap_us, now),
         data::run(&st, paths, Some((0, range.end_us)), now),
@@ -194,7 +195,7 @@ pub async fn page(
             @if fired.rows.is_empty() { p.muted { "No alert fired in this period." } }
             @else {
                 table.data #report-alerts {
-                    thead { tr { th { "Fired (UTC)" } th { "Rule" } th { "Severity" } th { "Delivered" } th { "Failed attempts" } th { "State" } th { "By" } th { "Comment" } } }
+                    thead { tr { th { "Fired (UTC)" } th { "Rule" } th { "Severity" } th { "Delivered" } th { "Attempts" } th { "State" } th { "By" } th { "Comment" } } }
                     tbody { @for r in &fired.rows {
                         @let id = data::text(fired.cell(r, "AlertId"));
                         @let notification = data::text(fired.cell(r, "NotificationId"));
@@ -205,7 +206,7 @@ pub async fn page(
                             td { (data::text(fired.cell(r, "RuleName"))) }
                             td { "Sev" (data::text(fired.cell(r, "Severity"))) }
                             td.num { (delivery.map(|d| data::text(deliveries.cell(d, "Delivered"))).unwrap_or_else(|| "0".into())) }
-                            td.num { (delivery.map(|d| data::text(deliveries.cell(d, "Failed"))).unwrap_or_else(|| "0".into())) }
+                            td.num { (delivery.map(|d| data::text(deliveries.cell(d, "Attempts"))).unwrap_or_else(|| "0".into())) }
                             td { (response.map(|x| data::text(responses.cell(x, "AlertState"))).unwrap_or_else(|| "New".into())) }
                             td { (response.map(|x| data::text(responses.cell(x, "Principal"))).unwrap_or_default()) }
                             td { (response.map(|x| data::text(responses.cell(x, "Comment"))).unwrap_or_default()) }
