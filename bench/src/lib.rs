@@ -9,7 +9,9 @@
 //!    against the raw JSON;
 //! 5. the hunting queries on fimlake and DuckDB over the same Parquet files, interleaved, answers
 //!    compared (`queries::run_all`);
-//! 6. the latency from an acknowledged record to its alert's webhook (`alert::measure`);
+//! 6. the console's pages on the same server: time to headers and to the last byte, a change
+//!    list 1,000 pages deep, the CSV export's rate and memory (`ui::measure`);
+//! 7. the latency from an acknowledged record to its alert's webhook (`alert::measure`);
 //!
 //! and writes `results.json` and `results.md` (`report`).
 
@@ -18,6 +20,7 @@ pub mod ingest;
 pub mod queries;
 pub mod report;
 pub mod server;
+pub mod ui;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -73,20 +76,29 @@ pub struct Options {
 pub struct Steps {
     pub ingest: bool,
     pub queries: bool,
+    /// The console's pages (on the loaded query server; loads it without `queries` too).
+    #[serde(default = "yes")]
+    pub ui: bool,
     pub alert: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl std::str::FromStr for Steps {
     type Err = String;
-    /// A comma-separated list of `ingest`, `queries` (the load, storage size and queries), `alert`.
+    /// A comma-separated list of `ingest`, `queries` (the load, storage size and queries), `ui`
+    /// (the console's pages on the loaded data), `alert`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let mut steps = Steps { ingest: false, queries: false, alert: false };
+        let mut steps = Steps { ingest: false, queries: false, ui: false, alert: false };
         for part in s.split(',').map(str::trim) {
             match part {
                 "ingest" => steps.ingest = true,
                 "queries" => steps.queries = true,
                 "alert" => steps.alert = true,
-                other => return Err(format!("unknown step '{other}': the steps are ingest, queries, alert")),
+                "ui" => steps.ui = true,
+                other => return Err(format!("unknown step '{other}': the steps are ingest, queries, ui, alert")),
             }
         }
         Ok(steps)
@@ -120,7 +132,7 @@ impl Options {
             query_rounds: 10,
             alert_samples: 5,
             alert_frequency_s: 10,
-            steps: Steps { ingest: true, queries: true, alert: true },
+            steps: Steps { ingest: true, queries: true, ui: true, alert: true },
             reuse: false,
             server_config: String::new(),
         }
@@ -167,6 +179,8 @@ pub struct Report {
     pub storage: Vec<report::TableSize>,
     pub duckdb: String,
     pub queries: Vec<queries::QueryResult>,
+    #[serde(default)]
+    pub ui: Option<ui::UiResult>,
     pub alert: Option<alert::AlertResult>,
     pub targets: Vec<report::Target>,
 }
@@ -276,10 +290,10 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
     drop(pool_bytes);
 
     // 4, 5. The query data set, loaded, flushed and compacted; its size; the queries.
-    let (rows, load, storage, duckdb, query_results) = if opts.steps.queries {
+    let (rows, load, storage, duckdb, query_results, ui) = if opts.steps.queries || opts.steps.ui {
         load_and_query(opts, &work, &files, log).await?
     } else {
-        (Rows::default(), Load::default(), Vec::new(), String::new(), Vec::new())
+        (Rows::default(), Load::default(), Vec::new(), String::new(), Vec::new(), None)
     };
 
     // 6. Alert latency.
@@ -309,6 +323,7 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
         storage,
         duckdb,
         queries: query_results,
+        ui,
         alert,
         targets: Vec::new(),
     };
@@ -319,7 +334,7 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-type QueryStep = (Rows, Load, Vec<report::TableSize>, String, Vec<queries::QueryResult>);
+type QueryStep = (Rows, Load, Vec<report::TableSize>, String, Vec<queries::QueryResult>, Option<ui::UiResult>);
 
 /// Loads every generated file into a fresh server through HTTP, waits for flush and compaction,
 /// measures the tables and runs the queries on both engines.
@@ -406,18 +421,27 @@ async fn load_and_query(
         .collect();
 
     // 5. Hunting queries against DuckDB on the same files.
-    let tables = dir.join("tables");
-    let (cc, hb) = (tables.join("ConfigurationChange"), tables.join("Heartbeat"));
-    let mut duck = queries::DuckDb::start(&opts.python, work, &[("ConfigurationChange", &cc), ("Heartbeat", &hb)])?;
-    log(&format!(
-        "queries: {} rounds, DuckDB {} ({} threads), files {:?}",
-        opts.query_rounds, duck.version, duck.threads, duck.files
-    ));
-    let query_results = queries::run_all(&server, &mut duck, opts.query_rounds, log).await?;
-    let duckdb = format!("{} ({} threads)", duck.version, duck.threads);
-    drop(duck);
+    let (mut query_results, mut duckdb) = (Vec::new(), String::new());
+    if opts.steps.queries {
+        let tables = dir.join("tables");
+        let (cc, hb) = (tables.join("ConfigurationChange"), tables.join("Heartbeat"));
+        let mut duck = queries::DuckDb::start(&opts.python, work, &[("ConfigurationChange", &cc), ("Heartbeat", &hb)])?;
+        log(&format!(
+            "queries: {} rounds, DuckDB {} ({} threads), files {:?}",
+            opts.query_rounds, duck.version, duck.threads, duck.files
+        ));
+        query_results = queries::run_all(&server, &mut duck, opts.query_rounds, log).await?;
+        duckdb = format!("{} ({} threads)", duck.version, duck.threads);
+    }
+    // 6. The console's pages on the same data.
+    let ui = if opts.steps.ui {
+        log(&format!("console pages: {} rounds", opts.query_rounds));
+        Some(ui::measure(&server, opts.query_rounds, log).await?)
+    } else {
+        None
+    };
     server.stop().await?;
-    Ok((rows, load, storage, duckdb, query_results))
+    Ok((rows, load, storage, duckdb, query_results, ui))
 }
 
 /// `fimlake gen` into `data`.

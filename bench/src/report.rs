@@ -128,6 +128,23 @@ pub fn targets(r: &Report) -> Vec<Target> {
         let ratio = parquet as f64 / raw as f64;
         t.push(target("storage vs raw JSON", "<= 0.10", format!("{ratio:.3}"), ratio <= 0.10));
     }
+    if let Some(ui) = &r.ui {
+        for p in &ui.pages {
+            t.push(target(
+                &format!("console: {}", p.name),
+                &format!("< {:.0} ms", p.target_ms),
+                format!("{:.0} ms median", p.last_byte_median_ms),
+                p.last_byte_median_ms < p.target_ms,
+            ));
+        }
+        let c = &ui.csv;
+        t.push(target(
+            "console: CSV export of ~1 M rows",
+            ">= 50 MB/s, RSS growth < 100 MiB",
+            format!("{:.0} MB/s ({} rows), RSS +{:.0} MiB", c.mb_per_second, c.rows, c.rss_growth_mib),
+            c.mb_per_second >= 50.0 && c.rss_growth_mib < 100.0,
+        ));
+    }
     if let Some(a) = &r.alert {
         t.push(target(
             "ingest-to-webhook latency",
@@ -222,6 +239,30 @@ pub fn markdown(r: &Report) -> String {
             t.parquet_bytes as f64 / 1e6,
             if t.raw_json_bytes > 0 { t.parquet_bytes as f64 / t.raw_json_bytes as f64 } else { 0.0 },
             t.files
+        );
+    }
+    if let Some(ui) = &r.ui {
+        let _ = writeln!(
+            s,
+            "\n## Console\n\nMedian of {} rounds over HTTP on loopback; headers come once the page is rendered whole.\n\n| page | headers ms | last byte ms | target ms | bytes |\n|---|---|---|---|---|",
+            r.options.query_rounds
+        );
+        for p in &ui.pages {
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} | {:.1} | {:.0} | {} |",
+                p.name, p.headers_median_ms, p.last_byte_median_ms, p.target_ms, p.bytes
+            );
+        }
+        let c = &ui.csv;
+        let _ = writeln!(
+            s,
+            "\nCSV export of the last three days' changes: {} rows, {:.0} MB in {:.1} s ({:.0} MB/s); server RSS grew {:.0} MiB while it streamed.",
+            c.rows,
+            c.bytes as f64 / 1e6,
+            c.seconds,
+            c.mb_per_second,
+            c.rss_growth_mib
         );
     }
     if let Some(a) = &r.alert {

@@ -82,6 +82,11 @@ impl ServerProcess {
         proc_status_kib(self.pid(), "VmHWM:").map(|k| k * 1024)
     }
 
+    /// The resident set size now (`VmRSS`), in bytes.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        proc_status_kib(self.pid(), "VmRSS:").map(|k| k * 1024)
+    }
+
     /// User plus system CPU seconds the server has used so far.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
         cpu_seconds(&format!("/proc/{}/stat", self.pid()))

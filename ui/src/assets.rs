@@ -1,5 +1,5 @@
-//! The console's static files, embedded in the binary: the vendored htmx and uPlot (their
-//! sha256 are checked by `scripts/vendor-ui --check`) and the console's own CSS and script.
+//! The console's static files, embedded in the binary: the vendored uPlot (its sha256 checked
+//! by `scripts/vendor-ui --check`) and the console's own CSS, script and icon.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -12,11 +12,6 @@ struct Asset {
 }
 
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "htmx.min.js",
-        content_type: "text/javascript",
-        bytes: include_bytes!("../assets/vendor/htmx.min.js"),
-    },
     Asset {
         name: "uPlot.iife.min.js",
         content_type: "text/javascript",

@@ -23,12 +23,10 @@ fn head(title: &str) -> Markup {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false}"#;
             title { (title) " · fimlake" }
             link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
             link rel="stylesheet" href="/assets/uPlot.min.css";
             link rel="stylesheet" href="/assets/console.css";
-            script src="/assets/htmx.min.js" defer {}
             script src="/assets/uPlot.iife.min.js" defer {}
             script src="/assets/console.js" defer {}
         }

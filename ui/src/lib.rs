@@ -4,8 +4,10 @@
 //!
 //! Every page's data comes from the engine crates in-process: KQL through
 //! [`fimlake_query::QueryEngine`] with bounded results, alerts and rules through
-//! [`fimlake_alerting::Alerting`]. The assets (htmx, uPlot, the console's own CSS and script) are
-//! embedded in the binary; pages that are tables and links work without JavaScript.
+//! [`fimlake_alerting::Alerting`]. Every page is a whole document and every action a plain form
+//! post, so there is no client framework: the only script is the console's own (charts with
+//! the vendored uPlot, query history, small conveniences). The assets are embedded in the
+//! binary; pages that are tables and links work without JavaScript.
 //!
 //! Sign-in ([`session`]) takes an API key of the `query` or `admin` role and gives a session
 //! cookie; without keys configured (loopback development) everyone is `anonymous` with the admin
