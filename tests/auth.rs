@@ -6,19 +6,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, http};
+use common::{Server, create_key, http};
 use serde_json::{Value, json};
-
-/// Runs `fimlake keys create ARGS`: (the key, its configuration snippet).
-fn create_key(args: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fimlake")).args(["keys", "create"]).args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().next().unwrap().strip_prefix("key: ").unwrap().to_string();
-    let snippet = text[text.find("[[auth.keys]]").unwrap()..].to_string();
-    assert!(!snippet.contains(&key[4..]), "the configuration holds the hash, not the key");
-    (key, snippet)
-}
 
 fn call(server: &Server, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
     let auth = key.map(|k| format!("Bearer {k}"));

@@ -9,19 +9,8 @@ mod common;
 use std::process::Command;
 
 use chrono::{Duration, Utc};
-use common::{Server, http};
+use common::{Server, create_key, http};
 use serde_json::{Value, json};
-
-fn create_key(role: &str, name: &str) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fimlake"))
-        .args(["keys", "create", "--role", role, "--name", name])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().next().unwrap().strip_prefix("key: ").unwrap().to_string();
-    (key, text[text.find("[[auth.keys]]").unwrap()..].to_string())
-}
 
 fn post(server: &Server, key: &str, table: &str, rows: &[Value]) {
     let url = format!("{}/v1/tables/{table}/records", server.url);
@@ -72,9 +61,9 @@ fn a_person_uses_the_console_in_a_browser() {
     let python = std::env::var("FIMLAKE_TEST_PYTHON").unwrap_or_else(|_| {
         panic!("FIMLAKE_TEST_PYTHON is not set: run the test suite with scripts/test, which installs Playwright")
     });
-    let (admin, admin_cfg) = create_key("admin", "secops");
-    let (query, query_cfg) = create_key("query", "analyst");
-    let (ingest, ingest_cfg) = create_key("ingest", "agents");
+    let (admin, admin_cfg) = create_key(&["--role", "admin", "--name", "secops"]);
+    let (query, query_cfg) = create_key(&["--role", "query", "--name", "analyst"]);
+    let (ingest, ingest_cfg) = create_key(&["--role", "ingest", "--name", "agents"]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fimlake.toml");
     std::fs::write(&config, [admin_cfg, query_cfg, ingest_cfg].join("\n")).unwrap();

@@ -6,20 +6,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Server, http};
-
-fn create_key(role: &str, name: &str) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fimlake"))
-        .args(["keys", "create", "--role", role, "--name", name])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().next().unwrap().strip_prefix("key: ").unwrap().to_string();
-    (key, text[text.find("[[auth.keys]]").unwrap()..].to_string())
-}
+use common::{Server, create_key, http};
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
@@ -73,9 +60,9 @@ fn request(server: &Server, method: &str, path: &str, session: Option<&Session>,
 
 #[test]
 fn every_console_route_checks_session_role_and_csrf() {
-    let (query_key, query_cfg) = create_key("query", "analyst");
-    let (admin_key, admin_cfg) = create_key("admin", "secops");
-    let (ingest_key, ingest_cfg) = create_key("ingest", "agent");
+    let (query_key, query_cfg) = create_key(&["--role", "query", "--name", "analyst"]);
+    let (admin_key, admin_cfg) = create_key(&["--role", "admin", "--name", "secops"]);
+    let (ingest_key, ingest_cfg) = create_key(&["--role", "ingest", "--name", "agent"]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fimlake.toml");
     std::fs::write(&config, [query_cfg, admin_cfg, ingest_cfg].join("\n")).unwrap();

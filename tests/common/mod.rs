@@ -219,3 +219,14 @@ pub fn wal_is_empty(data_dir: &Path, table: &str) -> bool {
         .unwrap()
         .all(|e| std::fs::metadata(e.unwrap().path()).unwrap().len() <= 8)
 }
+
+/// Runs `fimlake keys create ARGS`: (the key, its configuration snippet).
+pub fn create_key(args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fimlake")).args(["keys", "create"]).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text.lines().next().unwrap().strip_prefix("key: ").unwrap().to_string();
+    let snippet = text[text.find("[[auth.keys]]").unwrap()..].to_string();
+    assert!(!snippet.contains(&key[4..]), "the configuration holds the hash, not the key");
+    (key, snippet)
+}

@@ -146,6 +146,15 @@ def hunting(page):
     # The query is in this browser's history.
     expect(page.locator("#history li").first).to_contain_text("render timechart")
     shot(page, "09-hunting-chart")
+    # Saved on the server, it is a link anyone signed in can open.
+    page.fill("input[name=name]", "Changes by category")
+    page.get_by_role("button", name="Save this query").click()
+    expect(page).to_have_url(re.compile(r"/hunt\?saved=[0-9a-f]{32}$"))
+    link = page.url
+    expect(page.locator("ul.saved")).to_contain_text("Changes by category")
+    page.goto(link)
+    expect(page.locator("#query")).to_have_value(re.compile("render timechart"))
+    expect(page.locator("[data-testid=chart][data-drawn='1'] canvas").first).to_be_visible()
 
 
 def alerts(page, alert_id):

@@ -41,7 +41,7 @@ pub enum SavedError {
     Invalid(String),
     #[error("no saved query has the id '{0}'")]
     NotFound(String),
-    #[error("only {owner} (who saved it) or an admin may delete '{name}'")]
+    #[error("only {owner} (who saved it) or an admin may change or delete '{name}'")]
     NotOwner { owner: String, name: String },
     #[error("writing the saved queries: {0}")]
     Io(#[from] std::io::Error),
@@ -82,7 +82,9 @@ impl SavedQueries {
         self.queries.lock().expect("saved lock").iter().find(|q| q.id == id).cloned()
     }
 
-    pub fn add(&self, name: &str, text: &str, owner: &str) -> Result<SavedQuery, SavedError> {
+    /// Saves `text` as `name`. A query of that name already saved is replaced (keeping its id,
+    /// so links to it show the new text) if `owner` saved it or `admin`; else refused.
+    pub fn add(&self, name: &str, text: &str, owner: &str, admin: bool) -> Result<SavedQuery, SavedError> {
         let name = name.trim();
         if name.is_empty() || name.len() > MAX_NAME {
             return Err(SavedError::Invalid(format!("a saved query needs a name of 1 to {MAX_NAME} characters")));
@@ -91,6 +93,17 @@ impl SavedQueries {
             return Err(SavedError::Invalid(format!("a saved query needs a text of 1 to {MAX_TEXT} bytes")));
         }
         let mut queries = self.queries.lock().expect("saved lock");
+        if let Some(pos) = queries.iter().position(|q| q.name == name) {
+            let existing = &queries[pos];
+            if existing.owner != owner && !admin {
+                return Err(SavedError::NotOwner { owner: existing.owner.clone(), name: name.to_string() });
+            }
+            let mut next = queries.clone();
+            next[pos].text = text.to_string();
+            self.write(&next)?;
+            *queries = next;
+            return Ok(queries[pos].clone());
+        }
         if queries.len() >= MAX_QUERIES {
             return Err(SavedError::Invalid(format!("there are already {MAX_QUERIES} saved queries")));
         }
@@ -139,8 +152,15 @@ mod tests {
     fn saved_queries_persist_and_only_owners_or_admins_delete() {
         let dir = tempfile::tempdir().unwrap();
         let s = SavedQueries::open(dir.path()).unwrap();
-        let q = s.add("Recent passwd", "ConfigurationChange | take 1", "ana").unwrap();
-        assert!(s.add(" ", "x", "ana").is_err());
+        let first = s.add("Recent passwd", "ConfigurationChange | take 1", "ana", false).unwrap();
+        assert!(s.add(" ", "x", "ana", false).is_err());
+        // Saving under the same name replaces the text, for its owner or an admin only.
+        assert!(matches!(s.add("Recent passwd", "Heartbeat", "bob", false), Err(SavedError::NotOwner { .. })));
+        let q = s.add("Recent passwd", "ConfigurationChange | take 2", "ana", false).unwrap();
+        assert_eq!(
+            (s.list().len(), q.id.as_str(), q.text.as_str()),
+            (1, first.id.as_str(), "ConfigurationChange | take 2")
+        );
         let reopened = SavedQueries::open(dir.path()).unwrap();
         assert_eq!(reopened.list(), vec![q.clone()]);
         assert!(matches!(reopened.delete(&q.id, "bob", false), Err(SavedError::NotOwner { .. })));

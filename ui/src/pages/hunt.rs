@@ -85,8 +85,8 @@ pub async fn page(
                     form.inline method="post" action="/hunt/saved" {
                         input type="hidden" name="csrf" value=(viewer.csrf);
                         input type="hidden" name="text" value=(t);
-                        input type="text" name="name" placeholder="Name" required aria-label="Name of the saved query";
-                        button type="submit" { "Save this query" }
+                        input type="text" name="name" placeholder="Name" required aria-label="Name of the saved query" value=[saved.as_ref().map(|s| s.name.as_str())];
+                        button type="submit" { (if saved.is_some() { "Save (replaces a query of that name)" } else { "Save this query" }) }
                     }
                 }
             }
@@ -306,10 +306,13 @@ pub async fn save(
     Extension(viewer): Extension<Viewer>,
     axum::Form(f): axum::Form<SaveForm>,
 ) -> Response {
-    match st.saved.add(&f.name, &f.text, &viewer.principal) {
+    match st.saved.add(&f.name, &f.text, &viewer.principal, viewer.is_admin()) {
         Ok(q) => {
             audit_action(&st, &viewer, "/hunt/saved", 303, Some(&q.text), &format!("saved query '{}'", q.name)).await;
             Redirect::to(&format!("/hunt?saved={}", q.id)).into_response()
+        }
+        Err(e @ crate::saved::SavedError::NotOwner { .. }) => {
+            super::message(&viewer, StatusCode::FORBIDDEN, "Hunting", &e.to_string())
         }
         Err(e) => super::message(&viewer, StatusCode::BAD_REQUEST, "Hunting", &e.to_string()),
     }

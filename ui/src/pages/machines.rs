@@ -50,31 +50,7 @@ pub async fn list(
     let now = now_us();
     let silent_before = data::datetime_literal(now - st.config.silent_after.as_micros() as i64);
     let name_filter = p.name.as_deref().filter(|n| !n.is_empty());
-    let mut text = String::from(
-        "Heartbeat | summarize arg_max(TimeGenerated, OSName, OSMajorVersion, OSMinorVersion, Version, ComputerIP) by Computer",
-    );
-    if let Some(n) = name_filter {
-        text.push_str(&format!(" | where Computer contains {}", quote(n)));
-    }
-    text.push_str(&format!(
-        " | extend LastHeartbeat = TimeGenerated, State = iff(TimeGenerated < {silent_before}, \"silent\", \"healthy\")"
-    ));
-    if let Some(s @ ("silent" | "healthy")) = p.state.as_deref() {
-        text.push_str(&format!(" | where State == \"{s}\""));
-    }
-    text.push_str(
-        " | join kind=leftouter (ConfigurationChange | summarize Changes = count(), \
-         Files = countif(ConfigChangeType == \"Files\"), Software = countif(ConfigChangeType == \"Software\"), \
-         Daemons = countif(ConfigChangeType == \"Daemons\") by Computer) on Computer",
-    );
-    let sort = SORTS.iter().find(|(k, _)| Some(*k) == p.sort.as_deref()).unwrap_or(&SORTS[0]);
-    text.push_str(&format!(
-        " | project Computer, State, LastHeartbeat, OSName, OSMajorVersion, OSMinorVersion, Version, ComputerIP, \
-         Changes = coalesce(Changes, 0), Files = coalesce(Files, 0), Software = coalesce(Software, 0), \
-         Daemons = coalesce(Daemons, 0) | sort by {} | take {}",
-        sort.1,
-        MAX_MACHINES + 1
-    ));
+    let text = list_query(&p, name_filter, &silent_before);
     let rows = match data::run(&st, &text, Some((range.start_us, range.end_us)), now).await {
         Ok(r) => r,
         Err(e) => return query_failed(&viewer, "Machines", "/machines", &e),
@@ -140,6 +116,36 @@ pub async fn list(
         }
     };
     layout::page(&viewer, "Machines", "/machines", Some(&range), body).into_response()
+}
+
+/// The machines query: the latest heartbeat of each computer, its state, and its changes by type.
+fn list_query(p: &ListParams, name_filter: Option<&str>, silent_before: &str) -> String {
+    let mut text = String::from(
+        "Heartbeat | summarize arg_max(TimeGenerated, OSName, OSMajorVersion, OSMinorVersion, Version, ComputerIP) by Computer",
+    );
+    if let Some(n) = name_filter {
+        text.push_str(&format!(" | where Computer contains {}", quote(n)));
+    }
+    text.push_str(&format!(
+        " | extend LastHeartbeat = TimeGenerated, State = iff(TimeGenerated < {silent_before}, \"silent\", \"healthy\")"
+    ));
+    if let Some(s @ ("silent" | "healthy")) = p.state.as_deref() {
+        text.push_str(&format!(" | where State == \"{s}\""));
+    }
+    text.push_str(
+        " | join kind=leftouter (ConfigurationChange | summarize Changes = count(), \
+         Files = countif(ConfigChangeType == \"Files\"), Software = countif(ConfigChangeType == \"Software\"), \
+         Daemons = countif(ConfigChangeType == \"Daemons\") by Computer) on Computer",
+    );
+    let sort = SORTS.iter().find(|(k, _)| Some(*k) == p.sort.as_deref()).unwrap_or(&SORTS[0]);
+    text.push_str(&format!(
+        " | project Computer, State, LastHeartbeat, OSName, OSMajorVersion, OSMinorVersion, Version, ComputerIP, \
+         Changes = coalesce(Changes, 0), Files = coalesce(Files, 0), Software = coalesce(Software, 0), \
+         Daemons = coalesce(Daemons, 0) | sort by {} | take {}",
+        sort.1,
+        MAX_MACHINES + 1
+    ));
+    text
 }
 
 /// The range as hidden form fields, so a filter form keeps it.

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use fimlake_kql::PlanOptions;
 use futures::StreamExt;
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{now_us, query_failed, range_of};
@@ -146,11 +146,6 @@ pub async fn page(
             return query_failed(&viewer, title, "/report", &e);
         }
     };
-    let by_id = |rows: &Rows, key: &str| -> HashMap<String, Vec<serde_json::Value>> {
-        rows.rows.iter().map(|r| (data::text(rows.cell(r, key)), r.clone())).collect()
-    };
-    let (response_of, delivery_of) = (by_id(&responses, "AlertId"), by_id(&deliveries, "NotificationId"));
-    let total_gaps: usize = cov.iter().map(|(_, c)| c.gaps.len()).sum();
     let body = html! {
         form.filters.noprint method="get" action="/report" {
             @for (k, v) in super::machines::range_fields(&range) { input type="hidden" name=(k) value=(v); }
@@ -159,28 +154,7 @@ pub async fn page(
             button.print type="button" data-print="1" { "Print / save as PDF" }
         }
         p { "Period: " strong { (range.label()) } " (" (crate::range::local(range.start_us)) " to " (crate::range::local(range.end_us)) " UTC). Generated " (fimlake_alerting::notify::datetime(now)) "." }
-        section.panel {
-            h2 { "1. Machines monitored and heartbeat coverage" }
-            p { (cov.len()) " machines reported; " strong data-testid="gap-count" { (total_gaps) } " gaps longer than " (duration_text(gap_us)) "." }
-            table.data #coverage {
-                thead { tr { th { "Computer" } th { "Heartbeats" } th { "First" } th { "Last" } th { "Gaps" } } }
-                tbody { @for (computer, c) in &cov { tr class=[(!c.gaps.is_empty()).then_some("differs")] {
-                    td { (computer) } td.num { (count(c.beats as i64)) }
-                    td { (fimlake_alerting::notify::datetime(c.first_us)) } td { (fimlake_alerting::notify::datetime(c.last_us)) }
-                    td.num { (c.gaps.len()) }
-                } } }
-            }
-            @if total_gaps > 0 {
-                h3 { "Gaps" }
-                table.data #gaps {
-                    thead { tr { th { "Computer" } th { "No heartbeat from" } th { "until" } th { "Length" } } }
-                    tbody { @for (computer, c) in &cov { @for (from, to) in &c.gaps { tr {
-                        td { (computer) } td { (fimlake_alerting::notify::datetime(*from)) } td { (fimlake_alerting::notify::datetime(*to)) } td { (duration_text(to - from)) }
-                    } } } }
-                }
-                @if total_gaps > MAX_GAPS { p.muted { "All " (total_gaps) " gaps are listed." } }
-            }
-        }
+        (coverage_section(&cov, gap_us))
         section.panel {
             h2 { "2. Monitored path set" }
             p.muted { "From the agents' inventory (ConfigurationData) up to the end of the period: each monitored item, on how many machines, with how many files." }
@@ -190,6 +164,53 @@ pub async fn page(
             h2 { "3. Changes detected" }
             (super::table(&changes))
         }
+        (alerts_section(&fired, &responses, &deliveries))
+    };
+    layout::page(&viewer, title, "/report", Some(&range), body).into_response()
+}
+
+/// Section 1: every machine's heartbeats and the gaps longer than `gap_us` (the first
+/// [`MAX_GAPS`] listed).
+fn coverage_section(cov: &[(String, Coverage)], gap_us: i64) -> Markup {
+    let total_gaps: usize = cov.iter().map(|(_, c)| c.gaps.len()).sum();
+    let gaps = cov.iter().flat_map(|(computer, c)| c.gaps.iter().map(move |g| (computer, *g))).take(MAX_GAPS);
+    html! {
+        section.panel {
+            h2 { "1. Machines monitored and heartbeat coverage" }
+            p { (cov.len()) " machines reported; " strong data-testid="gap-count" { (total_gaps) } " gaps longer than " (duration_text(gap_us)) "." }
+            table.data #coverage {
+                thead { tr { th { "Computer" } th { "Heartbeats" } th { "First" } th { "Last" } th { "Gaps" } } }
+                tbody { @for (computer, c) in cov { tr class=[(!c.gaps.is_empty()).then_some("differs")] {
+                    td { (computer) } td.num { (count(c.beats as i64)) }
+                    td { (fimlake_alerting::notify::datetime(c.first_us)) } td { (fimlake_alerting::notify::datetime(c.last_us)) }
+                    td.num { (c.gaps.len()) }
+                } } }
+            }
+            @if total_gaps > 0 {
+                h3 { "Gaps" }
+                table.data #gaps {
+                    thead { tr { th { "Computer" } th { "No heartbeat from" } th { "until" } th { "Length" } } }
+                    tbody { @for (computer, (from, to)) in gaps { tr {
+                        td { (computer) } td { (fimlake_alerting::notify::datetime(from)) } td { (fimlake_alerting::notify::datetime(to)) } td { (duration_text(to - from)) }
+                    } } }
+                }
+                @if total_gaps > MAX_GAPS { p.muted { "The first " (MAX_GAPS) " of " (total_gaps) " gaps are listed; narrow the period for the rest." } }
+            }
+        }
+    }
+}
+
+/// Section 4: each alert fired, how its notification was delivered, and the latest response.
+fn alerts_section(fired: &Rows, responses: &Rows, deliveries: &Rows) -> Markup {
+    let by_id = |rows: &Rows, key: &str| -> HashMap<String, Vec<serde_json::Value>> {
+        rows.rows.iter().map(|r| (data::text(rows.cell(r, key)), r.clone())).collect()
+    };
+    let (response_of, delivery_of) = (by_id(responses, "AlertId"), by_id(deliveries, "NotificationId"));
+    let delivery = |notification: &str, column: &str| {
+        delivery_of.get(notification).map(|d| data::text(deliveries.cell(d, column))).unwrap_or_else(|| "0".into())
+    };
+    let response = |id: &str, column: &str| response_of.get(id).map(|x| data::text(responses.cell(x, column)));
+    html! {
         section.panel {
             h2 { "4. Alerts fired, their delivery and response" }
             @if fired.rows.is_empty() { p.muted { "No alert fired in this period." } }
@@ -199,24 +220,21 @@ pub async fn page(
                     tbody { @for r in &fired.rows {
                         @let id = data::text(fired.cell(r, "AlertId"));
                         @let notification = data::text(fired.cell(r, "NotificationId"));
-                        @let delivery = delivery_of.get(&notification);
-                        @let response = response_of.get(&id);
                         tr {
                             td { a href=(format!("/alerts/{}", layout::segment(&id))) { (data::text(fired.cell(r, "TimeGenerated"))) } }
                             td { (data::text(fired.cell(r, "RuleName"))) }
                             td { "Sev" (data::text(fired.cell(r, "Severity"))) }
-                            td.num { (delivery.map(|d| data::text(deliveries.cell(d, "Delivered"))).unwrap_or_else(|| "0".into())) }
-                            td.num { (delivery.map(|d| data::text(deliveries.cell(d, "Attempts"))).unwrap_or_else(|| "0".into())) }
-                            td { (response.map(|x| data::text(responses.cell(x, "AlertState"))).unwrap_or_else(|| "New".into())) }
-                            td { (response.map(|x| data::text(responses.cell(x, "Principal"))).unwrap_or_default()) }
-                            td { (response.map(|x| data::text(responses.cell(x, "Comment"))).unwrap_or_default()) }
+                            td.num { (delivery(&notification, "Delivered")) }
+                            td.num { (delivery(&notification, "Attempts")) }
+                            td { (response(&id, "AlertState").unwrap_or_else(|| "New".into())) }
+                            td { (response(&id, "Principal").unwrap_or_default()) }
+                            td { (response(&id, "Comment").unwrap_or_default()) }
                         }
                     } }
                 }
             }
         }
-    };
-    layout::page(&viewer, title, "/report", Some(&range), body).into_response()
+    }
 }
 
 #[cfg(test)]
