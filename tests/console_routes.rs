@@ -88,6 +88,7 @@ fn every_console_route_checks_session_role_and_csrf() {
         ("/changes?after=garbage", [303, 400, 400]),
         ("/changes.csv", [303, 200, 200]),
         ("/changes/no-such-id", [303, 404, 404]),
+        ("/changes/no-such-id/history?computer=web1&path=%2Fetc%2Fpasswd", [303, 200, 200]),
         ("/hunt", [303, 200, 200]),
         ("/hunt?q=Heartbeat%20%7C%20count", [303, 200, 200]),
         ("/hunt?q=Heartbeat%20%7C%20wher", [303, 400, 400]),

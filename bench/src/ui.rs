@@ -83,23 +83,28 @@ async fn pages(client: &reqwest::Client, server: &ServerProcess) -> anyhow::Resu
     let v = query(
         client,
         server,
-        "ConfigurationChange | top 1 by TimeGenerated desc | project Computer, TimeGenerated, _ItemId",
+        "ConfigurationChange | top 1 by TimeGenerated desc | project Computer, TimeGenerated, _ItemId, FileSystemPath",
     )
     .await?;
     let row = &v["tables"][0]["rows"][0];
-    let (machine, time, id) =
-        (row[0].as_str().unwrap_or(""), row[1].as_str().unwrap_or(""), row[2].as_str().unwrap_or(""));
+    let text = |i: usize| row[i].as_str().unwrap_or("").to_string();
+    let (machine, time, id, path) = (text(0), text(1), text(2), text(3));
     let deep = deep_cursor(client, server, 1000).await?;
     let hunt = "ConfigurationChange | summarize count() by bin(TimeGenerated, 1h), ChangeCategory | render timechart";
     Ok(vec![
         ("overview 24h".into(), "/?range=24h".into(), 1000.0),
         ("overview 30d".into(), "/?range=30d".into(), 1000.0),
         ("machines".into(), "/machines?range=24h".into(), 500.0),
-        ("machine".into(), format!("/machines/{}?range=7d", encode(machine)), 500.0),
+        ("machine".into(), format!("/machines/{}?range=7d", encode(&machine)), 500.0),
         ("changes".into(), "/changes?range=30d".into(), 500.0),
         ("changes filtered".into(), "/changes?range=30d&path=passwd&category=Modified".into(), 500.0),
         ("changes 1000 pages deep".into(), format!("/changes?range=30d&after={}", encode(&deep)), 500.0),
-        ("change".into(), format!("/changes/{}?t={}", encode(id), encode(time)), 500.0),
+        ("change".into(), format!("/changes/{}?t={}", encode(&id), encode(&time)), 500.0),
+        (
+            "change: its history (loads after the page)".into(),
+            format!("/changes/{}/history?computer={}&path={}", encode(&id), encode(&machine), encode(&path)),
+            500.0,
+        ),
         ("hunting 7d timechart".into(), format!("/hunt?range=7d&q={}", encode(hunt)), 500.0),
         ("alerts".into(), "/alerts".into(), 500.0),
         ("rules".into(), "/rules".into(), 500.0),

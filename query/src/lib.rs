@@ -117,6 +117,11 @@ impl QueryEngine {
 
     /// A session whose operators share one memory pool of `max_memory_bytes`.
     fn session(&self) -> Result<SessionContext, QueryError> {
+        self.session_with(None)
+    }
+
+    /// A session; `partitions` overrides DataFusion's default (one per core).
+    fn session_with(&self, partitions: Option<usize>) -> Result<SessionContext, QueryError> {
         let pool = datafusion::execution::memory_pool::FairSpillPool::new(self.max_memory_bytes);
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
@@ -125,6 +130,10 @@ impl QueryEngine {
         let config = datafusion::prelude::SessionConfig::new()
             .set_bool("datafusion.execution.parquet.pushdown_filters", self.pushdown_filters)
             .set_bool("datafusion.execution.parquet.reorder_filters", self.pushdown_filters);
+        let config = match partitions {
+            Some(n) => config.with_target_partitions(n),
+            None => config,
+        };
         Ok(SessionContext::new_with_config_rt(config, runtime))
     }
 
@@ -231,17 +240,38 @@ impl QueryEngine {
         tokio::time::timeout(timeout, work).await.map_err(|_| QueryError::Timeout(timeout))?
     }
 
-    /// Runs `text` and hands its rows over as they are produced, without the row limit (an
-    /// export): memory stays bounded as long as the caller consumes the stream. Planning and
-    /// starting the execution are bounded by `timeout`; the stream itself is not.
+    /// Runs `text` and hands its rows over as they are produced, without the row limit:
+    /// memory stays bounded as long as the caller consumes the stream. Planning and starting
+    /// the execution are bounded by `timeout`; the stream itself is not.
     pub async fn stream(
         &self,
         text: &str,
         options: PlanOptions,
         timeout: Duration,
     ) -> Result<(SchemaRef, datafusion::physical_plan::SendableRecordBatchStream), QueryError> {
+        self.stream_with(text, options, timeout, None).await
+    }
+
+    /// Like [`QueryEngine::stream`] on one partition: the scan runs only as fast as the caller
+    /// consumes, so a slow reader (a download) holds a batch or two, not the partitions' backlog.
+    pub async fn export(
+        &self,
+        text: &str,
+        options: PlanOptions,
+        timeout: Duration,
+    ) -> Result<(SchemaRef, datafusion::physical_plan::SendableRecordBatchStream), QueryError> {
+        self.stream_with(text, options, timeout, Some(1)).await
+    }
+
+    async fn stream_with(
+        &self,
+        text: &str,
+        options: PlanOptions,
+        timeout: Duration,
+        partitions: Option<usize>,
+    ) -> Result<(SchemaRef, datafusion::physical_plan::SendableRecordBatchStream), QueryError> {
         let plan = self.plan_with(text, options)?;
-        let ctx = self.session()?;
+        let ctx = self.session_with(partitions)?;
         let work = async move {
             let df = ctx.execute_logical_plan(plan).await.map_err(|e| self.execution_error(e))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());

@@ -124,6 +124,9 @@ def change_detail(page):
     diff = page.get_by_test_id("content-diff")
     expect(diff.locator("tr.del")).to_contain_text("line two")
     expect(diff.locator("tr.ins")).to_contain_text("line 2")
+    # The history arrives after the page: this change is the file's only one on web1.
+    expect(page.locator("#history[data-loaded='1'] table.changes tbody tr")).to_have_count(1)
+    expect(page.get_by_test_id("same-checksum")).to_contain_text("0 other machines")
     shot(page, "07-change-detail")
 
 

@@ -161,8 +161,19 @@
     });
   }
 
+  // Sections whose data takes longer than the page load afterwards (the page works without).
+  function fragments() {
+    document.querySelectorAll("[data-fragment]").forEach(function (el) {
+      fetch(el.getAttribute("data-fragment"), { credentials: "same-origin" })
+        .then(function (r) { return r.text().then(function (t) { return { ok: r.ok, text: t }; }); })
+        .then(function (r) { el.innerHTML = r.text; el.setAttribute("data-loaded", r.ok ? "1" : "error"); })
+        .catch(function (e) { el.setAttribute("data-loaded", "error: " + e); });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
+    fragments();
     huntEditor();
     rangePicker();
     confirmations();

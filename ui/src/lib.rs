@@ -111,6 +111,7 @@ pub fn router(state: UiState) -> Router {
         .route("/changes", get(pages::changes::list))
         .route("/changes.csv", get(pages::export::csv))
         .route("/changes/{item}", get(pages::change::page))
+        .route("/changes/{item}/history", get(pages::change::history_fragment))
         .route("/hunt", get(pages::hunt::page))
         .route("/hunt/saved", post(pages::hunt::save))
         .route("/hunt/saved/{id}/delete", post(pages::hunt::delete_saved))

@@ -66,11 +66,7 @@ pub async fn page(
     let get = |c: &str| data::text(rows.cell(row, c));
     let (computer, path) = (get("Computer"), get("FileSystemPath"));
     let checksum = get("FileContentChecksum");
-    let (history, elsewhere) = futures::join!(history(&st, &computer, &path), same_checksum(&st, &computer, &checksum));
-    let history = match history {
-        Ok(h) => h,
-        Err(e) => return query_failed(&viewer, title, "/changes", &e),
-    };
+    let elsewhere = same_checksum(&st, &computer, &checksum).await;
     let extra = additional_fields(rows.cell(row, "AdditionalFields"));
     let hunt = format!("ConfigurationChange\n| where _ItemId == {}", quote(&item));
     let hunt_range = at
@@ -119,7 +115,7 @@ pub async fn page(
                 Ok(None) => {},
                 Err(e) => (layout::error_box(&e.to_string())),
             }
-            (super::changes::change_table(&history, "range=30d"))
+            (history_placeholder(&item, &computer, &path))
         }
     };
     layout::page(&viewer, title, "/changes", None, body).into_response()
@@ -146,13 +142,46 @@ async fn history(st: &UiState, computer: &str, path: &str) -> Result<Rows, fimla
     data::run(st, &text, None, now_us()).await
 }
 
-/// How many other machines reported a file with `checksum` (in changes or inventory).
+/// The history section: filled by `console.js` from [`history_fragment`] (all the item's
+/// changes is a scan of the whole table, so the page does not wait for it); without
+/// JavaScript, a link to the same rows in the changes list.
+fn history_placeholder(item: &str, computer: &str, path: &str) -> Markup {
+    let fragment = format!(
+        "/changes/{}/history?computer={}&path={}",
+        segment(item),
+        layout::url_encode(computer),
+        layout::url_encode(path)
+    );
+    let list =
+        format!("/changes?range=30d&computer={}&prefix={}", layout::url_encode(computer), layout::url_encode(path));
+    html! {
+        div #history data-fragment=(fragment) {
+            p.muted { a href=(list) { "Every change of this item on this machine" } }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HistoryParams {
+    computer: String,
+    path: String,
+}
+
+/// `GET /changes/{item}/history`: the history table alone (an HTML fragment).
+pub async fn history_fragment(State(st): State<UiState>, Query(p): Query<HistoryParams>) -> Response {
+    match history(&st, &p.computer, &p.path).await {
+        Ok(rows) => super::changes::change_table(&rows, "range=30d").into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, layout::error_box(&e.to_string())).into_response(),
+    }
+}
+
+/// How many other machines have a file with `checksum`, by their inventory (`ConfigurationData`).
 async fn same_checksum(st: &UiState, computer: &str, checksum: &str) -> Result<Option<i64>, fimlake_query::QueryError> {
     if checksum.is_empty() {
         return Ok(None);
     }
     let text = format!(
-        "union ConfigurationChange, ConfigurationData | where FileContentChecksum == {} and Computer != {} \
+        "ConfigurationData | where FileContentChecksum == {} and Computer != {} \
          | summarize Machines = dcount(Computer)",
         quote(checksum),
         quote(computer)

@@ -39,7 +39,7 @@ pub async fn csv(
 /// Runs `text` and answers its rows as a streamed CSV attachment named `file`.
 pub async fn stream_csv(st: &UiState, viewer: &Viewer, text: &str, range: Option<(i64, i64)>, file: &str) -> Response {
     let options = PlanOptions { time_range: range, now_us: now_us(), ..PlanOptions::default() };
-    let (schema, stream) = match st.engine.stream(text, options, START_TIMEOUT).await {
+    let (schema, stream) = match st.engine.export(text, options, START_TIMEOUT).await {
         Ok(s) => s,
         Err(e) => return query_failed(viewer, "Export", "/changes", &e),
     };

@@ -36,46 +36,71 @@ pub fn bin_for(hours: i64) -> (&'static str, i64) {
 
 struct Figures {
     machines: Rows,
-    changes: Rows,
-    series: Rows,
+    /// Changes per bin, type, category and computer, with the latest `TimeGenerated` of each:
+    /// the tiles, the chart, the top machines and the coverage losses all come from this one
+    /// scan.
+    counts: Rows,
     paths: Rows,
-    computers: Rows,
-    coverage: Rows,
 }
 
-async fn figures(st: &UiState, range: &TimeRange, by: &str, now: i64) -> Result<Figures, fimlake_query::QueryError> {
+async fn figures(st: &UiState, range: &TimeRange, now: i64) -> Result<Figures, fimlake_query::QueryError> {
     let r = Some((range.start_us, range.end_us));
     let silent_before = data::datetime_literal(now - st.config.silent_after.as_micros() as i64);
     let machines = format!(
         "Heartbeat | summarize LastSeen = max(TimeGenerated) by Computer \
          | summarize Reporting = count(), Silent = countif(LastSeen < {silent_before})"
     );
-    let changes = "ConfigurationChange | summarize Changes = count(), \
-                   CoverageLost = countif(ChangeCategory == \"CoverageLost\")";
     let (bin, _) = bin_for(range.hours());
-    let series = format!("ConfigurationChange | summarize Count = count() by bin(TimeGenerated, {bin}), {by}");
+    let counts = format!(
+        "ConfigurationChange | summarize Count = count(), Last = max(TimeGenerated) \
+         by bin(TimeGenerated, {bin}), ConfigChangeType, ChangeCategory, Computer"
+    );
     let paths = "ConfigurationChange | where ConfigChangeType != \"AgentCoverage\" and isnotempty(FileSystemPath) \
                  | summarize Changes = count() by FileSystemPath | top 10 by Changes";
-    let computers = "ConfigurationChange | summarize Changes = count() by Computer | top 10 by Changes";
-    let coverage = "ConfigurationChange | where ChangeCategory == \"CoverageLost\" \
-                    | summarize Losses = count(), Last = max(TimeGenerated), Reason = take_any(Current) by Computer \
-                    | top 20 by Last";
-    let (machines, changes, series, paths, computers, coverage) = futures::join!(
-        data::run(st, &machines, r, now),
-        data::run(st, changes, r, now),
-        data::run(st, &series, r, now),
-        data::run(st, paths, r, now),
-        data::run(st, computers, r, now),
-        data::run(st, coverage, r, now),
-    );
-    Ok(Figures {
-        machines: machines?,
-        changes: changes?,
-        series: series?,
-        paths: paths?,
-        computers: computers?,
-        coverage: coverage?,
-    })
+    let (machines, counts, paths) =
+        futures::join!(data::run(st, &machines, r, now), data::run(st, &counts, r, now), data::run(st, paths, r, now),);
+    Ok(Figures { machines: machines?, counts: counts?, paths: paths? })
+}
+
+/// What the overview shows of the per-bin counts.
+struct Totals {
+    changes: i64,
+    coverage_losses: i64,
+    /// The ten computers with the most changes (`Computer`, `Changes`).
+    computers: Rows,
+    /// Computers that lost coverage: `Computer`, `Losses`, `Last`, latest first.
+    coverage: Vec<(String, i64, serde_json::Value)>,
+}
+
+fn totals(counts: &Rows) -> Totals {
+    let mut per_computer: std::collections::HashMap<String, i64> = Default::default();
+    let mut losses: std::collections::HashMap<String, (i64, serde_json::Value)> = Default::default();
+    let (mut changes, mut coverage_losses) = (0, 0);
+    for r in &counts.rows {
+        let n = counts.cell(r, "Count").as_i64().unwrap_or(0);
+        let computer = data::text(counts.cell(r, "Computer"));
+        changes += n;
+        if counts.cell(r, "ChangeCategory") == "CoverageLost" {
+            coverage_losses += n;
+            let last = counts.cell(r, "Last").clone();
+            let entry = losses.entry(computer.clone()).or_insert((0, last.clone()));
+            entry.0 += n;
+            if data::micros(&last) > data::micros(&entry.1) {
+                entry.1 = last;
+            }
+        }
+        *per_computer.entry(computer).or_default() += n;
+    }
+    let mut top: Vec<(String, i64)> = per_computer.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let computers = Rows {
+        columns: ["Computer", "Changes"].map(|n| data::Column { name: n.into(), kusto_type: String::new() }).to_vec(),
+        rows: top.into_iter().take(10).map(|(c, n)| vec![c.into(), n.into()]).collect(),
+    };
+    let mut coverage: Vec<(String, i64, serde_json::Value)> = losses.into_iter().map(|(c, (n, t))| (c, n, t)).collect();
+    coverage.sort_by_key(|(_, _, t)| std::cmp::Reverse(data::micros(t)));
+    coverage.truncate(20);
+    Totals { changes, coverage_losses, computers, coverage }
 }
 
 pub async fn page(
@@ -89,10 +114,11 @@ pub async fn page(
     };
     let by = if params.by.as_deref() == Some("category") { "ChangeCategory" } else { "ConfigChangeType" };
     let now = now_us();
-    let f = match figures(&st, &range, by, now).await {
+    let f = match figures(&st, &range, now).await {
         Ok(f) => f,
         Err(e) => return query_failed(&viewer, "Overview", "/", &e),
     };
+    let t = totals(&f.counts);
     let active_alerts = st.alerting.alert_list().await.iter().filter(|a| a.is_open()).count() as i64;
     let q = range.query();
     let tiles = [
@@ -103,14 +129,9 @@ pub async fn page(
             f.machines.first_number("Silent"),
             format!("/machines?{q}&state=silent"),
         ),
-        ("changes", "Changes", f.changes.first_number("Changes"), format!("/changes?{q}")),
+        ("changes", "Changes", t.changes, format!("/changes?{q}")),
         ("active-alerts", "Active alerts", active_alerts, "/alerts?state=open".to_string()),
-        (
-            "coverage-losses",
-            "Coverage losses",
-            f.changes.first_number("CoverageLost"),
-            format!("/changes?{q}&category=CoverageLost"),
-        ),
+        ("coverage-losses", "Coverage losses", t.coverage_losses, format!("/changes?{q}&category=CoverageLost")),
     ];
     let body = html! {
         section.tiles {
@@ -131,7 +152,7 @@ pub async fn page(
                     a href=(format!("/?{q}&by=category")) class=[(by == "ChangeCategory").then_some("active")] { "category" }
                 }
             }
-            (timeline_chart(&f.series, by, &range, "changes-chart"))
+            (timeline_chart(&f.counts, by, &range, "changes-chart"))
         }
         div.columns {
             section.panel {
@@ -140,24 +161,22 @@ pub async fn page(
             }
             section.panel {
                 h2 { "Top machines by changes" }
-                (top_list(&f.computers, "Computer", |c| format!("/machines/{}?{q}", segment(c))))
+                (top_list(&t.computers, "Computer", |c| format!("/machines/{}?{q}", segment(c))))
             }
         }
         section.panel {
             h2 { "Machines whose agent lost coverage" }
-            @if f.coverage.rows.is_empty() {
+            @if t.coverage.is_empty() {
                 p.muted { "No agent reported a coverage loss in this range." }
             } @else {
-                table.data {
-                    thead { tr { th { "Computer" } th { "Losses" } th { "Last" } th { "Reason" } } }
+                table.data #coverage {
+                    thead { tr { th { "Computer" } th { "Losses (what the agent said: follow the link)" } th { "Last" } } }
                     tbody {
-                        @for r in &f.coverage.rows {
-                            @let computer = data::text(f.coverage.cell(r, "Computer"));
+                        @for (computer, losses, last) in &t.coverage {
                             tr {
-                                td { a href=(format!("/changes?{q}&computer={}&category=CoverageLost", layout::url_encode(&computer))) { (computer) } }
-                                td.num { (data::text(f.coverage.cell(r, "Losses"))) }
-                                td { (layout::when(f.coverage.cell(r, "Last"))) }
-                                td { (data::text(f.coverage.cell(r, "Reason"))) }
+                                td { a href=(format!("/changes?{q}&computer={}&category=CoverageLost", layout::url_encode(computer))) { (computer) } }
+                                td.num { a href=(format!("/changes?{q}&computer={}&category=CoverageLost", layout::url_encode(computer))) { (count(*losses)) } }
+                                td { (layout::when(last)) }
                             }
                         }
                     }
