@@ -1,0 +1,413 @@
+//! KQL syntax trees to DataFusion logical plans, with Kusto's semantics (`kql-usage.md`,
+//! "Semantics to get right"): case-insensitive `contains`/`=~`/`in~`, `has` as a term match,
+//! descending default sort, Kusto's default aggregate names, strings that are never null.
+//!
+//! Plans are built with `LogicalPlanBuilder` and `Expr`, never via SQL text.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, TimeUnit};
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::provider_as_source;
+use datafusion::functions::expr_fn as f;
+use datafusion::functions_aggregate::expr_fn as agg;
+use datafusion::logical_expr::{
+    Expr as DfExpr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, SortExpr, case, cast, ident, lit, not, try_cast,
+    when,
+};
+
+use crate::ast::*;
+use crate::error::{ErrorKind, KqlError, Span};
+
+mod function;
+mod join;
+mod make_series;
+mod mv_expand;
+mod operators;
+mod parse;
+mod scalar;
+mod sources;
+mod string_ops;
+mod summarize;
+mod types;
+mod union;
+
+/// The tables a query can name.
+pub trait Catalog {
+    fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>>;
+    fn table_names(&self) -> Vec<String>;
+    /// A named watchlist, what Sentinel's `_GetWatchlist('name')` reads: none by default; an
+    /// error says why an existing one cannot be read.
+    fn watchlist(&self, _name: &str) -> Result<Option<Arc<dyn TableProvider>>, String> {
+        Ok(None)
+    }
+}
+
+/// A [`Catalog`] over a list of named tables.
+#[derive(Default)]
+pub struct TableList(pub Vec<(String, Arc<dyn TableProvider>)>);
+
+impl Catalog for TableList {
+    fn table(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+    }
+    fn table_names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+/// Arrow field metadata key with a column's Kusto type (`string`, `dynamic`, `guid`...).
+pub const KUSTO_TYPE_KEY: &str = "kusto.type";
+
+/// Plans `query` (parsed from `source`, for error positions). `now_us` is the value of `now()`
+/// for the whole query, microseconds since the epoch.
+pub fn plan_query(query: &Query, source: &str, catalog: &dyn Catalog, now_us: i64) -> Result<LogicalPlan, KqlError> {
+    plan_query_with(query, source, catalog, &PlanOptions { now_us, ..PlanOptions::default() })
+}
+
+/// How a query is planned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// The value of `now()` for the whole query, microseconds since the epoch.
+    pub now_us: i64,
+    /// `[start, end)` in microseconds: every table is filtered to `TimeGenerated` in it, as the
+    /// `timespan` of the Log Analytics Query API does (in addition to the query's own filters).
+    pub time_range: Option<(i64, i64)>,
+    /// `[start, end)` in microseconds of ingestion time (`_TimeReceived`): every table with that
+    /// column is filtered to it. Consecutive windows `[a, b)`, `[b, c)` see each record exactly
+    /// once, however late its `TimeGenerated` (how alert rules evaluate without gaps).
+    pub ingestion_range: Option<(i64, i64)>,
+}
+
+pub fn plan_query_with(
+    query: &Query,
+    source: &str,
+    catalog: &dyn Catalog,
+    options: &PlanOptions,
+) -> Result<LogicalPlan, KqlError> {
+    // The planner's frames are large in debug builds: keep 1 MiB free before each level.
+    recursive::set_minimum_stack_size(1 << 20);
+    let mut p = Planner {
+        source,
+        catalog,
+        now_us: options.now_us,
+        time_range: options.time_range,
+        ingestion_range: options.ingestion_range,
+        lets: HashMap::new(),
+        auto_names: 0,
+    };
+    for l in &query.lets {
+        p.bind_let(l)?;
+    }
+    p.pipeline(&query.body)
+}
+
+#[derive(Clone)]
+enum Binding {
+    Scalar(DfExpr),
+    Tabular(LogicalPlan),
+    Dynamic(serde_json::Value),
+}
+
+struct Planner<'a> {
+    source: &'a str,
+    catalog: &'a dyn Catalog,
+    now_us: i64,
+    time_range: Option<(i64, i64)>,
+    ingestion_range: Option<(i64, i64)>,
+    lets: HashMap<String, Binding>,
+    auto_names: usize,
+}
+
+type PResult<T> = Result<T, KqlError>;
+
+/// The aggregate functions of `summarize`.
+const AGGREGATES: &[&str] = &[
+    "count",
+    "countif",
+    "dcount",
+    "dcountif",
+    "sum",
+    "sumif",
+    "avg",
+    "avgif",
+    "min",
+    "max",
+    "any",
+    "take_any",
+    "stdev",
+    "variance",
+    "make_set",
+    "make_list",
+    "makeset",
+    "makelist",
+    "make_set_if",
+    "make_list_if",
+    "make_bag",
+    "percentile",
+    "percentiles",
+    "arg_max",
+    "arg_min",
+];
+
+/// One aggregate of a `summarize`: its DataFusion expression, Kusto's default name for it, and
+/// what turns the aggregate's value into the Kusto value.
+struct Agg {
+    expr: DfExpr,
+    name: String,
+    finish: Finish,
+}
+
+enum Finish {
+    None,
+    /// A list to a dynamic array of at most this many elements (of dynamic elements).
+    List(i64, bool),
+    /// The nearest-rank percentile of a sorted list.
+    Percentile(f64),
+}
+
+enum OutputItem {
+    Agg(usize),
+    Expr(Expr),
+}
+
+const DAY_NS: i64 = 86_400_000_000_000;
+
+fn ts_lit(us: i64) -> DfExpr {
+    lit(ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into())))
+}
+
+fn dur_lit(ns: i64) -> DfExpr {
+    lit(ScalarValue::DurationNanosecond(Some(ns)))
+}
+
+impl<'a> Planner<'a> {
+    fn err(&self, kind: ErrorKind, msg: impl Into<String>, span: Span) -> KqlError {
+        KqlError::new(kind, msg, span, self.source)
+    }
+
+    fn df_err(&self, e: impl std::fmt::Display, span: Span) -> KqlError {
+        self.err(ErrorKind::Semantic, e.to_string(), span)
+    }
+
+    fn bind_let(&mut self, l: &Let) -> PResult<()> {
+        let binding = match &l.value {
+            LetValue::Function { .. } => {
+                return Err(self.err(
+                    ErrorKind::Unsupported,
+                    "user-defined functions (let f = (...) {...}) are not supported",
+                    l.span,
+                ));
+            }
+            LetValue::Expr(e) => match &e.kind {
+                ExprKind::Pipeline(p) => Binding::Tabular(self.pipeline(p)?),
+                ExprKind::Name(n) if self.is_tabular_name(n) => Binding::Tabular(self.table(n, e.span)?),
+                ExprKind::Call { name, args } if name.name == "materialize" && args.len() == 1 => {
+                    Binding::Tabular(self.tabular_expr(&args[0])?)
+                }
+                ExprKind::Literal(Literal::Dynamic(v)) => Binding::Dynamic(v.clone()),
+                _ => Binding::Scalar(self.scalar(e, &DFSchema::empty())?),
+            },
+        };
+        self.lets.insert(l.name.name.clone(), binding);
+        Ok(())
+    }
+
+    fn is_tabular_name(&self, n: &str) -> bool {
+        matches!(self.lets.get(n), Some(Binding::Tabular(_))) || self.catalog.table(n).is_some()
+    }
+}
+
+/// A Kusto `format_datetime` format as a chrono one: `yyyy-MM-dd HH:mm:ss.fff` and the other
+/// documented specifiers; anything that is not a letter is kept as a separator.
+fn kusto_datetime_format(fmt: &str) -> Result<String, String> {
+    let chars: Vec<char> = fmt.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut run = 1;
+        while i + run < chars.len() && chars[i + run] == c {
+            run += 1;
+        }
+        let spec = match (c, run) {
+            ('y', 4) => "%Y",
+            ('y', 2) => "%y",
+            ('M', 2) => "%m",
+            ('M', 1) => "%-m",
+            ('d', 2) => "%d",
+            ('d', 1) => "%-d",
+            ('H', 2) => "%H",
+            ('H', 1) => "%-H",
+            ('h', 2) => "%I",
+            ('h', 1) => "%-I",
+            ('m', 2) => "%M",
+            ('m', 1) => "%-M",
+            ('s', 2) => "%S",
+            ('s', 1) => "%-S",
+            ('t', 2) => "%p",
+            ('f' | 'F', 3) => "%3f",
+            ('f' | 'F', 6) => "%6f",
+            ('f' | 'F', 9) => "%9f",
+            (c, _) if c.is_ascii_alphabetic() => {
+                return Err(format!("format_datetime specifier '{}' is not supported", c.to_string().repeat(run)));
+            }
+            _ => "",
+        };
+        if spec.is_empty() {
+            for _ in 0..run {
+                if c == '%' {
+                    out.push_str("%%");
+                } else {
+                    out.push(c);
+                }
+            }
+        } else {
+            out.push_str(spec);
+        }
+        i += run;
+    }
+    Ok(out)
+}
+
+fn distinct_from(l: DfExpr, r: DfExpr) -> DfExpr {
+    DfExpr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
+        Box::new(l),
+        datafusion::logical_expr::Operator::IsDistinctFrom,
+        Box::new(r),
+    ))
+}
+
+/// LIKE / ILIKE with a pattern built from an escaped literal.
+fn like(l: DfExpr, pattern: String, case_sensitive: bool) -> DfExpr {
+    if case_sensitive { l.like(lit(pattern)) } else { l.ilike(lit(pattern)) }
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `has`: the term (a maximal run of letters and digits) appears whole.
+fn term_regex(l: DfExpr, term: &str, case_insensitive: bool, start: bool, end: bool) -> DfExpr {
+    let mut pattern = String::new();
+    if case_insensitive {
+        pattern.push_str("(?i)");
+    }
+    if start {
+        pattern.push_str(r"(^|[^\p{L}\p{N}])");
+    }
+    pattern.push_str(&regex::escape(term));
+    if end {
+        pattern.push_str(r"([^\p{L}\p{N}]|$)");
+    }
+    f::regexp_like(l, lit(pattern), None)
+}
+
+fn interval(ns: i64) -> DfExpr {
+    lit(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano { months: 0, days: 0, nanoseconds: ns })))
+}
+
+fn duration_ns(e: &DfExpr) -> Option<i64> {
+    match e {
+        DfExpr::Literal(ScalarValue::DurationNanosecond(Some(ns)), _) => Some(*ns),
+        _ => None,
+    }
+}
+
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == name;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = name;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            let Some(idx) = rest.find(p) else { return false };
+            rest = &rest[idx + p.len()..];
+        }
+    }
+    true
+}
+
+fn literal(l: &Literal) -> DfExpr {
+    match l {
+        Literal::Null => lit(ScalarValue::Null),
+        Literal::Bool(b) => lit(*b),
+        Literal::Long(n) => lit(*n),
+        Literal::Real(n) => lit(*n),
+        Literal::String(s) => lit(s.clone()),
+        Literal::Timespan(ns) => dur_lit(*ns),
+        Literal::DateTime(us) => ts_lit(*us),
+        Literal::Dynamic(v) => crate::udf::dynamic_lit(v),
+        Literal::TypedNull(t) => match kusto_type(t) {
+            Some(dt) => lit(ScalarValue::try_from(&dt).unwrap_or(ScalarValue::Null)),
+            None => lit(ScalarValue::Null),
+        },
+    }
+}
+
+/// The elements of a dynamic array (a scalar counts as one element), as literals.
+fn dynamic_elements(v: &serde_json::Value) -> Vec<DfExpr> {
+    match v.as_array() {
+        Some(a) => a.iter().map(json_lit).collect(),
+        None => vec![json_lit(v)],
+    }
+}
+
+fn json_lit(v: &serde_json::Value) -> DfExpr {
+    match v {
+        serde_json::Value::String(s) => lit(s.clone()),
+        serde_json::Value::Bool(b) => lit(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => lit(i),
+            None => lit(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::Null => lit(ScalarValue::Null),
+        other => lit(other.to_string()),
+    }
+}
+
+/// The Kusto name of an Arrow type, for messages.
+fn kusto_name(t: &DataType) -> &'static str {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string",
+        DataType::Timestamp(..) => "datetime",
+        DataType::Duration(_) => "timespan",
+        DataType::Int64 | DataType::UInt64 => "long",
+        DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt32 | DataType::UInt16 | DataType::UInt8 => {
+            "int"
+        }
+        DataType::Float64 | DataType::Float32 => "real",
+        DataType::Boolean => "bool",
+        DataType::Null => "null",
+        _ => "a value of another type",
+    }
+}
+
+/// The Arrow type of a Kusto type name.
+pub fn kusto_type(ty: &str) -> Option<DataType> {
+    Some(match canonical_type(ty) {
+        "string" | "guid" | "dynamic" => DataType::Utf8,
+        "datetime" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        "timespan" => DataType::Duration(TimeUnit::Nanosecond),
+        "long" => DataType::Int64,
+        "int" => DataType::Int32,
+        "real" | "decimal" => DataType::Float64,
+        "bool" => DataType::Boolean,
+        _ => return None,
+    })
+}

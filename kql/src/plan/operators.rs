@@ -1,0 +1,266 @@
+//! The tabular operators (`where`, `project`, `extend`, `sort`, `take`, `top`, `distinct`...) and the naming of their columns.
+
+use super::*;
+
+impl Planner<'_> {
+    pub(super) fn op(&mut self, plan: LogicalPlan, op: &Op) -> PResult<LogicalPlan> {
+        let span = op.span;
+        let b = LogicalPlanBuilder::from(plan.clone());
+        let schema = plan.schema().as_ref().clone();
+        let built = match &op.kind {
+            OpKind::Where(e) => b.filter(self.predicate(e, &schema)?),
+            OpKind::Project(items) => return self.project(plan, items, span),
+            OpKind::Extend(items) => return self.extend(plan, items, span),
+            OpKind::ProjectAway(names) => {
+                let keep: Vec<DfExpr> = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| !names.iter().any(|n| wildcard_match(&n.name, f.name())))
+                    .map(|f| ident(f.name()))
+                    .collect();
+                for n in names {
+                    if !n.name.contains('*') && schema.field_with_unqualified_name(&n.name).is_err() {
+                        return Err(self.unknown_column(&n.name, &schema, n.span));
+                    }
+                }
+                b.project(keep)
+            }
+            OpKind::ProjectKeep(names) => {
+                let keep: Vec<DfExpr> = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| names.iter().any(|n| wildcard_match(&n.name, f.name())))
+                    .map(|f| ident(f.name()))
+                    .collect();
+                b.project(keep)
+            }
+            OpKind::ProjectRename(pairs) => {
+                for (_, old) in pairs {
+                    if schema.field_with_unqualified_name(&old.name).is_err() {
+                        return Err(self.unknown_column(&old.name, &schema, old.span));
+                    }
+                }
+                let exprs: Vec<DfExpr> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| match pairs.iter().find(|(_, old)| old.name == *f.name()) {
+                        Some((new, _)) => ident(f.name()).alias(&new.name),
+                        None => ident(f.name()),
+                    })
+                    .collect();
+                b.project(exprs)
+            }
+            OpKind::ProjectReorder(cols) => {
+                let mut first: Vec<String> = Vec::new();
+                for (n, _) in cols {
+                    for f in schema.fields() {
+                        if wildcard_match(&n.name, f.name()) && !first.contains(f.name()) {
+                            first.push(f.name().clone());
+                        }
+                    }
+                }
+                let rest = schema.fields().iter().map(|f| f.name().clone()).filter(|n| !first.contains(n));
+                let order: Vec<DfExpr> = first.iter().cloned().chain(rest).map(ident).collect();
+                b.project(order)
+            }
+            OpKind::Summarize { aggregates, by } => return self.summarize(plan, aggregates, by, span),
+            OpKind::Sort(keys) => {
+                let sorts = keys.iter().map(|k| self.sort_expr(k, &schema)).collect::<PResult<Vec<_>>>()?;
+                b.sort(sorts)
+            }
+            OpKind::Take(n) => b.limit(0, Some(self.count_arg(n)?)),
+            OpKind::Top { count, key } => {
+                let s = self.sort_expr(key, &schema)?;
+                let n = self.count_arg(count)?;
+                b.sort(vec![s]).and_then(|b| b.limit(0, Some(n)))
+            }
+            OpKind::Distinct(items) => {
+                if matches!(items.as_slice(), [NamedExpr { expr: Expr { kind: ExprKind::Star, .. }, .. }]) {
+                    b.distinct()
+                } else {
+                    let group = self.named_list(items, &schema, true)?;
+                    b.aggregate(group, Vec::<DfExpr>::new())
+                }
+            }
+            OpKind::Count => b.aggregate(Vec::<DfExpr>::new(), vec![agg::count(lit(1i64)).alias("Count")]),
+            OpKind::Render(_) => return Ok(plan),
+            OpKind::Serialize(items) if items.is_empty() => return Ok(plan),
+            OpKind::Serialize(items) => return self.extend(plan, items, span),
+            OpKind::As(name) => {
+                self.lets.insert(name.name.clone(), Binding::Tabular(plan.clone()));
+                return Ok(plan);
+            }
+            OpKind::Join(j) => return self.join(plan, j, span),
+            OpKind::Union(u) => return self.union(Some(plan), u, span),
+            OpKind::Parse { expr, kind, pattern } => return self.parse_op(plan, expr, kind.as_deref(), pattern, span),
+            OpKind::MvExpand { items, limit } => return self.mv_expand(plan, items, limit.as_ref(), span),
+            OpKind::MakeSeries(m) => return self.make_series(plan, m, span),
+            OpKind::Evaluate { plugin, args } => {
+                return match (plugin.name.as_str(), args.as_slice()) {
+                    ("narrow", []) => self.narrow(plan, span),
+                    ("narrow", _) => Err(self.err(ErrorKind::Semantic, "narrow() takes no arguments", span)),
+                    (other, _) => Err(self.err(
+                        ErrorKind::Unsupported,
+                        format!("the '{other}' plugin of evaluate is not supported"),
+                        plugin.span,
+                    )),
+                };
+            }
+        };
+        built.and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    /// Appends column `e` as `name`; an existing column of that name is dropped (so it moves to
+    /// the end, as `extend` does).
+    pub(super) fn replace_or_append(
+        &self,
+        plan: LogicalPlan,
+        e: DfExpr,
+        name: &str,
+        span: Span,
+    ) -> PResult<LogicalPlan> {
+        let schema = plan.schema().clone();
+        let mut exprs: Vec<DfExpr> =
+            schema.fields().iter().filter(|f| f.name() != name).map(|f| ident(f.name())).collect();
+        exprs.push(e);
+        LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|er| self.df_err(er, span))
+    }
+
+    /// `evaluate narrow()`: one row per cell, `Row` (from 0), `Column` (its name), `Value` (as a
+    /// string), in row then column order.
+    pub(super) fn narrow(&mut self, plan: LogicalPlan, span: Span) -> PResult<LogicalPlan> {
+        let schema = plan.schema().as_ref().clone();
+        let rn = datafusion::functions_window::expr_fn::row_number().alias("__row");
+        let numbered = LogicalPlanBuilder::from(plan)
+            .window(vec![rn])
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let mut result: Option<LogicalPlanBuilder> = None;
+        for (i, field) in schema.fields().iter().enumerate() {
+            let value = self.to_text(ident(field.name()), &schema, span)?;
+            let leg = LogicalPlanBuilder::from(numbered.clone())
+                .project(vec![
+                    (cast(ident("__row"), DataType::Int64) - lit(1i64)).alias("Row"),
+                    lit(field.name().clone()).alias("Column"),
+                    value.alias("Value"),
+                    lit(i as i64).alias("__col"),
+                ])
+                .and_then(|b| b.build())
+                .map_err(|e| self.df_err(e, span))?;
+            result = Some(match result {
+                None => LogicalPlanBuilder::from(leg),
+                Some(b) => b.union(leg).map_err(|e| self.df_err(e, span))?,
+            });
+        }
+        let Some(b) = result else {
+            return Err(self.err(ErrorKind::Semantic, "narrow() of a table without columns", span));
+        };
+        b.sort(vec![ident("Row").sort(true, false), ident("__col").sort(true, false)])
+            .and_then(|b| b.project(vec![ident("Row"), ident("Column"), ident("Value")]))
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))
+    }
+
+    pub(super) fn count_arg(&mut self, e: &Expr) -> PResult<usize> {
+        match &e.kind {
+            ExprKind::Literal(Literal::Long(n)) if *n >= 0 => Ok(*n as usize),
+            ExprKind::Name(n) => match self.lets.get(n) {
+                Some(Binding::Scalar(DfExpr::Literal(ScalarValue::Int64(Some(v)), _))) if *v >= 0 => Ok(*v as usize),
+                _ => Err(self.err(ErrorKind::Semantic, "expected a non-negative whole number of rows", e.span)),
+            },
+            _ => Err(self.err(ErrorKind::Semantic, "expected a non-negative whole number of rows", e.span)),
+        }
+    }
+
+    pub(super) fn sort_expr(&mut self, k: &SortKey, schema: &DFSchema) -> PResult<SortExpr> {
+        let e = self.scalar(&k.expr, schema)?;
+        let asc = k.direction == Some(SortDirection::Asc);
+        Ok(e.sort(asc, k.nulls_first.unwrap_or(asc)))
+    }
+
+    pub(super) fn unknown_column(&self, name: &str, schema: &DFSchema, span: Span) -> KqlError {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let hint = names
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(name))
+            .map(|n| format!(" (column names are case-sensitive: did you mean '{n}'?)"))
+            .unwrap_or_default();
+        self.err(ErrorKind::Semantic, format!("unknown column '{name}'{hint}"), span)
+    }
+
+    /// The output name of an unnamed expression, as Kusto derives it.
+    pub(super) fn derived_name(&mut self, e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Name(n) => n.clone(),
+            ExprKind::Member { target, name } => format!("{}_{}", self.derived_name(target), name.name),
+            _ => {
+                self.auto_names += 1;
+                format!("Column{}", self.auto_names)
+            }
+        }
+    }
+
+    /// `name = expr` items, unnamed ones named as Kusto does: group keys (`grouping`) keep the
+    /// column of `bin(col, ...)`, other expressions get `Column1`, `Column2`...
+    pub(super) fn named_list(
+        &mut self,
+        items: &[NamedExpr],
+        schema: &DFSchema,
+        grouping: bool,
+    ) -> PResult<Vec<DfExpr>> {
+        items
+            .iter()
+            .map(|i| {
+                let e = self.scalar(&i.expr, schema)?;
+                let name = match i.names.as_slice() {
+                    [one] => one.name.clone(),
+                    [] if grouping => self.group_name(&i.expr),
+                    [] => self.derived_name(&i.expr),
+                    _ => {
+                        return Err(self.err(
+                            ErrorKind::Unsupported,
+                            "multi-column assignment is not supported",
+                            i.expr.span,
+                        ));
+                    }
+                };
+                Ok(e.alias(name))
+            })
+            .collect()
+    }
+
+    /// Group keys keep the column name: `bin(TimeGenerated, 1h)` is named `TimeGenerated`.
+    pub(super) fn group_name(&mut self, e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Call { name, args }
+                if matches!(name.name.as_str(), "bin" | "bin_at" | "floor")
+                    && matches!(args.first(), Some(Expr { kind: ExprKind::Name(_), .. })) =>
+            {
+                self.derived_name(&args[0])
+            }
+            _ => self.derived_name(e),
+        }
+    }
+
+    pub(super) fn project(&mut self, plan: LogicalPlan, items: &[NamedExpr], span: Span) -> PResult<LogicalPlan> {
+        let schema = plan.schema().as_ref().clone();
+        let exprs = self.named_list(items, &schema, false)?;
+        LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    /// `extend`: new columns are appended; a column that exists is replaced and moves to the end.
+    pub(super) fn extend(&mut self, plan: LogicalPlan, items: &[NamedExpr], span: Span) -> PResult<LogicalPlan> {
+        let mut plan = plan;
+        for item in items {
+            let schema = plan.schema().as_ref().clone();
+            let new = self.named_list(std::slice::from_ref(item), &schema, false)?.remove(0);
+            let name = new.schema_name().to_string();
+            let name = match &new {
+                DfExpr::Alias(a) => a.name.clone(),
+                _ => name,
+            };
+            plan = self.replace_or_append(plan, new, &name, span)?;
+        }
+        Ok(plan)
+    }
+}

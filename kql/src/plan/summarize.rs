@@ -1,0 +1,441 @@
+//! `summarize`: one DataFusion aggregate, a projection that finishes Kusto's values, and one of the items.
+
+use super::*;
+
+impl Planner<'_> {
+    pub(super) fn summarize(
+        &mut self,
+        plan: LogicalPlan,
+        aggregates: &[NamedExpr],
+        by: &[NamedExpr],
+        span: Span,
+    ) -> PResult<LogicalPlan> {
+        let is_arg = |a: &NamedExpr| matches!(&a.expr.kind, ExprKind::Call { name, .. } if name.name == "arg_max" || name.name == "arg_min");
+        let schema = plan.schema().as_ref().clone();
+        let group = self.named_list(by, &schema, true)?;
+        let global = by.is_empty();
+        let mut taken: Vec<String> = group
+            .iter()
+            .map(|g| match g {
+                DfExpr::Alias(a) => a.name.clone(),
+                other => other.schema_name().to_string(),
+            })
+            .collect();
+        // Three steps: aggregate into __rawN, finish each (__aggN: make_set's list to a dynamic
+        // array, ...), then evaluate the items, which may wrap aggregates (`now() - max(T)`).
+        let mut raw: Vec<Agg> = Vec::new();
+        let mut outputs: Vec<(OutputItem, String)> = Vec::new();
+        for a in aggregates {
+            if is_arg(a) {
+                for part in self.arg_extreme(a, &schema, &mut taken)? {
+                    outputs.push((OutputItem::Agg(raw.len()), part.name.clone()));
+                    raw.push(part);
+                }
+            } else if self.is_aggregate_call(&a.expr) {
+                let parts = self.aggregate(&a.expr, &schema, global)?;
+                let names: Vec<String> = match (a.names.as_slice(), parts.len()) {
+                    ([], _) => parts.iter().map(|p| p.name.clone()).collect(),
+                    (given, n) if given.len() == n => given.iter().map(|i| i.name.clone()).collect(),
+                    (given, n) => {
+                        return Err(self.err(
+                            ErrorKind::Semantic,
+                            format!("{} names for an aggregate with {n} result column(s)", given.len()),
+                            a.expr.span,
+                        ));
+                    }
+                };
+                for (part, name) in parts.into_iter().zip(names) {
+                    outputs.push((OutputItem::Agg(raw.len()), name));
+                    raw.push(part);
+                }
+            } else {
+                let name = match a.names.as_slice() {
+                    [one] => one.name.clone(),
+                    [] => self.derived_name(&a.expr),
+                    _ => {
+                        return Err(self.err(
+                            ErrorKind::Unsupported,
+                            "multi-column assignment is not supported",
+                            a.expr.span,
+                        ));
+                    }
+                };
+                let rewritten = self.extract_aggregates(&a.expr, &schema, global, &mut raw)?;
+                outputs.push((OutputItem::Expr(rewritten), name));
+            }
+        }
+        if raw.is_empty() && group.is_empty() {
+            return Err(self.err(
+                ErrorKind::Semantic,
+                "expected an aggregate function such as count() or max(x)",
+                span,
+            ));
+        }
+        let internal: Vec<DfExpr> =
+            raw.iter().enumerate().map(|(i, a)| a.expr.clone().alias(format!("__raw{i}"))).collect();
+        let planned = LogicalPlanBuilder::from(plan)
+            .aggregate(group.clone(), internal)
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let group_cols: Vec<DfExpr> = group
+            .iter()
+            .map(|g| match g {
+                DfExpr::Alias(a) => ident(a.name.clone()),
+                other => ident(other.schema_name().to_string()),
+            })
+            .collect();
+        let mut finished = group_cols.clone();
+        for (i, a) in raw.iter().enumerate() {
+            let c = ident(format!("__raw{i}"));
+            let done = match a.finish {
+                Finish::None => c,
+                Finish::List(max, dynamic) => crate::udf::list_to_dynamic(c, max, dynamic),
+                Finish::Percentile(p) => crate::udf::nearest_rank(c, p),
+            };
+            finished.push(done.alias(format!("__agg{i}")));
+        }
+        let finished = LogicalPlanBuilder::from(planned)
+            .project(finished)
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        let fschema = finished.schema().as_ref().clone();
+        let mut out = group_cols;
+        for (item, name) in outputs {
+            let e = match item {
+                OutputItem::Agg(i) => ident(format!("__agg{i}")),
+                // Over the keys and the aggregates: a column of the input is not in scope.
+                OutputItem::Expr(ast) => self.scalar(&ast, &fschema).map_err(|e| {
+                    if e.message.starts_with("unknown column") {
+                        self.err(
+                            ErrorKind::Semantic,
+                            "expected an aggregate function such as count() or max(x)",
+                            ast.span,
+                        )
+                    } else {
+                        e
+                    }
+                })?,
+            };
+            out.push(e.alias(name));
+        }
+        LogicalPlanBuilder::from(finished).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    pub(super) fn is_aggregate_call(&self, e: &Expr) -> bool {
+        matches!(&e.kind, ExprKind::Call { name, .. } if AGGREGATES.contains(&name.name.as_str()))
+    }
+
+    /// `e` with each aggregate call in it replaced by a reference to its result column
+    /// (`__aggN`), the aggregates appended to `raw`.
+    pub(super) fn extract_aggregates(
+        &mut self,
+        e: &Expr,
+        schema: &DFSchema,
+        global: bool,
+        raw: &mut Vec<Agg>,
+    ) -> PResult<Expr> {
+        if self.is_aggregate_call(e) {
+            let mut parts = self.aggregate(e, schema, global)?;
+            if parts.len() != 1 {
+                return Err(self.err(
+                    ErrorKind::Unsupported,
+                    "an aggregate with several result columns inside an expression",
+                    e.span,
+                ));
+            }
+            let name = format!("__agg{}", raw.len());
+            raw.push(parts.remove(0));
+            return Ok(Expr { kind: ExprKind::Name(name), span: e.span });
+        }
+        let mut sub = |p: &mut Self, x: &Expr| p.extract_aggregates(x, schema, global, raw).map(Box::new);
+        let kind = match &e.kind {
+            ExprKind::Binary { op, left, right } => {
+                ExprKind::Binary { op: *op, left: sub(self, left)?, right: sub(self, right)? }
+            }
+            ExprKind::Negate(x) => ExprKind::Negate(sub(self, x)?),
+            ExprKind::Call { name, args } => ExprKind::Call {
+                name: name.clone(),
+                args: args.iter().map(|x| sub(self, x).map(|b| *b)).collect::<PResult<_>>()?,
+            },
+            ExprKind::Member { target, name } => ExprKind::Member { target: sub(self, target)?, name: name.clone() },
+            ExprKind::Index { target, index } => {
+                ExprKind::Index { target: sub(self, target)?, index: sub(self, index)? }
+            }
+            ExprKind::Between { expr, low, high, negated } => ExprKind::Between {
+                expr: sub(self, expr)?,
+                low: sub(self, low)?,
+                high: sub(self, high)?,
+                negated: *negated,
+            },
+            ExprKind::In { expr, list, negated, case_insensitive } => ExprKind::In {
+                expr: sub(self, expr)?,
+                list: list.clone(),
+                negated: *negated,
+                case_insensitive: *case_insensitive,
+            },
+            other => other.clone(),
+        };
+        Ok(Expr { kind, span: e.span })
+    }
+
+    /// `arg_max(Target, Col1, ... | *)` in a summarize: the target's maximum (minimum for
+    /// arg_min) and, for each chosen column (`*`: all the others, in input order), its value in
+    /// the row where the target is largest: `first_value(col ORDER BY Target DESC)`, one
+    /// aggregate per column, so that it combines with other aggregates and needs no sort.
+    /// `taken` holds the output names so far (keys first); the new ones are added.
+    pub(super) fn arg_extreme(
+        &mut self,
+        item: &NamedExpr,
+        schema: &DFSchema,
+        taken: &mut Vec<String>,
+    ) -> PResult<Vec<Agg>> {
+        let ExprKind::Call { name, args } = &item.expr.kind else { unreachable!("checked by the caller") };
+        if args.len() < 2 {
+            return Err(self.err(
+                ErrorKind::Semantic,
+                format!("{}() takes the expression to maximise and the columns to return (or *)", name.name),
+                item.expr.span,
+            ));
+        }
+        if item.names.len() > 1 {
+            return Err(self.err(
+                ErrorKind::Unsupported,
+                format!("naming several columns of {}() is not supported", name.name),
+                item.expr.span,
+            ));
+        }
+        let max = name.name == "arg_max";
+        // `Latest = arg_max(t, *)` and `arg_max(Latest = t, *)` both name the target column.
+        let (target_name, target_ast) = match &args[0].kind {
+            ExprKind::NamedArg { name, value } => (name.name.clone(), value.as_ref()),
+            _ => match item.names.first() {
+                Some(n) => (n.name.clone(), &args[0]),
+                None => (self.derived_name(&args[0]), &args[0]),
+            },
+        };
+        let target = self.scalar(target_ast, schema)?;
+        let order = vec![target.clone().sort(!max, false)];
+        let pick = |e: DfExpr| agg::first_value(e, order.clone());
+        let mut out = vec![Agg {
+            expr: if max { agg::max(target.clone()) } else { agg::min(target.clone()) },
+            name: target_name.clone(),
+            finish: Finish::None,
+        }];
+        taken.push(target_name);
+        for a in &args[1..] {
+            match &a.kind {
+                ExprKind::Star => {
+                    for f in schema.fields() {
+                        if !taken.contains(f.name()) {
+                            taken.push(f.name().clone());
+                            out.push(Agg { expr: pick(ident(f.name())), name: f.name().clone(), finish: Finish::None });
+                        }
+                    }
+                }
+                ExprKind::NamedArg { name, value } => {
+                    let e = self.scalar(value, schema)?;
+                    taken.push(name.name.clone());
+                    out.push(Agg { expr: pick(e), name: name.name.clone(), finish: Finish::None });
+                }
+                _ => {
+                    let e = self.scalar(a, schema)?;
+                    let n = self.derived_name(a);
+                    if !taken.contains(&n) {
+                        taken.push(n.clone());
+                        out.push(Agg { expr: pick(e), name: n, finish: Finish::None });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// An aggregate call and its Kusto default name (`count_`, `max_TimeGenerated`, ...).
+    pub(super) fn aggregate(&mut self, e: &Expr, schema: &DFSchema, global: bool) -> PResult<Vec<Agg>> {
+        let ExprKind::Call { name, args } = &e.kind else {
+            return Err(self.err(
+                ErrorKind::Semantic,
+                "expected an aggregate function such as count() or max(x)",
+                e.span,
+            ));
+        };
+        let fname = name.name.as_str();
+        let arg_name = |p: &mut Self, i: usize| args.get(i).map(|a| p.derived_name(a)).unwrap_or_default();
+        let arity = |p: &Self, n: usize| -> PResult<()> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(p.err(ErrorKind::Semantic, format!("{fname}() takes {n} argument(s), got {}", args.len()), e.span))
+            }
+        };
+        let a0 = |p: &mut Self| p.scalar(&args[0], schema);
+        let one = |expr: DfExpr, name: String| Ok(vec![Agg { expr, name, finish: Finish::None }]);
+        match fname {
+            "count" => {
+                if args.len() > 1 {
+                    return Err(self.err(ErrorKind::Semantic, "count() takes no argument", e.span));
+                }
+                // count() and count(*) are count_, count(x) count_x (and does not count nulls).
+                let (x, n) = match args.first() {
+                    None | Some(Expr { kind: ExprKind::Star, .. }) => (lit(1i64), "count_".to_string()),
+                    Some(_) => (a0(self)?, format!("count_{}", arg_name(self, 0))),
+                };
+                one(agg::count(x), n)
+            }
+            "countif" => {
+                arity(self, 1)?;
+                let p = self.predicate(&args[0], schema)?;
+                one(
+                    agg::sum(case(p).when(lit(true), lit(1i64)).otherwise(lit(0i64)).unwrap_or_else(|_| lit(0i64))),
+                    "countif_".into(),
+                )
+            }
+            "dcount" => {
+                let x = a0(self)?;
+                one(agg::count_distinct(x), format!("dcount_{}", arg_name(self, 0)))
+            }
+            "dcountif" => {
+                arity(self, 2)?;
+                let x = a0(self)?;
+                let x = self.only_if(x, &args[1], schema)?;
+                one(agg::count_distinct(x), format!("dcountif_{}", arg_name(self, 0)))
+            }
+            "sum" | "sumif" => {
+                let mut x = a0(self)?;
+                if fname == "sumif" {
+                    arity(self, 2)?;
+                    x = self.only_if(x, &args[1], schema)?;
+                }
+                let s = agg::sum(x);
+                // Kusto: sum over no rows is 0, not null.
+                let s = if global { f::coalesce(vec![s, lit(0i64)]) } else { s };
+                one(s, format!("{fname}_{}", arg_name(self, 0)))
+            }
+            "avg" | "avgif" => {
+                let mut x = a0(self)?;
+                if fname == "avgif" {
+                    arity(self, 2)?;
+                    x = self.only_if(x, &args[1], schema)?;
+                }
+                one(agg::avg(cast(x, DataType::Float64)), format!("{fname}_{}", arg_name(self, 0)))
+            }
+            "min" | "max" => {
+                arity(self, 1)?;
+                let x = a0(self)?;
+                let a = if fname == "min" { agg::min(x) } else { agg::max(x) };
+                one(a, format!("{fname}_{}", arg_name(self, 0)))
+            }
+            "any" | "take_any" => {
+                arity(self, 1)?;
+                let x = a0(self)?;
+                one(agg::first_value(x, vec![]), format!("{fname}_{}", arg_name(self, 0)))
+            }
+            "stdev" | "variance" => {
+                arity(self, 1)?;
+                let x = cast(a0(self)?, DataType::Float64);
+                let a = if fname == "stdev" { agg::stddev(x) } else { agg::var_sample(x) };
+                one(a, format!("{fname}_{}", arg_name(self, 0)))
+            }
+            "make_set" | "make_list" | "makeset" | "makelist" | "make_set_if" | "make_list_if" | "make_bag" => {
+                use datafusion::logical_expr::ExprFunctionExt;
+                if fname == "make_bag" {
+                    return Err(self.err(
+                        ErrorKind::Unsupported,
+                        "the aggregate 'make_bag' is not supported",
+                        name.span,
+                    ));
+                }
+                let conditional = fname.ends_with("_if");
+                let (lo, hi) = if conditional { (2, 3) } else { (1, 2) };
+                if !(lo..=hi).contains(&args.len()) {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        format!("{fname}() takes {lo} or {hi} arguments, got {}", args.len()),
+                        e.span,
+                    ));
+                }
+                let x = a0(self)?;
+                let dynamic = self.is_dynamic(&x, schema);
+                let mut keep = x.clone().is_not_null();
+                if conditional {
+                    keep = keep.and(self.predicate(&args[1], schema)?);
+                }
+                let max = match args.get(hi - 1) {
+                    // The deprecated makeset/makelist keep their old default of 128.
+                    None if fname.starts_with("make") && !fname.contains('_') => 128,
+                    None => 1_048_576,
+                    Some(Expr { kind: ExprKind::Literal(Literal::Long(n)), .. }) => *n,
+                    Some(other) => {
+                        return Err(self.err(ErrorKind::Semantic, "the maximum size is a whole number", other.span));
+                    }
+                };
+                let b = agg::array_agg(x).filter(keep);
+                let b = if fname.contains("set") { b.distinct() } else { b };
+                let expr = b.build().map_err(|er| self.df_err(er, e.span))?;
+                // Kusto names them set_X and list_X.
+                let base = if fname.contains("set") { "set" } else { "list" };
+                Ok(vec![Agg {
+                    expr,
+                    name: format!("{base}_{}", arg_name(self, 0)),
+                    finish: Finish::List(max, dynamic),
+                }])
+            }
+            "percentile" | "percentiles" => {
+                use datafusion::logical_expr::ExprFunctionExt;
+                if args.len() < 2 || (fname == "percentile" && args.len() != 2) {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        format!("{fname}() takes the expression and the percentile(s)"),
+                        e.span,
+                    ));
+                }
+                let x = a0(self)?;
+                let mut out = Vec::new();
+                for p in &args[1..] {
+                    let v = match &p.kind {
+                        ExprKind::Literal(Literal::Long(n)) => *n as f64,
+                        ExprKind::Literal(Literal::Real(r)) => *r,
+                        _ => {
+                            return Err(self.err(
+                                ErrorKind::Semantic,
+                                "a percentile is a number from 0 to 100",
+                                p.span,
+                            ));
+                        }
+                    };
+                    if !(0.0..=100.0).contains(&v) {
+                        return Err(self.err(ErrorKind::Semantic, "a percentile is a number from 0 to 100", p.span));
+                    }
+                    let sorted = agg::array_agg(x.clone())
+                        .filter(x.clone().is_not_null())
+                        .order_by(vec![x.clone().sort(true, false)])
+                        .build()
+                        .map_err(|er| self.df_err(er, e.span))?;
+                    let label = self.source[p.span.start..p.span.end].replace('.', "_");
+                    out.push(Agg {
+                        expr: sorted,
+                        name: format!("percentile_{}_{label}", arg_name(self, 0)),
+                        finish: Finish::Percentile(v),
+                    });
+                }
+                Ok(out)
+            }
+            "arg_max" | "arg_min" => Err(self.err(
+                ErrorKind::Unsupported,
+                format!("{fname}() inside an expression is not supported"),
+                name.span,
+            )),
+            other => Err(self.err(
+                ErrorKind::Unsupported,
+                format!("the aggregate function '{other}' is not supported"),
+                name.span,
+            )),
+        }
+    }
+
+    /// `x` where `predicate` holds, null elsewhere: the argument of `sumif`, `avgif`, `dcountif`.
+    pub(super) fn only_if(&mut self, x: DfExpr, predicate: &Expr, schema: &DFSchema) -> PResult<DfExpr> {
+        let p = self.predicate(predicate, schema)?;
+        when(p, x).end().map_err(|er| self.df_err(er, predicate.span))
+    }
+}
