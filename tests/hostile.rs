@@ -80,6 +80,15 @@ fn hostile_inputs_get_clear_errors_and_lose_nothing() {
             "does not exist",
         ),
         (
+            "an invalid regex (a 400, not the optimizer's 500)",
+            query.clone(),
+            vec![json_ct],
+            json!({"query": "Heartbeat | where Computer matches regex \"(a+)+$((((\""}).to_string().into_bytes(),
+            400,
+            "BadArgumentError",
+            "invalid regex",
+        ),
+        (
             "10,000-level nesting in KQL",
             query.clone(),
             vec![json_ct],

@@ -311,6 +311,7 @@ async fn errors_name_the_column_or_function() {
         ("T | extend x = Path.name", "expected a dynamic value (an array or a property bag), got string"),
         ("T | mv-expand Path", "expected a dynamic value (an array or a property bag), got string"),
         ("T | extend x = extract('(a', 1, Path)", "invalid regex"),
+        ("T | where Path matches regex '(a+)+$(((('", "invalid regex"),
         ("T | extend x = extract('(a)', 2, Path)", "the regex has 1 capture group(s); group 2 does not exist"),
         ("T | extend x = format_datetime(Time, 'yyyy-MM-dd gg')", "format_datetime specifier 'gg' is not supported"),
         ("T | extend x = datetime_add('fortnight', 1, Time)", "unknown datetime_add period 'fortnight'"),
