@@ -203,7 +203,10 @@ def rules(page):
     page.get_by_role("button", name="Preview").click()
     preview = page.get_by_test_id("preview")
     expect(preview).to_be_visible()
-    assert number(page.get_by_test_id("preview-rows").inner_text()) >= 0
+    # The rule's last window is the 5 minutes of records received: every change under /etc/ the
+    # test posted (60 under /etc/app/ and /etc/motd), each one an alert.
+    expect(page.get_by_test_id("preview-rows")).to_have_text("61")
+    expect(page.get_by_test_id("preview-alerts")).to_have_text("61")
     shot(page, "13-rule-preview")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#rules")).to_contain_text("etc-shadow-changed")
