@@ -1,0 +1,163 @@
+//! Scalar function calls, one file per family of functions. A new function is an arm in its
+//! family's `match` (and, when DataFusion lacks it, a UDF in `udf.rs`).
+
+mod control;
+mod conversion;
+mod datetime;
+mod dynamic;
+mod math;
+mod string;
+
+use super::*;
+
+/// One call being planned: the function's name, its arguments and where it stands.
+#[derive(Clone, Copy)]
+pub(super) struct Call<'c> {
+    pub name: &'c Ident,
+    pub args: &'c [Expr],
+    pub schema: &'c DFSchema,
+    pub span: Span,
+}
+
+/// A family's planner: `None` when the name is not one of its functions.
+type Family<'p> = fn(&mut Planner<'p>, &Call) -> PResult<Option<DfExpr>>;
+
+impl Call<'_> {
+    /// Checks the number of arguments: `lo` to `hi`.
+    fn want(&self, p: &Planner, lo: usize, hi: usize) -> PResult<()> {
+        let (n, got) = (self.name.name.as_str(), self.args.len());
+        if (lo..=hi).contains(&got) {
+            Ok(())
+        } else if lo == hi {
+            Err(p.err(ErrorKind::Semantic, format!("{n}() takes {lo} argument(s), got {got}"), self.span))
+        } else {
+            Err(p.err(ErrorKind::Semantic, format!("{n}() takes {lo} to {hi} arguments, got {got}"), self.span))
+        }
+    }
+}
+
+impl Planner<'_> {
+    /// A scalar function call: each family in turn, the first that knows the name plans it
+    /// (a name belongs to one family).
+    pub(super) fn call(&mut self, name: &Ident, args: &[Expr], schema: &DFSchema, span: Span) -> PResult<DfExpr> {
+        let call = Call { name, args, schema, span };
+        let families: [Family<'_>; 6] = [
+            Self::datetime_call,
+            Self::string_call,
+            Self::conversion_call,
+            Self::dynamic_call,
+            Self::math_call,
+            Self::control_call,
+        ];
+        for family in families {
+            if let Some(e) = family(self, &call)? {
+                return Ok(e);
+            }
+        }
+        Err(self.err(ErrorKind::Unsupported, format!("the function '{}' is not supported", name.name), name.span))
+    }
+
+    pub(super) fn check_regex(&self, e: &Expr) -> PResult<()> {
+        if let ExprKind::Literal(Literal::String(re)) = &e.kind {
+            regex::Regex::new(re)
+                .map_err(|er| self.err(ErrorKind::Semantic, format!("invalid regex: {er}"), e.span))?;
+        }
+        Ok(())
+    }
+
+    /// `datetime_add(unit, amount, dt)`: calendar units (month, quarter, year) need a constant
+    /// amount; the others any whole number.
+    pub(super) fn datetime_add(
+        &self,
+        unit: &str,
+        amount: DfExpr,
+        amount_ast: &Expr,
+        dt: DfExpr,
+        span: Span,
+    ) -> PResult<DfExpr> {
+        let unit = unit.to_ascii_lowercase();
+        let months = match unit.as_str() {
+            "year" => Some(12),
+            "quarter" => Some(3),
+            "month" => Some(1),
+            _ => None,
+        };
+        if let Some(m) = months {
+            let n = match &amount_ast.kind {
+                ExprKind::Literal(Literal::Long(n)) => *n,
+                ExprKind::Negate(x) => match &x.kind {
+                    ExprKind::Literal(Literal::Long(n)) => -*n,
+                    _ => 0,
+                },
+                _ => {
+                    return Err(self.err(
+                        ErrorKind::Unsupported,
+                        format!("datetime_add('{unit}', ...) with an amount that is not a constant whole number"),
+                        amount_ast.span,
+                    ));
+                }
+            };
+            let months = i32::try_from(n * m)
+                .map_err(|_| self.err(ErrorKind::Semantic, "amount out of range", amount_ast.span))?;
+            return Ok(dt
+                + lit(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano {
+                    months,
+                    days: 0,
+                    nanoseconds: 0,
+                }))));
+        }
+        let ns: i64 = match unit.as_str() {
+            "week" => 7 * DAY_NS,
+            "day" => DAY_NS,
+            "hour" => 3_600_000_000_000,
+            "minute" => 60_000_000_000,
+            "second" => 1_000_000_000,
+            "millisecond" => 1_000_000,
+            "microsecond" => 1_000,
+            "nanosecond" => 1,
+            other => {
+                return Err(self.err(
+                    ErrorKind::Semantic,
+                    format!("unknown datetime_add period '{other}' (year, quarter, month, week, day, hour, minute, second, millisecond, microsecond, nanosecond)"),
+                    span,
+                ));
+            }
+        };
+        Ok(dt + cast(cast(amount, DataType::Int64) * lit(ns), DataType::Duration(TimeUnit::Nanosecond)))
+    }
+
+    /// Calendar boundaries crossed between `y` and `x` (`x - y`) in `unit`.
+    pub(super) fn datetime_diff(&self, unit: &str, x: DfExpr, y: DfExpr, span: Span) -> PResult<DfExpr> {
+        let part = |p: &str, e: DfExpr| cast(f::date_part(lit(p), e), DataType::Int64);
+        let trunc_diff = |p: &str, size_ns: i64| {
+            cast(
+                cast(f::date_trunc(lit(p), x.clone()) - f::date_trunc(lit(p), y.clone()), DataType::Int64),
+                DataType::Int64,
+            ) / lit(size_ns / 1000)
+        };
+        Ok(match unit.to_ascii_lowercase().as_str() {
+            "year" => part("year", x.clone()) - part("year", y.clone()),
+            "quarter" => {
+                (part("year", x.clone()) - part("year", y.clone())) * lit(4i64) + part("quarter", x.clone())
+                    - part("quarter", y.clone())
+            }
+            "month" => {
+                (part("year", x.clone()) - part("year", y.clone())) * lit(12i64) + part("month", x.clone())
+                    - part("month", y.clone())
+            }
+            "week" => trunc_diff("week", 7 * DAY_NS),
+            "day" => trunc_diff("day", DAY_NS),
+            "hour" => trunc_diff("hour", 3_600_000_000_000),
+            "minute" => trunc_diff("minute", 60_000_000_000),
+            "second" => trunc_diff("second", 1_000_000_000),
+            "millisecond" => trunc_diff("millisecond", 1_000_000),
+            other => {
+                return Err(self.err(
+                    ErrorKind::Semantic,
+                    format!("unknown datetime_diff period '{other}' (year, quarter, month, week, day, hour, minute, second, millisecond)"),
+                    span,
+                ));
+            }
+        })
+    }
+}
