@@ -39,7 +39,13 @@
       series.push(s);
       data.push(ys[i]);
     });
-    new window.uPlot({ width: width, height: 260, series: series, scales: { x: { time: true } } }, data, el);
+    // The y axis is as wide as its longest label (counts reach the millions).
+    var yAxis = { size: function (u, values) {
+      var longest = (values || []).reduce(function (m, v) { return Math.max(m, String(v).length); }, 1);
+      return 16 + longest * 8;
+    } };
+    new window.uPlot({ width: width, height: 260, series: series, scales: { x: { time: true } }, axes: [{}, yAxis] },
+      data, el);
   }
 
   function drawBars(el, d) {
