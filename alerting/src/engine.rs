@@ -367,9 +367,9 @@ impl Alerting {
                 let rows: Vec<Value> = match &result {
                     Some(r) => {
                         truncated = r.truncated;
-                        let mut j = fimlake_query::encode::to_json(r, self.engine.max_rows);
-                        columns = j["tables"][0]["columns"].as_array().cloned().unwrap_or_default();
-                        j["tables"][0]["rows"].as_array_mut().map(std::mem::take).unwrap_or_default()
+                        let (cols, rows) = fimlake_query::encode::table(r);
+                        columns = cols;
+                        rows
                     }
                     None => Vec::new(),
                 };

@@ -46,9 +46,7 @@ impl Alerting {
             .run_with(&rule.query, options, self.query_timeout())
             .await
             .map_err(|e| AlertingError::Query { rule: rule.name.clone(), message: e.to_string() })?;
-        let mut json = fimlake_query::encode::to_json(&result, self.query_engine().max_rows);
-        let columns = json["tables"][0]["columns"].as_array().cloned().unwrap_or_default();
-        let rows = json["tables"][0]["rows"].as_array_mut().map(std::mem::take).unwrap_or_default();
+        let (columns, rows) = fimlake_query::encode::table(&result);
         let total_rows = rows.len();
         let shown: Vec<Value> = rows.iter().take(PREVIEW_ROWS).cloned().collect();
         let alerts = match &rule.condition {

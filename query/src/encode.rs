@@ -32,9 +32,9 @@ pub fn kusto_type(field: &Field) -> &'static str {
     }
 }
 
-/// `{"tables":[{"name":"PrimaryResult","columns":[...],"rows":[...]}]}`, with a `PartialError`
-/// when the row limit cut the result.
-pub fn to_json(result: &QueryResult, max_rows: usize) -> Value {
+/// The result's columns (`{"name", "type"}`) and rows (arrays of cells), as the wire shape has
+/// them: what the API answers, what alert rules evaluate and what the console shows.
+pub fn table(result: &QueryResult) -> (Vec<Value>, Vec<Value>) {
     let columns: Vec<Value> =
         result.schema.fields().iter().map(|f| json!({"name": f.name(), "type": kusto_type(f)})).collect();
     let dynamic: Vec<bool> = result.schema.fields().iter().map(|f| kusto_type(f) == "dynamic").collect();
@@ -50,6 +50,13 @@ pub fn to_json(result: &QueryResult, max_rows: usize) -> Value {
             ));
         }
     }
+    (columns, rows)
+}
+
+/// `{"tables":[{"name":"PrimaryResult","columns":[...],"rows":[...]}]}`, with a `PartialError`
+/// when the row limit cut the result.
+pub fn to_json(result: &QueryResult, max_rows: usize) -> Value {
+    let (columns, rows) = table(result);
     let mut out = json!({"tables": [{"name": "PrimaryResult", "columns": columns, "rows": rows}]});
     if result.truncated {
         out["error"] = json!({

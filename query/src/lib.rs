@@ -214,9 +214,20 @@ impl QueryEngine {
         options: PlanOptions,
         timeout: Duration,
     ) -> Result<QueryResult, QueryError> {
+        self.run_limited(text, options, timeout, self.max_rows).await
+    }
+
+    /// Like [`QueryEngine::run_with`], keeping at most `max_rows` rows (the rest of the
+    /// execution is cancelled; `truncated` says whether there were more).
+    pub async fn run_limited(
+        &self,
+        text: &str,
+        options: PlanOptions,
+        timeout: Duration,
+        max_rows: usize,
+    ) -> Result<QueryResult, QueryError> {
         let plan = self.plan_with(text, options)?;
         let ctx = self.session()?;
-        let max_rows = self.max_rows;
         let work = async move {
             let df = ctx.execute_logical_plan(plan).await.map_err(|e| self.execution_error(e))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());

@@ -47,28 +47,27 @@ impl Rows {
 pub async fn run(st: &UiState, text: &str, range: Option<(i64, i64)>, now_us: i64) -> Result<Rows, QueryError> {
     let options = PlanOptions { time_range: range, now_us, ..PlanOptions::default() };
     let result = st.engine.run_with(text, options, PAGE_QUERY_TIMEOUT).await?;
-    Ok(to_rows(&result, st.engine.max_rows))
+    Ok(to_rows(&result))
 }
 
-pub fn to_rows(result: &fimlake_query::QueryResult, max_rows: usize) -> Rows {
-    let mut json = encode::to_json(result, max_rows);
-    let table = &mut json["tables"][0];
-    let columns = table["columns"]
-        .as_array()
-        .map(|cols| {
-            cols.iter()
-                .map(|c| Column {
-                    name: c["name"].as_str().unwrap_or_default().to_string(),
-                    kusto_type: c["type"].as_str().unwrap_or("string").to_string(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let rows = match table["rows"].take() {
-        Value::Array(rows) => rows.into_iter().map(|r| if let Value::Array(c) = r { c } else { vec![] }).collect(),
-        _ => vec![],
-    };
-    Rows { columns, rows }
+pub fn to_rows(result: &fimlake_query::QueryResult) -> Rows {
+    let (columns, rows) = encode::table(result);
+    Rows::from_json(&columns, rows)
+}
+
+impl Rows {
+    /// Rows from the wire shape: columns as `{"name", "type"}`, rows as arrays of cells.
+    pub fn from_json(columns: &[Value], rows: Vec<Value>) -> Rows {
+        let columns = columns
+            .iter()
+            .map(|c| Column {
+                name: c["name"].as_str().unwrap_or_default().to_string(),
+                kusto_type: c["type"].as_str().unwrap_or("string").to_string(),
+            })
+            .collect();
+        let rows = rows.into_iter().map(|r| if let Value::Array(cells) = r { cells } else { Vec::new() }).collect();
+        Rows { columns, rows }
+    }
 }
 
 /// A KQL string literal holding exactly `text`.

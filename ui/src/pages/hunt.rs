@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use fimlake_kql::PlanOptions;
-use futures::StreamExt;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -121,28 +120,8 @@ async fn run(st: &UiState, viewer: &Viewer, text: &str, range: &TimeRange) -> Ou
 async fn collect(st: &UiState, text: &str, range: &TimeRange) -> Result<(Rows, bool), fimlake_query::QueryError> {
     let options =
         PlanOptions { time_range: Some((range.start_us, range.end_us)), now_us: now_us(), ..PlanOptions::default() };
-    let (schema, mut stream) = st.engine.stream(text, options, data::PAGE_QUERY_TIMEOUT).await?;
-    let mut batches = Vec::new();
-    let mut kept = 0;
-    let mut more = false;
-    let work = async {
-        while let Some(b) = stream.next().await {
-            let b = b.map_err(|e| st.engine.stream_error(e))?;
-            if kept + b.num_rows() > MAX_RESULT_ROWS {
-                batches.push(b.slice(0, MAX_RESULT_ROWS - kept));
-                more = true;
-                break;
-            }
-            kept += b.num_rows();
-            batches.push(b);
-        }
-        Ok::<(), fimlake_query::QueryError>(())
-    };
-    tokio::time::timeout(data::PAGE_QUERY_TIMEOUT, work)
-        .await
-        .map_err(|_| fimlake_query::QueryError::Timeout(data::PAGE_QUERY_TIMEOUT))??;
-    let result = fimlake_query::QueryResult { schema, batches, truncated: false };
-    Ok((data::to_rows(&result, MAX_RESULT_ROWS), more))
+    let result = st.engine.run_limited(text, options, data::PAGE_QUERY_TIMEOUT, MAX_RESULT_ROWS).await?;
+    Ok((data::to_rows(&result), result.truncated))
 }
 
 fn results(

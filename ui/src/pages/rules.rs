@@ -422,17 +422,7 @@ pub async fn preview(
 }
 
 fn preview_panel(p: &fimlake_alerting::preview::Preview) -> Markup {
-    let rows = crate::data::Rows {
-        columns: p
-            .columns
-            .iter()
-            .map(|c| crate::data::Column {
-                name: c["name"].as_str().unwrap_or_default().into(),
-                kusto_type: c["type"].as_str().unwrap_or_default().into(),
-            })
-            .collect(),
-        rows: p.rows.iter().map(|r| r.as_array().cloned().unwrap_or_default()).collect(),
-    };
+    let rows = crate::data::Rows::from_json(&p.columns, p.rows.clone());
     html! {
         section.panel #preview data-testid="preview" {
             h2 { "Preview" }
