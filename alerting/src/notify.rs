@@ -75,7 +75,7 @@ pub struct Notification {
 }
 
 pub fn datetime(us: i64) -> String {
-    fimlake_query::encode::datetime(us)
+    fimlake_kusto::datetime::format(us)
 }
 
 fn iso_duration(d: std::time::Duration) -> String {

@@ -10,10 +10,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, DurationNanosecondBuilder, Float64Builder, Int32Builder, Int64Builder,
+    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use fimlake_storage::schema::{
     ADDITIONAL_FIELDS_COLUMN, ITEM_ID_COLUMN, Origin, TENANT_ID_COLUMN, TIME_COLUMN, TIME_RECEIVED_COLUMN, TYPE_COLUMN,
 };
@@ -143,6 +143,7 @@ enum Col {
     I32(Int32Builder),
     F64(Float64Builder),
     Bool(BooleanBuilder),
+    Span(DurationNanosecondBuilder),
 }
 
 impl Col {
@@ -154,6 +155,7 @@ impl Col {
             KustoType::Int => Col::I32(Int32Builder::new()),
             KustoType::Real => Col::F64(Float64Builder::new()),
             KustoType::Bool => Col::Bool(BooleanBuilder::new()),
+            KustoType::Timespan => Col::Span(DurationNanosecondBuilder::new()),
         }
     }
 
@@ -165,6 +167,7 @@ impl Col {
             Col::I32(b) => b.append_null(),
             Col::F64(b) => b.append_null(),
             Col::Bool(b) => b.append_null(),
+            Col::Span(b) => b.append_null(),
         }
     }
 
@@ -176,6 +179,7 @@ impl Col {
             Col::I32(b) => Arc::new(b.finish()),
             Col::F64(b) => Arc::new(b.finish()),
             Col::Bool(b) => Arc::new(b.finish()),
+            Col::Span(b) => Arc::new(b.finish()),
         }
     }
 
@@ -187,6 +191,7 @@ impl Col {
             Col::I32(b) => b.len(),
             Col::F64(b) => b.len(),
             Col::Bool(b) => b.len(),
+            Col::Span(b) => b.len(),
         }
     }
 }
@@ -593,6 +598,7 @@ fn wrong<E: de::Error>(ty: KustoType, got: String) -> E {
         KustoType::Real => " (a JSON number)",
         KustoType::Bool => " (true or false)",
         KustoType::String | KustoType::Guid => " (a JSON string)",
+        KustoType::Timespan => " (a string such as \"1.02:03:04\")",
         KustoType::Dynamic => "",
     };
     E::custom(format!("expected {ty}{hint}, got {got}"))
@@ -670,8 +676,14 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         match self.col {
             Col::Str(b) => b.append_value(v),
             Col::Time(b) => {
-                let t = parse_datetime(v).ok_or_else(|| wrong::<E>(self.ty, format!("\"{}\"", shorten(v))))?;
+                let t = fimlake_kusto::datetime::parse(v)
+                    .map_err(|_| wrong::<E>(self.ty, format!("\"{}\"", shorten(v))))?;
                 b.append_value(t);
+            }
+            Col::Span(b) => {
+                let ns = fimlake_kusto::timespan::parse(v)
+                    .ok_or_else(|| wrong::<E>(self.ty, format!("\"{}\"", shorten(v))))?;
+                b.append_value(ns);
             }
             _ => return Err(wrong(self.ty, format!("string \"{}\"", shorten(v)))),
         }
@@ -685,24 +697,6 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
         Err(wrong(self.ty, "an object".into()))
     }
-}
-
-/// Parses a Kusto `datetime` literal: RFC 3339 (any offset, converted to UTC), or a date and
-/// time without offset (taken as UTC, as Kusto does), or a date alone. Microsecond precision.
-pub fn parse_datetime(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc).timestamp_micros());
-    }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc().timestamp_micros());
-        }
-    }
-    if let Some(t) = s.strip_suffix('Z').and_then(|x| NaiveDateTime::parse_from_str(x, "%Y-%m-%dT%H:%M:%S%.f").ok()) {
-        return Some(t.and_utc().timestamp_micros());
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros())
 }
 
 impl State<'_> {

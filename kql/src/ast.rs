@@ -305,15 +305,12 @@ pub const STRING_OPERATORS: &[&str] = &[
     "matches regex",
 ];
 
-/// The canonical spelling of a Kusto type name (`date` is `datetime`, `double` is `real`...).
+/// The canonical spelling of a Kusto type name (`date` is `datetime`, `double` is `real`...);
+/// a word that names no type is returned as it is.
 pub fn canonical_type(word: &str) -> &str {
-    match word {
-        "date" => "datetime",
-        "time" => "timespan",
-        "double" => "real",
-        "boolean" => "bool",
-        "uuid" | "uniqueid" => "guid",
-        other => other,
+    match fimlake_kusto::KustoType::from_name(word) {
+        Some(ty) => ty.name(),
+        None => word,
     }
 }
 

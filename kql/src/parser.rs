@@ -1286,9 +1286,16 @@ impl<'a> Parser<'a> {
         let bad =
             |what: &str| self.error(ErrorKind::Syntax, format!("invalid {ty} literal '{raw}': expected {what}"), inner);
         Ok(match ty {
-            "datetime" | "date" => Literal::DateTime(
-                parse_datetime(raw).ok_or_else(|| bad("a date such as 2024-05-01 or 2024-05-01T12:00:00Z"))?,
-            ),
+            "datetime" | "date" => {
+                Literal::DateTime(fimlake_kusto::datetime::parse(raw).map_err(|e| match e.reason {
+                    fimlake_kusto::datetime::Reason::Shape => bad("a date such as 2024-05-01 or 2024-05-01T12:00:00Z"),
+                    fimlake_kusto::datetime::Reason::NoSuchDate => self.error(
+                        ErrorKind::Syntax,
+                        format!("invalid {ty} literal '{raw}': there is no such day, hour or offset"),
+                        inner,
+                    ),
+                })?)
+            }
             "timespan" | "time" => Literal::Timespan(
                 parse_timespan_literal(raw).ok_or_else(|| bad("a value such as 1d, 2h, 15 seconds or 0.12:34:56"))?,
             ),
@@ -1309,60 +1316,6 @@ fn pipeline_to_expr(p: Pipeline) -> Expr {
     }
 }
 
-/// Parses the inside of `datetime(...)`: ISO 8601 with `T` or a space, optional fraction and
-/// `Z`/offset, or a date alone. Returns microseconds since the epoch (UTC).
-pub fn parse_datetime(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (date, rest) = s.split_at(s.find(['T', ' ']).unwrap_or(s.len()));
-    let mut d = date.split('-');
-    let (y, m, day): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let mut time = rest.trim_start_matches(['T', ' ']).trim_end_matches('Z');
-    let mut offset_us = 0i64;
-    if let Some(i) = time.rfind(['+', '-'])
-        && i > 0
-    {
-        let (t, off) = time.split_at(i);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let mut parts = off[1..].split(':');
-        let oh: i64 = parts.next()?.parse().ok()?;
-        let om: i64 = parts.next().map_or(Some(0), |p| p.parse().ok())?;
-        offset_us = sign * (oh * 3600 + om * 60) * 1_000_000;
-        time = t;
-    }
-    let (mut hh, mut mm, mut ss, mut frac_us) = (0i64, 0i64, 0i64, 0i64);
-    if !time.is_empty() {
-        let mut t = time.split(':');
-        hh = t.next()?.parse().ok()?;
-        mm = t.next().map_or(Some(0), |p| p.parse().ok())?;
-        if let Some(sec) = t.next() {
-            let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
-            ss = whole.parse().ok()?;
-            if !frac.chars().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let mut digits: String = frac.chars().take(6).collect();
-            while digits.len() < 6 {
-                digits.push('0');
-            }
-            frac_us = digits.parse().ok()?;
-        }
-        if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
-            return None;
-        }
-    }
-    // Days from civil (proleptic Gregorian).
-    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * m2 + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000 + frac_us) - offset_us)
-}
-
 /// The inside of `timespan(...)`: `2d`, `15 seconds`, `2` (days), `0.12:34:56.7`, `12:34:56`.
 fn parse_timespan_literal(raw: &str) -> Option<i64> {
     if let Ok(toks) = tokenize(raw) {
@@ -1378,18 +1331,7 @@ fn parse_timespan_literal(raw: &str) -> Option<i64> {
             _ => {}
         }
     }
-    // [d.]hh:mm[:ss[.fffffff]]
-    let (neg, s) = raw.strip_prefix('-').map_or((false, raw), |r| (true, r));
-    let mut parts = s.split(':');
-    let first = parts.next()?;
-    let (days, hours) = match first.split_once('.') {
-        Some((d, h)) => (d.parse::<i64>().ok()?, h.parse::<i64>().ok()?),
-        None => (0, first.parse::<i64>().ok()?),
-    };
-    let minutes: i64 = parts.next()?.parse().ok()?;
-    let secs: f64 = parts.next().map_or(Some(0.0), |p| p.parse().ok())?;
-    let ns = ((days * 86_400 + hours * 3600 + minutes * 60) as f64 + secs) * 1e9;
-    Some(if neg { -(ns.round() as i64) } else { ns.round() as i64 })
+    fimlake_kusto::timespan::parse(raw)
 }
 
 /// The inside of `dynamic(...)`: JSON, also with single-quoted strings as KQL allows.

@@ -237,7 +237,7 @@ fn to_json(v: &ArgValue) -> Value {
         ArgValue::Bool(b) => Value::Bool(*b),
         ArgValue::DateTime(us) => DateTime::from_timestamp_micros(*us)
             .map_or(Value::Null, |d| Value::String(d.to_rfc3339_opts(SecondsFormat::AutoSi, true))),
-        ArgValue::Timespan(ns) => Value::String(format_timespan(*ns)),
+        ArgValue::Timespan(ns) => Value::String(fimlake_kusto::timespan::format(*ns)),
         ArgValue::List(items) => Value::Array(items.iter().map(to_json).collect()),
     }
 }
@@ -507,8 +507,8 @@ pub fn totimespan(s: Expr) -> Expr {
         any(1),
         Ret::Type(DataType::Duration(TimeUnit::Nanosecond)),
         |a| match &a[0] {
-            ArgValue::Str(s) => parse_timespan_text(s).map_or(Out::Null, Out::Timespan),
-            ArgValue::Json(Value::String(s)) => parse_timespan_text(s).map_or(Out::Null, Out::Timespan),
+            ArgValue::Str(s) => fimlake_kusto::timespan::parse(s).map_or(Out::Null, Out::Timespan),
+            ArgValue::Json(Value::String(s)) => fimlake_kusto::timespan::parse(s).map_or(Out::Null, Out::Timespan),
             ArgValue::Timespan(ns) => Out::Timespan(*ns),
             // A number is a count of 100 ns ticks.
             ArgValue::Long(t) => Out::Timespan(t.saturating_mul(100)),
@@ -517,60 +517,6 @@ pub fn totimespan(s: Expr) -> Expr {
         vec![s],
         0,
     )
-}
-
-/// Parses Kusto's timespan text form, `[-][d.]hh:mm[:ss[.fffffff]]`, to nanoseconds.
-pub fn parse_timespan_text(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s),
-    };
-    let (days, rest) = match s.split_once('.') {
-        Some((d, r)) if r.contains(':') && !d.contains(':') => (d.parse::<i64>().ok()?, r),
-        _ => (0, s),
-    };
-    let parts: Vec<&str> = rest.split(':').collect();
-    if !(2..=3).contains(&parts.len()) {
-        return None;
-    }
-    let h: i64 = parts[0].parse().ok()?;
-    let m: i64 = parts[1].parse().ok()?;
-    let (sec, frac_ns) = match parts.get(2) {
-        None => (0, 0),
-        Some(p) => match p.split_once('.') {
-            Some((s, f)) => {
-                if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                (s.parse::<i64>().ok()?, format!("{f:0<9}").parse::<i64>().ok()?)
-            }
-            None => (p.parse::<i64>().ok()?, 0),
-        },
-    };
-    if m >= 60 || sec >= 60 {
-        return None;
-    }
-    let ns = ((days * 24 + h) * 60 + m) * 60_000_000_000 + sec * 1_000_000_000 + frac_ns;
-    Some(if neg { -ns } else { ns })
-}
-
-/// Kusto's text form of a timespan: `[-][d.]hh:mm:ss[.fffffff]`.
-pub fn format_timespan(ns: i64) -> String {
-    let sign = if ns < 0 { "-" } else { "" };
-    let ns = ns.unsigned_abs();
-    let ticks = (ns / 100) % 10_000_000;
-    let secs = ns / 1_000_000_000;
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    let mut out = String::from(sign);
-    if d > 0 {
-        out.push_str(&format!("{d}."));
-    }
-    out.push_str(&format!("{h:02}:{m:02}:{s:02}"));
-    if ticks > 0 {
-        out.push_str(&format!(".{ticks:07}"));
-    }
-    out
 }
 
 /// `percentile(x, p)` from the sorted, non-null values of a group (`array_agg` ordered by `x`):

@@ -149,7 +149,17 @@ fn errors_say_what_was_expected_and_where() {
         (
             "T | where x > datetime(2024-13-01)",
             Syntax,
-            "invalid datetime literal '2024-13-01': expected a date such as 2024-05-01 or 2024-05-01T12:00:00Z (line 1, column 24)",
+            "invalid datetime literal '2024-13-01': there is no such day, hour or offset (line 1, column 24)",
+        ),
+        (
+            "print d = datetime(2024-02-31)",
+            Syntax,
+            "invalid datetime literal '2024-02-31': there is no such day, hour or offset (line 1, column 20)",
+        ),
+        (
+            "print d = datetime(last tuesday)",
+            Syntax,
+            "invalid datetime literal 'last tuesday': expected a date such as 2024-05-01 or 2024-05-01T12:00:00Z (line 1, column 20)",
         ),
         (
             "T | where {TimeRange:query}",

@@ -4,40 +4,26 @@
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
-    DataType, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType, Field,
+    DataType, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
     Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, UInt8Type, UInt16Type, UInt32Type,
     UInt64Type,
 };
+use fimlake_kusto::KustoType;
 use serde_json::{Value, json};
 
 use crate::QueryResult;
 
-/// The Kusto type name of a result column.
-pub fn kusto_type(field: &Field) -> &'static str {
-    if let Some(t) = field.metadata().get("kusto.type") {
-        for k in ["string", "datetime", "long", "int", "real", "bool", "guid", "dynamic", "timespan"] {
-            if t == k {
-                return k;
-            }
-        }
-    }
-    match field.data_type() {
-        DataType::Int64 | DataType::UInt64 | DataType::UInt32 => "long",
-        DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt16 | DataType::UInt8 => "int",
-        DataType::Float64 | DataType::Float32 => "real",
-        DataType::Boolean => "bool",
-        DataType::Timestamp(..) => "datetime",
-        DataType::Duration(_) => "timespan",
-        _ => "string",
-    }
-}
-
 /// The result's columns (`{"name", "type"}`) and rows (arrays of cells), as the wire shape has
 /// them: what the API answers, what alert rules evaluate and what the console shows.
 pub fn table(result: &QueryResult) -> (Vec<Value>, Vec<Value>) {
-    let columns: Vec<Value> =
-        result.schema.fields().iter().map(|f| json!({"name": f.name(), "type": kusto_type(f)})).collect();
-    let dynamic: Vec<bool> = result.schema.fields().iter().map(|f| kusto_type(f) == "dynamic").collect();
+    let columns: Vec<Value> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": KustoType::of_field(f).name()}))
+        .collect();
+    let dynamic: Vec<bool> =
+        result.schema.fields().iter().map(|f| KustoType::of_field(f) == KustoType::Dynamic).collect();
     let mut rows = Vec::new();
     for b in &result.batches {
         for r in 0..b.num_rows() {
@@ -89,15 +75,6 @@ fn real(v: f64) -> Value {
     }
 }
 
-/// ISO 8601 UTC with trailing fractional zeros trimmed: `2021-06-02T00:19:13.44Z`.
-pub fn datetime(us: i64) -> String {
-    let Some(t) = chrono::DateTime::from_timestamp_micros(us) else { return us.to_string() };
-    let base = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let frac = format!("{:06}", us.rem_euclid(1_000_000));
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { format!("{base}Z") } else { format!("{base}.{frac}Z") }
-}
-
 /// The `render` object Log Analytics adds to a result with `Prefer: include-render=true`:
 /// `{"visualization", "title", "accumulate", "isQuerySorted", "kind", "annotation", "by"}`, plus
 /// the axis properties the query gave (`xcolumn`, `ycolumns`, `series`, ...).
@@ -135,11 +112,6 @@ pub fn render(r: &fimlake_kql::ast::Render) -> Value {
     out
 }
 
-/// .NET "c" format: `[-][d.]hh:mm:ss[.fffffff]`.
-pub fn timespan(ns: i64) -> String {
-    fimlake_kql::udf::format_timespan(ns)
-}
-
 /// One cell in the Log Analytics encoding.
 pub fn cell(c: &dyn Array, r: usize) -> Value {
     if c.is_null(r) {
@@ -167,7 +139,7 @@ pub fn cell(c: &dyn Array, r: usize) -> Value {
                 TimeUnit::Microsecond => c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(r),
                 TimeUnit::Nanosecond => c.as_primitive::<arrow::datatypes::TimestampNanosecondType>().value(r) / 1000,
             };
-            json!(datetime(v))
+            json!(fimlake_kusto::datetime::format(v))
         }
         DataType::Duration(unit) => {
             let ns = match unit {
@@ -176,7 +148,7 @@ pub fn cell(c: &dyn Array, r: usize) -> Value {
                 TimeUnit::Microsecond => c.as_primitive::<DurationMicrosecondType>().value(r) * 1000,
                 TimeUnit::Nanosecond => c.as_primitive::<DurationNanosecondType>().value(r),
             };
-            json!(timespan(ns))
+            json!(fimlake_kusto::timespan::format(ns))
         }
         _ => json!(arrow::util::display::array_value_to_string(c, r).unwrap_or_default()),
     }
@@ -188,11 +160,12 @@ mod tests {
 
     #[test]
     fn values_are_encoded_as_log_analytics_does() {
-        assert_eq!(datetime(1_622_593_153_440_000), "2021-06-02T00:19:13.44Z");
-        assert_eq!(datetime(1_503_557_999_000_000), "2017-08-24T06:59:59Z");
-        assert_eq!(timespan(60_000_000_000), "00:01:00");
-        assert_eq!(timespan(93_784_500_000_000), "1.02:03:04.5000000");
-        assert_eq!(timespan(-1_500_000_000), "-00:00:01.5000000");
+        use fimlake_kusto::{datetime, timespan};
+        assert_eq!(datetime::format(1_622_593_153_440_000), "2021-06-02T00:19:13.44Z");
+        assert_eq!(datetime::format(1_503_557_999_000_000), "2017-08-24T06:59:59Z");
+        assert_eq!(timespan::format(60_000_000_000), "00:01:00");
+        assert_eq!(timespan::format(93_784_500_000_000), "1.02:03:04.5000000");
+        assert_eq!(timespan::format(-1_500_000_000), "-00:00:01.5000000");
         assert_eq!(real(f64::NAN), json!("NaN"));
     }
 }

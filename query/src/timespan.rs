@@ -29,7 +29,7 @@ pub fn parse_timespan(text: &str, now_us: i64) -> Result<(i64, i64), String> {
 }
 
 fn parse_instant(s: &str) -> Option<i64> {
-    fimlake_kql::parser::parse_datetime(s.trim())
+    fimlake_kusto::datetime::parse(s).ok()
 }
 
 /// `P[nD][T[nH][nM][n.nS]]` (also `PnW`), in microseconds.

@@ -5,18 +5,15 @@
 //! definition to [`TableRegistry::builtin`].
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::Serialize;
 
 mod audit;
 mod azure;
 
-/// Arrow field metadata key that records a column's Kusto type (`dynamic` and `guid` are both
-/// stored as Utf8, so the Arrow type alone does not say which one a column is).
-pub const KUSTO_TYPE_KEY: &str = "kusto.type";
+pub use fimlake_kusto::{KUSTO_TYPE_KEY, KustoType, timestamp_type};
 
 /// Partition columns. They exist in the Delta schema (as Delta requires), are derived from
 /// `TimeGenerated` at flush time and are not part of the queryable table schema.
@@ -37,74 +34,6 @@ pub const TENANT_ID_COLUMN: &str = "TenantId";
 pub const ADDITIONAL_FIELDS_COLUMN: &str = "AdditionalFields";
 /// The second sort key within a file.
 pub const COMPUTER_COLUMN: &str = "Computer";
-
-/// The Kusto scalar types a column can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KustoType {
-    String,
-    DateTime,
-    Long,
-    Int,
-    Real,
-    Bool,
-    Guid,
-    Dynamic,
-}
-
-impl KustoType {
-    /// The Kusto name, as the Log Analytics Query API spells it in column metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            KustoType::String => "string",
-            KustoType::DateTime => "datetime",
-            KustoType::Long => "long",
-            KustoType::Int => "int",
-            KustoType::Real => "real",
-            KustoType::Bool => "bool",
-            KustoType::Guid => "guid",
-            KustoType::Dynamic => "dynamic",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<KustoType> {
-        Some(match name {
-            "string" => KustoType::String,
-            "datetime" | "date" => KustoType::DateTime,
-            "long" => KustoType::Long,
-            "int" => KustoType::Int,
-            "real" | "double" => KustoType::Real,
-            "bool" | "boolean" => KustoType::Bool,
-            "guid" | "uuid" | "uniqueid" => KustoType::Guid,
-            "dynamic" => KustoType::Dynamic,
-            _ => return None,
-        })
-    }
-
-    /// The Arrow type a column of this Kusto type is stored as.
-    pub fn arrow_type(self) -> DataType {
-        match self {
-            KustoType::String | KustoType::Guid | KustoType::Dynamic => DataType::Utf8,
-            KustoType::DateTime => timestamp_type(),
-            KustoType::Long => DataType::Int64,
-            KustoType::Int => DataType::Int32,
-            KustoType::Real => DataType::Float64,
-            KustoType::Bool => DataType::Boolean,
-        }
-    }
-}
-
-impl fmt::Display for KustoType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The Arrow type of every `datetime` column: microseconds since the epoch, UTC. Microseconds
-/// are what Delta Lake's `timestamp` type holds, so other engines read the columns unchanged.
-pub fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
 
 /// Who sets a column's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -180,13 +109,7 @@ impl TableDef {
             }
         }
         let index = columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
-        let fields: Vec<Field> = columns
-            .iter()
-            .map(|c| {
-                Field::new(&c.name, c.ty.arrow_type(), true)
-                    .with_metadata(HashMap::from([(KUSTO_TYPE_KEY.to_string(), c.ty.name().to_string())]))
-            })
-            .collect();
+        let fields: Vec<Field> = columns.iter().map(|c| c.ty.field(&c.name)).collect();
         TableDef {
             name: name.to_string(),
             description: description.to_string(),

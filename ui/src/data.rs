@@ -91,7 +91,7 @@ pub fn quote(text: &str) -> String {
 
 /// A KQL `datetime(...)` literal of `us` microseconds since the epoch.
 pub fn datetime_literal(us: i64) -> String {
-    format!("datetime({})", encode::datetime(us))
+    format!("datetime({})", fimlake_kusto::datetime::format(us))
 }
 
 /// A cell as text for a page: strings as they are, null as empty, others as JSON.

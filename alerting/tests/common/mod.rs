@@ -26,7 +26,7 @@ pub fn t0() -> i64 {
 pub const S: i64 = 1_000_000;
 
 pub fn iso(us: i64) -> String {
-    fimlake_query::encode::datetime(us)
+    fimlake_kusto::datetime::format(us)
 }
 
 /// Writes a rules directory: `rules` as (file stem, TOML) and an action group `ops` with

@@ -59,7 +59,7 @@ impl Catalog for TableList {
 }
 
 /// Arrow field metadata key with a column's Kusto type (`string`, `dynamic`, `guid`...).
-pub const KUSTO_TYPE_KEY: &str = "kusto.type";
+pub use fimlake_kusto::KUSTO_TYPE_KEY;
 
 /// Plans `query` (parsed from `source`, for error positions). `now_us` is the value of `now()`
 /// for the whole query, microseconds since the epoch.
@@ -383,31 +383,14 @@ fn json_lit(v: &serde_json::Value) -> DfExpr {
 
 /// The Kusto name of an Arrow type, for messages.
 fn kusto_name(t: &DataType) -> &'static str {
-    match t {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string",
-        DataType::Timestamp(..) => "datetime",
-        DataType::Duration(_) => "timespan",
-        DataType::Int64 | DataType::UInt64 => "long",
-        DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::UInt32 | DataType::UInt16 | DataType::UInt8 => {
-            "int"
-        }
-        DataType::Float64 | DataType::Float32 => "real",
-        DataType::Boolean => "bool",
-        DataType::Null => "null",
-        _ => "a value of another type",
+    match (t, fimlake_kusto::KustoType::of_arrow(t)) {
+        (_, Some(kusto)) => kusto.name(),
+        (DataType::Null, None) => "null",
+        (_, None) => "a value of another type",
     }
 }
 
 /// The Arrow type of a Kusto type name.
 pub fn kusto_type(ty: &str) -> Option<DataType> {
-    Some(match canonical_type(ty) {
-        "string" | "guid" | "dynamic" => DataType::Utf8,
-        "datetime" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        "timespan" => DataType::Duration(TimeUnit::Nanosecond),
-        "long" => DataType::Int64,
-        "int" => DataType::Int32,
-        "real" | "decimal" => DataType::Float64,
-        "bool" => DataType::Boolean,
-        _ => return None,
-    })
+    fimlake_kusto::KustoType::from_name(ty).map(fimlake_kusto::KustoType::arrow_type)
 }
