@@ -1,175 +1,199 @@
 //! Datetime and timespan functions: `now`, `ago`, `bin`, `startof...`, `format_datetime`, `datetime_add`, `datetime_diff`, `datetime_part`...
 
 use super::super::*;
-use super::Call;
+use super::{Call, Function};
 
-impl Planner<'_> {
-    /// The datetime functions; `None` for a name this family does not have.
-    pub(in crate::plan) fn datetime_call(&mut self, call: &Call) -> PResult<Option<DfExpr>> {
-        let Call { name, args, schema, .. } = *call;
-        let n = name.name.as_str();
-        let want = |p: &Self, lo: usize, hi: usize| call.want(p, lo, hi);
-        let a = |p: &mut Self, i: usize| p.scalar(&args[i], schema);
-        Ok(Some(match n {
-            "now" => {
-                want(self, 0, 1)?;
-                let now = ts_lit(self.now_us);
-                if args.is_empty() { now } else { now + a(self, 0)? }
-            }
-            "ago" => {
-                want(self, 1, 1)?;
-                ts_lit(self.now_us) - a(self, 0)?
-            }
-            "bin" | "floor" => {
-                want(self, 2, 2)?;
-                let x = a(self, 0)?;
-                let size = a(self, 1)?;
-                match self.type_of(&x, schema, args[0].span)? {
-                    DataType::Timestamp(..) => {
-                        let ns = duration_ns(&size).ok_or_else(|| {
-                            self.err(
-                                ErrorKind::Semantic,
-                                "bin() of a datetime takes a timespan literal as its size",
-                                args[1].span,
-                            )
-                        })?;
-                        // Kusto bins count from 0001-01-01; shift the epoch origin to match.
-                        let origin_shift = (719_162i128 * DAY_NS as i128).rem_euclid(ns.max(1) as i128) as i64;
-                        f::date_bin(interval(ns), x, ts_lit(-origin_shift / 1000))
-                    }
-                    _ => f::floor(cast(x, DataType::Float64) / cast(size.clone(), DataType::Float64)) * size,
-                }
-            }
-            "bin_at" => {
-                want(self, 3, 3)?;
-                let x = a(self, 0)?;
-                let size = a(self, 1)?;
-                let fixed = a(self, 2)?;
-                let ns = duration_ns(&size).ok_or_else(|| {
-                    self.err(ErrorKind::Semantic, "bin_at() takes a timespan literal as its size", args[1].span)
-                })?;
-                f::date_bin(interval(ns), x, fixed)
-            }
-            "startofday" => {
-                want(self, 1, 1)?;
-                f::date_trunc(lit("day"), a(self, 0)?)
-            }
-            "startofmonth" => {
-                want(self, 1, 1)?;
-                f::date_trunc(lit("month"), a(self, 0)?)
-            }
-            "startofyear" => {
-                want(self, 1, 1)?;
-                f::date_trunc(lit("year"), a(self, 0)?)
-            }
-            "startofweek" => {
-                // Kusto weeks start on Sunday; date_trunc's on Monday.
-                want(self, 1, 1)?;
-                f::date_trunc(lit("week"), a(self, 0)? + dur_lit(DAY_NS)) - dur_lit(DAY_NS)
-            }
-            "endofday" => {
-                want(self, 1, 1)?;
-                f::date_trunc(lit("day"), a(self, 0)?) + dur_lit(DAY_NS - 1000)
-            }
-            "totimespan" | "time" => {
-                want(self, 1, 1)?;
-                let x = a(self, 0)?;
-                match self.type_of(&x, schema, args[0].span)? {
-                    DataType::Duration(_) => x,
-                    _ => crate::udf::totimespan(self.to_text(x, schema, args[0].span)?),
-                }
-            }
-            "format_datetime" => {
-                want(self, 2, 2)?;
-                let ExprKind::Literal(Literal::String(fmt)) = &args[1].kind else {
-                    return Err(self.err(
-                        ErrorKind::Unsupported,
-                        "format_datetime() takes its format as a string literal",
-                        args[1].span,
-                    ));
-                };
-                let chrono_fmt =
-                    kusto_datetime_format(fmt).map_err(|m| self.err(ErrorKind::Semantic, m, args[1].span))?;
-                f::coalesce(vec![f::to_char(a(self, 0)?, lit(chrono_fmt)), lit("")])
-            }
-            "datetime_add" => {
-                want(self, 3, 3)?;
-                let ExprKind::Literal(Literal::String(unit)) = &args[0].kind else {
-                    return Err(self.err(
-                        ErrorKind::Semantic,
-                        "datetime_add() takes the period as a string literal",
-                        args[0].span,
-                    ));
-                };
-                let amount = a(self, 1)?;
-                let dt = a(self, 2)?;
-                self.datetime_add(unit, amount, &args[1], dt, args[0].span)?
-            }
-            "dayofweek" => {
-                want(self, 1, 1)?;
-                // A timespan: days since the last Sunday.
-                let days = cast(f::date_part(lit("dow"), a(self, 0)?), DataType::Int64);
-                cast(days * lit(DAY_NS), DataType::Duration(TimeUnit::Nanosecond))
-            }
-            "hourofday" | "dayofmonth" | "dayofyear" | "getmonth" | "monthofyear" | "getyear" | "week_of_year"
-            | "weekofyear" => {
-                want(self, 1, 1)?;
-                let part = match n {
-                    "hourofday" => "hour",
-                    "dayofmonth" => "day",
-                    "dayofyear" => "doy",
-                    "getmonth" | "monthofyear" => "month",
-                    "getyear" => "year",
-                    _ => "week",
-                };
-                cast(f::date_part(lit(part), a(self, 0)?), DataType::Int32)
-            }
-            "datetime_part" => {
-                want(self, 2, 2)?;
-                let ExprKind::Literal(Literal::String(part)) = &args[0].kind else {
-                    return Err(self.err(
-                        ErrorKind::Semantic,
-                        "datetime_part() takes the part as a string literal",
-                        args[0].span,
-                    ));
-                };
-                let part = match part.to_ascii_lowercase().as_str() {
-                    p @ ("year" | "quarter" | "month" | "day" | "hour" | "minute" | "second" | "millisecond"
-                    | "microsecond" | "nanosecond") => p.to_string(),
-                    "week_of_year" => "week".into(),
-                    "dayofyear" => "doy".into(),
-                    other => {
-                        return Err(self.err(
-                            ErrorKind::Semantic,
-                            format!("unknown datetime part '{other}'"),
-                            args[0].span,
-                        ));
-                    }
-                };
-                cast(f::date_part(lit(part), a(self, 1)?), DataType::Int32)
-            }
-            "ingestion_time" => {
-                want(self, 0, 0)?;
-                if schema.field_with_unqualified_name("_TimeReceived").is_ok() {
-                    ident("_TimeReceived")
-                } else {
-                    lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into())))
-                }
-            }
-            "datetime_diff" => {
-                want(self, 3, 3)?;
-                let ExprKind::Literal(Literal::String(unit)) = &args[0].kind else {
-                    return Err(self.err(
-                        ErrorKind::Semantic,
-                        "datetime_diff() takes the period as a string literal",
-                        args[0].span,
-                    ));
-                };
-                let x = a(self, 1)?;
-                let y = a(self, 2)?;
-                self.datetime_diff(unit, x, y, args[0].span)?
-            }
-            _ => return Ok(None),
-        }))
-    }
+/// The datetime functions: names, number of arguments, planner.
+pub(super) const FUNCTIONS: &[Function] = &[
+    Function { names: &["now"], arity: Some((0, 1)), plan: now },
+    Function { names: &["ago"], arity: Some((1, 1)), plan: ago },
+    Function { names: &["bin", "floor"], arity: Some((2, 2)), plan: bin },
+    Function { names: &["bin_at"], arity: Some((3, 3)), plan: bin_at },
+    Function { names: &["startofday"], arity: Some((1, 1)), plan: startofday },
+    Function { names: &["startofmonth"], arity: Some((1, 1)), plan: startofmonth },
+    Function { names: &["startofyear"], arity: Some((1, 1)), plan: startofyear },
+    Function { names: &["startofweek"], arity: Some((1, 1)), plan: startofweek },
+    Function { names: &["endofday"], arity: Some((1, 1)), plan: endofday },
+    Function { names: &["totimespan", "time"], arity: Some((1, 1)), plan: totimespan },
+    Function { names: &["format_datetime"], arity: Some((2, 2)), plan: format_datetime },
+    Function { names: &["datetime_add"], arity: Some((3, 3)), plan: datetime_add },
+    Function { names: &["dayofweek"], arity: Some((1, 1)), plan: dayofweek },
+    Function {
+        names: &[
+            "hourofday",
+            "dayofmonth",
+            "dayofyear",
+            "getmonth",
+            "monthofyear",
+            "getyear",
+            "week_of_year",
+            "weekofyear",
+        ],
+        arity: Some((1, 1)),
+        plan: date_part_number,
+    },
+    Function { names: &["datetime_part"], arity: Some((2, 2)), plan: datetime_part },
+    Function { names: &["ingestion_time"], arity: Some((0, 0)), plan: ingestion_time },
+    Function { names: &["datetime_diff"], arity: Some((3, 3)), plan: datetime_diff },
+];
+
+/// `now`.
+fn now(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, .. } = *call;
+    let now = ts_lit(p.now_us);
+    Ok(if args.is_empty() { now } else { now + call.arg(p, 0)? })
+}
+
+/// `ago`.
+fn ago(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(ts_lit(p.now_us) - call.arg(p, 0)?)
+}
+
+/// `bin`, `floor`.
+fn bin(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, schema, .. } = *call;
+    let x = call.arg(p, 0)?;
+    let size = call.arg(p, 1)?;
+    Ok(match p.type_of(&x, schema, args[0].span)? {
+        DataType::Timestamp(..) => {
+            let ns = duration_ns(&size).ok_or_else(|| {
+                p.err(ErrorKind::Semantic, "bin() of a datetime takes a timespan literal as its size", args[1].span)
+            })?;
+            // Kusto bins count from 0001-01-01; shift the epoch origin to match.
+            let origin_shift = (719_162i128 * DAY_NS as i128).rem_euclid(ns.max(1) as i128) as i64;
+            f::date_bin(interval(ns), x, ts_lit(-origin_shift / 1000))
+        }
+        _ => f::floor(cast(x, DataType::Float64) / cast(size.clone(), DataType::Float64)) * size,
+    })
+}
+
+/// `bin_at`.
+fn bin_at(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, .. } = *call;
+    let x = call.arg(p, 0)?;
+    let size = call.arg(p, 1)?;
+    let fixed = call.arg(p, 2)?;
+    let ns = duration_ns(&size)
+        .ok_or_else(|| p.err(ErrorKind::Semantic, "bin_at() takes a timespan literal as its size", args[1].span))?;
+    Ok(f::date_bin(interval(ns), x, fixed))
+}
+
+/// `startofday`.
+fn startofday(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(f::date_trunc(lit("day"), call.arg(p, 0)?))
+}
+
+/// `startofmonth`.
+fn startofmonth(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(f::date_trunc(lit("month"), call.arg(p, 0)?))
+}
+
+/// `startofyear`.
+fn startofyear(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(f::date_trunc(lit("year"), call.arg(p, 0)?))
+}
+
+/// Kusto weeks start on Sunday; date_trunc's on Monday.
+fn startofweek(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(f::date_trunc(lit("week"), call.arg(p, 0)? + dur_lit(DAY_NS)) - dur_lit(DAY_NS))
+}
+
+/// `endofday`.
+fn endofday(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(f::date_trunc(lit("day"), call.arg(p, 0)?) + dur_lit(DAY_NS - 1000))
+}
+
+/// `totimespan`, `time`.
+fn totimespan(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, schema, .. } = *call;
+    let x = call.arg(p, 0)?;
+    Ok(match p.type_of(&x, schema, args[0].span)? {
+        DataType::Duration(_) => x,
+        _ => crate::udf::totimespan(p.to_text(x, schema, args[0].span)?),
+    })
+}
+
+/// `format_datetime`.
+fn format_datetime(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, .. } = *call;
+    let ExprKind::Literal(Literal::String(fmt)) = &args[1].kind else {
+        return Err(p.err(
+            ErrorKind::Unsupported,
+            "format_datetime() takes its format as a string literal",
+            args[1].span,
+        ));
+    };
+    let chrono_fmt = kusto_datetime_format(fmt).map_err(|m| p.err(ErrorKind::Semantic, m, args[1].span))?;
+    Ok(f::coalesce(vec![f::to_char(call.arg(p, 0)?, lit(chrono_fmt)), lit("")]))
+}
+
+/// `datetime_add`.
+fn datetime_add(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, .. } = *call;
+    let ExprKind::Literal(Literal::String(unit)) = &args[0].kind else {
+        return Err(p.err(ErrorKind::Semantic, "datetime_add() takes the period as a string literal", args[0].span));
+    };
+    let amount = call.arg(p, 1)?;
+    let dt = call.arg(p, 2)?;
+    p.datetime_add(unit, amount, &args[1], dt, args[0].span)
+}
+
+/// `dayofweek`.
+fn dayofweek(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    // A timespan: days since the last Sunday.
+    let days = cast(f::date_part(lit("dow"), call.arg(p, 0)?), DataType::Int64);
+    Ok(cast(days * lit(DAY_NS), DataType::Duration(TimeUnit::Nanosecond)))
+}
+
+/// `hourofday`, `dayofmonth`, `dayofyear`, `getmonth`, `monthofyear`, `getyear`, `week_of_year`, `weekofyear`.
+fn date_part_number(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let n = call.name.name.as_str();
+    let part = match n {
+        "hourofday" => "hour",
+        "dayofmonth" => "day",
+        "dayofyear" => "doy",
+        "getmonth" | "monthofyear" => "month",
+        "getyear" => "year",
+        _ => "week",
+    };
+    Ok(cast(f::date_part(lit(part), call.arg(p, 0)?), DataType::Int32))
+}
+
+/// `datetime_part`.
+fn datetime_part(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, .. } = *call;
+    let ExprKind::Literal(Literal::String(part)) = &args[0].kind else {
+        return Err(p.err(ErrorKind::Semantic, "datetime_part() takes the part as a string literal", args[0].span));
+    };
+    let part = match part.to_ascii_lowercase().as_str() {
+        p @ ("year" | "quarter" | "month" | "day" | "hour" | "minute" | "second" | "millisecond" | "microsecond"
+        | "nanosecond") => p.to_string(),
+        "week_of_year" => "week".into(),
+        "dayofyear" => "doy".into(),
+        other => {
+            return Err(p.err(ErrorKind::Semantic, format!("unknown datetime part '{other}'"), args[0].span));
+        }
+    };
+    Ok(cast(f::date_part(lit(part), call.arg(p, 1)?), DataType::Int32))
+}
+
+/// `ingestion_time`.
+fn ingestion_time(_: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { schema, .. } = *call;
+    Ok(if schema.field_with_unqualified_name("_TimeReceived").is_ok() {
+        ident("_TimeReceived")
+    } else {
+        lit(ScalarValue::TimestampMicrosecond(None, Some("UTC".into())))
+    })
+}
+
+/// `datetime_diff`.
+fn datetime_diff(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, .. } = *call;
+    let ExprKind::Literal(Literal::String(unit)) = &args[0].kind else {
+        return Err(p.err(ErrorKind::Semantic, "datetime_diff() takes the period as a string literal", args[0].span));
+    };
+    let x = call.arg(p, 1)?;
+    let y = call.arg(p, 2)?;
+    p.datetime_diff(unit, x, y, args[0].span)
 }

@@ -1,5 +1,7 @@
-//! Scalar function calls, one file per family of functions. A new function is an arm in its
-//! family's `match` (and, when DataFusion lacks it, a UDF in `udf.rs`).
+//! Scalar function calls, one file per family of functions. Each family has a table of
+//! [`Function`]s (names, number of arguments, planner); a new function is a row in its family's
+//! table and a small planner function beside it (and, when DataFusion lacks it, a UDF in
+//! `udf.rs`).
 
 mod control;
 mod conversion;
@@ -19,10 +21,43 @@ pub(super) struct Call<'c> {
     pub span: Span,
 }
 
-/// A family's planner: `None` when the name is not one of its functions.
-type Family<'p> = fn(&mut Planner<'p>, &Call) -> PResult<Option<DfExpr>>;
+/// One scalar function: the names it answers to, how many arguments it takes (`None`: its
+/// planner checks), and its planner.
+pub(super) struct Function {
+    pub names: &'static [&'static str],
+    pub arity: Option<(usize, usize)>,
+    pub plan: for<'p> fn(&mut Planner<'p>, &Call) -> PResult<DfExpr>,
+}
+
+/// Every family's table, in one map from name to function.
+fn functions() -> &'static HashMap<&'static str, &'static Function> {
+    static FUNCTIONS: std::sync::OnceLock<HashMap<&'static str, &'static Function>> = std::sync::OnceLock::new();
+    FUNCTIONS.get_or_init(|| {
+        let families = [
+            control::FUNCTIONS,
+            conversion::FUNCTIONS,
+            datetime::FUNCTIONS,
+            dynamic::FUNCTIONS,
+            math::FUNCTIONS,
+            string::FUNCTIONS,
+        ];
+        let mut map = HashMap::new();
+        for function in families.into_iter().flatten() {
+            for name in function.names {
+                let previous = map.insert(*name, function);
+                assert!(previous.is_none(), "the function name '{name}' is in two tables");
+            }
+        }
+        map
+    })
+}
 
 impl Call<'_> {
+    /// The `i`th argument, planned.
+    fn arg(&self, p: &mut Planner, i: usize) -> PResult<DfExpr> {
+        p.scalar(&self.args[i], self.schema)
+    }
+
     /// Checks the number of arguments: `lo` to `hi`.
     fn want(&self, p: &Planner, lo: usize, hi: usize) -> PResult<()> {
         let (n, got) = (self.name.name.as_str(), self.args.len());
@@ -37,24 +72,21 @@ impl Call<'_> {
 }
 
 impl Planner<'_> {
-    /// A scalar function call: each family in turn, the first that knows the name plans it
-    /// (a name belongs to one family).
+    /// A scalar function call: the function of that name from the families' tables, its
+    /// number of arguments checked, then planned.
     pub(super) fn call(&mut self, name: &Ident, args: &[Expr], schema: &DFSchema, span: Span) -> PResult<DfExpr> {
         let call = Call { name, args, schema, span };
-        let families: [Family<'_>; 6] = [
-            Self::datetime_call,
-            Self::string_call,
-            Self::conversion_call,
-            Self::dynamic_call,
-            Self::math_call,
-            Self::control_call,
-        ];
-        for family in families {
-            if let Some(e) = family(self, &call)? {
-                return Ok(e);
-            }
+        let Some(function) = functions().get(name.name.as_str()) else {
+            return Err(self.err(
+                ErrorKind::Unsupported,
+                format!("the function '{}' is not supported", name.name),
+                name.span,
+            ));
+        };
+        if let Some((lowest, highest)) = function.arity {
+            call.want(self, lowest, highest)?;
         }
-        Err(self.err(ErrorKind::Unsupported, format!("the function '{}' is not supported", name.name), name.span))
+        (function.plan)(self, &call)
     }
 
     pub(super) fn check_regex(&self, e: &Expr) -> PResult<()> {
