@@ -154,28 +154,68 @@ fn number(i: &str) -> IResult<&str, &str> {
 
 /// Splits `source` into tokens, ending with `Tok::Eof`.
 pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
-    let mut out = Vec::new();
-    let mut rest = source;
-    let pos = |rest: &str| source.len() - rest.len();
+    let mut lexer = Lexer { source, rest: source, tokens: Vec::new() };
     loop {
-        // Whitespace and comments.
+        lexer.skip_whitespace_and_comments();
+        let start = lexer.position();
+        let Some(c) = lexer.rest.chars().next() else {
+            lexer.tokens.push(Token { tok: Tok::Eof, span: Span::new(start, start) });
+            return Ok(lexer.tokens);
+        };
+        let tok = if let Some(tok) = lexer.string(start)? {
+            tok
+        } else if let Some(tok) = lexer.bracketed_name(start)? {
+            tok
+        } else if c.is_ascii_digit() {
+            lexer.number(start)?
+        } else if is_ident_start(c) {
+            lexer.word(start)?
+        } else if let Some(tok) = lexer.negated_word().or_else(|| lexer.symbol()) {
+            tok
+        } else {
+            return Err(lexer.error(format!("unexpected character '{c}'"), start, start + c.len_utf8()));
+        };
+        let span = Span::new(start, lexer.position());
+        lexer.tokens.push(Token { tok, span });
+    }
+}
+
+/// The tokenizer's state: the text not yet read and the tokens so far. Each reading method
+/// consumes one token's text from `rest` and returns the token.
+struct Lexer<'s> {
+    source: &'s str,
+    rest: &'s str,
+    tokens: Vec<Token>,
+}
+
+impl<'s> Lexer<'s> {
+    fn position(&self) -> usize {
+        self.source.len() - self.rest.len()
+    }
+
+    fn position_of(&self, rest: &str) -> usize {
+        self.source.len() - rest.len()
+    }
+
+    fn error(&self, message: String, start: usize, end: usize) -> KqlError {
+        KqlError::new(ErrorKind::Syntax, message, Span::new(start, end), self.source)
+    }
+
+    fn skip_whitespace_and_comments(&mut self) {
         loop {
-            let trimmed = rest.trim_start_matches(is_kql_whitespace);
+            let trimmed = self.rest.trim_start_matches(is_kql_whitespace);
             if let Some(after) = trimmed.strip_prefix("//") {
-                rest = after.find('\n').map_or("", |i| &after[i..]);
+                self.rest = after.find('\n').map_or("", |i| &after[i..]);
             } else {
-                rest = trimmed;
-                break;
+                self.rest = trimmed;
+                return;
             }
         }
-        let start = pos(rest);
-        let Some(c) = rest.chars().next() else {
-            out.push(Token { tok: Tok::Eof, span: Span::new(start, start) });
-            return Ok(out);
-        };
-        let err = |msg: String, end: usize| KqlError::new(ErrorKind::Syntax, msg, Span::new(start, end), source);
+    }
 
-        // Strings: '..', "..", @'..' verbatim, h'..' hidden (optionally verbatim: h@'..').
+    /// Strings: '..', "..", @'..' verbatim, h'..' hidden (optionally verbatim: h@'..').
+    fn string(&mut self, start: usize) -> Result<Option<Tok>, KqlError> {
+        let rest = self.rest;
         let (prefix_len, verbatim) = if rest.starts_with("h@'") || rest.starts_with("h@\"") || rest.starts_with("H@\"")
         {
             (2, true)
@@ -192,126 +232,120 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, KqlError> {
             (0, false)
         };
         let quote_at = &rest[prefix_len..];
-        if quote_at.starts_with('\'') || quote_at.starts_with('"') {
-            let (value, len) = read_string(quote_at, verbatim).map_err(|m| err(m, source.len()))?;
-            rest = &quote_at[len..];
-            out.push(Token { tok: Tok::Str(value), span: Span::new(start, pos(rest)) });
-            continue;
+        if !(quote_at.starts_with('\'') || quote_at.starts_with('"')) {
+            return Ok(None);
         }
-        // Bracketed names: ['name'] or ["name"] -- unless the bracket directly follows an
-        // expression (`d['key']`), where it indexes.
-        let indexes = out.last().is_some_and(|t: &Token| {
+        let (value, len) = read_string(quote_at, verbatim).map_err(|m| self.error(m, start, self.source.len()))?;
+        self.rest = &quote_at[len..];
+        Ok(Some(Tok::Str(value)))
+    }
+
+    /// Bracketed names: ['name'] or ["name"] -- unless the bracket directly follows an
+    /// expression (`d['key']`), where it indexes.
+    fn bracketed_name(&mut self, start: usize) -> Result<Option<Tok>, KqlError> {
+        let indexes = self.tokens.last().is_some_and(|t: &Token| {
             t.span.end == start && matches!(t.tok, Tok::Ident(_) | Tok::Quoted(_) | Tok::Sym(")") | Tok::Sym("]"))
         });
-        if !indexes && (rest.starts_with("['") || rest.starts_with("[\"")) {
-            let (value, len) = read_string(&rest[1..], false).map_err(|m| err(m, source.len()))?;
-            let after = &rest[1 + len..];
-            let after_ws = after.trim_start_matches(is_kql_whitespace);
-            let Some(after_close) = after_ws.strip_prefix(']') else {
-                return Err(err("expected ']' to close the bracketed name".into(), pos(after)));
-            };
-            rest = after_close;
-            out.push(Token { tok: Tok::Quoted(value), span: Span::new(start, pos(rest)) });
-            continue;
+        if indexes || !(self.rest.starts_with("['") || self.rest.starts_with("[\"")) {
+            return Ok(None);
         }
-        if c.is_ascii_digit() {
-            let (after, text) = number(rest).map_err(|_| err("invalid number".into(), start + 1))?;
-            // `1..5` is a range, not the real 1. followed by .5
-            let (text, after) = if text.ends_with('.') && after.starts_with('.') {
-                (&text[..text.len() - 1], &rest[text.len() - 1..])
-            } else {
-                (text, after)
-            };
-            // A timespan suffix, longest match, not followed by an identifier character.
-            if let Some((unit, ns)) = TIMESPAN_UNITS
-                .iter()
-                .find(|(u, _)| after.starts_with(u) && !after[u.len()..].starts_with(is_ident_char))
-            {
-                let n: f64 = text.parse().map_err(|_| err(format!("invalid number '{text}'"), start + text.len()))?;
-                rest = &after[unit.len()..];
-                out.push(Token { tok: Tok::Timespan((n * ns).round() as i64), span: Span::new(start, pos(rest)) });
-                continue;
-            }
-            if after.starts_with(is_ident_char) {
-                let bad: String = after.chars().take_while(|c| is_ident_char(*c)).collect();
-                return Err(err(
-                    format!(
-                        "invalid literal '{text}{bad}': '{bad}' is not a timespan unit (d, h, m, s, ms, microsecond, tick...)"
-                    ),
-                    pos(after) + bad.len(),
-                ));
-            }
-            let is_real = text.contains(['.', 'e', 'E']);
-            let tok = if is_real {
-                Tok::Real(text.parse().map_err(|_| err(format!("invalid number '{text}'"), pos(after)))?)
-            } else {
-                match text.parse::<i64>() {
-                    Ok(n) => Tok::Long(n),
-                    Err(_) => Tok::Real(text.parse().map_err(|_| err(format!("invalid number '{text}'"), pos(after)))?),
-                }
-            };
-            rest = after;
-            out.push(Token { tok, span: Span::new(start, pos(rest)) });
-            continue;
-        }
-        if is_ident_start(c) {
-            let (mut after, word) = ident(rest).expect("starts with an identifier character");
-            let mut word = word.to_string();
-            // project-away, mv-expand, ...
-            if let Some(tail) = after.strip_prefix('-')
-                && let Ok((after2, w2)) = ident(tail)
-            {
-                let joined = format!("{word}-{w2}");
-                if HYPHENATED.contains(&joined.as_str()) {
-                    word = joined;
-                    after = after2;
-                }
-            }
-            // in~
-            if word == "in" && after.starts_with('~') {
-                word.push('~');
-                after = &after[1..];
-            }
-            if RAW_LITERALS.contains(&word.as_str()) {
-                let open = after.trim_start_matches(is_kql_whitespace);
-                if open.starts_with('(') {
-                    let inner_start = pos(open) + 1;
-                    let len = matching_paren(open)
-                        .ok_or_else(|| err(format!("expected ')' to close {word}("), pos(open) + 1))?;
-                    let inner_end = pos(open) + len - 1;
-                    rest = &open[len..];
-                    out.push(Token {
-                        tok: Tok::TypedLit {
-                            ty: word,
-                            raw: source[inner_start..inner_end].to_string(),
-                            inner: Span::new(inner_start, inner_end),
-                        },
-                        span: Span::new(start, pos(rest)),
-                    });
-                    continue;
-                }
-            }
-            rest = after;
-            out.push(Token { tok: Tok::Ident(word), span: Span::new(start, pos(rest)) });
-            continue;
-        }
-        // !contains, !in, !in~, !between ...
-        if c == '!'
-            && let Ok((after, w)) = ident(&rest[1..])
+        let (value, len) = read_string(&self.rest[1..], false).map_err(|m| self.error(m, start, self.source.len()))?;
+        let after = &self.rest[1 + len..];
+        let after_ws = after.trim_start_matches(is_kql_whitespace);
+        let Some(after_close) = after_ws.strip_prefix(']') else {
+            return Err(self.error("expected ']' to close the bracketed name".into(), start, self.position_of(after)));
+        };
+        self.rest = after_close;
+        Ok(Some(Tok::Quoted(value)))
+    }
+
+    /// A long, a real, or a timespan (`15m`, `1.5h`).
+    fn number(&mut self, start: usize) -> Result<Tok, KqlError> {
+        let rest = self.rest;
+        let (after, text) = number(rest).map_err(|_| self.error("invalid number".into(), start, start + 1))?;
+        // `1..5` is a range, not the real 1. followed by .5
+        let (text, after) = if text.ends_with('.') && after.starts_with('.') {
+            (&text[..text.len() - 1], &rest[text.len() - 1..])
+        } else {
+            (text, after)
+        };
+        let invalid = |end: usize| self.error(format!("invalid number '{text}'"), start, end);
+        // A timespan suffix, longest match, not followed by an identifier character.
+        if let Some((unit, ns)) =
+            TIMESPAN_UNITS.iter().find(|(u, _)| after.starts_with(u) && !after[u.len()..].starts_with(is_ident_char))
         {
-            let (w, after) = if w == "in" && after.starts_with('~') { ("in~", &after[1..]) } else { (w, after) };
-            if negatable(w) {
-                rest = after;
-                out.push(Token { tok: Tok::Ident(format!("!{w}")), span: Span::new(start, pos(rest)) });
-                continue;
+            let n: f64 = text.parse().map_err(|_| invalid(start + text.len()))?;
+            self.rest = &after[unit.len()..];
+            return Ok(Tok::Timespan((n * ns).round() as i64));
+        }
+        if after.starts_with(is_ident_char) {
+            let bad: String = after.chars().take_while(|c| is_ident_char(*c)).collect();
+            let message = format!(
+                "invalid literal '{text}{bad}': '{bad}' is not a timespan unit (d, h, m, s, ms, microsecond, tick...)"
+            );
+            return Err(self.error(message, start, self.position_of(after) + bad.len()));
+        }
+        let end = self.position_of(after);
+        let tok = match text.parse::<i64>() {
+            Ok(n) if !text.contains(['.', 'e', 'E']) => Tok::Long(n),
+            _ => Tok::Real(text.parse().map_err(|_| invalid(end))?),
+        };
+        self.rest = after;
+        Ok(tok)
+    }
+
+    /// A name or keyword: `project-away` and the other hyphenated operators, `in~`, and the
+    /// raw literals (`datetime(...)`, `dynamic(...)`...) whose parentheses hold text.
+    fn word(&mut self, start: usize) -> Result<Tok, KqlError> {
+        let (mut after, word) = ident(self.rest).expect("starts with an identifier character");
+        let mut word = word.to_string();
+        if let Some(tail) = after.strip_prefix('-')
+            && let Ok((after2, w2)) = ident(tail)
+        {
+            let joined = format!("{word}-{w2}");
+            if HYPHENATED.contains(&joined.as_str()) {
+                word = joined;
+                after = after2;
             }
         }
-        if let Some(sym) = SYMBOLS.iter().find(|s| rest.starts_with(**s)) {
-            rest = &rest[sym.len()..];
-            out.push(Token { tok: Tok::Sym(sym), span: Span::new(start, pos(rest)) });
-            continue;
+        if word == "in" && after.starts_with('~') {
+            word.push('~');
+            after = &after[1..];
         }
-        return Err(err(format!("unexpected character '{c}'"), start + c.len_utf8()));
+        let open = after.trim_start_matches(is_kql_whitespace);
+        if RAW_LITERALS.contains(&word.as_str()) && open.starts_with('(') {
+            return self.raw_literal(word, open, start);
+        }
+        self.rest = after;
+        Ok(Tok::Ident(word))
+    }
+
+    /// `datetime(...)` and the other raw literals: the text up to the matching parenthesis.
+    fn raw_literal(&mut self, word: String, open: &'s str, start: usize) -> Result<Tok, KqlError> {
+        let inner_start = self.position_of(open) + 1;
+        let len = matching_paren(open)
+            .ok_or_else(|| self.error(format!("expected ')' to close {word}("), start, self.position_of(open) + 1))?;
+        let inner_end = self.position_of(open) + len - 1;
+        self.rest = &open[len..];
+        let raw = self.source[inner_start..inner_end].to_string();
+        Ok(Tok::TypedLit { ty: word, raw, inner: Span::new(inner_start, inner_end) })
+    }
+
+    /// `!contains`, `!in`, `!in~`, `!between`...
+    fn negated_word(&mut self) -> Option<Tok> {
+        let (after, w) = ident(self.rest.strip_prefix('!')?).ok()?;
+        let (w, after) = if w == "in" && after.starts_with('~') { ("in~", &after[1..]) } else { (w, after) };
+        if !negatable(w) {
+            return None;
+        }
+        self.rest = after;
+        Some(Tok::Ident(format!("!{w}")))
+    }
+
+    fn symbol(&mut self) -> Option<Tok> {
+        let sym = SYMBOLS.iter().find(|s| self.rest.starts_with(**s))?;
+        self.rest = &self.rest[sym.len()..];
+        Some(Tok::Sym(sym))
     }
 }
 
