@@ -11,58 +11,10 @@ impl Planner<'_> {
             OpKind::Where(e) => b.filter(self.predicate(e, &schema)?),
             OpKind::Project(items) => return self.project(plan, items, span),
             OpKind::Extend(items) => return self.extend(plan, items, span),
-            OpKind::ProjectAway(names) => {
-                let keep: Vec<DfExpr> = schema
-                    .fields()
-                    .iter()
-                    .filter(|f| !names.iter().any(|n| wildcard_match(&n.name, f.name())))
-                    .map(|f| ident(f.name()))
-                    .collect();
-                for n in names {
-                    if !n.name.contains('*') && schema.field_with_unqualified_name(&n.name).is_err() {
-                        return Err(self.unknown_column(&n.name, &schema, n.span));
-                    }
-                }
-                b.project(keep)
-            }
-            OpKind::ProjectKeep(names) => {
-                let keep: Vec<DfExpr> = schema
-                    .fields()
-                    .iter()
-                    .filter(|f| names.iter().any(|n| wildcard_match(&n.name, f.name())))
-                    .map(|f| ident(f.name()))
-                    .collect();
-                b.project(keep)
-            }
-            OpKind::ProjectRename(pairs) => {
-                for (_, old) in pairs {
-                    if schema.field_with_unqualified_name(&old.name).is_err() {
-                        return Err(self.unknown_column(&old.name, &schema, old.span));
-                    }
-                }
-                let exprs: Vec<DfExpr> = schema
-                    .fields()
-                    .iter()
-                    .map(|f| match pairs.iter().find(|(_, old)| old.name == *f.name()) {
-                        Some((new, _)) => ident(f.name()).alias(&new.name),
-                        None => ident(f.name()),
-                    })
-                    .collect();
-                b.project(exprs)
-            }
-            OpKind::ProjectReorder(cols) => {
-                let mut first: Vec<String> = Vec::new();
-                for (n, _) in cols {
-                    for f in schema.fields() {
-                        if wildcard_match(&n.name, f.name()) && !first.contains(f.name()) {
-                            first.push(f.name().clone());
-                        }
-                    }
-                }
-                let rest = schema.fields().iter().map(|f| f.name().clone()).filter(|n| !first.contains(n));
-                let order: Vec<DfExpr> = first.iter().cloned().chain(rest).map(ident).collect();
-                b.project(order)
-            }
+            OpKind::ProjectAway(names) => b.project(self.project_away(names, &schema)?),
+            OpKind::ProjectKeep(names) => b.project(self.project_keep(names, &schema)?),
+            OpKind::ProjectRename(pairs) => b.project(self.project_rename(pairs, &schema)?),
+            OpKind::ProjectReorder(cols) => b.project(self.project_reorder(cols, &schema)?),
             OpKind::Summarize { aggregates, by } => return self.summarize(plan, aggregates, by, span),
             OpKind::Sort(keys) => {
                 let sorts = keys.iter().map(|k| self.sort_expr(k, &schema)).collect::<PResult<Vec<_>>>()?;
@@ -262,5 +214,65 @@ impl Planner<'_> {
             plan = self.replace_or_append(plan, new, &name, span)?;
         }
         Ok(plan)
+    }
+
+    /// `project-away`: every column but the named ones (wildcards allowed).
+    fn project_away(&self, names: &[Ident], schema: &DFSchema) -> PResult<Vec<DfExpr>> {
+        let keep: Vec<DfExpr> = schema
+            .fields()
+            .iter()
+            .filter(|f| !names.iter().any(|n| wildcard_match(&n.name, f.name())))
+            .map(|f| ident(f.name()))
+            .collect();
+        for n in names {
+            if !n.name.contains('*') && schema.field_with_unqualified_name(&n.name).is_err() {
+                return Err(self.unknown_column(&n.name, schema, n.span));
+            }
+        }
+        Ok(keep)
+    }
+
+    /// `project-keep`: only the named columns (wildcards allowed), in table order.
+    fn project_keep(&self, names: &[Ident], schema: &DFSchema) -> PResult<Vec<DfExpr>> {
+        let keep: Vec<DfExpr> = schema
+            .fields()
+            .iter()
+            .filter(|f| names.iter().any(|n| wildcard_match(&n.name, f.name())))
+            .map(|f| ident(f.name()))
+            .collect();
+        Ok(keep)
+    }
+
+    /// `project-rename`: the columns, the named ones under their new names.
+    fn project_rename(&self, pairs: &[(Ident, Ident)], schema: &DFSchema) -> PResult<Vec<DfExpr>> {
+        for (_, old) in pairs {
+            if schema.field_with_unqualified_name(&old.name).is_err() {
+                return Err(self.unknown_column(&old.name, schema, old.span));
+            }
+        }
+        let exprs: Vec<DfExpr> = schema
+            .fields()
+            .iter()
+            .map(|f| match pairs.iter().find(|(_, old)| old.name == *f.name()) {
+                Some((new, _)) => ident(f.name()).alias(&new.name),
+                None => ident(f.name()),
+            })
+            .collect();
+        Ok(exprs)
+    }
+
+    /// `project-reorder`: the named columns first, in the given order, then the rest.
+    fn project_reorder(&self, cols: &[(Ident, Option<SortDirection>)], schema: &DFSchema) -> PResult<Vec<DfExpr>> {
+        let mut first: Vec<String> = Vec::new();
+        for (n, _) in cols {
+            for f in schema.fields() {
+                if wildcard_match(&n.name, f.name()) && !first.contains(f.name()) {
+                    first.push(f.name().clone());
+                }
+            }
+        }
+        let rest = schema.fields().iter().map(|f| f.name().clone()).filter(|n| !first.contains(n));
+        let order: Vec<DfExpr> = first.iter().cloned().chain(rest).map(ident).collect();
+        Ok(order)
     }
 }

@@ -84,20 +84,7 @@ impl Planner<'_> {
                 other => ident(other.schema_name().to_string()),
             })
             .collect();
-        let mut finished = group_cols.clone();
-        for (i, a) in raw.iter().enumerate() {
-            let c = ident(format!("__raw{i}"));
-            let done = match a.finish {
-                Finish::None => c,
-                Finish::List(max, dynamic) => crate::udf::list_to_dynamic(c, max, dynamic),
-                Finish::Percentile(p) => crate::udf::nearest_rank(c, p),
-            };
-            finished.push(done.alias(format!("__agg{i}")));
-        }
-        let finished = LogicalPlanBuilder::from(planned)
-            .project(finished)
-            .and_then(|b| b.build())
-            .map_err(|e| self.df_err(e, span))?;
+        let finished = self.finish_aggregates(planned, &group_cols, &raw, span)?;
         let fschema = finished.schema().as_ref().clone();
         let mut out = group_cols;
         for (item, name) in outputs {
@@ -250,6 +237,28 @@ impl Planner<'_> {
         Ok(out)
     }
 
+    /// The projection after the aggregate: the keys, then each `__rawN` finished as Kusto gives
+    /// it (`__aggN`: a list as a dynamic array, a percentile by nearest rank).
+    fn finish_aggregates(
+        &self,
+        planned: LogicalPlan,
+        group_cols: &[DfExpr],
+        raw: &[Agg],
+        span: Span,
+    ) -> PResult<LogicalPlan> {
+        let mut finished = group_cols.to_vec();
+        for (i, a) in raw.iter().enumerate() {
+            let c = ident(format!("__raw{i}"));
+            let done = match a.finish {
+                Finish::None => c,
+                Finish::List(max, dynamic) => crate::udf::list_to_dynamic(c, max, dynamic),
+                Finish::Percentile(p) => crate::udf::nearest_rank(c, p),
+            };
+            finished.push(done.alias(format!("__agg{i}")));
+        }
+        LogicalPlanBuilder::from(planned).project(finished).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
     /// An aggregate call and its Kusto default name (`count_`, `max_TimeGenerated`, ...).
     pub(super) fn aggregate(&mut self, e: &Expr, schema: &DFSchema, global: bool) -> PResult<Vec<Agg>> {
         let ExprKind::Call { name, args } = &e.kind else {
@@ -337,89 +346,9 @@ impl Planner<'_> {
                 one(a, format!("{fname}_{}", arg_name(self, 0)))
             }
             "make_set" | "make_list" | "makeset" | "makelist" | "make_set_if" | "make_list_if" | "make_bag" => {
-                use datafusion::logical_expr::ExprFunctionExt;
-                if fname == "make_bag" {
-                    return Err(self.err(
-                        ErrorKind::Unsupported,
-                        "the aggregate 'make_bag' is not supported",
-                        name.span,
-                    ));
-                }
-                let conditional = fname.ends_with("_if");
-                let (lo, hi) = if conditional { (2, 3) } else { (1, 2) };
-                if !(lo..=hi).contains(&args.len()) {
-                    return Err(self.err(
-                        ErrorKind::Semantic,
-                        format!("{fname}() takes {lo} or {hi} arguments, got {}", args.len()),
-                        e.span,
-                    ));
-                }
-                let x = a0(self)?;
-                let dynamic = self.is_dynamic(&x, schema);
-                let mut keep = x.clone().is_not_null();
-                if conditional {
-                    keep = keep.and(self.predicate(&args[1], schema)?);
-                }
-                let max = match args.get(hi - 1) {
-                    // The deprecated makeset/makelist keep their old default of 128.
-                    None if fname.starts_with("make") && !fname.contains('_') => 128,
-                    None => 1_048_576,
-                    Some(Expr { kind: ExprKind::Literal(Literal::Long(n)), .. }) => *n,
-                    Some(other) => {
-                        return Err(self.err(ErrorKind::Semantic, "the maximum size is a whole number", other.span));
-                    }
-                };
-                let b = agg::array_agg(x).filter(keep);
-                let b = if fname.contains("set") { b.distinct() } else { b };
-                let expr = b.build().map_err(|er| self.df_err(er, e.span))?;
-                // Kusto names them set_X and list_X.
-                let base = if fname.contains("set") { "set" } else { "list" };
-                Ok(vec![Agg {
-                    expr,
-                    name: format!("{base}_{}", arg_name(self, 0)),
-                    finish: Finish::List(max, dynamic),
-                }])
+                self.collect_aggregate(name, args, e.span, schema)
             }
-            "percentile" | "percentiles" => {
-                use datafusion::logical_expr::ExprFunctionExt;
-                if args.len() < 2 || (fname == "percentile" && args.len() != 2) {
-                    return Err(self.err(
-                        ErrorKind::Semantic,
-                        format!("{fname}() takes the expression and the percentile(s)"),
-                        e.span,
-                    ));
-                }
-                let x = a0(self)?;
-                let mut out = Vec::new();
-                for p in &args[1..] {
-                    let v = match &p.kind {
-                        ExprKind::Literal(Literal::Long(n)) => *n as f64,
-                        ExprKind::Literal(Literal::Real(r)) => *r,
-                        _ => {
-                            return Err(self.err(
-                                ErrorKind::Semantic,
-                                "a percentile is a number from 0 to 100",
-                                p.span,
-                            ));
-                        }
-                    };
-                    if !(0.0..=100.0).contains(&v) {
-                        return Err(self.err(ErrorKind::Semantic, "a percentile is a number from 0 to 100", p.span));
-                    }
-                    let sorted = agg::array_agg(x.clone())
-                        .filter(x.clone().is_not_null())
-                        .order_by(vec![x.clone().sort(true, false)])
-                        .build()
-                        .map_err(|er| self.df_err(er, e.span))?;
-                    let label = self.source[p.span.start..p.span.end].replace('.', "_");
-                    out.push(Agg {
-                        expr: sorted,
-                        name: format!("percentile_{}_{label}", arg_name(self, 0)),
-                        finish: Finish::Percentile(v),
-                    });
-                }
-                Ok(out)
-            }
+            "percentile" | "percentiles" => self.percentile_aggregates(name, args, e.span, schema),
             "arg_max" | "arg_min" => Err(self.err(
                 ErrorKind::Unsupported,
                 format!("{fname}() inside an expression is not supported"),
@@ -431,6 +360,96 @@ impl Planner<'_> {
                 name.span,
             )),
         }
+    }
+
+    /// `make_set`, `make_list` (and their `_if` and deprecated forms): the non-null values of
+    /// a group as a list, finished into a dynamic array of at most the given size.
+    fn collect_aggregate(&mut self, name: &Ident, args: &[Expr], span: Span, schema: &DFSchema) -> PResult<Vec<Agg>> {
+        let fname = name.name.as_str();
+        let first = args.first().map(|a| self.derived_name(a)).unwrap_or_default();
+        let a0 = |p: &mut Self| p.scalar(&args[0], schema);
+        use datafusion::logical_expr::ExprFunctionExt;
+        if fname == "make_bag" {
+            return Err(self.err(ErrorKind::Unsupported, "the aggregate 'make_bag' is not supported", name.span));
+        }
+        let conditional = fname.ends_with("_if");
+        let (lo, hi) = if conditional { (2, 3) } else { (1, 2) };
+        if !(lo..=hi).contains(&args.len()) {
+            return Err(self.err(
+                ErrorKind::Semantic,
+                format!("{fname}() takes {lo} or {hi} arguments, got {}", args.len()),
+                span,
+            ));
+        }
+        let x = a0(self)?;
+        let dynamic = self.is_dynamic(&x, schema);
+        let mut keep = x.clone().is_not_null();
+        if conditional {
+            keep = keep.and(self.predicate(&args[1], schema)?);
+        }
+        let max = match args.get(hi - 1) {
+            // The deprecated makeset/makelist keep their old default of 128.
+            None if fname.starts_with("make") && !fname.contains('_') => 128,
+            None => 1_048_576,
+            Some(Expr { kind: ExprKind::Literal(Literal::Long(n)), .. }) => *n,
+            Some(other) => {
+                return Err(self.err(ErrorKind::Semantic, "the maximum size is a whole number", other.span));
+            }
+        };
+        let b = agg::array_agg(x).filter(keep);
+        let b = if fname.contains("set") { b.distinct() } else { b };
+        let expr = b.build().map_err(|er| self.df_err(er, span))?;
+        // Kusto names them set_X and list_X.
+        let base = if fname.contains("set") { "set" } else { "list" };
+        Ok(vec![Agg { expr, name: format!("{base}_{}", first), finish: Finish::List(max, dynamic) }])
+    }
+
+    /// `percentile(x, p)` and `percentiles(x, p1, p2...)`: each the sorted values of a group,
+    /// finished by nearest rank.
+    fn percentile_aggregates(
+        &mut self,
+        name: &Ident,
+        args: &[Expr],
+        span: Span,
+        schema: &DFSchema,
+    ) -> PResult<Vec<Agg>> {
+        let fname = name.name.as_str();
+        let first = args.first().map(|a| self.derived_name(a)).unwrap_or_default();
+        let a0 = |p: &mut Self| p.scalar(&args[0], schema);
+        use datafusion::logical_expr::ExprFunctionExt;
+        if args.len() < 2 || (fname == "percentile" && args.len() != 2) {
+            return Err(self.err(
+                ErrorKind::Semantic,
+                format!("{fname}() takes the expression and the percentile(s)"),
+                span,
+            ));
+        }
+        let x = a0(self)?;
+        let mut out = Vec::new();
+        for p in &args[1..] {
+            let v = match &p.kind {
+                ExprKind::Literal(Literal::Long(n)) => *n as f64,
+                ExprKind::Literal(Literal::Real(r)) => *r,
+                _ => {
+                    return Err(self.err(ErrorKind::Semantic, "a percentile is a number from 0 to 100", p.span));
+                }
+            };
+            if !(0.0..=100.0).contains(&v) {
+                return Err(self.err(ErrorKind::Semantic, "a percentile is a number from 0 to 100", p.span));
+            }
+            let sorted = agg::array_agg(x.clone())
+                .filter(x.clone().is_not_null())
+                .order_by(vec![x.clone().sort(true, false)])
+                .build()
+                .map_err(|er| self.df_err(er, span))?;
+            let label = self.source[p.span.start..p.span.end].replace('.', "_");
+            out.push(Agg {
+                expr: sorted,
+                name: format!("percentile_{}_{label}", first),
+                finish: Finish::Percentile(v),
+            });
+        }
+        Ok(out)
     }
 
     /// `x` where `predicate` holds, null elsewhere: the argument of `sumif`, `avgif`, `dcountif`.

@@ -21,6 +21,7 @@ const NOW_US: i64 = 1_714_564_800_000_000;
 
 #[tokio::test]
 async fn golden_files() {
+    #[allow(clippy::disallowed_methods, reason = "a test switch, read where the test starts")]
     let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
     let mut failures = Vec::new();
     let mut cases = 0;
