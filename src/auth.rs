@@ -260,72 +260,100 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
     });
     let (parts, body) = req.into_parts();
     let mut req = Request::from_parts(parts, fimlake_ingest::with_deadline(body, guard.body_read_timeout));
-    if guard.auth.enabled() {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim);
-        let Some(key) = presented.and_then(|p| guard.auth.find(p)) else {
-            let resp =
-                deny(StatusCode::UNAUTHORIZED, "AuthorizationRequiredError", "Valid authentication was not provided");
-            entry["Principal"] = "unknown".into();
-            entry["Detail"] = if presented.is_some() { "unknown key" } else { "no key" }.into();
-            log(&guard, entry, resp.status(), started).await;
-            return resp;
-        };
-        entry["Principal"] = key.config.name.clone().into();
-        entry["Role"] = serde_json::to_value(key.config.role).expect("a role serialises");
-        if !allows(key.config.role, need) {
-            let resp = deny(
-                StatusCode::FORBIDDEN,
-                "InsufficientAccessError",
-                &format!(
-                    "The provided credentials have insufficient access to perform the requested operation (key '{}' has role {:?})",
-                    key.config.name, key.config.role
-                ),
-            );
-            entry["Detail"] = "role does not allow this".into();
-            log(&guard, entry, resp.status(), started).await;
-            return resp;
-        }
-        if let Some(limiter) = &key.limiter
-            && let Err(not_until) = limiter.check()
-        {
-            use governor::clock::Clock;
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            let mut resp = deny(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                &format!(
-                    "key '{}' is limited to {} requests per second; retry after {secs}s",
-                    key.config.name,
-                    key.config.requests_per_second.unwrap_or_default()
-                ),
-            );
-            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-            entry["Detail"] = "rate limit".into();
-            log(&guard, entry, resp.status(), started).await;
-            return resp;
-        }
-        req.extensions_mut().insert(fimlake_alerting::api::Principal(key.config.name.clone()));
-        if key.config.role == Role::Ingest {
-            req.extensions_mut().insert(fimlake_ingest::IngestGrant {
-                key: key.config.name.clone(),
-                computer: key.config.computer.clone(),
-                tables: key.config.tables.clone(),
-            });
-        }
+    if let Some(denied) = admit(&guard, &mut req, need, &mut entry) {
+        log(&guard, entry, denied.status(), started).await;
+        return denied;
     }
     // The text of queries and rule changes goes into the log: read the body (bounded) and put it
     // back.
+    let req = match capture_body(req, &route, &mut entry).await {
+        Ok(req) => req,
+        Err(denied) => {
+            log(&guard, entry, denied.status(), started).await;
+            return denied;
+        }
+    };
+    let resp = next.run(req).await;
+    let accepted_ingest = need == Need::Ingest && resp.status().is_success();
+    // Scrapes of /metrics are not worth a row each.
+    if !accepted_ingest && route != "/metrics" {
+        if let Some(rows) = resp.headers().get(fimlake_query::api::ROWS_HEADER).and_then(|v| v.to_str().ok()) {
+            entry["Rows"] = rows.parse::<u64>().ok().into();
+        }
+        log(&guard, entry, resp.status(), started).await;
+    }
+    resp
+}
+
+/// Authenticates the caller (when keys are configured) and checks its role and rate limit;
+/// hands the principal, and an ingest key's bindings, to the handlers. `Some` is the refusal.
+fn admit(guard: &Guard, req: &mut Request, need: Need, entry: &mut serde_json::Value) -> Option<Response> {
     if !guard.auth.enabled() {
         req.extensions_mut().insert(fimlake_alerting::api::Principal("anonymous".into()));
+        return None;
     }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let Some(key) = presented.and_then(|p| guard.auth.find(p)) else {
+        let resp =
+            deny(StatusCode::UNAUTHORIZED, "AuthorizationRequiredError", "Valid authentication was not provided");
+        entry["Principal"] = "unknown".into();
+        entry["Detail"] = if presented.is_some() { "unknown key" } else { "no key" }.into();
+        return Some(resp);
+    };
+    entry["Principal"] = key.config.name.clone().into();
+    entry["Role"] = serde_json::to_value(key.config.role).expect("a role serialises");
+    if !allows(key.config.role, need) {
+        let resp = deny(
+            StatusCode::FORBIDDEN,
+            "InsufficientAccessError",
+            &format!(
+                "The provided credentials have insufficient access to perform the requested operation (key '{}' has role {:?})",
+                key.config.name, key.config.role
+            ),
+        );
+        entry["Detail"] = "role does not allow this".into();
+        return Some(resp);
+    }
+    if let Some(limiter) = &key.limiter
+        && let Err(not_until) = limiter.check()
+    {
+        use governor::clock::Clock;
+        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut resp = deny(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            &format!(
+                "key '{}' is limited to {} requests per second; retry after {secs}s",
+                key.config.name,
+                key.config.requests_per_second.unwrap_or_default()
+            ),
+        );
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        entry["Detail"] = "rate limit".into();
+        return Some(resp);
+    }
+    req.extensions_mut().insert(fimlake_alerting::api::Principal(key.config.name.clone()));
+    if key.config.role == Role::Ingest {
+        req.extensions_mut().insert(fimlake_ingest::IngestGrant {
+            key: key.config.name.clone(),
+            computer: key.config.computer.clone(),
+            tables: key.config.tables.clone(),
+        });
+    }
+    None
+}
+
+/// The text of queries and rule changes goes into the log: reads the body (bounded) into
+/// `entry` and puts it back. `Err` is the refusal of a body too large or too slow.
+async fn capture_body(req: Request, route: &str, entry: &mut serde_json::Value) -> Result<Request, Response> {
     let wants_body = matches!(
-        route.as_str(),
+        route,
         "/v1/workspaces/{workspace}/query" | "/workspaces/{workspace}/query" | "/v1/workspaces/{workspace}/explain"
     ) && req.method() == Method::POST
         || route == "/v1/alert-rules/{name}" && req.method() == Method::PUT
@@ -344,8 +372,7 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
                         &format!("the request body is over {MAX_LOGGED_BODY} bytes"),
                     )
                 };
-                log(&guard, entry, resp.status(), started).await;
-                return resp;
+                return Err(resp);
             }
         };
         if route.contains("alert-rules") || route.starts_with("/v1/alerts/") {
@@ -353,22 +380,13 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         } else if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
             entry["QueryText"] = v["query"].clone();
         }
-        req = Request::from_parts(parts, Body::from(bytes));
+        return Ok(Request::from_parts(parts, Body::from(bytes)));
     } else if route.ends_with("/query") {
         let q = req.uri().query().unwrap_or("");
         let text = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "query").map(|(_, v)| v.into_owned());
         entry["QueryText"] = text.into();
     }
-    let resp = next.run(req).await;
-    let accepted_ingest = need == Need::Ingest && resp.status().is_success();
-    // Scrapes of /metrics are not worth a row each.
-    if !accepted_ingest && route != "/metrics" {
-        if let Some(rows) = resp.headers().get(fimlake_query::api::ROWS_HEADER).and_then(|v| v.to_str().ok()) {
-            entry["Rows"] = rows.parse::<u64>().ok().into();
-        }
-        log(&guard, entry, resp.status(), started).await;
-    }
-    resp
+    Ok(req)
 }
 
 /// Appends one `AuditLog` row, off the request's path.

@@ -212,10 +212,13 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The one place the server's settings are read from the environment (FIMLAKE_*).
+    #[allow(clippy::disallowed_methods, reason = "the binary's entry point reads the environment")]
+    let environment: Vec<(String, String)> = std::env::vars().collect();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve { config, data_dir, listen, insecure } => {
-            let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
+            let mut cfg = Config::load(config.as_deref(), environment.into_iter())?;
             if let Some(d) = data_dir {
                 cfg.data_dir = d.clone();
                 cfg.storage.data_dir = d;
@@ -238,32 +241,8 @@ fn main() -> anyhow::Result<()> {
                     tmp.path().to_path_buf()
                 }
             };
-            let opts = generate::GenOptions { computers, days, seed, end, changes_per_day, out: dir.clone() };
-            let counts = generate::generate(&opts)?;
-            println!(
-                "generated {} ConfigurationChange, {} ConfigurationData, {} Heartbeat rows ending {}",
-                counts.changes,
-                counts.data,
-                counts.heartbeats,
-                end.to_rfc3339()
-            );
-            if let Some(server) = server {
-                for table in ["ConfigurationChange", "ConfigurationData", "Heartbeat"] {
-                    let n = rt.block_on(bulk::run(bulk::BulkOptions {
-                        server: server.clone(),
-                        table: table.to_string(),
-                        files: generate::files(&dir, table)?,
-                        chunk_bytes: 4 << 20,
-                        progress: false,
-                        api_key: api_key.clone(),
-                        ca_file: ca_file.clone(),
-                    }))?;
-                    println!("{n} records accepted into {table}");
-                }
-            } else {
-                println!("written to {}", dir.display());
-            }
-            Ok(())
+            let opts = generate::GenOptions { computers, days, seed, end, changes_per_day, out: dir };
+            generate_and_load(&rt, &opts, server, api_key, ca_file)
         }
         Command::Certs { command: CertsCommand::SelfSigned { out, hosts } } => {
             tls::self_signed(&out, &hosts)?;
@@ -276,27 +255,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command: KeysCommand::Create { role, name, computer, tables, requests_per_second } } => {
-            if role != auth::Role::Ingest && (computer.is_some() || tables.is_some()) {
-                anyhow::bail!("--computer and --tables apply to ingest keys only");
-            }
-            let reg = TableRegistry::builtin();
-            for t in tables.iter().flatten() {
-                if reg.get(t).is_none_or(|d| d.is_internal()) {
-                    anyhow::bail!(
-                        "table '{t}' cannot be posted to; tables are: ConfigurationChange, ConfigurationData, Heartbeat"
-                    );
-                }
-            }
-            let name = name.or_else(|| computer.clone()).unwrap_or_else(|| format!("{role:?}").to_lowercase());
-            let (key, mut entry) = auth::create(&name, role, computer, tables);
-            entry.requests_per_second = requests_per_second;
-            let snippet = toml::to_string(&serde_json::json!({"auth": {"keys": [entry]}}))?;
-            println!("key: {key}");
-            println!();
-            println!("Keep the key now: it is stored nowhere. Add this to the server's configuration file:");
-            println!();
-            print!("{snippet}");
-            Ok(())
+            create_key(role, name, computer, tables, requests_per_second)
         }
         Command::Ingest { table, server, chunk_bytes, quiet, files, api_key, ca_file } => {
             let n = rt.block_on(bulk::run(bulk::BulkOptions {
@@ -323,7 +282,7 @@ fn main() -> anyhow::Result<()> {
         Command::Query { server, data_dir, config, workspace, api_key, ca_file, timespan, format, explain, query } => {
             let target = match (server, data_dir) {
                 (_, Some(dir)) => {
-                    let mut cfg = Config::load(config.as_deref(), std::env::vars())?;
+                    let mut cfg = Config::load(config.as_deref(), environment.into_iter())?;
                     cfg.data_dir = dir.clone();
                     cfg.storage.data_dir = dir;
                     query_cli::Target::DataDir { storage: cfg.storage, query: cfg.query }
@@ -341,6 +300,72 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `fimlake gen`: writes the data set, then posts it to `server` when one is given.
+fn generate_and_load(
+    rt: &tokio::runtime::Runtime,
+    opts: &generate::GenOptions,
+    server: Option<String>,
+    api_key: Option<String>,
+    ca_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let counts = generate::generate(opts)?;
+    println!(
+        "generated {} ConfigurationChange, {} ConfigurationData, {} Heartbeat rows ending {}",
+        counts.changes,
+        counts.data,
+        counts.heartbeats,
+        opts.end.to_rfc3339()
+    );
+    let Some(server) = server else {
+        println!("written to {}", opts.out.display());
+        return Ok(());
+    };
+    for table in ["ConfigurationChange", "ConfigurationData", "Heartbeat"] {
+        let n = rt.block_on(bulk::run(bulk::BulkOptions {
+            server: server.clone(),
+            table: table.to_string(),
+            files: generate::files(&opts.out, table)?,
+            chunk_bytes: 4 << 20,
+            progress: false,
+            api_key: api_key.clone(),
+            ca_file: ca_file.clone(),
+        }))?;
+        println!("{n} records accepted into {table}");
+    }
+    Ok(())
+}
+
+/// `fimlake keys create`: a new key and the configuration snippet that installs it.
+fn create_key(
+    role: auth::Role,
+    name: Option<String>,
+    computer: Option<String>,
+    tables: Option<Vec<String>>,
+    requests_per_second: Option<u32>,
+) -> anyhow::Result<()> {
+    if role != auth::Role::Ingest && (computer.is_some() || tables.is_some()) {
+        anyhow::bail!("--computer and --tables apply to ingest keys only");
+    }
+    let reg = TableRegistry::builtin();
+    for t in tables.iter().flatten() {
+        if reg.get(t).is_none_or(|d| d.is_internal()) {
+            anyhow::bail!(
+                "table '{t}' cannot be posted to; tables are: ConfigurationChange, ConfigurationData, Heartbeat"
+            );
+        }
+    }
+    let name = name.or_else(|| computer.clone()).unwrap_or_else(|| format!("{role:?}").to_lowercase());
+    let (key, mut entry) = auth::create(&name, role, computer, tables);
+    entry.requests_per_second = requests_per_second;
+    let snippet = toml::to_string(&serde_json::json!({"auth": {"keys": [entry]}}))?;
+    println!("key: {key}");
+    println!();
+    println!("Keep the key now: it is stored nowhere. Add this to the server's configuration file:");
+    println!();
+    print!("{snippet}");
+    Ok(())
 }
 
 fn humantime_like(d: std::time::Duration) -> String {

@@ -114,6 +114,22 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     if cfg.ui.enabled {
         println!("console: {scheme}://{addr}/");
     }
+    accept(listener, tls, app, &cfg).await?;
+    alerting.stop();
+    tracing::info!("shutting down: flushing buffers");
+    storage.shutdown().await.context("flushing buffers at shutdown")?;
+    println!("fimlake stopped");
+    Ok(())
+}
+
+/// Accepts connections (TLS when configured, at most `max_connections`, slow clients cut off)
+/// until a shutdown signal, then lets requests in flight finish (30 s at most).
+async fn accept(
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Router,
+    cfg: &Config,
+) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
@@ -138,10 +154,6 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
             server.handle(handle).serve(service).await?
         }
     }
-    alerting.stop();
-    tracing::info!("shutting down: flushing buffers");
-    storage.shutdown().await.context("flushing buffers at shutdown")?;
-    println!("fimlake stopped");
     Ok(())
 }
 

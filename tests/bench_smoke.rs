@@ -1,6 +1,10 @@
 //! The benchmark harness on tiny sizes, so that it cannot rot: every step runs against the real
 //! server binary and DuckDB, both engines must agree on every hunting query, and the results are
 //! written. No timing is asserted (figures on a shared test machine mean nothing).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test settings (the venv python, bench sizes) come from the environment scripts/test sets"
+)]
 
 use fimlake_bench::{Options, run};
 

@@ -3,6 +3,10 @@
 //! hostile path; a coverage loss), then `tests/console/browser.py` (Playwright driving Debian's
 //! chromium) clicks through every page as a person would. Screenshots go to
 //! `target/ui-screenshots/`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test settings (the venv python, bench sizes) come from the environment scripts/test sets"
+)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Hostile input, as a table: each gets a clear error, the server keeps serving, and what was
 //! stored before is still there.
+#![allow(clippy::too_many_lines, reason = "a test that reads as one scenario, step by step")]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! Records of all three tables go through the real server into Delta tables that an
 //! independent Delta reader (the Python `deltalake` package) reads with the documented schema
 //! and partitions.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test settings (the venv python, bench sizes) come from the environment scripts/test sets"
+)]
 
 mod common;
 

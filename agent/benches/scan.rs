@@ -2,6 +2,10 @@
 //! tree of 100,000 files (1,000 directories of 100 files of 1 KiB), scanned once to build the
 //! baseline (everything hashed), then again (nothing changed: no file is read), then the time
 //! from a write to its record in the spool with inotify, over 50 edits.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test settings (the venv python, bench sizes) come from the environment scripts/test sets"
+)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{Alerting, AlertingError};
 use crate::rule::Rule;
+use crate::state::MonitorCondition;
 
 pub fn router(alerting: Arc<Alerting>) -> Router {
     Router::new()
@@ -115,8 +116,8 @@ async fn list_alerts(State(a): State<Arc<Alerting>>, Query(q): Query<HashMap<Str
     let (active, recent) = a.alerts().await;
     let mut out = match state {
         "active" => active,
-        "fired" => recent.into_iter().filter(|r| r.monitor_condition == "Fired").collect(),
-        "resolved" => recent.into_iter().filter(|r| r.monitor_condition == "Resolved").collect(),
+        "fired" => recent.into_iter().filter(|r| r.monitor_condition == MonitorCondition::Fired).collect(),
+        "resolved" => recent.into_iter().filter(|r| r.monitor_condition == MonitorCondition::Resolved).collect(),
         _ => recent,
     };
     if let Some(rule) = q.get("rule") {

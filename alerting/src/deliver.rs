@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::audit::Audit;
 use crate::metrics::Metrics;
 use crate::outbox::{Entry, Outbox, Target};
-use crate::rule::{Email, Webhook};
+use crate::rule::{Email, TlsMode, Webhook};
 
 pub const SIGNATURE_HEADER: &str = "X-Fimlake-Signature";
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -304,7 +304,7 @@ impl Deliverer {
         let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.smtp_host)
             .port(e.smtp_port)
             .timeout(Some(self.cfg.attempt_timeout));
-        if e.tls != "none" {
+        if e.tls != TlsMode::None {
             let mut params = TlsParameters::builder(e.smtp_host.clone());
             if let Some(f) = &e.ca_file {
                 let cert = match tokio::fs::read(f)
@@ -321,7 +321,8 @@ impl Deliverer {
                 Ok(p) => p,
                 Err(err) => return permanent(format!("TLS settings for {}: {err}", e.smtp_host)),
             };
-            transport = transport.tls(if e.tls == "implicit" { Tls::Wrapper(params) } else { Tls::Required(params) });
+            transport =
+                transport.tls(if e.tls == TlsMode::Implicit { Tls::Wrapper(params) } else { Tls::Required(params) });
         }
         if let (Some(u), Some(p)) = (&e.username, &e.password) {
             transport = transport.credentials(Credentials::new(u.clone(), p.clone()));

@@ -21,19 +21,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fimlake_kql::PlanOptions;
 use fimlake_query::QueryEngine;
 use fimlake_storage::Storage;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::audit::Audit;
+use crate::condition::{Event, aggregate_alerts, per_row_alerts};
 use crate::deliver::{Deliverer, DeliveryConfig};
+use crate::evaluation;
 use crate::metrics::Metrics;
-use crate::notify::{self, Kind, Notification, Rows};
+use crate::notify::{self, Notification};
 use crate::outbox::{Entry, Outbox, Target};
 use crate::rule::{ActionGroup, Condition, LoadError, Rule, check_rule, load_dir};
-use crate::state::{AlertRecord, DEFERRED_LISTED, RuleState, Series, StateStore};
+use crate::state::{AlertRecord, MonitorCondition, RuleState, StateStore};
 use crate::store::stable_id;
 
 /// The `[alerting]` settings.
@@ -109,6 +110,15 @@ pub struct Report {
     pub notifications: usize,
     pub deferred: usize,
     pub skipped: Option<(i64, i64)>,
+}
+
+/// What the rule's query gave: its columns and rows (the wire shape) and the alerts they raise.
+#[derive(Default)]
+struct QueryOutcome {
+    columns: Vec<Value>,
+    rows: Vec<Value>,
+    events: Vec<Event>,
+    truncated: bool,
 }
 
 pub(crate) struct Slot {
@@ -327,177 +337,77 @@ impl Alerting {
         let mut guard = state.lock().await;
         let mut st = guard.clone();
         let started = Instant::now();
-        let delay = rule.ingestion_delay.unwrap_or_default().as_micros() as i64;
-        let per_row = matches!(rule.condition, Condition::PerRow { .. });
-        let (mut start, end) = if per_row {
-            (st.watermark_us, (now_us - delay).min(self.storage.visible_before()))
-        } else {
-            let end = now_us - delay;
-            (end - rule.window.unwrap_or(rule.frequency).as_micros() as i64, end)
-        };
-        let mut report = Report::default();
-        let max_catch_up = self.cfg.max_catch_up.as_micros() as i64;
-        if per_row && end - start > max_catch_up {
-            report.skipped = Some((start, end - max_catch_up));
-            tracing::warn!(rule = %rule.name, from = %notify::datetime(start), to = %notify::datetime(end - max_catch_up),
+        let window = evaluation::window(&rule, &st, now_us, self.storage.visible_before(), self.cfg.max_catch_up);
+        if let Some((from, to)) = window.skipped {
+            tracing::warn!(rule = %rule.name, from = %notify::datetime(from), to = %notify::datetime(to),
                 "records received in this range are not evaluated: more than max_catch_up behind");
-            start = end - max_catch_up;
         }
-        report.window_start_us = start;
-        report.window_end_us = end.max(start);
         st.last_run_us = Some(now_us);
-
-        let result = if per_row && end <= start {
-            Ok(None)
-        } else {
-            let options = if per_row {
-                PlanOptions { now_us: end, ingestion_range: Some((start, end)), ..PlanOptions::default() }
-            } else {
-                PlanOptions { now_us: end, time_range: Some((start, end)), ..PlanOptions::default() }
-            };
-            self.engine.run_with(&rule.query, options, self.cfg.query_timeout).await.map(Some)
+        let mut report = Report {
+            window_start_us: window.start,
+            window_end_us: window.end.max(window.start),
+            skipped: window.skipped,
+            ..Report::default()
         };
-        let mut notes = Vec::new();
-        let mut events: Vec<(AlertRecord, Vec<Value>)> = Vec::new();
-        let mut columns = Vec::new();
-        let mut truncated = false;
-        let outcome = match result {
-            Err(e) => Err(e.to_string()),
-            Ok(result) => {
-                let rows: Vec<Value> = match &result {
-                    Some(r) => {
-                        truncated = r.truncated;
-                        let (cols, rows) = fimlake_query::encode::table(r);
-                        columns = cols;
-                        rows
-                    }
-                    None => Vec::new(),
-                };
-                report.rows = rows.len() as u64;
-                events = match &rule.condition {
-                    Condition::PerRow { key } => per_row_alerts(&rule, key, &columns, rows, start, now_us),
-                    Condition::Aggregate { .. } => aggregate_alerts(&rule, &mut st, &columns, rows, now_us),
-                };
-                Ok(())
-            }
-        };
-
-        // Health: a failing rule is marked and notifies once; so does its recovery.
-        match &outcome {
-            Err(e) => {
-                st.health.consecutive_failures += 1;
-                st.health.last_error = Some(e.clone());
-                if st.health.healthy {
-                    st.health.healthy = false;
-                    st.health.since_us = now_us;
-                    notes.push(Notification {
-                        id: stable_id(&["unhealthy", &rule.name, &now_us.to_string()]),
-                        kind: Kind::RuleUnhealthy,
-                        alerts: vec![],
-                        alert_count: 0,
-                        window: (start, end),
-                        rows: Rows::default(),
-                        error: Some(e.clone()),
-                        at_us: now_us,
-                    });
-                }
-            }
-            Ok(()) if !st.health.healthy => {
-                notes.push(Notification {
-                    id: stable_id(&["healthy", &rule.name, &st.health.since_us.to_string()]),
-                    kind: Kind::RuleHealthy,
-                    alerts: vec![],
-                    alert_count: 0,
-                    window: (start, end),
-                    rows: Rows::default(),
-                    error: st.health.last_error.clone(),
-                    at_us: now_us,
-                });
-                st.health = crate::state::Health { healthy: true, since_us: now_us, ..Default::default() };
-            }
-            Ok(()) => {}
-        }
-
-        // Alerts to notifications: held while muted, summarised past the per-evaluation limit.
-        let mut event_rows = Vec::new();
-        let muted = st.muted_until_us.is_some_and(|t| now_us < t);
-        let mut alert_notes = Vec::new();
-        if muted {
-            for (a, _) in &events {
-                if st.deferred.alerts.len() < DEFERRED_LISTED {
-                    st.deferred.alerts.push(a.clone());
-                }
-                st.deferred.total += 1;
-                event_rows.push(event_row(&rule, a, "Deferred", None));
-            }
-            report.deferred = events.len();
-        } else {
-            if st.deferred.total > 0 {
-                let deferred = std::mem::take(&mut st.deferred);
-                let rows: Vec<Value> = deferred.alerts.iter().filter_map(|a| row_values(a, &columns)).collect();
-                alert_notes.push(Notification {
-                    id: stable_id(&["summary", &rule.name, &st.summaries.to_string()]),
-                    kind: Kind::Summary,
-                    alert_count: deferred.total,
-                    rows: Rows::new(&columns, rows),
-                    alerts: deferred.alerts,
-                    window: (start, end),
-                    error: None,
-                    at_us: now_us,
-                });
-                st.summaries += 1;
-            }
-            let limit = self.cfg.max_notifications_per_evaluation;
-            let one_by_one = if events.len() > limit { limit.saturating_sub(1) } else { events.len() };
-            for (a, rows) in &events[..one_by_one] {
-                let kind = if a.monitor_condition == "Resolved" { Kind::Resolved } else { Kind::Fired };
-                let id = stable_id(&[kind.as_str(), &a.alert_id]);
-                event_rows.push(event_row(&rule, a, "Queued", Some(&id)));
-                alert_notes.push(Notification {
-                    id,
-                    kind,
-                    alerts: vec![a.clone()],
-                    alert_count: 1,
-                    window: (start, end),
-                    rows: Rows::new(&columns, rows.clone()),
-                    error: None,
-                    at_us: now_us,
-                });
-            }
-            let rest = &events[one_by_one..];
-            if !rest.is_empty() {
-                let id = stable_id(&["overflow", &rule.name, &rest[0].0.alert_id, &rest[0].0.monitor_condition]);
-                let rows: Vec<Value> = rest.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
-                for (a, _) in rest {
-                    event_rows.push(event_row(&rule, a, "Summarized", Some(&id)));
-                }
-                alert_notes.push(Notification {
-                    id,
-                    kind: Kind::Summary,
-                    alerts: rest.iter().take(DEFERRED_LISTED).map(|(a, _)| a.clone()).collect(),
-                    alert_count: rest.len() as u64,
-                    rows: Rows::new(&columns, rows),
-                    window: (start, end),
-                    error: None,
-                    at_us: now_us,
-                });
-            }
-            if !alert_notes.is_empty()
-                && let Some(m) = rule.mute
-            {
-                st.muted_until_us = Some(now_us + m.as_micros() as i64);
-            }
-        }
-        notes.extend(alert_notes);
-        for (a, _) in &events {
-            report.fired += usize::from(a.monitor_condition == "Fired");
-            report.resolved += usize::from(a.monitor_condition == "Resolved");
+        let (outcome, result) = self.run_query(&rule, &window, &mut st, now_us).await;
+        report.rows = result.rows.len() as u64;
+        let mut notes: Vec<Notification> =
+            evaluation::health(&rule, &mut st, &outcome, &window, now_us).into_iter().collect();
+        let limit = self.cfg.max_notifications_per_evaluation;
+        let routed = evaluation::route(&rule, &mut st, &result.events, &result.columns, &window, now_us, limit);
+        report.deferred = routed.deferred;
+        notes.extend(routed.notifications);
+        for (a, _) in &result.events {
+            report.fired += usize::from(a.monitor_condition == MonitorCondition::Fired);
+            report.resolved += usize::from(a.monitor_condition == MonitorCondition::Resolved);
             st.remember(a.clone());
         }
+        report.notifications = self.store_notifications(&rule, &notes).await?;
+        if outcome.is_ok() {
+            st.watermark_us = report.window_end_us;
+        }
+        let took = started.elapsed();
+        self.record_evaluation(&rule, &report, &outcome, result.truncated, took).await;
+        self.audit.record("AlertEvent", routed.event_rows).await;
+        *guard = st.clone();
+        self.save_state(&rule.name, &st).await?;
+        self.count_evaluation(&rule, &st, &report, outcome.is_ok(), took);
+        match outcome {
+            Ok(()) => Ok(report),
+            Err(message) => Err(AlertingError::Query { rule: rule.name.clone(), message }),
+        }
+    }
 
-        // Durable, in this order: notifications, audit, state.
-        let entries: Vec<Entry> = notes.iter().flat_map(|n| self.entries(&rule, n)).collect();
-        report.notifications = entries.len();
+    /// Runs the rule's query over the window and turns its rows into alerts (updating the
+    /// state of an aggregate rule's series). An empty per-row window runs nothing.
+    async fn run_query(
+        &self,
+        rule: &Rule,
+        window: &evaluation::Window,
+        st: &mut RuleState,
+        now_us: i64,
+    ) -> (Result<(), String>, QueryOutcome) {
+        let mut out = QueryOutcome::default();
+        let Some(options) = evaluation::plan_options(rule, window) else { return (Ok(()), out) };
+        let result = match self.engine.run_with(&rule.query, options, self.cfg.query_timeout).await {
+            Ok(result) => result,
+            Err(e) => return (Err(e.to_string()), out),
+        };
+        out.truncated = result.truncated;
+        let (columns, rows) = fimlake_query::encode::table(&result);
+        out.rows = rows.clone();
+        out.events = match &rule.condition {
+            Condition::PerRow { key } => per_row_alerts(rule, key, &columns, rows, window.start, now_us),
+            Condition::Aggregate { .. } => aggregate_alerts(rule, st, &columns, rows, now_us),
+        };
+        out.columns = columns;
+        (Ok(()), out)
+    }
+
+    /// Writes the notifications' outbox entries (durably) and returns how many there are.
+    async fn store_notifications(&self, rule: &Rule, notes: &[Notification]) -> Result<usize, AlertingError> {
+        let entries: Vec<Entry> = notes.iter().flat_map(|n| self.entries(rule, n)).collect();
+        let count = entries.len();
         let outbox = self.outbox.clone();
         let stored = tokio::task::spawn_blocking(move || outbox.put(entries)).await.expect("outbox put panicked");
         if let Err(e) = stored {
@@ -505,52 +415,51 @@ impl Alerting {
             return Err(AlertingError::Io { what: "writing notifications to the outbox".into(), source: e });
         }
         self.metrics.outbox_depth.set(self.outbox.depth() as i64);
-        if outcome.is_ok() {
-            st.watermark_us = report.window_end_us;
-        }
-        let took = started.elapsed();
-        self.audit
-            .record(
-                "AlertEvaluation",
-                vec![json!({
-                    "RuleName": rule.name,
-                    "Severity": rule.severity,
-                    "ConditionKind": if per_row { "per_row" } else { "aggregate" },
-                    "WindowStart": notify::datetime(report.window_start_us),
-                    "WindowEnd": notify::datetime(report.window_end_us),
-                    "WindowColumn": if per_row { "_TimeReceived" } else { "TimeGenerated" },
-                    "Status": if outcome.is_ok() { "Succeeded" } else { "Failed" },
-                    "Error": outcome.as_ref().err(),
-                    "Rows": report.rows,
-                    "RowsTruncated": truncated,
-                    "AlertsFired": report.fired,
-                    "AlertsResolved": report.resolved,
-                    "NotificationsQueued": report.notifications,
-                    "NotificationsDeferred": report.deferred,
-                    "SkippedStart": report.skipped.map(|s| notify::datetime(s.0)),
-                    "SkippedEnd": report.skipped.map(|s| notify::datetime(s.1)),
-                    "DurationMs": took.as_secs_f64() * 1000.0,
-                })],
-            )
-            .await;
-        self.audit.record("AlertEvent", event_rows).await;
-        *guard = st.clone();
-        self.save_state(&rule.name, &st).await?;
+        Ok(count)
+    }
 
-        let result = if outcome.is_ok() { "ok" } else { "error" };
-        self.metrics.evaluations.with_label_values(&[&rule.name, result]).inc();
-        self.metrics.evaluation_seconds.with_label_values(&[&rule.name]).observe(took.as_secs_f64());
-        self.metrics.rule_unhealthy.with_label_values(&[&rule.name]).set(i64::from(!st.health.healthy));
-        self.metrics
-            .rule_lag_seconds
-            .with_label_values(&[&rule.name])
-            .set((chrono::Utc::now().timestamp_micros() - st.watermark_us) / 1_000_000);
-        self.metrics.alerts.with_label_values(&[&rule.name, "fired"]).inc_by(report.fired as u64);
-        self.metrics.alerts.with_label_values(&[&rule.name, "resolved"]).inc_by(report.resolved as u64);
-        match outcome {
-            Ok(()) => Ok(report),
-            Err(message) => Err(AlertingError::Query { rule: rule.name.clone(), message }),
-        }
+    /// The evaluation's `AlertEvaluation` audit row.
+    async fn record_evaluation(
+        &self,
+        rule: &Rule,
+        report: &Report,
+        outcome: &Result<(), String>,
+        truncated: bool,
+        took: Duration,
+    ) {
+        let per_row = evaluation::is_per_row(rule);
+        let row = json!({
+            "RuleName": rule.name,
+            "Severity": rule.severity,
+            "ConditionKind": if per_row { "per_row" } else { "aggregate" },
+            "WindowStart": notify::datetime(report.window_start_us),
+            "WindowEnd": notify::datetime(report.window_end_us),
+            "WindowColumn": if per_row { "_TimeReceived" } else { "TimeGenerated" },
+            "Status": if outcome.is_ok() { "Succeeded" } else { "Failed" },
+            "Error": outcome.as_ref().err(),
+            "Rows": report.rows,
+            "RowsTruncated": truncated,
+            "AlertsFired": report.fired,
+            "AlertsResolved": report.resolved,
+            "NotificationsQueued": report.notifications,
+            "NotificationsDeferred": report.deferred,
+            "SkippedStart": report.skipped.map(|s| notify::datetime(s.0)),
+            "SkippedEnd": report.skipped.map(|s| notify::datetime(s.1)),
+            "DurationMs": took.as_secs_f64() * 1000.0,
+        });
+        self.audit.record("AlertEvaluation", vec![row]).await;
+    }
+
+    fn count_evaluation(&self, rule: &Rule, st: &RuleState, report: &Report, succeeded: bool, took: Duration) {
+        let name = rule.name.as_str();
+        let result = if succeeded { "ok" } else { "error" };
+        self.metrics.evaluations.with_label_values(&[name, result]).inc();
+        self.metrics.evaluation_seconds.with_label_values(&[name]).observe(took.as_secs_f64());
+        self.metrics.rule_unhealthy.with_label_values(&[name]).set(i64::from(!st.health.healthy));
+        let lag = (chrono::Utc::now().timestamp_micros() - st.watermark_us) / 1_000_000;
+        self.metrics.rule_lag_seconds.with_label_values(&[name]).set(lag);
+        self.metrics.alerts.with_label_values(&[name, "fired"]).inc_by(report.fired as u64);
+        self.metrics.alerts.with_label_values(&[name, "resolved"]).inc_by(report.resolved as u64);
     }
 
     /// One outbox entry per target of each of the rule's action groups.
@@ -685,194 +594,4 @@ fn status(rule: &Rule, st: &RuleState) -> RuleStatus {
         muted_until: st.muted_until_us.map(notify::datetime),
         deferred_alerts: st.deferred.total,
     }
-}
-
-fn event_row(rule: &Rule, a: &AlertRecord, notification: &str, id: Option<&str>) -> Value {
-    json!({
-        "TimeGenerated": notify::datetime(a.resolved_us.unwrap_or(a.fired_us)),
-        "RuleName": rule.name,
-        "Severity": rule.severity,
-        "AlertId": a.alert_id,
-        "MonitorCondition": a.monitor_condition,
-        "Dimensions": Value::Object(a.dimensions.clone()),
-        "MetricValue": a.metric_value,
-        "Row": a.row.clone().map(Value::Object),
-        "Notification": notification,
-        "NotificationId": id,
-    })
-}
-
-/// A deferred alert's row as values in `columns`' order (rows of per-row alerts only).
-fn row_values(a: &AlertRecord, columns: &[Value]) -> Option<Value> {
-    let row = a.row.as_ref()?;
-    if columns.is_empty() {
-        return Some(Value::Array(row.values().cloned().collect()));
-    }
-    Some(Value::Array(
-        columns
-            .iter()
-            .map(|c| row.get(c["name"].as_str().unwrap_or_default()).cloned().unwrap_or(Value::Null))
-            .collect(),
-    ))
-}
-
-/// Per-row: every row is an alert, identified by its key columns' values (all columns when no
-/// key is given) within the window: rows of one window with the same key are one alert (the
-/// first row stands for it), and the window's start is part of the id, so the same key in a
-/// later window is a new alert while a repeated evaluation of the same window gives the same id.
-pub(crate) fn per_row_alerts(
-    rule: &Rule,
-    key: &[String],
-    columns: &[Value],
-    rows: Vec<Value>,
-    window_start: i64,
-    now_us: i64,
-) -> Vec<(AlertRecord, Vec<Value>)> {
-    let mut seen = std::collections::HashSet::new();
-    let start = window_start.to_string();
-    rows.into_iter()
-        .filter_map(|row| {
-            let map = notify::row_map(columns, &row);
-            let dims: Map<String, Value> = if key.is_empty() {
-                map.clone()
-            } else {
-                key.iter().map(|k| (k.clone(), map.get(k).cloned().unwrap_or(Value::Null))).collect()
-            };
-            let id = stable_id(&[&rule.name, &start, &Value::Object(dims.clone()).to_string()]);
-            if !seen.insert(id.clone()) {
-                return None;
-            }
-            let alert = AlertRecord {
-                alert_id: id,
-                rule: rule.name.clone(),
-                severity: rule.severity,
-                monitor_condition: "Fired".into(),
-                fired_us: now_us,
-                resolved_us: None,
-                dimensions: dims,
-                metric_value: None,
-                row: Some(map),
-                state: Default::default(),
-                state_changes: Vec::new(),
-            };
-            Some((alert, vec![row]))
-        })
-        .collect()
-}
-
-fn compare(value: f64, operator: &str, threshold: f64) -> bool {
-    match operator {
-        ">" => value > threshold,
-        ">=" => value >= threshold,
-        "<" => value < threshold,
-        "<=" => value <= threshold,
-        "==" => value == threshold,
-        _ => value != threshold,
-    }
-}
-
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    }
-}
-
-/// One dimension combination of a result: its values, the measure's sum, its rows.
-type Group = (Map<String, Value>, Option<f64>, Vec<Value>);
-
-/// Aggregate: the measure per dimension combination against the threshold, N of the last M
-/// evaluations failing fires an alert; with `auto_resolve`, an active alert resolves when that
-/// no longer holds. Combinations seen before but absent now measure 0 rows (or no value).
-pub(crate) fn aggregate_alerts(
-    rule: &Rule,
-    st: &mut RuleState,
-    columns: &[Value],
-    rows: Vec<Value>,
-    now_us: i64,
-) -> Vec<(AlertRecord, Vec<Value>)> {
-    let Condition::Aggregate {
-        measure,
-        operator,
-        threshold,
-        dimensions,
-        failing_periods,
-        evaluation_periods,
-        auto_resolve,
-    } = &rule.condition
-    else {
-        return Vec::new();
-    };
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    if dimensions.is_empty() {
-        groups.insert("{}".into(), (Map::new(), None, Vec::new()));
-    }
-    for row in rows {
-        let map = notify::row_map(columns, &row);
-        let dims: Map<String, Value> =
-            dimensions.iter().map(|d| (d.clone(), map.get(d).cloned().unwrap_or(Value::Null))).collect();
-        let key = Value::Object(dims.clone()).to_string();
-        let g = groups.entry(key).or_insert_with(|| (dims, None, Vec::new()));
-        if measure != "count"
-            && let Some(v) = map.get(measure).and_then(number)
-        {
-            g.1 = Some(g.1.unwrap_or(0.0) + v);
-        }
-        g.2.push(row);
-    }
-    for (key, s) in &st.series {
-        groups.entry(key.clone()).or_insert_with(|| (s.dimensions.clone(), None, Vec::new()));
-    }
-    let mut events = Vec::new();
-    let mut fired_count = st.aggregate_alerts;
-    for (key, (dims, sum, rows)) in groups {
-        let value = if measure == "count" { Some(rows.len() as f64) } else { sum };
-        let failing = value.is_some_and(|v| compare(v, operator, *threshold));
-        let series =
-            st.series.entry(key.clone()).or_insert_with(|| Series { dimensions: dims.clone(), ..Default::default() });
-        series.history.push_back(failing);
-        while series.history.len() > *evaluation_periods as usize {
-            series.history.pop_front();
-        }
-        let met = series.history.iter().filter(|f| **f).count() >= *failing_periods as usize;
-        let mut fire = || {
-            let alert = AlertRecord {
-                alert_id: stable_id(&[&rule.name, &key, &fired_count.to_string()]),
-                rule: rule.name.clone(),
-                severity: rule.severity,
-                monitor_condition: "Fired".into(),
-                fired_us: now_us,
-                resolved_us: None,
-                dimensions: dims.clone(),
-                metric_value: value,
-                row: None,
-                state: Default::default(),
-                state_changes: Vec::new(),
-            };
-            fired_count += 1;
-            alert
-        };
-        if *auto_resolve {
-            if met && series.active.is_none() {
-                let alert = fire();
-                series.active = Some(alert.clone());
-                events.push((alert, rows));
-            } else if !met && let Some(mut alert) = series.active.take() {
-                alert.monitor_condition = "Resolved".into();
-                alert.resolved_us = Some(now_us);
-                alert.metric_value = value;
-                events.push((alert, rows));
-            }
-        } else if met {
-            let alert = fire();
-            events.push((alert, rows));
-        }
-        if series.active.is_none() && !series.history.iter().any(|f| *f) {
-            st.series.remove(&key);
-        }
-    }
-    st.aggregate_alerts = fired_count;
-    events
 }

@@ -10,8 +10,10 @@
 
 pub mod api;
 pub mod audit;
+pub mod condition;
 pub mod deliver;
 pub mod engine;
+mod evaluation;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::rule::{Condition, Rule};
+use crate::rule::{Condition, Measure, Rule};
 use crate::state::AlertRecord;
 
 /// Common alert schema payloads above this size are cut (Azure's limit is 256 KB).
@@ -82,17 +82,6 @@ fn iso_duration(d: std::time::Duration) -> String {
     format!("PT{}S", d.as_secs())
 }
 
-fn operator_name(op: &str) -> &'static str {
-    match op {
-        ">" => "GreaterThan",
-        ">=" => "GreaterThanOrEqual",
-        "<" => "LessThan",
-        "<=" => "LessThanOrEqual",
-        "==" => "Equals",
-        _ => "NotEquals",
-    }
-}
-
 fn condition_json(rule: &Rule, n: &Notification) -> Value {
     let first = n.alerts.first();
     let dimensions: Vec<Value> = first
@@ -111,13 +100,14 @@ fn condition_json(rule: &Rule, n: &Notification) -> Value {
             c["failingPeriods"] = json!({"numberOfEvaluationPeriods": 1, "minFailingPeriodsToAlert": 1});
         }
         Condition::Aggregate { measure, operator, threshold, failing_periods, evaluation_periods, .. } => {
-            c["operator"] = json!(operator_name(operator));
+            c["operator"] = json!(operator.azure_name());
             c["threshold"] = json!(threshold.to_string());
-            if measure == "count" {
-                c["timeAggregation"] = json!("Count");
-            } else {
-                c["timeAggregation"] = json!("Total");
-                c["metricMeasureColumn"] = json!(measure);
+            match measure {
+                Measure::Count => c["timeAggregation"] = json!("Count"),
+                Measure::Column(column) => {
+                    c["timeAggregation"] = json!("Total");
+                    c["metricMeasureColumn"] = json!(column);
+                }
             }
             c["failingPeriods"] = json!({
                 "numberOfEvaluationPeriods": evaluation_periods,
@@ -326,7 +316,7 @@ pub fn email(rule: &Rule, n: &Notification, max_rows: usize) -> EmailContent {
         for a in &n.alerts {
             h.push_str(&format!(
                 "<li>{} {} {}</li>\n",
-                esc(&a.monitor_condition),
+                esc(a.monitor_condition.as_str()),
                 esc(&datetime(a.fired_us)),
                 esc(&what(a))
             ));

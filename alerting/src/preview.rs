@@ -5,7 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{Alerting, AlertingError, aggregate_alerts, per_row_alerts};
+use crate::condition::{aggregate_alerts, per_row_alerts};
+use crate::engine::{Alerting, AlertingError};
 use crate::rule::{Condition, Rule, check_rule};
 use crate::state::{AlertRecord, RuleState};
 

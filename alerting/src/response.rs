@@ -55,7 +55,7 @@ pub const MAX_COMMENT: usize = 4096;
 impl AlertRecord {
     /// Fired (not resolved) and not closed: someone still has to look at it.
     pub fn is_open(&self) -> bool {
-        self.monitor_condition == "Fired" && self.state != AlertState::Closed
+        self.monitor_condition == crate::state::MonitorCondition::Fired && self.state != AlertState::Closed
     }
 }
 

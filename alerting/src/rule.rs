@@ -62,42 +62,7 @@ fn five_minutes() -> Duration {
     Duration::from_secs(300)
 }
 
-/// When a rule's result raises alerts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Condition {
-    /// Every result row is an alert of its own (one per file change), identified by the values
-    /// of `key` (default: every column).
-    PerRow {
-        #[serde(default)]
-        key: Vec<String>,
-    },
-    /// A measure (`count` of rows, or a numeric column summed per dimension) compared with a
-    /// threshold, per combination of `dimensions`, firing when `failing_periods` of the last
-    /// `evaluation_periods` evaluations fail, resolving when one passes (`auto_resolve`).
-    Aggregate {
-        #[serde(default = "count")]
-        measure: String,
-        operator: String,
-        threshold: f64,
-        #[serde(default)]
-        dimensions: Vec<String>,
-        #[serde(default = "one")]
-        failing_periods: u32,
-        #[serde(default = "one")]
-        evaluation_periods: u32,
-        #[serde(default = "yes")]
-        auto_resolve: bool,
-    },
-}
-
-fn count() -> String {
-    "count".into()
-}
-
-fn one() -> u32 {
-    1
-}
+pub use crate::condition::{Condition, Measure, Operator};
 
 /// Where notifications go.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -127,8 +92,8 @@ pub struct Email {
     #[serde(default = "smtp_port")]
     pub smtp_port: u16,
     /// `starttls` (default), `implicit` (TLS from the first byte) or `none` (a local relay).
-    #[serde(default = "starttls")]
-    pub tls: String,
+    #[serde(default)]
+    pub tls: TlsMode,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -145,8 +110,17 @@ fn smtp_port() -> u16 {
     587
 }
 
-fn starttls() -> String {
-    "starttls".into()
+/// How an email action talks TLS to its SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS: a relay on the same host or network.
+    None,
 }
 
 /// The rules and action groups of a directory, all valid.
@@ -157,8 +131,6 @@ pub struct RuleSet {
     pub files: BTreeMap<String, PathBuf>,
     pub action_groups: BTreeMap<String, ActionGroup>,
 }
-
-const OPERATORS: &[&str] = &[">", ">=", "<", "<=", "==", "!="];
 
 /// Reads `dir/*.toml` (one rule each) and `dir/action-groups.toml`, and checks everything:
 /// names, ranges, that each query compiles against the tables' schemas, that columns named by
@@ -263,11 +235,10 @@ pub fn check_rule(rule: &Rule, groups: &BTreeMap<String, ActionGroup>) -> Vec<St
                         ));
                     }
                 }
-                Condition::Aggregate { measure, operator, dimensions, failing_periods, evaluation_periods, .. } => {
-                    if !OPERATORS.contains(&operator.as_str()) {
-                        p.push(format!("operator '{operator}' is not one of {}", OPERATORS.join(" ")));
-                    }
-                    if measure != "count" && missing(measure) {
+                Condition::Aggregate { measure, dimensions, failing_periods, evaluation_periods, .. } => {
+                    if let Measure::Column(measure) = measure
+                        && missing(measure)
+                    {
                         p.push(format!(
                             "measure column '{measure}' is not in the query's result (columns: {})",
                             columns.join(", ")
@@ -300,9 +271,6 @@ fn check_group(name: &str, g: &ActionGroup) -> Vec<String> {
         }
     }
     for e in &g.emails {
-        if !["starttls", "implicit", "none"].contains(&e.tls.as_str()) {
-            p.push(format!("action group '{name}': tls '{}' is not starttls, implicit or none", e.tls));
-        }
         if e.to.is_empty() {
             p.push(format!("action group '{name}': an email needs at least one recipient in 'to'"));
         }

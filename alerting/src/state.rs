@@ -61,6 +61,29 @@ pub struct Series {
     pub active: Option<AlertRecord>,
 }
 
+/// Whether an alert's condition holds (Azure Monitor's monitor condition). Written as
+/// `Fired` and `Resolved` in states, payloads and the `AlertEvent` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MonitorCondition {
+    Fired,
+    Resolved,
+}
+
+impl MonitorCondition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorCondition::Fired => "Fired",
+            MonitorCondition::Resolved => "Resolved",
+        }
+    }
+}
+
+impl std::fmt::Display for MonitorCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One alert, fired or resolved.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -68,8 +91,7 @@ pub struct AlertRecord {
     pub alert_id: String,
     pub rule: String,
     pub severity: u8,
-    /// `Fired` or `Resolved`.
-    pub monitor_condition: String,
+    pub monitor_condition: MonitorCondition,
     pub fired_us: i64,
     pub resolved_us: Option<i64>,
     /// Aggregate: the dimension values; per-row: the key columns' values.
@@ -84,6 +106,32 @@ pub struct AlertRecord {
     /// Every change of `state`, oldest first: who, when, why.
     #[serde(default)]
     pub state_changes: Vec<crate::response::StateChange>,
+}
+
+impl AlertRecord {
+    /// A new alert of `rule`, fired at `now_us`, in state New.
+    pub(crate) fn fired(
+        rule: &crate::rule::Rule,
+        alert_id: String,
+        now_us: i64,
+        dimensions: serde_json::Map<String, Value>,
+        metric_value: Option<f64>,
+        row: Option<serde_json::Map<String, Value>>,
+    ) -> AlertRecord {
+        AlertRecord {
+            alert_id,
+            rule: rule.name.clone(),
+            severity: rule.severity,
+            monitor_condition: MonitorCondition::Fired,
+            fired_us: now_us,
+            resolved_us: None,
+            dimensions,
+            metric_value,
+            row,
+            state: Default::default(),
+            state_changes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

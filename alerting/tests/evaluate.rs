@@ -169,7 +169,7 @@ async fn events(env: &Env, rule: &str, since: usize) -> Vec<(String, String)> {
     mine.sort_by_key(|a| (a.resolved_us.unwrap_or(a.fired_us), a.dimensions["Computer"].to_string()));
     mine.into_iter()
         .skip(since)
-        .map(|a| (a.monitor_condition, a.dimensions["Computer"].as_str().unwrap().to_string()))
+        .map(|a| (a.monitor_condition.to_string(), a.dimensions["Computer"].as_str().unwrap().to_string()))
         .collect()
 }
 
@@ -221,7 +221,7 @@ async fn an_aggregate_rule_fires_and_resolves_per_dimension() {
     );
     let (_, recent) = env.alerting.alerts().await;
     let twice: Vec<_> = recent.iter().filter(|a| a.rule == "busy-twice").collect();
-    let fired = twice.iter().find(|a| a.monitor_condition == "Fired").unwrap();
+    let fired = twice.iter().find(|a| a.monitor_condition == fimlake_alerting::state::MonitorCondition::Fired).unwrap();
     assert_eq!(fired.fired_us, t + 3 * minute);
     assert_eq!(fired.metric_value, Some(3.0));
 

@@ -206,10 +206,14 @@ pub struct Load {
 
 pub const TABLES: [&str; 3] = ["ConfigurationChange", "ConfigurationData", "Heartbeat"];
 
-pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
-    let date = chrono::Utc::now();
-    // 1. The data set, ending at the next whole minute (so that "last hour" has data). A data
-    // set of the same parameters generated less than 30 minutes ago is reused.
+/// Step 1: the data set, ending at the next whole minute (so that "last hour" has data), in the work
+/// directory (emptied first). A data set of the same parameters generated less than 30 minutes
+/// ago (or any, with `--reuse`) is reused. Returns the work and data directories.
+fn prepare_data_set(
+    opts: &Options,
+    date: chrono::DateTime<chrono::Utc>,
+    log: &dyn Fn(&str),
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let params = format!("{} {} {} {}", opts.computers, opts.days, opts.changes_per_day, opts.seed);
     let stamp = opts.work_dir.join("data/params");
     let reuse = std::fs::read_to_string(&stamp).ok().and_then(|t| {
@@ -239,6 +243,12 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
         generate(opts, end, &data, log)?;
         std::fs::write(data.join("params"), format!("{params}@{}", end.to_rfc3339()))?;
     }
+    Ok((work, data))
+}
+
+pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
+    let date = chrono::Utc::now();
+    let (work, data) = prepare_data_set(opts, date, log)?;
     let files = |t: &str| -> anyhow::Result<Vec<PathBuf>> {
         let mut v: Vec<PathBuf> =
             std::fs::read_dir(data.join(t))?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
@@ -407,18 +417,7 @@ async fn load_and_query(
         }
     };
     let metrics = server.metrics().await?;
-    let storage = raw_sizes
-        .iter()
-        .map(|(t, raw)| {
-            let label = format!("table=\"{t}\"");
-            report::TableSize {
-                table: t.to_string(),
-                raw_json_bytes: *raw,
-                parquet_bytes: metric_sum(&metrics, "fimlake_table_bytes", &label) as u64,
-                files: metric_sum(&metrics, "fimlake_table_files", &label) as u64,
-            }
-        })
-        .collect();
+    let storage = table_sizes(&metrics, &raw_sizes);
 
     // 5. Hunting queries against DuckDB on the same files.
     let (mut query_results, mut duckdb) = (Vec::new(), String::new());
@@ -442,6 +441,22 @@ async fn load_and_query(
     };
     server.stop().await?;
     Ok((rows, load, storage, duckdb, query_results, ui))
+}
+
+/// Each table's raw JSON size beside its Parquet bytes and files, from the server's metrics.
+fn table_sizes(metrics: &str, raw_sizes: &[(&str, u64)]) -> Vec<report::TableSize> {
+    raw_sizes
+        .iter()
+        .map(|(t, raw)| {
+            let label = format!("table=\"{t}\"");
+            report::TableSize {
+                table: t.to_string(),
+                raw_json_bytes: *raw,
+                parquet_bytes: metric_sum(metrics, "fimlake_table_bytes", &label) as u64,
+                files: metric_sum(metrics, "fimlake_table_files", &label) as u64,
+            }
+        })
+        .collect()
 }
 
 /// `fimlake gen` into `data`.

@@ -175,6 +175,15 @@ pub fn markdown(r: &Report) -> String {
         let _ =
             writeln!(s, "| {} | {} | {} | {} |", t.what, t.target, t.measured, if t.met { "yes" } else { "**no**" });
     }
+    ingest_section(&mut s, r);
+    queries_and_storage_section(&mut s, r);
+    console_section(&mut s, r);
+    alert_section(&mut s, r);
+    s
+}
+
+/// The parse bound, each ingest case, and the load of the query data set.
+fn ingest_section(s: &mut String, r: &Report) {
     let b = &r.parse_bound;
     let _ = writeln!(
         s,
@@ -217,6 +226,10 @@ pub fn markdown(r: &Report) -> String {
         l.server_peak_rss_mib,
         l.settle_seconds
     );
+}
+
+/// The hunting queries against DuckDB, then the storage ratios.
+fn queries_and_storage_section(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "\n## Hunting queries ({} runs each, interleaved with DuckDB {})\n\n| query | rows | fimlake median ms | fimlake p95 ms | DuckDB median ms | DuckDB p95 ms | ratio |\n|---|---|---|---|---|---|---|",
@@ -241,6 +254,10 @@ pub fn markdown(r: &Report) -> String {
             t.files
         );
     }
+}
+
+/// The console's pages and its CSV export, when the run measured them.
+fn console_section(s: &mut String, r: &Report) {
     if let Some(ui) = &r.ui {
         let _ = writeln!(
             s,
@@ -265,6 +282,10 @@ pub fn markdown(r: &Report) -> String {
             c.rss_growth_mib
         );
     }
+}
+
+/// Ingest-to-webhook latencies, when the run measured them.
+fn alert_section(s: &mut String, r: &Report) {
     if let Some(a) = &r.alert {
         let _ = writeln!(
             s,
@@ -273,5 +294,4 @@ pub fn markdown(r: &Report) -> String {
             a.latencies_ms.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ")
         );
     }
-    s
 }

@@ -30,6 +30,7 @@ impl ServerProcess {
         let mut cmd = Command::new(bin);
         // The configuration file alone decides (the harness's own FIMLAKE_BENCH_* variables would
         // be unknown settings to the server).
+        #[allow(clippy::disallowed_methods, reason = "clears the harness's variables from the server's environment")]
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("FIMLAKE_") {
                 cmd.env_remove(k);

@@ -303,25 +303,7 @@ async fn ingest_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Accepted, ApiError> {
-    if let Some(g) = &grant
-        && let Some(allowed) = &g.tables
-        && !allowed.iter().any(|t| t == table)
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "TableNotAllowed",
-            format!("key '{}' may post to {} only, not to '{table}'", g.key, allowed.join(", ")),
-        ));
-    }
-    if st.storage.registry().get(table).is_some_and(|d| d.is_internal()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "TableNotWritable",
-            format!(
-                "table '{table}' is written by fimlake itself (the alerting audit trail); records cannot be posted to it"
-            ),
-        ));
-    }
+    check_writable(st, table, grant.as_ref())?;
     // A full buffer refuses the request before its body is read and decoded for nothing.
     let t = st.storage.table(table).map_err(storage_error)?;
     t.check_capacity().map_err(storage_error)?;
@@ -339,28 +321,8 @@ async fn ingest_inner(
             )
         });
     };
-    let limit = st.config.max_body_bytes;
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        && len > limit
-    {
-        return Err(too_large(limit, Some(len)));
-    }
     let encoding = content_encoding(headers)?;
-    let wire = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit")
-        {
-            too_large(limit, None)
-        } else if is_body_timeout(&e) {
-            ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", e.to_string())
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestBody",
-                format!("could not read the request body: {e}"),
-            )
-        }
-    })?;
+    let wire = read_body(headers, body, st.config.max_body_bytes).await?;
     let wire_len = wire.len();
     let def = st.storage.registry().get(table).expect("checked by the caller").clone();
     // Held until the append returned: alert windows over _TimeReceived end before it.
@@ -406,6 +368,54 @@ async fn ingest_inner(
     st.metrics.records.with_label_values(&[table, "accepted"]).inc_by(rows as u64);
     st.metrics.bytes.with_label_values(&[table, "accepted"]).inc_by(wire_len as u64);
     Ok(Accepted { accepted: rows, additional_fields: decoded.additional_fields.into_iter().collect() })
+}
+
+/// Refuses a key that may not post to `table`, and a table only fimlake itself writes.
+fn check_writable(st: &IngestState, table: &str, grant: Option<&IngestGrant>) -> Result<(), ApiError> {
+    if let Some(g) = grant
+        && let Some(allowed) = &g.tables
+        && !allowed.iter().any(|t| t == table)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "TableNotAllowed",
+            format!("key '{}' may post to {} only, not to '{table}'", g.key, allowed.join(", ")),
+        ));
+    }
+    if st.storage.registry().get(table).is_some_and(|d| d.is_internal()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "TableNotWritable",
+            format!(
+                "table '{table}' is written by fimlake itself (the alerting audit trail); records cannot be posted to it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The request body as sent (still compressed), at most `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(too_large(limit, Some(len)));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit")
+        {
+            too_large(limit, None)
+        } else if is_body_timeout(&e) {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", e.to_string())
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestBody",
+                format!("could not read the request body: {e}"),
+            )
+        }
+    })
 }
 
 /// Every record of a key bound to `computer` must say `Computer` = `computer`: no agent can

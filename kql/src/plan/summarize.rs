@@ -33,17 +33,7 @@ impl Planner<'_> {
                 }
             } else if self.is_aggregate_call(&a.expr) {
                 let parts = self.aggregate(&a.expr, &schema, global)?;
-                let names: Vec<String> = match (a.names.as_slice(), parts.len()) {
-                    ([], _) => parts.iter().map(|p| p.name.clone()).collect(),
-                    (given, n) if given.len() == n => given.iter().map(|i| i.name.clone()).collect(),
-                    (given, n) => {
-                        return Err(self.err(
-                            ErrorKind::Semantic,
-                            format!("{} names for an aggregate with {n} result column(s)", given.len()),
-                            a.expr.span,
-                        ));
-                    }
-                };
+                let names = self.aggregate_names(a, &parts)?;
                 for (part, name) in parts.into_iter().zip(names) {
                     outputs.push((OutputItem::Agg(raw.len()), name));
                     raw.push(part);
@@ -235,6 +225,20 @@ impl Planner<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// The output names of an aggregate's columns: the ones given (`(a, b) = ...`), else its
+    /// Kusto default names.
+    fn aggregate_names(&self, item: &NamedExpr, parts: &[Agg]) -> PResult<Vec<String>> {
+        match (item.names.as_slice(), parts.len()) {
+            ([], _) => Ok(parts.iter().map(|p| p.name.clone()).collect()),
+            (given, n) if given.len() == n => Ok(given.iter().map(|i| i.name.clone()).collect()),
+            (given, n) => Err(self.err(
+                ErrorKind::Semantic,
+                format!("{} names for an aggregate with {n} result column(s)", given.len()),
+                item.expr.span,
+            )),
+        }
     }
 
     /// The projection after the aggregate: the keys, then each `__rawN` finished as Kusto gives

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use fimlake_alerting::engine::AlertingError;
 use fimlake_alerting::response::AlertState;
-use fimlake_alerting::state::AlertRecord;
+use fimlake_alerting::state::{AlertRecord, MonitorCondition};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -36,7 +36,7 @@ fn matches(a: &AlertRecord, filter: &str) -> bool {
         "new" => a.state == AlertState::New,
         "acknowledged" => a.state == AlertState::Acknowledged,
         "closed" => a.state == AlertState::Closed,
-        "resolved" => a.monitor_condition == "Resolved",
+        "resolved" => a.monitor_condition == MonitorCondition::Resolved,
         _ => true,
     }
 }

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use fimlake_alerting::engine::AlertingError;
-use fimlake_alerting::rule::{Condition, Rule};
+use fimlake_alerting::rule::{Condition, Measure, Operator, Rule};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -176,8 +176,8 @@ impl RuleForm {
                 ..
             } => {
                 f.kind = "aggregate".into();
-                f.measure = measure.clone();
-                f.operator = operator.clone();
+                f.measure = measure.to_string();
+                f.operator = operator.symbol().to_string();
                 f.threshold = threshold.to_string();
                 f.dimensions = dimensions.join(", ");
                 f.failing_periods = failing_periods.to_string();
@@ -211,9 +211,14 @@ impl RuleForm {
                 problems.push(format!("threshold '{}' is not a number", self.threshold));
                 0.0
             });
+            let operator = Operator::from_symbol(self.operator.trim()).unwrap_or_else(|| {
+                problems.push(format!("operator '{}' is not one of > >= < <= == !=", self.operator));
+                Operator::GreaterThan
+            });
+            let measure = self.measure.trim();
             Condition::Aggregate {
-                measure: if self.measure.trim().is_empty() { "count".into() } else { self.measure.trim().into() },
-                operator: self.operator.trim().to_string(),
+                measure: if measure.is_empty() { Measure::Count } else { Measure::from(measure.to_string()) },
+                operator,
                 threshold,
                 dimensions: list_of(&self.dimensions),
                 failing_periods: number(&self.failing_periods, "failing periods", &mut problems),
