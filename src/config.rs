@@ -31,10 +31,10 @@ pub struct Config {
     /// Serve HTTPS (`[tls] cert_file, key_file`).
     pub tls: Option<crate::tls::TlsConfig>,
     /// A client must have sent its request headers within this time (slow clients).
-    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    #[serde(with = "fimlake_settings::duration")]
     pub header_read_timeout: std::time::Duration,
     /// A request body must have arrived within this time (slow uploads).
-    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    #[serde(with = "fimlake_settings::duration")]
     pub body_read_timeout: std::time::Duration,
     /// Open connections at most; past it, new ones are closed at once.
     pub max_connections: usize,

@@ -271,14 +271,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tables { table, json } => print_tables(table.as_deref(), json),
-        Command::Rules { command: RulesCommand::Validate { dir } } => {
-            let set = fimlake_alerting::load_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-            for r in &set.rules {
-                println!("ok  {} (severity {}, every {})", r.name, r.severity, humantime_like(r.frequency));
-            }
-            println!("{} rules and {} action groups are valid", set.rules.len(), set.action_groups.len());
-            Ok(())
-        }
+        Command::Rules { command: RulesCommand::Validate { dir } } => validate_rules(&dir),
         Command::Query { server, data_dir, config, workspace, api_key, ca_file, timespan, format, explain, query } => {
             let target = match (server, data_dir) {
                 (_, Some(dir)) => {
@@ -300,6 +293,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `fimlake rules validate DIR`: every rule and action group, or every problem with its file.
+fn validate_rules(dir: &std::path::Path) -> anyhow::Result<()> {
+    let set = fimlake_alerting::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for r in &set.rules {
+        let every = fimlake_settings::duration::format(r.frequency);
+        println!("ok  {} (severity {}, every {every})", r.name, r.severity);
+    }
+    println!("{} rules and {} action groups are valid", set.rules.len(), set.action_groups.len());
+    Ok(())
 }
 
 /// `fimlake gen`: writes the data set, then posts it to `server` when one is given.
@@ -366,17 +370,6 @@ fn create_key(
     println!();
     print!("{snippet}");
     Ok(())
-}
-
-fn humantime_like(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    if s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
 }
 
 fn print_tables(only: Option<&str>, json: bool) -> anyhow::Result<()> {

@@ -55,17 +55,17 @@ pub struct AgentConfig {
     /// Baseline and spool.
     pub data_dir: PathBuf,
     /// How often a full scan runs (a change seen in real time is reported at once).
-    #[serde(with = "duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub scan_interval: Duration,
     /// Watch the items with inotify and report changes as they happen.
     pub realtime: bool,
     /// Changes to one path within this window are reported once.
-    #[serde(with = "duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub debounce: Duration,
-    #[serde(with = "duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub heartbeat_interval: Duration,
     /// A `ConfigurationData` snapshot of every monitored file at least this often.
-    #[serde(with = "duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub snapshot_interval: Duration,
     /// Files larger than this are not hashed (their other attributes still are).
     pub max_hash_bytes: u64,
@@ -87,7 +87,7 @@ pub struct AgentConfig {
     /// Track installed packages (`ConfigChangeType = Software`), from dpkg or rpm.
     pub track_software: bool,
     /// How often daemons and software are compared (also at every full scan).
-    #[serde(with = "duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub inventory_interval: Duration,
     pub systemctl: String,
     pub dpkg_status: PathBuf,
@@ -249,35 +249,6 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// Durations as humantime reads them (`"500ms"`, `"10s"`, `"15m"`, `"1h 30m"`, `"1d"`) or a
-/// number of seconds.
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => parse(&t).ok_or_else(|| D::Error::custom(format!("invalid duration '{t}' (10s, 15m, 1h)"))),
-        }
-    }
-
-    pub fn parse(t: &str) -> Option<Duration> {
-        humantime::parse_duration(t.trim()).ok()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,9 +274,9 @@ mod tests {
         assert!(wildcard("*.conf", "resolv.conf"));
         assert!(!wildcard("*.conf", "resolv.conf.bak"));
         assert!(wildcard("cron.?aily", "cron.daily"));
-        assert_eq!(duration::parse("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(duration::parse("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(duration::parse("soon"), None);
+        assert_eq!(fimlake_settings::duration::parse("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(fimlake_settings::duration::parse("250ms"), Ok(Duration::from_millis(250)));
+        assert!(fimlake_settings::duration::parse("soon").is_err());
     }
 
     #[test]

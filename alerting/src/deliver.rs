@@ -29,15 +29,15 @@ pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// How long a notification is retried before it is recorded as failed.
-    #[serde(with = "crate::rule::duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub retry_for: Duration,
     /// One attempt's limit (connect, send, answer).
-    #[serde(with = "crate::rule::duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub attempt_timeout: Duration,
     /// The first retry's delay; each next one doubles, up to `max_retry_delay`.
-    #[serde(with = "crate::rule::duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub min_retry_delay: Duration,
-    #[serde(with = "crate::rule::duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub max_retry_delay: Duration,
     /// Deliveries in flight at once.
     pub concurrency: usize,

@@ -45,10 +45,10 @@ pub struct AlertingConfig {
     pub rules_dir: Option<PathBuf>,
     /// After downtime, a per-row rule evaluates at most this much of the missed records; older
     /// ones are skipped, and the skipped range is recorded in `AlertEvaluation`.
-    #[serde(with = "crate::rule::duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub max_catch_up: Duration,
     /// One evaluation's query time limit.
-    #[serde(with = "crate::rule::duration")]
+    #[serde(with = "fimlake_settings::duration")]
     pub query_timeout: Duration,
     /// Alerts of one evaluation notified one by one; the rest go into one summary.
     pub max_notifications_per_evaluation: usize,

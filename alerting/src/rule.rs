@@ -28,13 +28,13 @@ pub struct Rule {
     /// The KQL query; each evaluation sees the records ingested in its window.
     pub query: String,
     /// How often the rule runs (at least 10 s; default 5 minutes), unless `schedule` says when.
-    #[serde(with = "duration", default = "five_minutes")]
+    #[serde(with = "fimlake_settings::duration", default = "five_minutes")]
     pub frequency: Duration,
     /// How far back an aggregate condition looks at each evaluation (default: the frequency).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "fimlake_settings::duration::option", skip_serializing_if = "Option::is_none")]
     pub window: Option<Duration>,
     /// How long to wait for records to arrive before a window is evaluated.
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "fimlake_settings::duration::option", skip_serializing_if = "Option::is_none")]
     pub ingestion_delay: Option<Duration>,
     /// A cron expression (`0 2 * * MON`) with `timezone`, instead of `frequency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,7 +45,7 @@ pub struct Rule {
     pub condition: Condition,
     /// After a notification, later ones of this rule are held this long and then sent as one
     /// summary: deferred, never dropped.
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "fimlake_settings::duration::option", skip_serializing_if = "Option::is_none")]
     pub mute: Option<Duration>,
     /// Added to every notification (`alertContext.properties`).
     #[serde(default)]
@@ -293,37 +293,4 @@ pub fn compile(query: &str) -> Result<Vec<String>, String> {
     let tables = fimlake_kql::TableList(fimlake_storage::TableRegistry::builtin().empty_tables());
     let plan = fimlake_kql::plan_query(&parsed, query, &tables, 0).map_err(|e| e.render())?;
     Ok(plan.schema().fields().iter().map(|f| f.name().clone()).collect())
-}
-
-pub(crate) mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let t = String::deserialize(d)?;
-        humantime::parse_duration(&t).map_err(|e| D::Error::custom(format!("invalid duration '{t}': {e}")))
-    }
-}
-
-mod opt_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let t = String::deserialize(d)?;
-        humantime::parse_duration(&t).map(Some).map_err(|e| D::Error::custom(format!("invalid duration '{t}': {e}")))
-    }
 }

@@ -78,6 +78,28 @@ fn mistakes_are_refused_with_the_reason() {
             "{ kind = \"per_row\", key = [\"Computer\"] }",
             "{ kind = \"aggregate\", operator = \"~\", threshold = 1, dimensions = [\"Host\"], failing_periods = 3 }",
         ),
-        "operator '~' is not one of > >= < <= == !=",
+        "unknown variant `~`, expected one of `>`, `>=`, `<`, `<=`, `==`, `!=`",
     );
+    check(
+        &GOOD.replace(
+            "{ kind = \"per_row\", key = [\"Computer\"] }",
+            "{ kind = \"aggregate\", operator = \">\", threshold = 1, dimensions = [\"Host\"], failing_periods = 3 }",
+        ),
+        "dimension 'Host' is not in the query's result",
+    );
+}
+
+#[test]
+fn durations_are_numbers_of_seconds_or_humantime_as_in_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("action-groups.toml"),
+        "[ops]\nwebhooks = [{ url = \"http://127.0.0.1:9/hook\" }]\n",
+    )
+    .unwrap();
+    let rule = GOOD.replace("frequency = \"1m\"", "frequency = 300\nmute = \"1h 30m\"");
+    std::fs::write(dir.path().join("rule.toml"), rule).unwrap();
+    let set = load_dir(dir.path()).unwrap();
+    assert_eq!(set.rules[0].frequency, std::time::Duration::from_secs(300));
+    assert_eq!(set.rules[0].mute, Some(std::time::Duration::from_secs(5400)));
 }

@@ -36,7 +36,7 @@ pub struct IngestConfig {
     pub max_concurrent_requests: usize,
     /// How long a request past `max_concurrent_requests` waits for its turn, its body unread
     /// (TCP holds the sender back), before it gets `429` with `Retry-After`.
-    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    #[serde(with = "fimlake_settings::duration")]
     pub queue_timeout: std::time::Duration,
 }
 

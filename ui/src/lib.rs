@@ -44,13 +44,13 @@ pub struct UiConfig {
     /// Serve the console at `/` (default true).
     pub enabled: bool,
     /// A session not used for this long is signed out.
-    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    #[serde(with = "fimlake_settings::duration")]
     pub session_idle: Duration,
     /// A session ends this long after its sign-in, used or not.
-    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    #[serde(with = "fimlake_settings::duration")]
     pub session_max: Duration,
     /// A machine whose last heartbeat is older than this is shown as silent.
-    #[serde(with = "fimlake_storage::config::humantime_serde_compat")]
+    #[serde(with = "fimlake_settings::duration")]
     pub silent_after: Duration,
 }
 

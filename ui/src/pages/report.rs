@@ -117,7 +117,7 @@ pub async fn page(
     };
     let gap = match p.gap.as_deref().filter(|g| !g.trim().is_empty()) {
         None => st.config.silent_after,
-        Some(g) => match humantime::parse_duration(g.trim()) {
+        Some(g) => match fimlake_settings::duration::parse(g) {
             Ok(d) if d.as_secs() >= 60 => d,
             _ => {
                 return super::message(

@@ -123,18 +123,13 @@ fn duration(text: &str, what: &str, problems: &mut Vec<String>) -> Option<Durati
     if t.is_empty() {
         return None;
     }
-    match humantime_like(t) {
-        Some(d) => Some(d),
-        None => {
+    match fimlake_settings::duration::parse(t) {
+        Ok(d) => Some(d),
+        Err(_) => {
             problems.push(format!("{what} '{t}' is not a duration such as 30s, 5m, 1h or 1d"));
             None
         }
     }
-}
-
-/// `30s`, `5m`, `1h`, `1d` (and combinations such as `1h 30m`), as rule files take them.
-fn humantime_like(text: &str) -> Option<Duration> {
-    humantime::parse_duration(text).ok()
 }
 
 pub fn duration_label(d: Duration) -> String {
@@ -485,9 +480,11 @@ mod tests {
 
     #[test]
     fn durations_read_and_written() {
-        assert_eq!(humantime_like("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(humantime_like("1h 30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(humantime_like("5x"), None);
+        let mut problems = Vec::new();
+        assert_eq!(duration("90s", "frequency", &mut problems), Some(Duration::from_secs(90)));
+        assert_eq!(duration("1h 30m", "frequency", &mut problems), Some(Duration::from_secs(5400)));
+        assert_eq!(duration("5x", "frequency", &mut problems), None);
+        assert_eq!(problems, ["frequency '5x' is not a duration such as 30s, 5m, 1h or 1d"]);
         assert_eq!(duration_label(Duration::from_secs(300)), "5m");
         assert_eq!(duration_label(Duration::from_secs(86400)), "1d");
     }
