@@ -1,11 +1,12 @@
 //! `fimlake ingest`: bulk-loads JSON or NDJSON files into a running server, in chunks under the
 //! server's body limit, gzip-compressed, retrying while the server asks to.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use fimlake_client::records;
+use fimlake_client::retry::Backoff;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::value::RawValue;
 
@@ -33,22 +34,9 @@ fn records(text: &str) -> anyhow::Result<Vec<&str>> {
     }
 }
 
-fn gzip(body: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(body)?;
-    Ok(enc.finish()?)
-}
-
 pub async fn run(opts: BulkOptions) -> anyhow::Result<u64> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(k) = &opts.api_key {
-        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {k}").parse().context("the API key")?);
-    }
-    let client = crate::tls::client_builder(opts.ca_file.as_deref())?
-        .timeout(Duration::from_secs(120))
-        .default_headers(headers)
-        .build()?;
-    let url = format!("{}/v1/tables/{}/records", opts.server.trim_end_matches('/'), opts.table);
+    let client = fimlake_client::client_builder(opts.ca_file.as_deref())?.build()?;
+    let url = records::url(&opts.server, &opts.table);
     let mut texts = Vec::new();
     for f in &opts.files {
         texts.push((f, std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?));
@@ -74,7 +62,7 @@ pub async fn run(opts: BulkOptions) -> anyhow::Result<u64> {
                 body.push(b'\n');
                 end += 1;
             }
-            let n = post(&client, &url, gzip(&body)?)
+            let n = post(&client, &url, opts.api_key.as_deref(), records::gzip(&body))
                 .await
                 .with_context(|| format!("{}: records {}..{}", file.display(), start, end))?;
             accepted += n;
@@ -86,42 +74,10 @@ pub async fn run(opts: BulkOptions) -> anyhow::Result<u64> {
     Ok(accepted)
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<u64> {
-    let mut wait = Duration::from_millis(200);
-    for _attempt in 0..20 {
-        let resp = client
-            .post(url)
-            .header("content-type", "application/x-ndjson")
-            .header("content-encoding", "gzip")
-            .body(body.clone())
-            .send()
-            .await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) if e.is_connect() || e.is_timeout() => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let status = resp.status();
-        if status.is_success() {
-            let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await?)?;
-            return v["accepted"].as_u64().context("the server's answer has no 'accepted' count");
-        }
-        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let text = resp.text().await.unwrap_or_default();
-        if status.as_u16() == 429 || status.as_u16() == 503 || status.is_server_error() {
-            tokio::time::sleep(retry_after.map(Duration::from_secs).unwrap_or(wait)).await;
-            wait = (wait * 2).min(Duration::from_secs(10));
-            continue;
-        }
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or(text);
-        bail!("the server refused the records ({status}): {message}");
-    }
-    bail!("the server stayed busy; gave up after 20 attempts")
+/// Posts one gzipped chunk until it is accepted: transient failures (no answer, 408, 429, 5xx)
+/// are retried by the clients' one policy, 20 attempts at most; a refusal ends the run.
+async fn post(client: &reqwest::Client, url: &str, api_key: Option<&str>, gzipped: Vec<u8>) -> anyhow::Result<u64> {
+    let post = records::Post { url, api_key, content_type: "application/x-ndjson", timeout: Duration::from_secs(120) };
+    let backoff = Backoff { min: Duration::from_millis(200), max: Duration::from_secs(10) };
+    Ok(records::post_until_accepted(client, post, gzipped, 20, backoff).await?)
 }

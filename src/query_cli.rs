@@ -37,7 +37,7 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
     let v = match opts.target {
         Target::Server { url, workspace, api_key, ca_file } => {
             let path = if opts.explain { "explain" } else { "query" };
-            let client = crate::tls::client_builder(ca_file.as_deref())?.build()?;
+            let client = fimlake_client::client_builder(ca_file.as_deref())?.build()?;
             remote(&client, &url, workspace, api_key.as_deref(), path, &text, opts.timespan.as_deref()).await?
         }
         Target::DataDir { storage, query } => {

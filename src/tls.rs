@@ -70,15 +70,3 @@ pub fn self_signed(dir: &Path, hosts: &[String]) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// A reqwest client that also trusts the CA certificates in `ca_file` (PEM).
-pub fn client_builder(ca_file: Option<&Path>) -> anyhow::Result<reqwest::ClientBuilder> {
-    let mut b = reqwest::Client::builder();
-    if let Some(f) = ca_file {
-        let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("{}: not PEM", f.display()))? {
-            b = b.add_root_certificate(cert);
-        }
-    }
-    Ok(b)
-}

@@ -19,7 +19,9 @@ use crate::baseline::Baseline;
 use crate::config::AgentConfig;
 use crate::records;
 use crate::scan::{self, Change, ScanError};
-use crate::spool::{Sent, Spool};
+use crate::spool::Spool;
+use fimlake_client::records::Sent;
+use fimlake_client::retry::Backoff;
 
 pub struct Agent {
     pub cfg: Arc<AgentConfig>,
@@ -263,14 +265,8 @@ impl Agent {
 
     /// The client for the server: trusts `ca_file` besides the system's roots.
     fn http_client(&self) -> anyhow::Result<reqwest::Client> {
-        let mut b = reqwest::Client::builder();
-        if let Some(f) = &self.cfg.ca_file {
-            let pem = std::fs::read(f).with_context(|| format!("reading ca_file {}", f.display()))?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("ca_file {}", f.display()))? {
-                b = b.add_root_certificate(c);
-            }
-        }
-        Ok(b.build()?)
+        let builder = fimlake_client::client_builder(self.cfg.ca_file.as_deref()).context("ca_file")?;
+        Ok(builder.build()?)
     }
 
     /// Sends spooled batches, oldest first, until `stop`; retries with backoff and keeps the
@@ -284,7 +280,8 @@ impl Agent {
                 return;
             }
         };
-        let mut backoff = Duration::from_millis(500);
+        let backoff = Backoff { min: Duration::from_millis(500), max: Duration::from_secs(60) };
+        let mut failed_attempts = 0;
         loop {
             if *stop.borrow() {
                 return;
@@ -305,20 +302,20 @@ impl Agent {
                 continue;
             };
             let wait = match crate::spool::send(&client, &self.cfg.server, self.cfg.api_key.as_deref(), &batch).await {
-                Sent::Ok => {
+                Sent::Accepted(_) => {
                     if let Err(e) = self.spool.done(&batch) {
                         tracing::error!(error = %e, "removing a sent batch");
                     }
-                    backoff = Duration::from_millis(500);
+                    failed_attempts = 0;
                     Duration::from_secs_f64(batch.records.len() as f64 / f64::from(self.cfg.max_events_per_second))
                 }
-                Sent::Retry(after, msg) => {
-                    tracing::warn!(error = %msg, retry_in = ?backoff, "sending failed; the batch stays spooled");
-                    let w = after.unwrap_or(backoff).max(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                    w
+                Sent::Retry { after, message } => {
+                    failed_attempts += 1;
+                    let wait = backoff.delay(failed_attempts, after);
+                    tracing::warn!(error = %message, retry_in = ?wait, "sending failed; the batch stays spooled");
+                    wait
                 }
-                Sent::Rejected(msg) => {
+                Sent::Rejected { message: msg, .. } => {
                     tracing::error!(error = %msg, path = %batch.path.display(), "the server refused a batch; kept in spool/rejected");
                     if let Err(e) = self.spool.reject(&batch.path) {
                         tracing::error!(error = %e, "moving a refused batch");

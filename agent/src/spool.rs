@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use fimlake_client::records::{self, Post, Sent};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
@@ -121,51 +122,13 @@ impl Spool {
     }
 }
 
-/// What sending one batch came to.
-pub enum Sent {
-    Ok,
-    /// Worth retrying (connection error, timeout, 408, 429, 5xx), after at least this long.
-    Retry(Option<Duration>, String),
-    /// The server refuses the batch for good (4xx): retrying cannot help.
-    Rejected(String),
-}
-
-/// Posts one batch to `{server}/v1/tables/{table}/records`, gzipped.
+/// Posts one batch to `{server}/v1/tables/{table}/records`, gzipped: one attempt, classified
+/// by the clients' one retry rule (`fimlake_client::retry`).
 pub async fn send(client: &reqwest::Client, server: &str, api_key: Option<&str>, batch: &Batch) -> Sent {
     let body = serde_json::to_vec(&batch.records).expect("records serialize");
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&body).expect("writing to memory");
-    let gz = gz.finish().expect("writing to memory");
-    let url = format!("{}/v1/tables/{}/records", server.trim_end_matches('/'), batch.table);
-    let mut req = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("content-encoding", "gzip")
-        .timeout(Duration::from_secs(30))
-        .body(gz);
-    if let Some(k) = api_key {
-        req = req.bearer_auth(k);
-    }
-    match req.send().await {
-        Ok(r) if r.status().is_success() => Sent::Ok,
-        Ok(r) => {
-            let status = r.status();
-            let after = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let text = r.text().await.unwrap_or_default();
-            let msg = format!("{url}: {status}: {}", text.chars().take(500).collect::<String>());
-            if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-                Sent::Retry(after, msg)
-            } else {
-                Sent::Rejected(msg)
-            }
-        }
-        Err(e) => Sent::Retry(None, format!("{url}: {e}")),
-    }
+    let url = records::url(server, &batch.table);
+    let post = Post { url: &url, api_key, content_type: "application/json", timeout: Duration::from_secs(30) };
+    records::post(client, post, records::gzip(&body)).await
 }
 
 #[cfg(test)]

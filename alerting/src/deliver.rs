@@ -1,7 +1,8 @@
 //! Delivery of the outbox: webhooks (reqwest) and email (lettre), at least once, each attempt
 //! recorded in `AlertDelivery`.
 //!
-//! An entry is retried with exponential backoff (backon's `ExponentialBuilder`, with jitter) on
+//! An entry is retried with the clients' one policy (`fimlake_client::retry`: exponential backoff
+//! with jitter) on
 //! connection errors, timeouts, `408`, `429` and `5xx` (a `Retry-After` answer waits at least
 //! that long) and on transient SMTP errors, until its deadline (`retry_for`, 24 h by default);
 //! other answers are permanent failures. Every attempt of an entry carries the same
@@ -12,7 +13,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backon::BackoffBuilder;
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -220,17 +220,11 @@ impl Deliverer {
         self.audit.record("AlertDelivery", vec![row]).await;
     }
 
-    /// The delay before attempt `attempts + 1`: exponential with jitter.
+    /// The delay before attempt `attempts + 1`: the clients' one backoff policy
+    /// (`fimlake_client::retry::Backoff`, exponential with jitter).
     fn backoff(&self, attempts: u32) -> Duration {
-        backon::ExponentialBuilder::default()
-            .with_min_delay(self.cfg.min_retry_delay)
-            .with_max_delay(self.cfg.max_retry_delay)
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build()
-            .nth(attempts.saturating_sub(1) as usize)
-            .unwrap_or(self.cfg.max_retry_delay)
+        let policy = fimlake_client::retry::Backoff { min: self.cfg.min_retry_delay, max: self.cfg.max_retry_delay };
+        policy.delay(attempts as usize, None)
     }
 
     async fn post(&self, w: &Webhook, body: &str, key: &str) -> Outcome {
@@ -253,10 +247,10 @@ impl Deliverer {
                 if status.is_success() {
                     return Outcome::Delivered { status: code };
                 }
-                let retry_after = resp.headers().get("retry-after").and_then(|v| retry_after(v.to_str().ok()?));
+                let retry_after = fimlake_client::retry::retry_after(resp.headers());
                 let text: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
                 let error = format!("HTTP {status}: {text}");
-                if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+                if fimlake_client::retry::transient(status.as_u16()) {
                     Outcome::Retry { status: code, error, retry_after }
                 } else {
                     Outcome::Permanent { status: code, error }
@@ -268,10 +262,10 @@ impl Deliverer {
                 } else {
                     format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default())
                 };
-                if e.is_builder() {
-                    Outcome::Permanent { status: None, error }
-                } else {
+                if fimlake_client::retry::transient_error(&e) {
                     Outcome::Retry { status: None, error, retry_after: None }
+                } else {
+                    Outcome::Permanent { status: None, error }
                 }
             }
         }
@@ -348,15 +342,6 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// `Retry-After`: seconds or an HTTP date.
-fn retry_after(v: &str) -> Option<Duration> {
-    if let Ok(secs) = v.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v.trim()).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,14 +353,5 @@ mod tests {
             sign("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
-        let later = std::time::SystemTime::now() + Duration::from_secs(120);
-        let d = retry_after(&httpdate::fmt_http_date(later)).unwrap();
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
-        assert_eq!(retry_after("soon"), None);
     }
 }
