@@ -212,6 +212,15 @@ fn error_response(e: QueryError) -> Response {
             "The query exceeded its resource limits",
             Some(json!({"code": "QueryMemoryLimitExceeded", "message": e.to_string()})),
         ),
+        QueryError::Evaluation(message) => error(
+            StatusCode::BAD_REQUEST,
+            "BadArgumentError",
+            "The query failed on the values it ran over",
+            Some(json!({
+                "code": "EvaluationError",
+                "message": format!("the query failed while it ran: {message}"),
+            })),
+        ),
         e @ QueryError::Execution(_) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", &e.to_string(), None)
         }

@@ -27,8 +27,33 @@ pub enum QueryError {
         "the query needed more than its memory limit of {limit} bytes ({detail}); narrow its time range or aggregate earlier"
     )]
     MemoryLimit { limit: usize, detail: String },
+    /// The query's expressions failed on its values while it ran (a string that does not
+    /// convert to a number, a division by zero, an overflow): the query's fault, a 400.
+    #[error("the query failed while it ran: {0}")]
+    Evaluation(String),
+    /// The server's own fault (storage, I/O, a bug): a 500.
     #[error("query execution failed: {0}")]
     Execution(String),
+}
+
+/// Whether DataFusion failed because of what the query asks of its values (casts, arithmetic,
+/// arguments, types found only while optimizing) rather than because of the server.
+fn caused_by_the_query(root: &datafusion::error::DataFusionError) -> bool {
+    use arrow::error::ArrowError;
+    use datafusion::error::DataFusionError;
+    match root {
+        DataFusionError::ArrowError(e, _) => matches!(
+            e.as_ref(),
+            ArrowError::CastError(_)
+                | ArrowError::DivideByZero
+                | ArrowError::ArithmeticOverflow(_)
+                | ArrowError::ComputeError(_)
+                | ArrowError::InvalidArgumentError(_)
+                | ArrowError::ParseError(_)
+        ),
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => true,
+        _ => false,
+    }
 }
 
 /// Limits of one query.
@@ -142,6 +167,7 @@ impl QueryEngine {
             datafusion::error::DataFusionError::ResourcesExhausted(detail) => {
                 QueryError::MemoryLimit { limit: self.max_memory_bytes, detail: detail.clone() }
             }
+            root if caused_by_the_query(root) => QueryError::Evaluation(root.to_string()),
             _ => QueryError::Execution(e.to_string()),
         }
     }
