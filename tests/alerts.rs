@@ -25,6 +25,18 @@ impl Hooks {
 
 /// A webhook receiver on `addr`, answering 200 and recording (when, Idempotency-Key, body).
 fn receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Hooks {
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
+    serve_hooks(rt, listener)
+}
+
+/// A webhook receiver on a port of its own (no race with other tests for a port), and its address.
+fn receiver_on_any_port(rt: &tokio::runtime::Runtime) -> (Hooks, String) {
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (serve_hooks(rt, listener), addr)
+}
+
+fn serve_hooks(rt: &tokio::runtime::Runtime, listener: tokio::net::TcpListener) -> Hooks {
     let hooks = Hooks::default();
     let h = hooks.clone();
     let app = axum::Router::new().route(
@@ -38,7 +50,6 @@ fn receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Hooks {
             }
         }),
     );
-    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
     rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
     hooks
 }
@@ -85,8 +96,7 @@ fn put_json(url: &str, body: &Value) -> (u16, Value) {
 #[test]
 fn rules_through_the_api_alert_by_webhook_within_seconds() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let hook_addr = free_address();
-    let hooks = receiver(&rt, &hook_addr);
+    let (hooks, hook_addr) = receiver_on_any_port(&rt);
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), &hook_addr);
     let server = Server::start(dir.path(), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);

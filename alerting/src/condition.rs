@@ -8,7 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::notify;
+use fimlake_query::{Cell, Table};
+
 use crate::rule::Rule;
 use crate::state::{AlertRecord, MonitorCondition, RuleState, Series};
 use crate::store::stable_id;
@@ -163,19 +164,14 @@ pub type Event = (AlertRecord, Vec<Value>);
 /// key is given) within the window: rows of one window with the same key are one alert (the
 /// first row stands for it), and the window's start is part of the id, so the same key in a
 /// later window is a new alert while a repeated evaluation of the same window gives the same id.
-pub(crate) fn per_row_alerts(
-    rule: &Rule,
-    key: &[String],
-    columns: &[Value],
-    rows: Vec<Value>,
-    window_start: i64,
-    now_us: i64,
-) -> Vec<Event> {
+pub(crate) fn per_row_alerts(rule: &Rule, key: &[String], table: &Table, window_start: i64, now_us: i64) -> Vec<Event> {
     let mut seen = HashSet::new();
     let start = window_start.to_string();
-    rows.into_iter()
+    table
+        .rows
+        .iter()
         .filter_map(|row| {
-            let map = notify::row_map(columns, &row);
+            let map = table.object(row);
             let dims: Map<String, Value> = if key.is_empty() {
                 map.clone()
             } else {
@@ -186,7 +182,7 @@ pub(crate) fn per_row_alerts(
                 return None;
             }
             let alert = AlertRecord::fired(rule, id, now_us, dims, None, Some(map));
-            Some((alert, vec![row]))
+            Some((alert, vec![wire_row(row)]))
         })
         .collect()
 }
@@ -201,17 +197,11 @@ struct Group {
 /// Aggregate: the measure per dimension combination against the threshold, N of the last M
 /// evaluations failing fires an alert; with `auto_resolve`, an active alert resolves when that
 /// no longer holds. Combinations seen before but absent now measure 0 rows (or no value).
-pub(crate) fn aggregate_alerts(
-    rule: &Rule,
-    state: &mut RuleState,
-    columns: &[Value],
-    rows: Vec<Value>,
-    now_us: i64,
-) -> Vec<Event> {
+pub(crate) fn aggregate_alerts(rule: &Rule, state: &mut RuleState, table: &Table, now_us: i64) -> Vec<Event> {
     let Condition::Aggregate { measure, dimensions, .. } = &rule.condition else {
         return Vec::new();
     };
-    let mut groups = group_rows(measure, dimensions, columns, rows);
+    let mut groups = group_rows(measure, dimensions, table);
     for (key, series) in &state.series {
         groups.entry(key.clone()).or_insert_with(|| Group {
             dimensions: series.dimensions.clone(),
@@ -234,28 +224,25 @@ pub(crate) fn aggregate_alerts(
 
 /// The rows by dimension combination (one group with no dimensions when there are none, so
 /// an empty result measures 0).
-fn group_rows(
-    measure: &Measure,
-    dimensions: &[String],
-    columns: &[Value],
-    rows: Vec<Value>,
-) -> BTreeMap<String, Group> {
+fn group_rows(measure: &Measure, dimensions: &[String], table: &Table) -> BTreeMap<String, Group> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     if dimensions.is_empty() {
         groups.insert("{}".into(), Group { dimensions: Map::new(), sum: None, rows: Vec::new() });
     }
-    for row in rows {
-        let map = notify::row_map(columns, &row);
+    let measured = match measure {
+        Measure::Column(column) => table.index(column),
+        Measure::Count => None,
+    };
+    for row in &table.rows {
+        let map = table.object(row);
         let dims: Map<String, Value> =
             dimensions.iter().map(|d| (d.clone(), map.get(d).cloned().unwrap_or(Value::Null))).collect();
         let key = Value::Object(dims.clone()).to_string();
         let group = groups.entry(key).or_insert_with(|| Group { dimensions: dims, sum: None, rows: Vec::new() });
-        if let Measure::Column(column) = measure
-            && let Some(v) = map.get(column).and_then(number)
-        {
-            group.sum = Some(group.sum.unwrap_or(0.0) + v);
+        if let Some(value) = measured.and_then(|i| row[i].as_f64()) {
+            group.sum = Some(group.sum.unwrap_or(0.0) + value);
         }
-        group.rows.push(row);
+        group.rows.push(wire_row(row));
     }
     groups
 }
@@ -321,14 +308,9 @@ fn step_series(
     event
 }
 
-/// A cell as a number: JSON numbers, numeric strings, booleans as 0 and 1.
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    }
+/// A row as the wire shape has it, for the notification.
+fn wire_row(row: &[Cell]) -> Value {
+    Value::Array(row.iter().map(Cell::to_json).collect())
 }
 
 #[cfg(test)]

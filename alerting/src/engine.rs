@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fimlake_query::QueryEngine;
+use fimlake_query::{QueryEngine, Table};
 use fimlake_storage::Storage;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -112,11 +112,12 @@ pub struct Report {
     pub skipped: Option<(i64, i64)>,
 }
 
-/// What the rule's query gave: its columns and rows (the wire shape) and the alerts they raise.
+/// What the rule's query gave: its columns (the wire shape, for notifications), how many rows,
+/// and the alerts they raise.
 #[derive(Default)]
 struct QueryOutcome {
     columns: Vec<Value>,
-    rows: Vec<Value>,
+    rows: usize,
     events: Vec<Event>,
     truncated: bool,
 }
@@ -350,7 +351,7 @@ impl Alerting {
             ..Report::default()
         };
         let (outcome, result) = self.run_query(&rule, &window, &mut st, now_us).await;
-        report.rows = result.rows.len() as u64;
+        report.rows = result.rows as u64;
         let mut notes: Vec<Notification> =
             evaluation::health(&rule, &mut st, &outcome, &window, now_us).into_iter().collect();
         let limit = self.cfg.max_notifications_per_evaluation;
@@ -394,13 +395,13 @@ impl Alerting {
             Err(e) => return (Err(e.to_string()), out),
         };
         out.truncated = result.truncated;
-        let (columns, rows) = fimlake_query::encode::table(&result);
-        out.rows = rows.clone();
+        let table = Table::of(&result);
         out.events = match &rule.condition {
-            Condition::PerRow { key } => per_row_alerts(rule, key, &columns, rows, window.start, now_us),
-            Condition::Aggregate { .. } => aggregate_alerts(rule, st, &columns, rows, now_us),
+            Condition::PerRow { key } => per_row_alerts(rule, key, &table, window.start, now_us),
+            Condition::Aggregate { .. } => aggregate_alerts(rule, st, &table, now_us),
         };
-        out.columns = columns;
+        out.rows = table.rows.len();
+        out.columns = table.columns_json();
         (Ok(()), out)
     }
 

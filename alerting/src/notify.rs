@@ -8,7 +8,7 @@
 //! after values).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::rule::{Condition, Measure, Rule};
 use crate::state::AlertRecord;
@@ -347,9 +347,4 @@ pub fn email(rule: &Rule, n: &Notification, max_rows: usize) -> EmailContent {
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// A row as a map of column name to value.
-pub fn row_map(columns: &[Value], row: &Value) -> Map<String, Value> {
-    columns.iter().zip(row.as_array().into_iter().flatten()).map(|(c, v)| (text(&c["name"]), v.clone())).collect()
 }

@@ -2,8 +2,7 @@
 //! records received in the last `frequency`; aggregate: `TimeGenerated` over `window`), the
 //! rows, and the alerts its condition would fire from a fresh state. Nothing is stored or sent.
 
-use serde::Serialize;
-use serde_json::Value;
+use fimlake_query::Table;
 
 use crate::condition::{aggregate_alerts, per_row_alerts};
 use crate::engine::{Alerting, AlertingError};
@@ -13,16 +12,14 @@ use crate::state::{AlertRecord, RuleState};
 /// Rows a preview shows at most.
 pub const PREVIEW_ROWS: usize = 100;
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Preview {
     pub window_start_us: i64,
     pub window_end_us: i64,
     /// `_TimeReceived` (per-row) or `TimeGenerated` (aggregate).
     pub window_column: &'static str,
-    /// The result's columns (`{"name", "type"}`) and its first [`PREVIEW_ROWS`] rows.
-    pub columns: Vec<Value>,
-    pub rows: Vec<Value>,
+    /// The result's columns and its first [`PREVIEW_ROWS`] rows.
+    pub table: Table,
     pub total_rows: usize,
     pub alerts: Vec<AlertRecord>,
 }
@@ -47,19 +44,18 @@ impl Alerting {
             .run_with(&rule.query, options, self.query_timeout())
             .await
             .map_err(|e| AlertingError::Query { rule: rule.name.clone(), message: e.to_string() })?;
-        let (columns, rows) = fimlake_query::encode::table(&result);
-        let total_rows = rows.len();
-        let shown: Vec<Value> = rows.iter().take(PREVIEW_ROWS).cloned().collect();
+        let mut table = Table::of(&result);
+        let total_rows = table.rows.len();
         let alerts = match &rule.condition {
-            Condition::PerRow { key } => per_row_alerts(rule, key, &columns, rows, start, now_us),
-            Condition::Aggregate { .. } => aggregate_alerts(rule, &mut RuleState::default(), &columns, rows, now_us),
+            Condition::PerRow { key } => per_row_alerts(rule, key, &table, start, now_us),
+            Condition::Aggregate { .. } => aggregate_alerts(rule, &mut RuleState::default(), &table, now_us),
         };
+        table.rows.truncate(PREVIEW_ROWS);
         Ok(Preview {
             window_start_us: start,
             window_end_us: end,
             window_column: if per_row { "_TimeReceived" } else { "TimeGenerated" },
-            columns,
-            rows: shown,
+            table,
             total_rows,
             alerts: alerts.into_iter().map(|(a, _)| a).collect(),
         })

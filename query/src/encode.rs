@@ -2,41 +2,17 @@
 //! as the real service does (datetime as ISO 8601 `Z` strings without trailing zeros, timespan
 //! as `[-][d.]hh:mm:ss[.fffffff]`, dynamic as JSON text, real NaN/Infinity as strings).
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{
-    DataType, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
-};
-use fimlake_kusto::KustoType;
 use serde_json::{Value, json};
 
 use crate::QueryResult;
+use crate::table::{Cell, Table};
 
 /// The result's columns (`{"name", "type"}`) and rows (arrays of cells), as the wire shape has
-/// them: what the API answers, what alert rules evaluate and what the console shows.
+/// them: what the API answers.
 pub fn table(result: &QueryResult) -> (Vec<Value>, Vec<Value>) {
-    let columns: Vec<Value> = result
-        .schema
-        .fields()
-        .iter()
-        .map(|f| json!({"name": f.name(), "type": KustoType::of_field(f).name()}))
-        .collect();
-    let dynamic: Vec<bool> =
-        result.schema.fields().iter().map(|f| KustoType::of_field(f) == KustoType::Dynamic).collect();
-    let mut rows = Vec::new();
-    for b in &result.batches {
-        for r in 0..b.num_rows() {
-            rows.push(Value::Array(
-                b.columns()
-                    .iter()
-                    .zip(&dynamic)
-                    .map(|(c, d)| if *d { dynamic_cell(cell(c.as_ref(), r)) } else { cell(c.as_ref(), r) })
-                    .collect(),
-            ));
-        }
-    }
-    (columns, rows)
+    let table = Table::of(result);
+    let rows = table.rows.iter().map(|row| Value::Array(row.iter().map(Cell::to_json).collect())).collect();
+    (table.columns_json(), rows)
 }
 
 /// `{"tables":[{"name":"PrimaryResult","columns":[...],"rows":[...]}]}`, with a `PartialError`
@@ -52,27 +28,6 @@ pub fn to_json(result: &QueryResult, max_rows: usize) -> Value {
         });
     }
     out
-}
-
-/// A dynamic value is its JSON text, except a string, which is itself (as Kusto prints it).
-fn dynamic_cell(v: Value) -> Value {
-    match &v {
-        Value::String(text) if text.starts_with('"') => match serde_json::from_str::<Value>(text) {
-            Ok(Value::String(inner)) => Value::String(inner),
-            _ => v,
-        },
-        _ => v,
-    }
-}
-
-fn real(v: f64) -> Value {
-    if v.is_nan() {
-        json!("NaN")
-    } else if v.is_infinite() {
-        json!(if v > 0.0 { "Infinity" } else { "-Infinity" })
-    } else {
-        json!(v)
-    }
 }
 
 /// The `render` object Log Analytics adds to a result with `Prefer: include-render=true`:
@@ -112,51 +67,8 @@ pub fn render(r: &fimlake_kql::ast::Render) -> Value {
     out
 }
 
-/// One cell in the Log Analytics encoding.
-pub fn cell(c: &dyn Array, r: usize) -> Value {
-    if c.is_null(r) {
-        return Value::Null;
-    }
-    match c.data_type() {
-        DataType::Utf8 => json!(c.as_string::<i32>().value(r)),
-        DataType::LargeUtf8 => json!(c.as_string::<i64>().value(r)),
-        DataType::Utf8View => json!(c.as_string_view().value(r)),
-        DataType::Boolean => json!(c.as_boolean().value(r)),
-        DataType::Int64 => json!(c.as_primitive::<Int64Type>().value(r)),
-        DataType::Int32 => json!(c.as_primitive::<Int32Type>().value(r)),
-        DataType::Int16 => json!(c.as_primitive::<Int16Type>().value(r)),
-        DataType::Int8 => json!(c.as_primitive::<Int8Type>().value(r)),
-        DataType::UInt64 => json!(c.as_primitive::<UInt64Type>().value(r)),
-        DataType::UInt32 => json!(c.as_primitive::<UInt32Type>().value(r)),
-        DataType::UInt16 => json!(c.as_primitive::<UInt16Type>().value(r)),
-        DataType::UInt8 => json!(c.as_primitive::<UInt8Type>().value(r)),
-        DataType::Float64 => real(c.as_primitive::<Float64Type>().value(r)),
-        DataType::Float32 => real(f64::from(c.as_primitive::<Float32Type>().value(r))),
-        DataType::Timestamp(unit, _) => {
-            let v = match unit {
-                TimeUnit::Second => c.as_primitive::<arrow::datatypes::TimestampSecondType>().value(r) * 1_000_000,
-                TimeUnit::Millisecond => c.as_primitive::<arrow::datatypes::TimestampMillisecondType>().value(r) * 1000,
-                TimeUnit::Microsecond => c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(r),
-                TimeUnit::Nanosecond => c.as_primitive::<arrow::datatypes::TimestampNanosecondType>().value(r) / 1000,
-            };
-            json!(fimlake_kusto::datetime::format(v))
-        }
-        DataType::Duration(unit) => {
-            let ns = match unit {
-                TimeUnit::Second => c.as_primitive::<DurationSecondType>().value(r) * 1_000_000_000,
-                TimeUnit::Millisecond => c.as_primitive::<DurationMillisecondType>().value(r) * 1_000_000,
-                TimeUnit::Microsecond => c.as_primitive::<DurationMicrosecondType>().value(r) * 1000,
-                TimeUnit::Nanosecond => c.as_primitive::<DurationNanosecondType>().value(r),
-            };
-            json!(fimlake_kusto::timespan::format(ns))
-        }
-        _ => json!(arrow::util::display::array_value_to_string(c, r).unwrap_or_default()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn values_are_encoded_as_log_analytics_does() {
@@ -166,6 +78,5 @@ mod tests {
         assert_eq!(timespan::format(60_000_000_000), "00:01:00");
         assert_eq!(timespan::format(93_784_500_000_000), "1.02:03:04.5000000");
         assert_eq!(timespan::format(-1_500_000_000), "-00:00:01.5000000");
-        assert_eq!(real(f64::NAN), json!("NaN"));
     }
 }

@@ -3,8 +3,11 @@
 
 pub mod api;
 pub mod encode;
+pub mod table;
 pub mod timespan;
 pub mod watchlist;
+
+pub use table::{Cell, Column, Table};
 
 use std::sync::Arc;
 use std::time::Duration;

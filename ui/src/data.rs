@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fimlake_kql::PlanOptions;
-use fimlake_query::{QueryError, encode};
+use fimlake_query::{Cell, QueryError, Table};
 use serde_json::Value;
 
 use crate::UiState;
@@ -12,12 +12,7 @@ use crate::UiState;
 /// The longest a page's query may run.
 pub const PAGE_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone)]
-pub struct Column {
-    pub name: String,
-    /// The Kusto type name (`string`, `datetime`, `long`, ...).
-    pub kusto_type: String,
-}
+pub use fimlake_query::Column;
 
 /// A query's result, bounded by the query itself (`take`, `top`, `summarize`) and by the
 /// engine's row limit.
@@ -51,22 +46,14 @@ pub async fn run(st: &UiState, text: &str, range: Option<(i64, i64)>, now_us: i6
 }
 
 pub fn to_rows(result: &fimlake_query::QueryResult) -> Rows {
-    let (columns, rows) = encode::table(result);
-    Rows::from_json(&columns, rows)
+    Rows::of(&Table::of(result))
 }
 
 impl Rows {
-    /// Rows from the wire shape: columns as `{"name", "type"}`, rows as arrays of cells.
-    pub fn from_json(columns: &[Value], rows: Vec<Value>) -> Rows {
-        let columns = columns
-            .iter()
-            .map(|c| Column {
-                name: c["name"].as_str().unwrap_or_default().to_string(),
-                kusto_type: c["type"].as_str().unwrap_or("string").to_string(),
-            })
-            .collect();
-        let rows = rows.into_iter().map(|r| if let Value::Array(cells) = r { cells } else { Vec::new() }).collect();
-        Rows { columns, rows }
+    /// A typed result's rows, each cell in the Log Analytics encoding (as the query API answers).
+    pub fn of(table: &Table) -> Rows {
+        let rows = table.rows.iter().map(|row| row.iter().map(Cell::to_json).collect()).collect();
+        Rows { columns: table.columns.clone(), rows }
     }
 }
 

@@ -13,7 +13,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use fimlake_kql::PlanOptions;
-use fimlake_query::encode;
+use fimlake_kusto::KustoType;
+use fimlake_query::Cell;
 use futures::StreamExt;
 
 use super::changes::ChangeFilter;
@@ -71,8 +72,10 @@ fn csv_line(cells: impl Iterator<Item = String>) -> Vec<u8> {
 /// One batch as CSV lines, each cell in the Log Analytics encoding (datetimes ISO 8601).
 fn batch_csv(b: &RecordBatch) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(b.num_rows() * 256));
+    let types: Vec<KustoType> = b.schema().fields().iter().map(|field| KustoType::of_field(field)).collect();
     for r in 0..b.num_rows() {
-        let cells = b.columns().iter().map(|c| crate::data::text(&encode::cell(c.as_ref(), r)));
+        let cells =
+            b.columns().iter().zip(&types).map(|(c, t)| crate::data::text(&Cell::of(c.as_ref(), r, *t).to_json()));
         w.write_record(cells).expect("writing to memory");
     }
     w.into_inner().expect("writing to memory")

@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use fimlake_kql::PlanOptions;
+use fimlake_kusto::KustoType;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -161,11 +162,11 @@ fn results(
 fn typed_table(rows: &Rows) -> Markup {
     html! {
         div.scroll { table.data #results {
-            thead { tr { @for c in &rows.columns { th { (c.name) br; small.type { (c.kusto_type) } } } } }
+            thead { tr { @for c in &rows.columns { th { (c.name) br; small.type { (c.kusto_type.name()) } } } } }
             tbody { @for r in &rows.rows { tr {
                 @for (c, v) in rows.columns.iter().zip(r) {
-                    @if c.kusto_type == "datetime" { td { (layout::when(v)) } }
-                    @else if matches!(c.kusto_type.as_str(), "long" | "int" | "real") { td.num { (data::text(v)) } }
+                    @if c.kusto_type == KustoType::DateTime { td { (layout::when(v)) } }
+                    @else if matches!(c.kusto_type, KustoType::Long | KustoType::Int | KustoType::Real) { td.num { (data::text(v)) } }
                     @else { td { (data::text(v)) } }
                 }
             } } }
@@ -174,7 +175,7 @@ fn typed_table(rows: &Rows) -> Markup {
 }
 
 fn is_number(c: &Column) -> bool {
-    matches!(c.kusto_type.as_str(), "long" | "int" | "real")
+    matches!(c.kusto_type, KustoType::Long | KustoType::Int | KustoType::Real)
 }
 
 /// The chart `render` asks for, as data for `console.js`: `timechart`/`linechart`/`areachart`
@@ -206,10 +207,10 @@ fn chart(rows: &Rows, render: &fimlake_kql::ast::Render) -> Markup {
 }
 
 fn time_series(rows: &Rows) -> Option<Value> {
-    let x = rows.columns.iter().position(|c| c.kusto_type == "datetime")?;
+    let x = rows.columns.iter().position(|c| c.kusto_type == KustoType::DateTime)?;
     let ys: Vec<usize> = (0..rows.columns.len()).filter(|i| is_number(&rows.columns[*i])).collect();
     let keys: Vec<usize> =
-        (0..rows.columns.len()).filter(|i| *i != x && rows.columns[*i].kusto_type == "string").collect();
+        (0..rows.columns.len()).filter(|i| *i != x && rows.columns[*i].kusto_type == KustoType::String).collect();
     if ys.is_empty() {
         return None;
     }
@@ -240,7 +241,7 @@ fn time_series(rows: &Rows) -> Option<Value> {
 }
 
 fn categories(rows: &Rows) -> Option<Value> {
-    let label = rows.columns.iter().position(|c| c.kusto_type == "string")?;
+    let label = rows.columns.iter().position(|c| c.kusto_type == KustoType::String)?;
     let ys: Vec<usize> = (0..rows.columns.len()).filter(|i| is_number(&rows.columns[*i])).collect();
     if ys.is_empty() {
         return None;

@@ -69,7 +69,7 @@ pub fn table(rows: &crate::data::Rows) -> Markup {
     html! {
         div.scroll {
             table.data {
-                thead { tr { @for c in &rows.columns { th title=(c.kusto_type) { (c.name) } } } }
+                thead { tr { @for c in &rows.columns { th title=(c.kusto_type.name()) { (c.name) } } } }
                 tbody {
                     @for r in &rows.rows {
                         tr { @for v in r { td { (crate::data::text(v)) } } }

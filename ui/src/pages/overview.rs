@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{now_us, query_failed, range_of};
+use fimlake_kusto::KustoType;
+
 use crate::UiState;
 use crate::data::{self, Rows};
 use crate::layout::{self, count, segment};
@@ -94,7 +96,10 @@ fn totals(counts: &Rows) -> Totals {
     let mut top: Vec<(String, i64)> = per_computer.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let computers = Rows {
-        columns: ["Computer", "Changes"].map(|n| data::Column { name: n.into(), kusto_type: String::new() }).to_vec(),
+        columns: vec![
+            data::Column { name: "Computer".into(), kusto_type: KustoType::String },
+            data::Column { name: "Changes".into(), kusto_type: KustoType::Long },
+        ],
         rows: top.into_iter().take(10).map(|(c, n)| vec![c.into(), n.into()]).collect(),
     };
     let mut coverage: Vec<(String, i64, serde_json::Value)> = losses.into_iter().map(|(c, (n, t))| (c, n, t)).collect();

@@ -422,7 +422,7 @@ pub async fn preview(
 }
 
 fn preview_panel(p: &fimlake_alerting::preview::Preview) -> Markup {
-    let rows = crate::data::Rows::from_json(&p.columns, p.rows.clone());
+    let rows = crate::data::Rows::of(&p.table);
     html! {
         section.panel #preview data-testid="preview" {
             h2 { "Preview" }

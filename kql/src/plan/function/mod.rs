@@ -1,7 +1,7 @@
 //! Scalar function calls, one file per family of functions. Each family has a table of
 //! [`Function`]s (names, number of arguments, planner); a new function is a row in its family's
 //! table and a small planner function beside it (and, when DataFusion lacks it, a UDF in
-//! `udf.rs`).
+//! `udf/`, in the file of its family).
 
 mod control;
 mod conversion;
