@@ -29,6 +29,7 @@ pub enum LetValue {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param {
     pub name: Ident,
+    /// A scalar type's name, or a tabular parameter's type as text: `(*)`, `(a:string, b:long)`.
     pub ty: String,
     pub default: Option<Expr>,
 }
@@ -113,6 +114,11 @@ pub enum OpKind {
         args: Vec<Expr>,
     },
     As(Ident),
+    /// `invoke f(args)`: the user function `f` with the input as its first (tabular) argument.
+    Invoke {
+        function: Ident,
+        args: Vec<Expr>,
+    },
     Serialize(Vec<NamedExpr>),
     /// `render`: no effect on the rows; a visualisation hint the query API returns to clients
     /// (`Prefer: include-render=true`) and the console draws.

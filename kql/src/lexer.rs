@@ -252,6 +252,10 @@ impl<'s> Lexer<'s> {
         let (value, len) = read_string(&self.rest[1..], false).map_err(|m| self.error(m, start, self.source.len()))?;
         let after = &self.rest[1 + len..];
         let after_ws = after.trim_start_matches(is_kql_whitespace);
+        if after_ws.starts_with(',') {
+            // `datatable(P:string) ["/etc/passwd", 1]`: a list whose first item is a string.
+            return Ok(None);
+        }
         let Some(after_close) = after_ws.strip_prefix(']') else {
             return Err(self.error("expected ']' to close the bracketed name".into(), start, self.position_of(after)));
         };

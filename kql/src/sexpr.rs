@@ -143,6 +143,7 @@ fn op(o: &Op) -> String {
             format!("(evaluate {} {})", plugin.name, args.iter().map(expr).collect::<Vec<_>>().join(" "))
         }
         OpKind::As(n) => format!("(as {})", n.name),
+        OpKind::Invoke { function, args } => format!("(invoke {} {})", function.name, list(args)),
         OpKind::Serialize(items) => format!("(serialize {})", named(items)).replace(" )", ")"),
         OpKind::Render(r) => format!("(render {})", r.visualization),
     }

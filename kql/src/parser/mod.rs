@@ -20,7 +20,6 @@ const UNSUPPORTED_OPERATORS: &[&str] = &[
     "top-nested",
     "top-hitters",
     "getschema",
-    "invoke",
     "sample",
     "sample-distinct",
     "find",
@@ -252,7 +251,7 @@ impl<'a> Parser<'a> {
         while !self.is_sym(")") {
             let name = self.name("a parameter name")?;
             self.expect_sym(":")?;
-            let ty = self.name("a parameter type")?.name;
+            let ty = if self.is_sym("(") { self.tabular_type()? } else { self.name("a parameter type")?.name };
             let default = if self.eat_sym("=") { Some(self.expr()?) } else { None };
             params.push(Param { name, ty, default });
             if !self.eat_sym(",") {
@@ -261,6 +260,28 @@ impl<'a> Parser<'a> {
         }
         self.expect_sym(")")?;
         Ok(params)
+    }
+
+    /// A tabular parameter's type: `(*)` (any columns) or `(name: type, ...)` (at least these
+    /// columns), kept as its text.
+    fn tabular_type(&mut self) -> PResult<String> {
+        self.expect_sym("(")?;
+        if self.eat_sym("*") {
+            self.expect_sym(")")?;
+            return Ok("(*)".to_string());
+        }
+        let mut columns = Vec::new();
+        while !self.is_sym(")") {
+            let column = self.name("a column name in a tabular parameter's type")?.name;
+            self.expect_sym(":")?;
+            let ty = self.name("a column type")?.name;
+            columns.push(format!("{column}:{ty}"));
+            if !self.eat_sym(",") {
+                break;
+            }
+        }
+        self.expect_sym(")")?;
+        Ok(format!("({})", columns.join(", ")))
     }
 
     fn function_body(&mut self) -> PResult<Query> {
@@ -334,6 +355,15 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect_sym(")")?;
+        if let Tok::Quoted(only) = self.peek().clone() {
+            // `datatable(P:string) ['x']`: one string value, which the lexer read as a bracketed name.
+            let span = self.span();
+            self.bump();
+            return Ok(Source::Datatable {
+                columns,
+                values: vec![Expr { kind: ExprKind::Literal(Literal::String(only)), span }],
+            });
+        }
         self.expect_sym("[")?;
         let mut values = Vec::new();
         while !self.is_sym("]") {

@@ -33,6 +33,7 @@ impl Parser<'_> {
             "parse" => self.parse_op()?,
             "search" => self.search()?,
             "evaluate" => self.evaluate()?,
+            "invoke" => self.invoke()?,
             "make-series" => self.make_series()?,
             "mv-expand" => self.mv_expand()?,
             "as" => self.as_operator()?,
@@ -440,6 +441,19 @@ impl Parser<'_> {
             self.hint()?;
         }
         let plugin = self.name("a plugin name after 'evaluate'")?;
+        let args = self.call_arguments()?;
+        Ok(OpKind::Evaluate { plugin, args })
+    }
+
+    /// The operator `invoke` after its name: `invoke f(args)`.
+    fn invoke(&mut self) -> PResult<OpKind> {
+        let function = self.name("a function name after 'invoke'")?;
+        let args = self.call_arguments()?;
+        Ok(OpKind::Invoke { function, args })
+    }
+
+    /// `(a, b, ...)`: the arguments of a plugin or function named by an operator.
+    fn call_arguments(&mut self) -> PResult<Vec<Expr>> {
         self.expect_sym("(")?;
         let mut args = Vec::new();
         if !self.eat_sym(")") {
@@ -451,7 +465,7 @@ impl Parser<'_> {
             }
             self.expect_sym(")")?;
         }
-        Ok(OpKind::Evaluate { plugin, args })
+        Ok(args)
     }
 
     /// The operator `mv-expand` after its name.

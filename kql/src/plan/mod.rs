@@ -33,6 +33,7 @@ mod string_ops;
 mod summarize;
 mod types;
 mod union;
+mod user_function;
 
 /// The tables a query can name.
 pub trait Catalog {
@@ -96,6 +97,8 @@ pub fn plan_query_with(
         time_range: options.time_range,
         ingestion_range: options.ingestion_range,
         lets: HashMap::new(),
+        parameters: HashMap::new(),
+        calling: Vec::new(),
         auto_names: 0,
     };
     for l in &query.lets {
@@ -109,6 +112,7 @@ enum Binding {
     Scalar(DfExpr),
     Tabular(LogicalPlan),
     Dynamic(serde_json::Value),
+    Function(Arc<user_function::UserFunction>),
 }
 
 struct Planner<'a> {
@@ -118,6 +122,10 @@ struct Planner<'a> {
     time_range: Option<(i64, i64)>,
     ingestion_range: Option<(i64, i64)>,
     lets: HashMap<String, Binding>,
+    /// The scalar parameters of the user function being planned, bound to their arguments.
+    parameters: HashMap<String, DfExpr>,
+    /// The user functions being planned, outermost first (to refuse recursion).
+    calling: Vec<String>,
     auto_names: usize,
 }
 
@@ -194,19 +202,14 @@ impl<'a> Planner<'a> {
 
     fn bind_let(&mut self, l: &Let) -> PResult<()> {
         let binding = match &l.value {
-            LetValue::Function { .. } => {
-                return Err(self.err(
-                    ErrorKind::Unsupported,
-                    "user-defined functions (let f = (...) {...}) are not supported",
-                    l.span,
-                ));
-            }
+            LetValue::Function { params, body } => self.define_function(l, params, body)?,
             LetValue::Expr(e) => match &e.kind {
                 ExprKind::Pipeline(p) => Binding::Tabular(self.pipeline(p)?),
                 ExprKind::Name(n) if self.is_tabular_name(n) => Binding::Tabular(self.table(n, e.span)?),
                 ExprKind::Call { name, args } if name.name == "materialize" && args.len() == 1 => {
                     Binding::Tabular(self.tabular_expr(&args[0])?)
                 }
+                ExprKind::Call { .. } if self.is_tabular_call(e) => Binding::Tabular(self.tabular_expr(e)?),
                 ExprKind::Literal(Literal::Dynamic(v)) => Binding::Dynamic(v.clone()),
                 _ => Binding::Scalar(self.scalar(e, &DFSchema::empty())?),
             },

@@ -42,6 +42,13 @@ impl Planner<'_> {
                 self.lets.insert(name.name.clone(), Binding::Tabular(plan.clone()));
                 return Ok(plan);
             }
+            OpKind::Invoke { function, args } => {
+                let Some(user_function) = self.user_function(function)? else {
+                    let message = format!("invoke: '{}' is not a function defined by a let statement", function.name);
+                    return Err(self.err(ErrorKind::Semantic, message, function.span));
+                };
+                return self.call_tabular_function(&user_function, Some(plan), args, span);
+            }
             OpKind::Join(j) => return self.join(plan, j, span),
             OpKind::Union(u) => return self.union(Some(plan), u, span),
             OpKind::Parse { expr, kind, pattern } => return self.parse_op(plan, expr, kind.as_deref(), pattern, span),

@@ -44,9 +44,11 @@ impl Planner<'_> {
         })
     }
 
-    /// A column, or a `let` scalar of that name.
+    /// A user function's parameter, a column, or a `let` scalar of that name.
     fn name_value(&mut self, n: &str, schema: &DFSchema, span: Span) -> PResult<DfExpr> {
-        Ok(if schema.field_with_unqualified_name(n).is_ok() {
+        Ok(if let Some(value) = self.parameters.get(n) {
+            value.clone()
+        } else if schema.field_with_unqualified_name(n).is_ok() {
             ident(n)
         } else {
             match self.lets.get(n) {
@@ -56,6 +58,13 @@ impl Planner<'_> {
                     return Err(self.err(
                         ErrorKind::Semantic,
                         format!("'{n}' is tabular; a scalar is expected here"),
+                        span,
+                    ));
+                }
+                Some(Binding::Function(_)) => {
+                    return Err(self.err(
+                        ErrorKind::Semantic,
+                        format!("'{n}' is a function: call it as {n}(...)"),
                         span,
                     ));
                 }
@@ -76,6 +85,7 @@ impl Planner<'_> {
         let tabular = |p: &Self, e: &Expr| match &e.kind {
             ExprKind::Pipeline(_) => true,
             ExprKind::Name(n) => matches!(p.lets.get(n), Some(Binding::Tabular(_))),
+            ExprKind::Call { .. } => p.is_tabular_call(e),
             _ => false,
         };
         if let [only] = list

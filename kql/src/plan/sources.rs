@@ -4,8 +4,13 @@ use super::*;
 
 impl Planner<'_> {
     pub(super) fn table(&self, name: &str, span: Span) -> PResult<LogicalPlan> {
-        if let Some(Binding::Tabular(p)) = self.lets.get(name) {
-            return Ok(p.clone());
+        match self.lets.get(name) {
+            Some(Binding::Tabular(p)) => return Ok(p.clone()),
+            Some(Binding::Function(_)) => {
+                let message = format!("'{name}' is a function: call it as {name}(...)");
+                return Err(self.err(ErrorKind::Semantic, message, span));
+            }
+            _ => {}
         }
         let Some(provider) = self.catalog.table(name) else {
             let mut names = self.catalog.table_names();
@@ -60,6 +65,10 @@ impl Planner<'_> {
             ExprKind::Name(n) => self.table(n, e.span),
             ExprKind::Call { name, args } if name.name == "materialize" && args.len() == 1 => {
                 self.tabular_expr(&args[0])
+            }
+            ExprKind::Call { name, args } if matches!(self.lets.get(&name.name), Some(Binding::Function(_))) => {
+                let function = self.user_function(name)?.expect("a let function");
+                self.call_tabular_function(&function, None, args, e.span)
             }
             ExprKind::Call { name, args } if name.name == "_GetWatchlist" => {
                 let [Expr { kind: ExprKind::Literal(Literal::String(w)), .. }] = args.as_slice() else {

@@ -75,6 +75,9 @@ impl Planner<'_> {
     /// A scalar function call: the function of that name from the families' tables, its
     /// number of arguments checked, then planned.
     pub(super) fn call(&mut self, name: &Ident, args: &[Expr], schema: &DFSchema, span: Span) -> PResult<DfExpr> {
+        if let Some(function) = self.user_function(name)? {
+            return self.call_scalar_function(&function, args, schema, span);
+        }
         let call = Call { name, args, schema, span };
         let Some(function) = functions().get(name.name.as_str()) else {
             return Err(self.err(
