@@ -324,6 +324,11 @@ impl Parser<'_> {
     /// (`int(null)`, `string(null)`...). Called with `(` next.
     fn typed_literal(&mut self, word: &str, start: Span) -> PResult<Option<Expr>> {
         const TYPES: &[&str] = &["int", "long", "real", "double", "bool", "boolean", "string", "decimal"];
+        if matches!(word, "real" | "double")
+            && let Some(literal) = self.special_real(start)
+        {
+            return Ok(Some(literal));
+        }
         let is_null =
             matches!(self.peek_at(1), Tok::Ident(w) if w == "null") && matches!(self.peek_at(2), Tok::Sym(")"));
         if !TYPES.contains(&word) || !is_null {
@@ -336,6 +341,25 @@ impl Parser<'_> {
             kind: ExprKind::Literal(Literal::TypedNull(canonical_type(word).to_string())),
             span: start.to(end),
         }))
+    }
+
+    /// `real(nan)`, `real(inf)`, `real(+inf)`, `real(-inf)`. Called with `(` next.
+    fn special_real(&mut self, start: Span) -> Option<Expr> {
+        let (sign, word_at) = match self.peek_at(1) {
+            Tok::Sym("+") => (1.0, 2),
+            Tok::Sym("-") => (-1.0, 2),
+            _ => (1.0, 1),
+        };
+        let value = match (self.peek_at(word_at), self.peek_at(word_at + 1)) {
+            (Tok::Ident(w), Tok::Sym(")")) if w == "nan" && word_at == 1 => f64::NAN,
+            (Tok::Ident(w), Tok::Sym(")")) if w == "inf" => sign * f64::INFINITY,
+            _ => return None,
+        };
+        for _ in 0..word_at + 1 {
+            self.bump();
+        }
+        let end = self.bump().span;
+        Some(Expr { kind: ExprKind::Literal(Literal::Real(value)), span: start.to(end) })
     }
 
     /// The value of `datetime(...)`, `timespan(...)`/`time(...)`, `dynamic(...)`, `guid(...)`.

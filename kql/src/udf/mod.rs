@@ -19,9 +19,13 @@ use serde_json::Value;
 use crate::plan::KUSTO_TYPE_KEY;
 
 mod conversion;
+mod datetime;
 mod dynamic;
+mod network;
 mod series;
+mod sets;
 mod string;
+mod text;
 
 pub use conversion::totimespan;
 pub use dynamic::{
@@ -29,7 +33,17 @@ pub use dynamic::{
     parse_json,
 };
 pub use series::{nearest_rank, range_list, series_axis, series_fill};
+pub use datetime::{local_to_utc, make_datetime, make_timespan, utc_to_local};
+pub use network::{ipv4_is_in_range, ipv4_is_private, parse_ipv4, parse_url};
+pub use sets::{
+    array_concat, array_index_of, array_reverse, bag_keys, bag_merge, bag_remove_keys, set_difference,
+    set_has_element, set_intersect, set_union,
+};
 pub use string::{extract, split, strcat_array};
+pub use text::{
+    base64_decode, base64_encode, countof, hash, hash_md5, hash_sha256, indexof, parse_path, url_decode, url_encode,
+    url_encode_component,
+};
 
 /// What a UDF returns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,6 +93,10 @@ enum Out {
     Str(String),
     Json(Value),
     Long(i64),
+    Real(f64),
+    Bool(bool),
+    /// Microseconds since the epoch.
+    DateTime(i64),
     Timespan(i64),
 }
 
@@ -190,25 +208,39 @@ fn value_at(a: &ArrayRef, i: usize, dynamic: bool) -> ArgValue {
     }
 }
 
+/// Collects a UDF's results, one per row, into an array of its return type.
 struct OutBuilder {
     kind: DataType,
     strings: StringBuilder,
     longs: Vec<Option<i64>>,
+    reals: Vec<Option<f64>>,
+    bools: Vec<Option<bool>>,
 }
 
 impl OutBuilder {
     fn new(kind: &DataType, rows: usize) -> Result<Self> {
-        Ok(OutBuilder { kind: kind.clone(), strings: StringBuilder::with_capacity(rows, rows * 8), longs: Vec::new() })
+        Ok(OutBuilder {
+            kind: kind.clone(),
+            strings: StringBuilder::with_capacity(rows, rows * 8),
+            longs: Vec::new(),
+            reals: Vec::new(),
+            bools: Vec::new(),
+        })
     }
 
     fn push(&mut self, v: Out) -> Result<()> {
         match (&self.kind, v) {
-            (DataType::Utf8, Out::Null) => self.strings.append_null(),
+            (DataType::Utf8, Out::Null | Out::Json(Value::Null)) => self.strings.append_null(),
             (DataType::Utf8, Out::Str(s)) => self.strings.append_value(s),
-            (DataType::Utf8, Out::Json(Value::Null)) => self.strings.append_null(),
             (DataType::Utf8, Out::Json(v)) => self.strings.append_value(v.to_string()),
-            (DataType::Int64 | DataType::Duration(_), Out::Null) => self.longs.push(None),
-            (DataType::Int64, Out::Long(n)) | (DataType::Duration(_), Out::Timespan(n)) => self.longs.push(Some(n)),
+            (DataType::Int64 | DataType::Duration(_) | DataType::Timestamp(..), Out::Null) => self.longs.push(None),
+            (DataType::Int64, Out::Long(n))
+            | (DataType::Duration(_), Out::Timespan(n))
+            | (DataType::Timestamp(..), Out::DateTime(n)) => self.longs.push(Some(n)),
+            (DataType::Float64, Out::Null) => self.reals.push(None),
+            (DataType::Float64, Out::Real(x)) => self.reals.push(Some(x)),
+            (DataType::Boolean, Out::Null) => self.bools.push(None),
+            (DataType::Boolean, Out::Bool(b)) => self.bools.push(Some(b)),
             (k, v) => return Err(DataFusionError::Internal(format!("kql udf returned {v:?} for a {k} result"))),
         }
         Ok(())
@@ -218,6 +250,11 @@ impl OutBuilder {
         match self.kind {
             DataType::Int64 => Arc::new(Int64Array::from(self.longs)),
             DataType::Duration(_) => Arc::new(arrow::array::DurationNanosecondArray::from(self.longs)),
+            DataType::Timestamp(_, zone) => {
+                Arc::new(arrow::array::TimestampMicrosecondArray::from(self.longs).with_timezone_opt(zone))
+            }
+            DataType::Float64 => Arc::new(arrow::array::Float64Array::from(self.reals)),
+            DataType::Boolean => Arc::new(arrow::array::BooleanArray::from(self.bools)),
             _ => Arc::new(self.strings.finish()),
         }
     }

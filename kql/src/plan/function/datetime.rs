@@ -9,11 +9,33 @@ pub(super) const FUNCTIONS: &[Function] = &[
     Function { names: &["ago"], arity: Some((1, 1)), plan: ago },
     Function { names: &["bin", "floor"], arity: Some((2, 2)), plan: bin },
     Function { names: &["bin_at"], arity: Some((3, 3)), plan: bin_at },
-    Function { names: &["startofday"], arity: Some((1, 1)), plan: startofday },
-    Function { names: &["startofmonth"], arity: Some((1, 1)), plan: startofmonth },
-    Function { names: &["startofyear"], arity: Some((1, 1)), plan: startofyear },
-    Function { names: &["startofweek"], arity: Some((1, 1)), plan: startofweek },
-    Function { names: &["endofday"], arity: Some((1, 1)), plan: endofday },
+    Function {
+        names: &[
+            "startofday",
+            "startofweek",
+            "startofmonth",
+            "startofyear",
+            "endofday",
+            "endofweek",
+            "endofmonth",
+            "endofyear",
+        ],
+        arity: Some((1, 2)),
+        plan: period_boundary,
+    },
+    Function { names: &["make_datetime"], arity: Some((3, 6)), plan: make_datetime },
+    Function { names: &["make_timespan"], arity: Some((2, 4)), plan: make_timespan },
+    Function {
+        names: &[
+            "unixtime_seconds_todatetime",
+            "unixtime_milliseconds_todatetime",
+            "unixtime_microseconds_todatetime",
+            "unixtime_nanoseconds_todatetime",
+        ],
+        arity: Some((1, 1)),
+        plan: unixtime,
+    },
+    Function { names: &["datetime_utc_to_local", "datetime_local_to_utc"], arity: Some((2, 2)), plan: time_zone },
     Function { names: &["totimespan", "time"], arity: Some((1, 1)), plan: totimespan },
     Function { names: &["format_datetime"], arity: Some((2, 2)), plan: format_datetime },
     Function { names: &["datetime_add"], arity: Some((3, 3)), plan: datetime_add },
@@ -78,29 +100,101 @@ fn bin_at(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
     Ok(f::date_bin(interval(ns), x, fixed))
 }
 
-/// `startofday`.
-fn startofday(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
-    Ok(f::date_trunc(lit("day"), call.arg(p, 0)?))
+/// `startofday`, `startofweek` (a Sunday), `startofmonth`, `startofyear`, and their `endof`
+/// twins, with an optional constant offset in that period. The end is the last microsecond of
+/// the period (Kusto's is the last 100-nanosecond tick: fimlake's datetimes are microseconds).
+fn period_boundary(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let name = call.name.name.as_str();
+    let (edge, period) = name.split_at(name.find("of").expect("startof or endof") + 2);
+    let datetime = call.datetime_arg(p, 0)?;
+    let offset = match call.args.get(1) {
+        None => 0,
+        Some(arg) => constant_whole_number(arg).ok_or_else(|| {
+            p.err(ErrorKind::Unsupported, format!("{name}() takes its offset as a constant whole number"), arg.span)
+        })?,
+    };
+    Ok(if edge == "startof" {
+        period_start(period, datetime, offset)
+    } else {
+        period_start(period, datetime, offset + 1) - dur_lit(1000)
+    })
 }
 
-/// `startofmonth`.
-fn startofmonth(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
-    Ok(f::date_trunc(lit("month"), call.arg(p, 0)?))
+/// The start of the `period` (day, week, month, year) holding `datetime`, moved by `offset`
+/// periods.
+fn period_start(period: &str, datetime: DfExpr, offset: i64) -> DfExpr {
+    let months = |n: i64| {
+        lit(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano {
+            months: i32::try_from(n).unwrap_or(i32::MAX),
+            days: 0,
+            nanoseconds: 0,
+        })))
+    };
+    match period {
+        "day" => f::date_trunc(lit("day"), datetime) + dur_lit(offset.saturating_mul(DAY_NS)),
+        // Kusto weeks start on Sunday; date_trunc's on Monday.
+        "week" => {
+            f::date_trunc(lit("week"), datetime + dur_lit(DAY_NS)) + dur_lit((7 * offset - 1).saturating_mul(DAY_NS))
+        }
+        "month" => f::date_trunc(lit("month"), datetime) + months(offset),
+        _ => f::date_trunc(lit("year"), datetime) + months(offset.saturating_mul(12)),
+    }
 }
 
-/// `startofyear`.
-fn startofyear(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
-    Ok(f::date_trunc(lit("year"), call.arg(p, 0)?))
+/// A literal whole number, or a negated one.
+fn constant_whole_number(e: &Expr) -> Option<i64> {
+    match &e.kind {
+        ExprKind::Literal(Literal::Long(n)) => Some(*n),
+        ExprKind::Negate(inner) => constant_whole_number(inner).map(|n| -n),
+        _ => None,
+    }
 }
 
-/// Kusto weeks start on Sunday; date_trunc's on Monday.
-fn startofweek(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
-    Ok(f::date_trunc(lit("week"), call.arg(p, 0)? + dur_lit(DAY_NS)) - dur_lit(DAY_NS))
+/// `make_datetime(year, month, day [, hour, minute [, second]])`.
+fn make_datetime(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    if call.args.len() == 4 {
+        let message = "make_datetime() takes 3, 5 or 6 arguments (year, month, day [, hour, minute [, second]])";
+        return Err(p.err(ErrorKind::Semantic, message, call.span));
+    }
+    let parts = (0..call.args.len()).map(|i| call.real_arg(p, i)).collect::<PResult<Vec<_>>>()?;
+    Ok(crate::udf::make_datetime(parts))
 }
 
-/// `endofday`.
-fn endofday(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
-    Ok(f::date_trunc(lit("day"), call.arg(p, 0)?) + dur_lit(DAY_NS - 1000))
+/// `make_timespan(hours, minutes [, seconds])`, `make_timespan(days, hours, minutes, seconds)`.
+fn make_timespan(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let parts = (0..call.args.len()).map(|i| call.real_arg(p, i)).collect::<PResult<Vec<_>>>()?;
+    Ok(crate::udf::make_timespan(parts))
+}
+
+/// `unixtime_seconds_todatetime` and its milli-, micro- and nanosecond twins: null when out of
+/// range.
+fn unixtime(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let micros_per_unit = match call.name.name.as_str() {
+        "unixtime_seconds_todatetime" => 1e6,
+        "unixtime_milliseconds_todatetime" => 1e3,
+        "unixtime_microseconds_todatetime" => 1.0,
+        _ => 1e-3,
+    };
+    let micros = f::round(vec![call.real_arg(p, 0)? * lit(micros_per_unit)]);
+    Ok(try_cast(try_cast(micros, DataType::Int64), fimlake_kusto::timestamp_type()))
+}
+
+/// `datetime_utc_to_local(datetime, zone)`, `datetime_local_to_utc(datetime, zone)`: `zone` an
+/// IANA time zone name (`"Europe/Paris"`).
+fn time_zone(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let datetime = call.datetime_arg(p, 0)?;
+    let zone = call.typed_arg(p, 1, &[fimlake_kusto::KustoType::String])?;
+    if let ExprKind::Literal(Literal::String(name)) = &call.args[1].kind
+        && name.parse::<chrono_tz::Tz>().is_err()
+    {
+        let message = format!("unknown time zone '{name}' (an IANA name such as 'Europe/Paris' or 'UTC')");
+        return Err(p.err(ErrorKind::Semantic, message, call.args[1].span));
+    }
+    Ok(if call.name.name == "datetime_utc_to_local" {
+        crate::udf::utc_to_local(datetime, zone)
+    } else {
+        crate::udf::local_to_utc(datetime, zone)
+    })
 }
 
 /// `totimespan`, `time`.

@@ -10,7 +10,19 @@ pub(super) const FUNCTIONS: &[Function] = &[
     Function { names: &["abs"], arity: Some((1, 1)), plan: abs },
     Function { names: &["round"], arity: Some((1, 2)), plan: round },
     Function { names: &["max_of", "min_of"], arity: None, plan: max_of },
+    Function { names: &["isnan", "isinf", "isfinite"], arity: Some((1, 1)), plan: classify },
 ];
+
+/// `isnan`, `isinf`, `isfinite`: of a number (a long is never NaN nor infinite).
+fn classify(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let x = call.real_arg(p, 0)?;
+    let infinite = f::abs(x.clone()).eq(lit(f64::INFINITY));
+    Ok(match call.name.name.as_str() {
+        "isnan" => f::isnan(x),
+        "isinf" => infinite,
+        _ => not(f::isnan(x)).and(not(infinite)),
+    })
+}
 
 /// `sqrt`, `exp`, `log`, `log10`, `log2`, `ceiling`.
 fn unary_math(p: &mut Planner, call: &Call) -> PResult<DfExpr> {

@@ -7,10 +7,18 @@ mod control;
 mod conversion;
 mod datetime;
 mod dynamic;
+mod encoding;
 mod math;
+mod network;
+mod sets;
 mod string;
 
+use fimlake_kusto::KustoType;
+
 use super::*;
+
+/// The Kusto number types.
+const NUMBERS: &[KustoType] = &[KustoType::Int, KustoType::Long, KustoType::Real];
 
 /// One call being planned: the function's name, its arguments and where it stands.
 #[derive(Clone, Copy)]
@@ -38,7 +46,10 @@ fn functions() -> &'static HashMap<&'static str, &'static Function> {
             conversion::FUNCTIONS,
             datetime::FUNCTIONS,
             dynamic::FUNCTIONS,
+            encoding::FUNCTIONS,
             math::FUNCTIONS,
+            network::FUNCTIONS,
+            sets::FUNCTIONS,
             string::FUNCTIONS,
         ];
         let mut map = HashMap::new();
@@ -56,6 +67,57 @@ impl Call<'_> {
     /// The `i`th argument, planned.
     fn arg(&self, p: &mut Planner, i: usize) -> PResult<DfExpr> {
         p.scalar(&self.args[i], self.schema)
+    }
+
+    /// The `i`th argument as text: a string as it is, other values as `tostring()` gives them.
+    fn text_arg(&self, p: &mut Planner, i: usize) -> PResult<DfExpr> {
+        let x = self.arg(p, i)?;
+        p.to_text(x, self.schema, self.args[i].span)
+    }
+
+    /// The `i`th argument, which must be a dynamic value.
+    fn dynamic_arg(&self, p: &mut Planner, i: usize) -> PResult<DfExpr> {
+        let x = self.arg(p, i)?;
+        p.dynamic_value(x, self.schema, self.args[i].span)
+    }
+
+    /// The `i`th argument, which must be of one of the `expected` Kusto types (a null fits).
+    fn typed_arg(&self, p: &mut Planner, i: usize, expected: &[KustoType]) -> PResult<DfExpr> {
+        let x = self.arg(p, i)?;
+        let span = self.args[i].span;
+        let data_type = p.type_of(&x, self.schema, span)?;
+        let actual = if p.is_dynamic(&x, self.schema) { Some(KustoType::Dynamic) } else { KustoType::of_arrow(&data_type) };
+        let fits = match actual {
+            None => data_type == DataType::Null,
+            Some(actual) => expected.contains(&actual),
+        };
+        if fits {
+            return Ok(x);
+        }
+        let names: Vec<&str> = expected.iter().map(|t| t.name()).collect();
+        let message = format!(
+            "{}() expects {} as argument {}, got {}",
+            self.name.name,
+            names.join(" or "),
+            i + 1,
+            actual.map_or("null", KustoType::name)
+        );
+        Err(p.err(ErrorKind::Semantic, message, span))
+    }
+
+    /// The `i`th argument as a real; it must be a number.
+    fn real_arg(&self, p: &mut Planner, i: usize) -> PResult<DfExpr> {
+        Ok(cast(self.typed_arg(p, i, NUMBERS)?, DataType::Float64))
+    }
+
+    /// The `i`th argument as a long; it must be a number.
+    fn long_arg(&self, p: &mut Planner, i: usize) -> PResult<DfExpr> {
+        Ok(cast(self.typed_arg(p, i, NUMBERS)?, DataType::Int64))
+    }
+
+    /// The `i`th argument; it must be a datetime.
+    fn datetime_arg(&self, p: &mut Planner, i: usize) -> PResult<DfExpr> {
+        self.typed_arg(p, i, &[KustoType::DateTime])
     }
 
     /// Checks the number of arguments: `lo` to `hi`.

@@ -1,5 +1,7 @@
 //! String functions: `tolower`, `strcat`, `substring`, `extract`, `replace_regex`, `trim`, `split`, `indexof`...
 
+use fimlake_kusto::KustoType;
+
 use super::super::*;
 use super::{Call, Function};
 
@@ -16,7 +18,13 @@ pub(super) const FUNCTIONS: &[Function] = &[
     Function { names: &["replace_string"], arity: Some((3, 3)), plan: replace_string },
     Function { names: &["replace_regex", "replace"], arity: Some((3, 3)), plan: replace_regex },
     Function { names: &["trim", "trim_start", "trim_end"], arity: Some((2, 2)), plan: trim },
-    Function { names: &["indexof"], arity: Some((2, 2)), plan: indexof },
+    Function { names: &["indexof"], arity: Some((2, 5)), plan: indexof },
+    Function { names: &["strcat_delim"], arity: Some((3, 65)), plan: strcat_delim },
+    Function { names: &["countof"], arity: Some((2, 3)), plan: countof },
+    Function { names: &["strcmp"], arity: Some((2, 2)), plan: strcmp },
+    Function { names: &["string_size"], arity: Some((1, 1)), plan: string_size },
+    Function { names: &["reverse"], arity: Some((1, 1)), plan: reverse },
+    Function { names: &["parse_path"], arity: Some((1, 1)), plan: parse_path },
 ];
 
 /// `tolower`.
@@ -136,10 +144,66 @@ fn trim(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
     Ok(f::regexp_replace(text, lit(pattern), lit(""), Some(lit("g"))))
 }
 
-/// `indexof`.
+/// `indexof(s, lookup [, start [, length [, occurrence]]])`: `s` and `lookup` as text.
 fn indexof(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
-    let Call { args, schema, .. } = *call;
-    let text = call.arg(p, 0)?;
-    let text = p.to_text(text, schema, args[0].span)?;
-    Ok(cast(f::strpos(text, call.arg(p, 1)?), DataType::Int64) - lit(1i64))
+    let mut args = vec![call.text_arg(p, 0)?, call.text_arg(p, 1)?];
+    for i in 2..call.args.len() {
+        args.push(call.long_arg(p, i)?);
+    }
+    Ok(crate::udf::indexof(args))
+}
+
+/// `strcat_delim(delimiter, a, b, ...)`: the arguments as text, joined by the delimiter.
+fn strcat_delim(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let delimiter = call.typed_arg(p, 0, &[KustoType::String])?;
+    let parts = (1..call.args.len()).map(|i| call.text_arg(p, i)).collect::<PResult<Vec<_>>>()?;
+    let parts = parts.into_iter().map(|x| f::coalesce(vec![x, lit("")])).collect();
+    Ok(f::concat_ws(delimiter, parts))
+}
+
+/// `countof(text, search [, kind])`: `kind` is `"normal"` (overlapping matches, the default) or
+/// `"regex"` (non-overlapping matches of a regex).
+fn countof(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Call { args, .. } = *call;
+    let kind = match args.get(2).map(|a| &a.kind) {
+        None => "normal",
+        Some(ExprKind::Literal(Literal::String(kind))) if kind == "normal" || kind == "regex" => kind.as_str(),
+        Some(_) => {
+            let message = "countof() takes its kind as the string literal \"normal\" or \"regex\"";
+            return Err(p.err(ErrorKind::Semantic, message, args[2].span));
+        }
+    };
+    let text = call.text_arg(p, 0)?;
+    let search = call.typed_arg(p, 1, &[KustoType::String])?;
+    if kind == "normal" {
+        return Ok(crate::udf::countof(text, search));
+    }
+    p.check_regex(&args[1])?;
+    Ok(cast(f::coalesce(vec![datafusion::functions::regex::expr_fn::regexp_count(text, search, None, None), lit(0i64)]), DataType::Int64))
+}
+
+/// `strcmp(a, b)`: -1, 0 or 1 as `a` sorts before, with or after `b` (by code point).
+fn strcmp(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let a = call.typed_arg(p, 0, &[KustoType::String])?;
+    let b = call.typed_arg(p, 1, &[KustoType::String])?;
+    when(a.clone().lt(b.clone()), lit(-1i64))
+        .when(a.clone().eq(b.clone()), lit(0i64))
+        .when(a.gt(b), lit(1i64))
+        .end()
+        .map_err(|e| p.df_err(e, call.span))
+}
+
+/// `string_size(s)`: the size of the UTF-8 text in bytes.
+fn string_size(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(cast(f::octet_length(call.text_arg(p, 0)?), DataType::Int64))
+}
+
+/// `reverse(s)`: the characters in the opposite order (a non-string as its text).
+fn reverse(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(f::reverse(call.text_arg(p, 0)?))
+}
+
+/// `parse_path(path)`.
+fn parse_path(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    Ok(crate::udf::parse_path(call.text_arg(p, 0)?))
 }
