@@ -256,6 +256,15 @@ impl Parser<'_> {
             Tok::Sym("(") => {
                 self.bump();
                 let p = self.pipeline()?;
+                if self.is_sym(",") {
+                    // A tuple: `(a, b) = (1, 2)`.
+                    let mut values = vec![pipeline_to_expr(p)];
+                    while self.eat_sym(",") {
+                        values.push(self.expr()?);
+                    }
+                    let end = self.expect_sym(")")?;
+                    return Ok(Expr { kind: ExprKind::List(values), span: span.to(end) });
+                }
                 let end = self.expect_sym(")")?;
                 let mut e = pipeline_to_expr(p);
                 e.span = span.to(end);

@@ -21,6 +21,7 @@ use datafusion::logical_expr::{
 use crate::ast::*;
 use crate::error::{ErrorKind, KqlError, Span};
 
+mod aggregate;
 mod function;
 mod join;
 mod make_series;
@@ -154,6 +155,14 @@ const AGGREGATES: &[&str] = &[
     "make_set_if",
     "make_list_if",
     "make_bag",
+    "make_bag_if",
+    "minif",
+    "maxif",
+    "anyif",
+    "take_anyif",
+    "count_distinct",
+    "count_distinctif",
+    "percentiles_array",
     "percentile",
     "percentiles",
     "arg_max",
@@ -174,6 +183,10 @@ enum Finish {
     List(i64, bool),
     /// The nearest-rank percentile of a sorted list.
     Percentile(f64),
+    /// The nearest-rank percentiles of a sorted list, as a dynamic array.
+    Percentiles(Vec<f64>),
+    /// A list of property bags merged into one of at most this many keys.
+    Bag(i64),
 }
 
 enum OutputItem {

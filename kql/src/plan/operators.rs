@@ -69,19 +69,20 @@ impl Planner<'_> {
         built.and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
     }
 
-    /// Appends column `e` as `name`; an existing column of that name is dropped (so it moves to
-    /// the end, as `extend` does).
-    pub(super) fn replace_or_append(
-        &self,
-        plan: LogicalPlan,
-        e: DfExpr,
-        name: &str,
-        span: Span,
-    ) -> PResult<LogicalPlan> {
+    /// Appends the (aliased) columns; an existing column of one of their names is dropped (so it
+    /// moves to the end, as `extend` does). The columns are computed over the input.
+    pub(super) fn replace_or_append(&self, plan: LogicalPlan, columns: Vec<DfExpr>, span: Span) -> PResult<LogicalPlan> {
+        let names: Vec<String> = columns
+            .iter()
+            .map(|column| match column {
+                DfExpr::Alias(alias) => alias.name.clone(),
+                other => other.schema_name().to_string(),
+            })
+            .collect();
         let schema = plan.schema().clone();
         let mut exprs: Vec<DfExpr> =
-            schema.fields().iter().filter(|f| f.name() != name).map(|f| ident(f.name())).collect();
-        exprs.push(e);
+            schema.fields().iter().filter(|f| !names.contains(f.name())).map(|f| ident(f.name())).collect();
+        exprs.extend(columns);
         LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|er| self.df_err(er, span))
     }
 
@@ -167,25 +168,74 @@ impl Planner<'_> {
         schema: &DFSchema,
         grouping: bool,
     ) -> PResult<Vec<DfExpr>> {
-        items
-            .iter()
-            .map(|i| {
-                let e = self.scalar(&i.expr, schema)?;
-                let name = match i.names.as_slice() {
-                    [one] => one.name.clone(),
-                    [] if grouping => self.group_name(&i.expr),
-                    [] => self.derived_name(&i.expr),
-                    _ => {
-                        return Err(self.err(
-                            ErrorKind::Unsupported,
-                            "multi-column assignment is not supported",
-                            i.expr.span,
-                        ));
-                    }
+        let mut out = Vec::new();
+        for item in items {
+            if let Some(columns) = self.several_columns(item, schema)? {
+                out.extend(columns);
+                continue;
+            }
+            let (inner_name, expr) = inner_assignment(&item.expr);
+            let e = self.scalar(&expr, schema)?;
+            let name = match item.names.as_slice() {
+                [one] => one.name.clone(),
+                [] if inner_name.is_some() => inner_name.expect("checked").name.clone(),
+                [] if grouping => self.group_name(&item.expr),
+                [] => self.derived_name(&item.expr),
+                _ => {
+                    let message = "several names need several values: a tuple (x, y) or a function that returns several (series_stats, series_fit_line, series_fit_2lines)";
+                    return Err(self.err(ErrorKind::Semantic, message, item.expr.span));
+                }
+            };
+            out.push(e.alias(name));
+        }
+        Ok(out)
+    }
+
+    /// The columns of `(a, b) = (x, y)` and of a function that returns several values
+    /// (`(a, b) = series_stats(s)`, or unnamed: `series_stats_s_min`, ...); `None` for an item
+    /// of one value.
+    fn several_columns(&mut self, item: &NamedExpr, schema: &DFSchema) -> PResult<Option<Vec<DfExpr>>> {
+        match &item.expr.kind {
+            ExprKind::List(values) if item.names.len() > 1 => {
+                if values.len() != item.names.len() {
+                    let message = format!("{} names for a tuple of {} values", item.names.len(), values.len());
+                    return Err(self.err(ErrorKind::Semantic, message, item.expr.span));
+                }
+                let mut columns = Vec::new();
+                for (name, value) in item.names.iter().zip(values) {
+                    columns.push(self.scalar(value, schema)?.alias(&name.name));
+                }
+                Ok(Some(columns))
+            }
+            ExprKind::Call { name, args } if function::several_results(&name.name).is_some() => {
+                let results = function::several_results(&name.name).expect("checked");
+                if item.names.len() > results.len() {
+                    let message = format!("{} names for the {} values of {}()", item.names.len(), results.len(), name.name);
+                    return Err(self.err(ErrorKind::Semantic, message, item.expr.span));
+                }
+                let bag_function = Ident { name: format!("{}_dynamic", name.name), span: name.span };
+                let bag = self.call(&bag_function, args, schema, item.expr.span)?;
+                let prefix = match args.first() {
+                    Some(first) => format!("{}_{}", name.name, self.derived_name(first)),
+                    None => name.name.clone(),
                 };
-                Ok(e.alias(name))
-            })
-            .collect()
+                let names: Vec<String> = match item.names.as_slice() {
+                    [] => results.iter().map(|(result, _)| format!("{prefix}_{result}")).collect(),
+                    named => named.iter().map(|n| n.name.clone()).collect(),
+                };
+                let columns = names.into_iter().zip(results.iter()).map(|(column, (result, kusto))| {
+                    let value = crate::udf::dyn_get(bag.clone(), lit(*result));
+                    let value = if *kusto == fimlake_kusto::KustoType::Dynamic {
+                        value
+                    } else {
+                        self.convert_dynamic(value, &kusto.arrow_type())
+                    };
+                    value.alias(column)
+                });
+                Ok(Some(columns.collect()))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Group keys keep the column name: `bin(TimeGenerated, 1h)` is named `TimeGenerated`.
@@ -212,13 +262,8 @@ impl Planner<'_> {
         let mut plan = plan;
         for item in items {
             let schema = plan.schema().as_ref().clone();
-            let new = self.named_list(std::slice::from_ref(item), &schema, false)?.remove(0);
-            let name = new.schema_name().to_string();
-            let name = match &new {
-                DfExpr::Alias(a) => a.name.clone(),
-                _ => name,
-            };
-            plan = self.replace_or_append(plan, new, &name, span)?;
+            let columns = self.named_list(std::slice::from_ref(item), &schema, false)?;
+            plan = self.replace_or_append(plan, columns, span)?;
         }
         Ok(plan)
     }
@@ -283,3 +328,25 @@ impl Planner<'_> {
         Ok(order)
     }
 }
+
+/// `round(rate = x * 100, 2)`: an assignment inside a call's argument names the column (as in
+/// Kusto); the call with the assigned value in its place.
+fn inner_assignment(e: &Expr) -> (Option<&Ident>, std::borrow::Cow<'_, Expr>) {
+    let ExprKind::Call { name, args } = &e.kind else { return (None, std::borrow::Cow::Borrowed(e)) };
+    let Some(assigned) = args.iter().find_map(|arg| match &arg.kind {
+        ExprKind::NamedArg { name, .. } => Some(name),
+        _ => None,
+    }) else {
+        return (None, std::borrow::Cow::Borrowed(e));
+    };
+    let args = args
+        .iter()
+        .map(|arg| match &arg.kind {
+            ExprKind::NamedArg { value, .. } => value.as_ref().clone(),
+            _ => arg.clone(),
+        })
+        .collect();
+    let call = Expr { kind: ExprKind::Call { name: name.clone(), args }, span: e.span };
+    (Some(assigned), std::borrow::Cow::Owned(call))
+}
+

@@ -61,7 +61,7 @@ impl Planner<'_> {
                 "datetime" | "timespan" | "guid" => try_cast(text, dt.clone()),
                 _ => try_cast(text, dt.clone()),
             };
-            plan = self.replace_or_append(plan, value.alias(&name.name), &name.name, span)?;
+            plan = self.replace_or_append(plan, vec![value.alias(&name.name)], span)?;
         }
         Ok(plan)
     }

@@ -55,6 +55,10 @@ impl Planner<'_> {
             }
         }
         if raw.is_empty() && group.is_empty() {
+            if let Some(unknown) = aggregates.iter().find_map(|a| self.unknown_function(&a.expr)) {
+                let message = format!("the aggregate function '{}' is not supported", unknown.name);
+                return Err(self.err(ErrorKind::Unsupported, message, unknown.span));
+            }
             return Err(self.err(
                 ErrorKind::Semantic,
                 "expected an aggregate function such as count() or max(x)",
@@ -96,6 +100,21 @@ impl Planner<'_> {
             out.push(e.alias(name));
         }
         LogicalPlanBuilder::from(finished).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    /// The name of the function `e` calls when neither an aggregate, a scalar function nor a
+    /// user function has it.
+    fn unknown_function<'e>(&self, e: &'e Expr) -> Option<&'e Ident> {
+        match &e.kind {
+            ExprKind::Call { name, .. }
+                if !self.is_aggregate_call(e)
+                    && !function::is_scalar_function(&name.name)
+                    && !matches!(self.lets.get(&name.name), Some(Binding::Function(_))) =>
+            {
+                Some(name)
+            }
+            _ => None,
+        }
     }
 
     pub(super) fn is_aggregate_call(&self, e: &Expr) -> bool {
@@ -257,208 +276,11 @@ impl Planner<'_> {
                 Finish::None => c,
                 Finish::List(max, dynamic) => crate::udf::list_to_dynamic(c, max, dynamic),
                 Finish::Percentile(p) => crate::udf::nearest_rank(c, p),
+                Finish::Percentiles(ref percentiles) => crate::udf::nearest_ranks(c, percentiles),
+                Finish::Bag(max) => crate::udf::merge_bags(c, max),
             };
             finished.push(done.alias(format!("__agg{i}")));
         }
         LogicalPlanBuilder::from(planned).project(finished).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
-    }
-
-    /// An aggregate call and its Kusto default name (`count_`, `max_TimeGenerated`, ...).
-    pub(super) fn aggregate(&mut self, e: &Expr, schema: &DFSchema, global: bool) -> PResult<Vec<Agg>> {
-        let ExprKind::Call { name, args } = &e.kind else {
-            return Err(self.err(
-                ErrorKind::Semantic,
-                "expected an aggregate function such as count() or max(x)",
-                e.span,
-            ));
-        };
-        let fname = name.name.as_str();
-        let arg_name = |p: &mut Self, i: usize| args.get(i).map(|a| p.derived_name(a)).unwrap_or_default();
-        let arity = |p: &Self, n: usize| -> PResult<()> {
-            if args.len() == n {
-                Ok(())
-            } else {
-                Err(p.err(ErrorKind::Semantic, format!("{fname}() takes {n} argument(s), got {}", args.len()), e.span))
-            }
-        };
-        let a0 = |p: &mut Self| p.scalar(&args[0], schema);
-        let one = |expr: DfExpr, name: String| Ok(vec![Agg { expr, name, finish: Finish::None }]);
-        match fname {
-            "count" => {
-                if args.len() > 1 {
-                    return Err(self.err(ErrorKind::Semantic, "count() takes no argument", e.span));
-                }
-                // count() and count(*) are count_, count(x) count_x (and does not count nulls).
-                let (x, n) = match args.first() {
-                    None | Some(Expr { kind: ExprKind::Star, .. }) => (lit(1i64), "count_".to_string()),
-                    Some(_) => (a0(self)?, format!("count_{}", arg_name(self, 0))),
-                };
-                one(agg::count(x), n)
-            }
-            "countif" => {
-                arity(self, 1)?;
-                let p = self.predicate(&args[0], schema)?;
-                one(
-                    agg::sum(case(p).when(lit(true), lit(1i64)).otherwise(lit(0i64)).unwrap_or_else(|_| lit(0i64))),
-                    "countif_".into(),
-                )
-            }
-            "dcount" => {
-                let x = a0(self)?;
-                one(agg::count_distinct(x), format!("dcount_{}", arg_name(self, 0)))
-            }
-            "dcountif" => {
-                arity(self, 2)?;
-                let x = a0(self)?;
-                let x = self.only_if(x, &args[1], schema)?;
-                one(agg::count_distinct(x), format!("dcountif_{}", arg_name(self, 0)))
-            }
-            "sum" | "sumif" => {
-                let mut x = a0(self)?;
-                if fname == "sumif" {
-                    arity(self, 2)?;
-                    x = self.only_if(x, &args[1], schema)?;
-                }
-                let s = agg::sum(x);
-                // Kusto: sum over no rows is 0, not null.
-                let s = if global { f::coalesce(vec![s, lit(0i64)]) } else { s };
-                one(s, format!("{fname}_{}", arg_name(self, 0)))
-            }
-            "avg" | "avgif" => {
-                let mut x = a0(self)?;
-                if fname == "avgif" {
-                    arity(self, 2)?;
-                    x = self.only_if(x, &args[1], schema)?;
-                }
-                one(agg::avg(cast(x, DataType::Float64)), format!("{fname}_{}", arg_name(self, 0)))
-            }
-            "min" | "max" => {
-                arity(self, 1)?;
-                let x = a0(self)?;
-                let a = if fname == "min" { agg::min(x) } else { agg::max(x) };
-                one(a, format!("{fname}_{}", arg_name(self, 0)))
-            }
-            "any" | "take_any" => {
-                arity(self, 1)?;
-                let x = a0(self)?;
-                one(agg::first_value(x, vec![]), format!("{fname}_{}", arg_name(self, 0)))
-            }
-            "stdev" | "variance" => {
-                arity(self, 1)?;
-                let x = cast(a0(self)?, DataType::Float64);
-                let a = if fname == "stdev" { agg::stddev(x) } else { agg::var_sample(x) };
-                one(a, format!("{fname}_{}", arg_name(self, 0)))
-            }
-            "make_set" | "make_list" | "makeset" | "makelist" | "make_set_if" | "make_list_if" | "make_bag" => {
-                self.collect_aggregate(name, args, e.span, schema)
-            }
-            "percentile" | "percentiles" => self.percentile_aggregates(name, args, e.span, schema),
-            "arg_max" | "arg_min" => Err(self.err(
-                ErrorKind::Unsupported,
-                format!("{fname}() inside an expression is not supported"),
-                name.span,
-            )),
-            other => Err(self.err(
-                ErrorKind::Unsupported,
-                format!("the aggregate function '{other}' is not supported"),
-                name.span,
-            )),
-        }
-    }
-
-    /// `make_set`, `make_list` (and their `_if` and deprecated forms): the non-null values of
-    /// a group as a list, finished into a dynamic array of at most the given size.
-    fn collect_aggregate(&mut self, name: &Ident, args: &[Expr], span: Span, schema: &DFSchema) -> PResult<Vec<Agg>> {
-        let fname = name.name.as_str();
-        let first = args.first().map(|a| self.derived_name(a)).unwrap_or_default();
-        let a0 = |p: &mut Self| p.scalar(&args[0], schema);
-        use datafusion::logical_expr::ExprFunctionExt;
-        if fname == "make_bag" {
-            return Err(self.err(ErrorKind::Unsupported, "the aggregate 'make_bag' is not supported", name.span));
-        }
-        let conditional = fname.ends_with("_if");
-        let (lo, hi) = if conditional { (2, 3) } else { (1, 2) };
-        if !(lo..=hi).contains(&args.len()) {
-            return Err(self.err(
-                ErrorKind::Semantic,
-                format!("{fname}() takes {lo} or {hi} arguments, got {}", args.len()),
-                span,
-            ));
-        }
-        let x = a0(self)?;
-        let dynamic = self.is_dynamic(&x, schema);
-        let mut keep = x.clone().is_not_null();
-        if conditional {
-            keep = keep.and(self.predicate(&args[1], schema)?);
-        }
-        let max = match args.get(hi - 1) {
-            // The deprecated makeset/makelist keep their old default of 128.
-            None if fname.starts_with("make") && !fname.contains('_') => 128,
-            None => 1_048_576,
-            Some(Expr { kind: ExprKind::Literal(Literal::Long(n)), .. }) => *n,
-            Some(other) => {
-                return Err(self.err(ErrorKind::Semantic, "the maximum size is a whole number", other.span));
-            }
-        };
-        let b = agg::array_agg(x).filter(keep);
-        let b = if fname.contains("set") { b.distinct() } else { b };
-        let expr = b.build().map_err(|er| self.df_err(er, span))?;
-        // Kusto names them set_X and list_X.
-        let base = if fname.contains("set") { "set" } else { "list" };
-        Ok(vec![Agg { expr, name: format!("{base}_{}", first), finish: Finish::List(max, dynamic) }])
-    }
-
-    /// `percentile(x, p)` and `percentiles(x, p1, p2...)`: each the sorted values of a group,
-    /// finished by nearest rank.
-    fn percentile_aggregates(
-        &mut self,
-        name: &Ident,
-        args: &[Expr],
-        span: Span,
-        schema: &DFSchema,
-    ) -> PResult<Vec<Agg>> {
-        let fname = name.name.as_str();
-        let first = args.first().map(|a| self.derived_name(a)).unwrap_or_default();
-        let a0 = |p: &mut Self| p.scalar(&args[0], schema);
-        use datafusion::logical_expr::ExprFunctionExt;
-        if args.len() < 2 || (fname == "percentile" && args.len() != 2) {
-            return Err(self.err(
-                ErrorKind::Semantic,
-                format!("{fname}() takes the expression and the percentile(s)"),
-                span,
-            ));
-        }
-        let x = a0(self)?;
-        let mut out = Vec::new();
-        for p in &args[1..] {
-            let v = match &p.kind {
-                ExprKind::Literal(Literal::Long(n)) => *n as f64,
-                ExprKind::Literal(Literal::Real(r)) => *r,
-                _ => {
-                    return Err(self.err(ErrorKind::Semantic, "a percentile is a number from 0 to 100", p.span));
-                }
-            };
-            if !(0.0..=100.0).contains(&v) {
-                return Err(self.err(ErrorKind::Semantic, "a percentile is a number from 0 to 100", p.span));
-            }
-            let sorted = agg::array_agg(x.clone())
-                .filter(x.clone().is_not_null())
-                .order_by(vec![x.clone().sort(true, false)])
-                .build()
-                .map_err(|er| self.df_err(er, span))?;
-            let label = self.source[p.span.start..p.span.end].replace('.', "_");
-            out.push(Agg {
-                expr: sorted,
-                name: format!("percentile_{}_{label}", first),
-                finish: Finish::Percentile(v),
-            });
-        }
-        Ok(out)
-    }
-
-    /// `x` where `predicate` holds, null elsewhere: the argument of `sumif`, `avgif`, `dcountif`.
-    pub(super) fn only_if(&mut self, x: DfExpr, predicate: &Expr, schema: &DFSchema) -> PResult<DfExpr> {
-        let p = self.predicate(predicate, schema)?;
-        when(p, x).end().map_err(|er| self.df_err(er, predicate.span))
     }
 }

@@ -23,6 +23,7 @@ mod datetime;
 mod dynamic;
 mod network;
 mod series;
+mod series_analysis;
 mod sets;
 mod string;
 mod text;
@@ -32,11 +33,12 @@ pub use dynamic::{
     array_length, array_slice, array_sort, bag_pack, dyn_elements, dyn_get, dyn_to_string, list_to_dynamic, pack_array,
     parse_json,
 };
-pub use series::{nearest_rank, range_list, series_axis, series_fill};
+pub use series::{nearest_rank, nearest_ranks, range_list, series_axis, series_fill};
+pub use series_analysis::{series_fit_2lines, series_fit_line, series_stats};
 pub use datetime::{local_to_utc, make_datetime, make_timespan, utc_to_local};
 pub use network::{ipv4_is_in_range, ipv4_is_private, parse_ipv4, parse_url};
 pub use sets::{
-    array_concat, array_index_of, array_reverse, bag_keys, bag_merge, bag_remove_keys, set_difference,
+    array_concat, array_index_of, array_reverse, bag_keys, bag_merge, bag_remove_keys, merge_bags, set_difference,
     set_has_element, set_intersect, set_union,
 };
 pub use string::{extract, split, strcat_array};
@@ -93,7 +95,6 @@ enum Out {
     Str(String),
     Json(Value),
     Long(i64),
-    Real(f64),
     Bool(bool),
     /// Microseconds since the epoch.
     DateTime(i64),
@@ -213,7 +214,6 @@ struct OutBuilder {
     kind: DataType,
     strings: StringBuilder,
     longs: Vec<Option<i64>>,
-    reals: Vec<Option<f64>>,
     bools: Vec<Option<bool>>,
 }
 
@@ -223,7 +223,6 @@ impl OutBuilder {
             kind: kind.clone(),
             strings: StringBuilder::with_capacity(rows, rows * 8),
             longs: Vec::new(),
-            reals: Vec::new(),
             bools: Vec::new(),
         })
     }
@@ -237,8 +236,6 @@ impl OutBuilder {
             (DataType::Int64, Out::Long(n))
             | (DataType::Duration(_), Out::Timespan(n))
             | (DataType::Timestamp(..), Out::DateTime(n)) => self.longs.push(Some(n)),
-            (DataType::Float64, Out::Null) => self.reals.push(None),
-            (DataType::Float64, Out::Real(x)) => self.reals.push(Some(x)),
             (DataType::Boolean, Out::Null) => self.bools.push(None),
             (DataType::Boolean, Out::Bool(b)) => self.bools.push(Some(b)),
             (k, v) => return Err(DataFusionError::Internal(format!("kql udf returned {v:?} for a {k} result"))),
@@ -253,7 +250,6 @@ impl OutBuilder {
             DataType::Timestamp(_, zone) => {
                 Arc::new(arrow::array::TimestampMicrosecondArray::from(self.longs).with_timezone_opt(zone))
             }
-            DataType::Float64 => Arc::new(arrow::array::Float64Array::from(self.reals)),
             DataType::Boolean => Arc::new(arrow::array::BooleanArray::from(self.bools)),
             _ => Arc::new(self.strings.finish()),
         }

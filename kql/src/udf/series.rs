@@ -159,3 +159,31 @@ pub fn series_axis(from: Expr, to: Expr, step: Expr) -> Expr {
 fn series_len(from: i64, to: i64, step_us: i64) -> usize {
     if to <= from { 0 } else { ((to - from + step_us - 1) / step_us).min(MAX_RANGE) as usize }
 }
+
+/// `percentiles_array`'s finish: the nearest-rank percentile of the sorted `list` for each of
+/// `percentiles` (numbers from 0 to 100), as a dynamic array.
+pub fn nearest_ranks(sorted: Expr, percentiles: &[f64]) -> Expr {
+    let percentiles = Value::Array(percentiles.iter().map(|p| serde_json::json!(p)).collect());
+    make(
+        "percentiles_array",
+        any(2),
+        Ret::Dynamic,
+        |a| {
+            let (ArgValue::List(values), ArgValue::Json(Value::Array(percentiles))) = (&a[0], &a[1]) else {
+                return Out::Null;
+            };
+            let values: Vec<&ArgValue> = values.iter().filter(|v| !matches!(v, ArgValue::Null)).collect();
+            if values.is_empty() {
+                return Out::Json(Value::Array(percentiles.iter().map(|_| Value::Null).collect()));
+            }
+            let count = values.len() as f64;
+            let ranked = percentiles.iter().map(|p| {
+                let rank = (p.as_f64().unwrap_or(0.0) / 100.0 * count).ceil().clamp(1.0, count);
+                to_json(values[rank as usize - 1])
+            });
+            Out::Json(Value::Array(ranked.collect()))
+        },
+        vec![sorted, dynamic_lit(&percentiles)],
+        0b10,
+    )
+}

@@ -167,3 +167,32 @@ pub fn bag_remove_keys(b: Expr, keys: Expr) -> Expr {
         vec![b, keys],
     )
 }
+
+/// `make_bag`'s finish: the property bags of a group merged into one of at most `max` keys (a
+/// key in several bags keeps the first value met); values that are not bags are skipped.
+pub fn merge_bags(list: Expr, max: i64) -> Expr {
+    make(
+        "make_bag",
+        any(2),
+        Ret::Dynamic,
+        |a| {
+            let max = match a[1] {
+                ArgValue::Long(n) => n.max(0) as usize,
+                _ => usize::MAX,
+            };
+            let mut merged = serde_json::Map::new();
+            if let ArgValue::List(items) = &a[0] {
+                for bag in items.iter().filter_map(bag) {
+                    for (key, value) in bag {
+                        if merged.len() < max || merged.contains_key(key) {
+                            merged.entry(key.clone()).or_insert_with(|| value.clone());
+                        }
+                    }
+                }
+            }
+            Out::Json(Value::Object(merged))
+        },
+        vec![list, datafusion::logical_expr::lit(max)],
+        1,
+    )
+}

@@ -10,6 +10,7 @@ mod dynamic;
 mod encoding;
 mod math;
 mod network;
+mod series;
 mod sets;
 mod string;
 
@@ -49,6 +50,7 @@ fn functions() -> &'static HashMap<&'static str, &'static Function> {
             encoding::FUNCTIONS,
             math::FUNCTIONS,
             network::FUNCTIONS,
+            series::FUNCTIONS,
             sets::FUNCTIONS,
             string::FUNCTIONS,
         ];
@@ -61,6 +63,13 @@ fn functions() -> &'static HashMap<&'static str, &'static Function> {
         }
         map
     })
+}
+
+pub(super) use series::results as several_results;
+
+/// Whether a scalar function of that name exists.
+pub(super) fn is_scalar_function(name: &str) -> bool {
+    functions().contains_key(name)
 }
 
 impl Call<'_> {
