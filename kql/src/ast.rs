@@ -61,9 +61,9 @@ pub enum Source {
     Print(Vec<NamedExpr>),
     Range {
         column: Ident,
-        from: Expr,
-        to: Expr,
-        step: Expr,
+        from: Box<Expr>,
+        to: Box<Expr>,
+        step: Box<Expr>,
     },
 }
 

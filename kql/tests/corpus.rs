@@ -11,47 +11,14 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use fimlake_kql::TableList;
 
+#[path = "common/placeholders.rs"]
+mod placeholders;
+use placeholders::substitute;
+
 fn corpus_path() -> PathBuf {
     // A copy of `shared/corpus/kql/public-queries.jsonl` (154 public queries, each with its
     // source), kept in the repository so that the test runs from any clone.
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/public-queries.jsonl")
-}
-
-/// Replaces Azure Workbook parameters (`{TimeRange:query}`, `{Computer}`...) with values of the
-/// right shape: `Microsoft/Application-Insights-Workbooks` Documentation/Parameters/Time.md.
-fn substitute(q: &str) -> String {
-    let mut out = String::new();
-    let mut rest = q;
-    while let Some(i) = rest.find('{') {
-        let (before, after) = rest.split_at(i);
-        out.push_str(before);
-        let Some(end) = after.find('}') else {
-            out.push_str(after);
-            return out;
-        };
-        let inner = &after[1..end];
-        let is_param = !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || ":_.-".contains(c));
-        if !is_param {
-            out.push('{');
-            rest = &after[1..];
-            continue;
-        }
-        let quoted = before.ends_with('\'') || before.ends_with('"');
-        let field = inner.split(':').nth(1).unwrap_or("");
-        let value = match field {
-            "query" => "> ago(1d)".to_string(),
-            "start" => "datetime(2024-05-01T00:00:00Z)".to_string(),
-            "end" => "datetime(2024-05-02T00:00:00Z)".to_string(),
-            "grain" => "1h".to_string(),
-            _ if inner.ends_with("Criteria") => "1h".to_string(),
-            _ if quoted => "value".to_string(),
-            _ => "'value'".to_string(),
-        };
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[test]

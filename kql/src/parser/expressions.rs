@@ -253,23 +253,7 @@ impl Parser<'_> {
                 self.bump();
                 Ok(Expr { kind: ExprKind::Star, span })
             }
-            Tok::Sym("(") => {
-                self.bump();
-                let p = self.pipeline()?;
-                if self.is_sym(",") {
-                    // A tuple: `(a, b) = (1, 2)`.
-                    let mut values = vec![pipeline_to_expr(p)];
-                    while self.eat_sym(",") {
-                        values.push(self.expr()?);
-                    }
-                    let end = self.expect_sym(")")?;
-                    return Ok(Expr { kind: ExprKind::List(values), span: span.to(end) });
-                }
-                let end = self.expect_sym(")")?;
-                let mut e = pipeline_to_expr(p);
-                e.span = span.to(end);
-                Ok(e)
-            }
+            Tok::Sym("(") => self.parenthesized(span),
             Tok::Sym("{") => Err(self.error(
                 ErrorKind::Syntax,
                 "unexpected '{': a workbook parameter placeholder such as {TimeRange} must be replaced by a value before the query runs",
@@ -321,6 +305,24 @@ impl Parser<'_> {
             }
             _ => Err(self.expected("an expression")),
         }
+    }
+
+    /// `( ... )`: a parenthesised expression or pipeline, or a tuple `(a, b)`.
+    fn parenthesized(&mut self, start: Span) -> PResult<Expr> {
+        self.bump();
+        let p = self.pipeline()?;
+        if self.is_sym(",") {
+            let mut values = vec![pipeline_to_expr(p)];
+            while self.eat_sym(",") {
+                values.push(self.expr()?);
+            }
+            let end = self.expect_sym(")")?;
+            return Ok(Expr { kind: ExprKind::List(values), span: start.to(end) });
+        }
+        let end = self.expect_sym(")")?;
+        let mut e = pipeline_to_expr(p);
+        e.span = start.to(end);
+        Ok(e)
     }
 
     /// After `name` and an adjacent `*`: a wildcard name when nothing that could be the

@@ -337,7 +337,7 @@ impl<'a> Parser<'a> {
             let to = self.expr()?;
             self.expect_word("step")?;
             let step = self.expr()?;
-            return Ok(Source::Range { column, from, to, step });
+            return Ok(Source::Range { column, from: Box::new(from), to: Box::new(to), step: Box::new(step) });
         }
         Ok(Source::Expr(self.expr()?))
     }

@@ -60,7 +60,8 @@ impl Planner<'_> {
             "countif" => {
                 call.want(self, 1, 1)?;
                 let predicate = self.predicate(&args[0], schema)?;
-                let ones = case(predicate).when(lit(true), lit(1i64)).otherwise(lit(0i64)).unwrap_or_else(|_| lit(0i64));
+                let ones =
+                    case(predicate).when(lit(true), lit(1i64)).otherwise(lit(0i64)).unwrap_or_else(|_| lit(0i64));
                 one(agg::sum(ones), "countif_".into())
             }
             "dcount" | "dcountif" | "count_distinct" | "count_distinctif" => self.distinct_count(&call),
@@ -209,7 +210,11 @@ impl Planner<'_> {
         }
         let x = call.first(self)?;
         let sorted = self.sorted_values(x, call.span)?;
-        Ok(vec![Agg { expr: sorted, name: call.column_name(self, "percentiles"), finish: Finish::Percentiles(percentiles) }])
+        Ok(vec![Agg {
+            expr: sorted,
+            name: call.column_name(self, "percentiles"),
+            finish: Finish::Percentiles(percentiles),
+        }])
     }
 
     fn not_a_percentile(&self, span: Span) -> KqlError {

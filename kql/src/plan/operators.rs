@@ -71,7 +71,12 @@ impl Planner<'_> {
 
     /// Appends the (aliased) columns; an existing column of one of their names is dropped (so it
     /// moves to the end, as `extend` does). The columns are computed over the input.
-    pub(super) fn replace_or_append(&self, plan: LogicalPlan, columns: Vec<DfExpr>, span: Span) -> PResult<LogicalPlan> {
+    pub(super) fn replace_or_append(
+        &self,
+        plan: LogicalPlan,
+        columns: Vec<DfExpr>,
+        span: Span,
+    ) -> PResult<LogicalPlan> {
         let names: Vec<String> = columns
             .iter()
             .map(|column| match column {
@@ -210,7 +215,8 @@ impl Planner<'_> {
             ExprKind::Call { name, args } if function::several_results(&name.name).is_some() => {
                 let results = function::several_results(&name.name).expect("checked");
                 if item.names.len() > results.len() {
-                    let message = format!("{} names for the {} values of {}()", item.names.len(), results.len(), name.name);
+                    let message =
+                        format!("{} names for the {} values of {}()", item.names.len(), results.len(), name.name);
                     return Err(self.err(ErrorKind::Semantic, message, item.expr.span));
                 }
                 let bag_function = Ident { name: format!("{}_dynamic", name.name), span: name.span };
@@ -349,4 +355,3 @@ fn inner_assignment(e: &Expr) -> (Option<&Ident>, std::borrow::Cow<'_, Expr>) {
     let call = Expr { kind: ExprKind::Call { name: name.clone(), args }, span: e.span };
     (Some(assigned), std::borrow::Cow::Owned(call))
 }
-

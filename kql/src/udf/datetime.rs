@@ -78,7 +78,8 @@ pub fn utc_to_local(datetime: Expr, zone: Expr) -> Expr {
         Ret::Type(fimlake_kusto::timestamp_type()),
         |a| match (&a[0], &a[1]) {
             (ArgValue::DateTime(us), ArgValue::Str(zone)) => {
-                let (Ok(zone), Some(utc)) = (zone.parse::<chrono_tz::Tz>(), DateTime::from_timestamp_micros(*us)) else {
+                let (Ok(zone), Some(utc)) = (zone.parse::<chrono_tz::Tz>(), DateTime::from_timestamp_micros(*us))
+                else {
                     return Out::Null;
                 };
                 Out::DateTime(utc.with_timezone(&zone).naive_local().and_utc().timestamp_micros())

@@ -29,14 +29,14 @@ mod string;
 mod text;
 
 pub use conversion::totimespan;
+pub use datetime::{local_to_utc, make_datetime, make_timespan, utc_to_local};
 pub use dynamic::{
     array_length, array_slice, array_sort, bag_pack, dyn_elements, dyn_get, dyn_to_string, list_to_dynamic, pack_array,
     parse_json,
 };
+pub use network::{ipv4_is_in_range, ipv4_is_private, parse_ipv4, parse_url};
 pub use series::{nearest_rank, nearest_ranks, range_list, series_axis, series_fill};
 pub use series_analysis::{series_fit_2lines, series_fit_line, series_stats};
-pub use datetime::{local_to_utc, make_datetime, make_timespan, utc_to_local};
-pub use network::{ipv4_is_in_range, ipv4_is_private, parse_ipv4, parse_url};
 pub use sets::{
     array_concat, array_index_of, array_reverse, bag_keys, bag_merge, bag_remove_keys, merge_bags, set_difference,
     set_has_element, set_intersect, set_union,

@@ -41,7 +41,8 @@ pub fn series_stats(series: Expr) -> Expr {
 
 fn stats(values: &[(usize, f64)]) -> Value {
     if values.is_empty() {
-        let nothing = ["min", "min_idx", "max", "max_idx", "avg", "stdev", "variance"].map(|k| (k.to_string(), Value::Null));
+        let nothing =
+            ["min", "min_idx", "max", "max_idx", "avg", "stdev", "variance"].map(|k| (k.to_string(), Value::Null));
         return Value::Object(nothing.into_iter().collect());
     }
     let min = values.iter().fold(values[0], |best, v| if v.1 < best.1 { *v } else { best });
@@ -97,7 +98,8 @@ pub fn series_fit_line(series: Expr) -> Expr {
             Some(values) if !values.is_empty() => {
                 let ys: Vec<f64> = values.iter().map(|v| v.1).collect();
                 let line = fit(&ys, 1.0);
-                let line_fit: Vec<Value> = (1..=ys.len()).map(|x| real(line.slope * x as f64 + line.interception)).collect();
+                let line_fit: Vec<Value> =
+                    (1..=ys.len()).map(|x| real(line.slope * x as f64 + line.interception)).collect();
                 Out::Json(json!({
                     "rsquare": real(line.rsquare), "slope": real(line.slope), "variance": real(line.variance),
                     "rvariance": real(line.rvariance), "interception": real(line.interception), "line_fit": line_fit,

@@ -128,7 +128,10 @@ pub fn array_index_of(a: Expr, value: Expr, value_is_dynamic: bool) -> Expr {
 pub fn bag_keys(b: Expr) -> Expr {
     dynamic_udf(
         "bag_keys",
-        |a| bag(&a[0]).map_or(Out::Null, |bag| Out::Json(Value::Array(bag.keys().cloned().map(Value::String).collect()))),
+        |a| {
+            bag(&a[0])
+                .map_or(Out::Null, |bag| Out::Json(Value::Array(bag.keys().cloned().map(Value::String).collect())))
+        },
         vec![b],
     )
 }

@@ -58,11 +58,7 @@ fn percent_encode(s: &str, space: &str) -> String {
 /// `url_decode(s)`: `%xx` sequences and `+` (a space) decoded; a sequence that is not two hex
 /// digits is kept as it is; text that does not decode to UTF-8 is null.
 pub fn url_decode(s: Expr) -> Expr {
-    string_to_string(
-        "url_decode",
-        |a| text(&a[0]).and_then(percent_decode).map_or(Out::Null, Out::Str),
-        s,
-    )
+    string_to_string("url_decode", |a| text(&a[0]).and_then(percent_decode).map_or(Out::Null, Out::Str), s)
 }
 
 fn percent_decode(s: &str) -> Option<String> {

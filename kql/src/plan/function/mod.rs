@@ -95,7 +95,8 @@ impl Call<'_> {
         let x = self.arg(p, i)?;
         let span = self.args[i].span;
         let data_type = p.type_of(&x, self.schema, span)?;
-        let actual = if p.is_dynamic(&x, self.schema) { Some(KustoType::Dynamic) } else { KustoType::of_arrow(&data_type) };
+        let actual =
+            if p.is_dynamic(&x, self.schema) { Some(KustoType::Dynamic) } else { KustoType::of_arrow(&data_type) };
         let fits = match actual {
             None => data_type == DataType::Null,
             Some(actual) => expected.contains(&actual),

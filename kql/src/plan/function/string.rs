@@ -179,7 +179,10 @@ fn countof(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
         return Ok(crate::udf::countof(text, search));
     }
     p.check_regex(&args[1])?;
-    Ok(cast(f::coalesce(vec![datafusion::functions::regex::expr_fn::regexp_count(text, search, None, None), lit(0i64)]), DataType::Int64))
+    Ok(cast(
+        f::coalesce(vec![datafusion::functions::regex::expr_fn::regexp_count(text, search, None, None), lit(0i64)]),
+        DataType::Int64,
+    ))
 }
 
 /// `strcmp(a, b)`: -1, 0 or 1 as `a` sorts before, with or after `b` (by code point).
