@@ -39,6 +39,38 @@ const UNSUPPORTED_OPERATORS: &[&str] = &[
     "make-graph",
 ];
 
+/// The tabular operators the parser reads (each has a method in `operators.rs`); the README's
+/// list is generated from it.
+pub const OPERATORS: &[&str] = &[
+    "as",
+    "count",
+    "distinct",
+    "evaluate",
+    "extend",
+    "filter",
+    "invoke",
+    "join",
+    "limit",
+    "make-series",
+    "mv-expand",
+    "order",
+    "parse",
+    "project",
+    "project-away",
+    "project-keep",
+    "project-rename",
+    "project-reorder",
+    "render",
+    "search",
+    "serialize",
+    "sort",
+    "summarize",
+    "take",
+    "top",
+    "union",
+    "where",
+];
+
 const OPERATORS_HINT: &str = "a tabular operator (where, project, extend, summarize, sort, take, join, union...)";
 
 /// Parses a whole query.

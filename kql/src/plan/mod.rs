@@ -69,6 +69,24 @@ pub fn plan_query(query: &Query, source: &str, catalog: &dyn Catalog, now_us: i6
     plan_query_with(query, source, catalog, &PlanOptions { now_us, ..PlanOptions::default() })
 }
 
+/// What the planner supports, for the README's list (generated from the planner's own tables).
+pub struct Supported {
+    pub operators: Vec<&'static str>,
+    pub aggregates: Vec<&'static str>,
+    pub functions: Vec<&'static str>,
+}
+
+/// The operators, aggregate functions and scalar functions the planner supports, sorted.
+pub fn supported() -> Supported {
+    let mut aggregates = AGGREGATES.to_vec();
+    aggregates.sort_unstable();
+    Supported {
+        operators: crate::parser::OPERATORS.to_vec(),
+        aggregates,
+        functions: function::names(),
+    }
+}
+
 /// How a query is planned.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PlanOptions {

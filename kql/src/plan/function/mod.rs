@@ -67,6 +67,13 @@ fn functions() -> &'static HashMap<&'static str, &'static Function> {
 
 pub(super) use series::results as several_results;
 
+/// Every scalar function's name, sorted.
+pub(super) fn names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = functions().keys().copied().collect();
+    names.sort_unstable();
+    names
+}
+
 /// Whether a scalar function of that name exists.
 pub(super) fn is_scalar_function(name: &str) -> bool {
     functions().contains_key(name)
