@@ -114,6 +114,18 @@ pub enum OpKind {
         args: Vec<Expr>,
     },
     As(Ident),
+    /// `lookup [kind=leftouter|inner] (Dimension) on keys`: a join whose right key columns are
+    /// not repeated.
+    Lookup(Box<Join>),
+    /// `getschema`: one row per column of the input.
+    GetSchema,
+    /// `sample n`: n rows picked at random.
+    Sample(Expr),
+    /// `sample-distinct n of column`: up to n distinct values of the column.
+    SampleDistinct {
+        count: Expr,
+        column: Expr,
+    },
     /// `invoke f(args)`: the user function `f` with the input as its first (tabular) argument.
     Invoke {
         function: Ident,

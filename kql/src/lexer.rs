@@ -81,6 +81,7 @@ const HYPHENATED: &[&str] = &[
     "parse-where",
     "parse-kv",
     "partition-by",
+    "sample-distinct",
 ];
 
 /// Word operators that have a `!` form: the string operators, `in`, `in~` and `between`.

@@ -143,6 +143,12 @@ fn op(o: &Op) -> String {
             format!("(evaluate {} {})", plugin.name, args.iter().map(expr).collect::<Vec<_>>().join(" "))
         }
         OpKind::As(n) => format!("(as {})", n.name),
+        OpKind::Lookup(j) => {
+            format!("(lookup {})", op(&Op { kind: OpKind::Join(j.clone()), span: crate::error::Span::new(0, 0) }))
+        }
+        OpKind::GetSchema => "(getschema)".to_string(),
+        OpKind::Sample(n) => format!("(sample {})", expr(n)),
+        OpKind::SampleDistinct { count, column } => format!("(sample-distinct {} {})", expr(count), expr(column)),
         OpKind::Invoke { function, args } => format!("(invoke {} {})", function.name, list(args)),
         OpKind::Serialize(items) => format!("(serialize {})", named(items)).replace(" )", ")"),
         OpKind::Render(r) => format!("(render {})", r.visualization),

@@ -28,6 +28,14 @@ impl Parser<'_> {
             "distinct" => self.distinct()?,
             "count" => OpKind::Count,
             "join" => OpKind::Join(Box::new(self.join()?)),
+            "lookup" => OpKind::Lookup(Box::new(self.join()?)),
+            "getschema" => OpKind::GetSchema,
+            "sample" => OpKind::Sample(self.expr()?),
+            "sample-distinct" => {
+                let count = self.expr()?;
+                self.expect_word("of")?;
+                OpKind::SampleDistinct { count, column: self.expr()? }
+            }
             "union" => OpKind::Union(self.union_body()?),
             "render" => self.render()?,
             "parse" => self.parse_op()?,

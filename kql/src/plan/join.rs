@@ -1,11 +1,50 @@
-//! `join`, with Kusto's kinds (innerunique by default).
+//! `join`, with Kusto's kinds (innerunique by default), and `lookup`.
 
 use super::*;
 
 impl Planner<'_> {
     pub(super) fn join(&mut self, left: LogicalPlan, j: &Join, span: Span) -> PResult<LogicalPlan> {
-        use datafusion::common::{Column, JoinType};
         let right = self.pipeline(&j.right)?;
+        self.join_with(left, right, j, span)
+    }
+
+    /// `lookup`: a `leftouter` (the default) or `inner` join whose right key columns are dropped
+    /// (the left ones hold the same values).
+    pub(super) fn lookup(&mut self, left: LogicalPlan, j: &Join, span: Span) -> PResult<LogicalPlan> {
+        let kind = j.kind.as_ref().map_or("leftouter", |k| k.name.as_str());
+        if kind != "leftouter" && kind != "inner" {
+            let message = format!("unknown lookup kind '{kind}' (leftouter, inner)");
+            return Err(self.err(ErrorKind::Semantic, message, j.kind.as_ref().map_or(span, |k| k.span)));
+        }
+        let kind = Ident { name: kind.to_string(), span };
+        let join = Join { kind: Some(kind), right: j.right.clone(), on: j.on.clone() };
+        let right = self.pipeline(&j.right)?;
+        let left_width = left.schema().fields().len();
+        let right_keys: Vec<usize> =
+            j.on.iter()
+                .filter_map(|c| {
+                    let key = match c {
+                        JoinCondition::Same(k) => k,
+                        JoinCondition::Pair { right, .. } => right,
+                    };
+                    right.schema().index_of_column_by_name(None, &key.name)
+                })
+                .map(|i| left_width + i)
+                .collect();
+        let joined = self.join_with(left, right, &join, span)?;
+        let kept: Vec<DfExpr> = joined
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !right_keys.contains(i))
+            .map(|(_, f)| ident(f.name()))
+            .collect();
+        LogicalPlanBuilder::from(joined).project(kept).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
+    fn join_with(&mut self, left: LogicalPlan, right: LogicalPlan, j: &Join, span: Span) -> PResult<LogicalPlan> {
+        use datafusion::common::{Column, JoinType};
         let kind = j.kind.as_ref().map_or("innerunique", |k| k.name.as_str());
         let (join_type, both_sides, dedupe_left) = match kind {
             "innerunique" => (JoinType::Inner, true, true),

@@ -23,6 +23,7 @@ use crate::error::{ErrorKind, KqlError, Span};
 
 mod aggregate;
 mod function;
+mod inspect;
 mod join;
 mod make_series;
 mod mv_expand;
@@ -80,11 +81,7 @@ pub struct Supported {
 pub fn supported() -> Supported {
     let mut aggregates = AGGREGATES.to_vec();
     aggregates.sort_unstable();
-    Supported {
-        operators: crate::parser::OPERATORS.to_vec(),
-        aggregates,
-        functions: function::names(),
-    }
+    Supported { operators: crate::parser::OPERATORS.to_vec(), aggregates, functions: function::names() }
 }
 
 /// How a query is planned.

@@ -50,6 +50,10 @@ impl Planner<'_> {
                 return self.call_tabular_function(&user_function, Some(plan), args, span);
             }
             OpKind::Join(j) => return self.join(plan, j, span),
+            OpKind::Lookup(j) => return self.lookup(plan, j, span),
+            OpKind::GetSchema => return self.getschema(&plan, span),
+            OpKind::Sample(n) => return self.sample(plan, n, span),
+            OpKind::SampleDistinct { count, column } => return self.sample_distinct(plan, count, column, span),
             OpKind::Union(u) => return self.union(Some(plan), u, span),
             OpKind::Parse { expr, kind, pattern } => return self.parse_op(plan, expr, kind.as_deref(), pattern, span),
             OpKind::MvExpand { items, limit } => return self.mv_expand(plan, items, limit.as_ref(), span),

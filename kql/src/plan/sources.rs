@@ -127,6 +127,14 @@ impl Planner<'_> {
         Ok(plan)
     }
 
+    /// A table of `schema` without rows.
+    pub(super) fn no_rows(&self, name: &str, schema: Arc<Schema>, span: Span) -> PResult<LogicalPlan> {
+        let empty = datafusion::datasource::empty::EmptyTable::new(schema);
+        LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(empty)), None)
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))
+    }
+
     pub(super) fn datatable(
         &mut self,
         columns: &[(Ident, String)],
@@ -163,8 +171,7 @@ impl Planner<'_> {
             rows.push(row);
         }
         if rows.is_empty() {
-            let b = LogicalPlanBuilder::empty(false);
-            return b.build().map_err(|e| self.df_err(e, span));
+            return self.no_rows("datatable", schema, span);
         }
         let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| self.df_err(e, span))?;
         // VALUES names its columns column1, column2...: rename them.
