@@ -108,10 +108,12 @@ pub enum OpKind {
     /// `make-series Agg [default = d], ... on Axis from A to B step S [by Keys]` (also
     /// `on Axis in range(A, B, S)`).
     MakeSeries(Box<MakeSeries>),
-    /// `evaluate plugin(args)`.
+    /// `evaluate plugin(args) [: (column: type, ...)]`.
     Evaluate {
         plugin: Ident,
         args: Vec<Expr>,
+        /// The output schema, when the query gives one.
+        schema: Option<Vec<(Ident, String)>>,
     },
     As(Ident),
     /// `lookup [kind=leftouter|inner] (Dimension) on keys`: a join whose right key columns are

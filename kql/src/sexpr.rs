@@ -139,8 +139,12 @@ fn op(o: &Op) -> String {
                 named(&m.by)
             )
         }
-        OpKind::Evaluate { plugin, args } => {
-            format!("(evaluate {} {})", plugin.name, args.iter().map(expr).collect::<Vec<_>>().join(" "))
+        OpKind::Evaluate { plugin, args, schema } => {
+            let schema = schema.as_ref().map_or(String::new(), |columns| {
+                let columns: Vec<String> = columns.iter().map(|(n, t)| format!("{}:{t}", n.name)).collect();
+                format!(" : ({})", columns.join(" "))
+            });
+            format!("(evaluate {} {}{schema})", plugin.name, args.iter().map(expr).collect::<Vec<_>>().join(" "))
         }
         OpKind::As(n) => format!("(as {})", n.name),
         OpKind::Lookup(j) => {

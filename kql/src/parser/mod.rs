@@ -374,7 +374,8 @@ impl<'a> Parser<'a> {
         Ok(Source::Expr(self.expr()?))
     }
 
-    fn datatable(&mut self) -> PResult<Source> {
+    /// `(name: type, ...)`: the columns of a `datatable` or of a plugin's output schema.
+    fn column_list(&mut self) -> PResult<Vec<(Ident, String)>> {
         self.expect_sym("(")?;
         let mut columns = Vec::new();
         while !self.is_sym(")") {
@@ -387,6 +388,11 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect_sym(")")?;
+        Ok(columns)
+    }
+
+    fn datatable(&mut self) -> PResult<Source> {
+        let columns = self.column_list()?;
         if let Tok::Quoted(only) = self.peek().clone() {
             // `datatable(P:string) ['x']`: one string value, which the lexer read as a bracketed name.
             let span = self.span();

@@ -450,7 +450,8 @@ impl Parser<'_> {
         }
         let plugin = self.name("a plugin name after 'evaluate'")?;
         let args = self.call_arguments()?;
-        Ok(OpKind::Evaluate { plugin, args })
+        let schema = if self.eat_sym(":") { Some(self.column_list()?) } else { None };
+        Ok(OpKind::Evaluate { plugin, args, schema })
     }
 
     /// The operator `invoke` after its name: `invoke f(args)`.

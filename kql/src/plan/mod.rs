@@ -22,6 +22,7 @@ use crate::ast::*;
 use crate::error::{ErrorKind, KqlError, Span};
 
 mod aggregate;
+mod evaluate;
 mod function;
 mod inspect;
 mod join;

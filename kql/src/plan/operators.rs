@@ -58,16 +58,8 @@ impl Planner<'_> {
             OpKind::Parse { expr, kind, pattern } => return self.parse_op(plan, expr, kind.as_deref(), pattern, span),
             OpKind::MvExpand { items, limit } => return self.mv_expand(plan, items, limit.as_ref(), span),
             OpKind::MakeSeries(m) => return self.make_series(plan, m, span),
-            OpKind::Evaluate { plugin, args } => {
-                return match (plugin.name.as_str(), args.as_slice()) {
-                    ("narrow", []) => self.narrow(plan, span),
-                    ("narrow", _) => Err(self.err(ErrorKind::Semantic, "narrow() takes no arguments", span)),
-                    (other, _) => Err(self.err(
-                        ErrorKind::Unsupported,
-                        format!("the '{other}' plugin of evaluate is not supported"),
-                        plugin.span,
-                    )),
-                };
+            OpKind::Evaluate { plugin, args, schema } => {
+                return self.evaluate(plan, plugin, args, schema.as_deref(), span);
             }
         };
         built.and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
@@ -93,41 +85,6 @@ impl Planner<'_> {
             schema.fields().iter().filter(|f| !names.contains(f.name())).map(|f| ident(f.name())).collect();
         exprs.extend(columns);
         LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|er| self.df_err(er, span))
-    }
-
-    /// `evaluate narrow()`: one row per cell, `Row` (from 0), `Column` (its name), `Value` (as a
-    /// string), in row then column order.
-    pub(super) fn narrow(&mut self, plan: LogicalPlan, span: Span) -> PResult<LogicalPlan> {
-        let schema = plan.schema().as_ref().clone();
-        let rn = datafusion::functions_window::expr_fn::row_number().alias("__row");
-        let numbered = LogicalPlanBuilder::from(plan)
-            .window(vec![rn])
-            .and_then(|b| b.build())
-            .map_err(|e| self.df_err(e, span))?;
-        let mut result: Option<LogicalPlanBuilder> = None;
-        for (i, field) in schema.fields().iter().enumerate() {
-            let value = self.to_text(ident(field.name()), &schema, span)?;
-            let leg = LogicalPlanBuilder::from(numbered.clone())
-                .project(vec![
-                    (cast(ident("__row"), DataType::Int64) - lit(1i64)).alias("Row"),
-                    lit(field.name().clone()).alias("Column"),
-                    value.alias("Value"),
-                    lit(i as i64).alias("__col"),
-                ])
-                .and_then(|b| b.build())
-                .map_err(|e| self.df_err(e, span))?;
-            result = Some(match result {
-                None => LogicalPlanBuilder::from(leg),
-                Some(b) => b.union(leg).map_err(|e| self.df_err(e, span))?,
-            });
-        }
-        let Some(b) = result else {
-            return Err(self.err(ErrorKind::Semantic, "narrow() of a table without columns", span));
-        };
-        b.sort(vec![ident("Row").sort(true, false), ident("__col").sort(true, false)])
-            .and_then(|b| b.project(vec![ident("Row"), ident("Column"), ident("Value")]))
-            .and_then(|b| b.build())
-            .map_err(|e| self.df_err(e, span))
     }
 
     pub(super) fn count_arg(&mut self, e: &Expr) -> PResult<usize> {
