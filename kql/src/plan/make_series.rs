@@ -25,7 +25,11 @@ impl Planner<'_> {
         let to_e = self.scalar(to, &empty)?;
         let step_e = self.scalar(&m.step, &empty)?;
         if duration_ns(&step_e).is_none() {
-            return Err(self.err(ErrorKind::Semantic, "make-series takes a timespan literal as its step", m.step.span));
+            return Err(self.err(
+                ErrorKind::Semantic,
+                "make-series takes a constant timespan as its step (1h, a let of one, 30m * 2)",
+                m.step.span,
+            ));
         }
         let axis_name = self.derived_name(&m.axis);
         // 1. rows in [from, to); 2. aggregates per group and bin; 3. per group, the bins in order.

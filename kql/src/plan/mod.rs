@@ -348,9 +348,24 @@ fn interval(ns: i64) -> DfExpr {
     lit(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano { months: 0, days: 0, nanoseconds: ns })))
 }
 
+/// The nanoseconds of a constant timespan expression (`1h`, `30m * 2`, a `let` of one).
 fn duration_ns(e: &DfExpr) -> Option<i64> {
-    match e {
-        DfExpr::Literal(ScalarValue::DurationNanosecond(Some(ns)), _) => Some(*ns),
+    match constant(e)? {
+        ScalarValue::DurationNanosecond(Some(ns)) => Some(ns),
+        _ => None,
+    }
+}
+
+/// The value of an expression that reads no column, folded by DataFusion's simplifier.
+fn constant(e: &DfExpr) -> Option<ScalarValue> {
+    use datafusion::optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext};
+    if let DfExpr::Literal(value, _) = e {
+        return Some(value.clone());
+    }
+    let context = SimplifyContext::default();
+    let simplifier = ExprSimplifier::new(context);
+    match simplifier.simplify(e.clone()).ok()? {
+        DfExpr::Literal(value, _) => Some(value),
         _ => None,
     }
 }

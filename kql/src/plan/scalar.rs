@@ -228,10 +228,19 @@ impl Planner<'_> {
             BinaryOp::GtEq => l.gt_eq(r),
             BinaryOp::Add => l + r,
             BinaryOp::Sub => l - r,
-            BinaryOp::Mul => l * r,
+            BinaryOp::Mul => {
+                let (lt, rt) = (self.type_of(&l, schema, left.span)?, self.type_of(&r, schema, right.span)?);
+                match (lt, rt) {
+                    // timespan * number (either side) is a timespan: 30m * 2 = 1h.
+                    (DataType::Duration(_), n) if n.is_numeric() => scale_timespan(l, r, false),
+                    (n, DataType::Duration(_)) if n.is_numeric() => scale_timespan(r, l, false),
+                    _ => l * r,
+                }
+            }
             BinaryOp::Div => {
                 let (lt, rt) = (self.type_of(&l, schema, left.span)?, self.type_of(&r, schema, right.span)?);
                 match (lt, rt) {
+                    (DataType::Duration(_), n) if n.is_numeric() => scale_timespan(l, r, true),
                     // timespan / timespan is a real: 1d / 1h = 24.
                     (DataType::Duration(_), DataType::Duration(_)) => {
                         let ns = |e: DfExpr| {
@@ -250,4 +259,13 @@ impl Planner<'_> {
             BinaryOp::Str(_) => unreachable!("handled above"),
         })
     }
+}
+
+/// A timespan multiplied or divided by a number, to the nanosecond.
+fn scale_timespan(timespan: DfExpr, number: DfExpr, divide: bool) -> DfExpr {
+    let nanoseconds =
+        cast(cast(cast(timespan, DataType::Duration(TimeUnit::Nanosecond)), DataType::Int64), DataType::Float64);
+    let number = cast(number, DataType::Float64);
+    let scaled = if divide { nanoseconds / number } else { nanoseconds * number };
+    cast(try_cast(f::round(vec![scaled]), DataType::Int64), DataType::Duration(TimeUnit::Nanosecond))
 }
