@@ -4,15 +4,6 @@ use chrono::{NaiveDate, TimeZone};
 
 use super::*;
 
-/// A number argument (`None` for null).
-fn number(a: &ArgValue) -> Option<f64> {
-    match a {
-        ArgValue::Long(n) => Some(*n as f64),
-        ArgValue::Real(x) if x.is_finite() => Some(*x),
-        _ => None,
-    }
-}
-
 /// `make_datetime(year, month, day [, hour, minute [, second]])`: `second` may have a
 /// fraction (to the microsecond); null when a part is null or out of range.
 pub fn make_datetime(args: Vec<Expr>) -> Expr {
@@ -21,7 +12,7 @@ pub fn make_datetime(args: Vec<Expr>) -> Expr {
         Signature::variadic_any(Volatility::Immutable),
         Ret::Type(fimlake_kusto::timestamp_type()),
         |a| {
-            let parts: Option<Vec<f64>> = a.iter().map(number).collect();
+            let parts: Option<Vec<f64>> = a.iter().map(ArgValue::number).collect();
             parts.and_then(|p| datetime_of_parts(&p)).map_or(Out::Null, Out::DateTime)
         },
         args,
@@ -50,7 +41,7 @@ pub fn make_timespan(args: Vec<Expr>) -> Expr {
         Signature::variadic_any(Volatility::Immutable),
         Ret::Type(DataType::Duration(TimeUnit::Nanosecond)),
         |a| {
-            let Some(parts) = a.iter().map(number).collect::<Option<Vec<f64>>>() else { return Out::Null };
+            let Some(parts) = a.iter().map(ArgValue::number).collect::<Option<Vec<f64>>>() else { return Out::Null };
             let (days, hours, minutes, seconds) = match parts.as_slice() {
                 [h, m] => (0.0, *h, *m, 0.0),
                 [h, m, s] => (0.0, *h, *m, *s),
@@ -69,6 +60,14 @@ pub fn make_timespan(args: Vec<Expr>) -> Expr {
     )
 }
 
+/// The `(datetime, zone)` arguments: the datetime and the IANA time zone it names (`None`
+/// for a null or an unknown zone).
+fn zoned(a: &[ArgValue]) -> Option<(DateTime<chrono::Utc>, chrono_tz::Tz)> {
+    let ArgValue::DateTime(micros) = a[0] else { return None };
+    let zone = a[1].text()?.parse::<chrono_tz::Tz>().ok()?;
+    Some((DateTime::from_timestamp_micros(micros)?, zone))
+}
+
 /// `datetime_utc_to_local(datetime, zone)`: the wall-clock time in the IANA time zone; null for
 /// an unknown zone.
 pub fn utc_to_local(datetime: Expr, zone: Expr) -> Expr {
@@ -76,15 +75,10 @@ pub fn utc_to_local(datetime: Expr, zone: Expr) -> Expr {
         "datetime_utc_to_local",
         any(2),
         Ret::Type(fimlake_kusto::timestamp_type()),
-        |a| match (&a[0], &a[1]) {
-            (ArgValue::DateTime(us), ArgValue::Str(zone)) => {
-                let (Ok(zone), Some(utc)) = (zone.parse::<chrono_tz::Tz>(), DateTime::from_timestamp_micros(*us))
-                else {
-                    return Out::Null;
-                };
+        |a| {
+            zoned(a).map_or(Out::Null, |(utc, zone)| {
                 Out::DateTime(utc.with_timezone(&zone).naive_local().and_utc().timestamp_micros())
-            }
-            _ => Out::Null,
+            })
         },
         vec![datetime, zone],
         0,
@@ -99,17 +93,10 @@ pub fn local_to_utc(datetime: Expr, zone: Expr) -> Expr {
         "datetime_local_to_utc",
         any(2),
         Ret::Type(fimlake_kusto::timestamp_type()),
-        |a| match (&a[0], &a[1]) {
-            (ArgValue::DateTime(us), ArgValue::Str(zone)) => {
-                let (Ok(zone), Some(local)) = (zone.parse::<chrono_tz::Tz>(), DateTime::from_timestamp_micros(*us))
-                else {
-                    return Out::Null;
-                };
-                zone.from_local_datetime(&local.naive_utc())
-                    .earliest()
-                    .map_or(Out::Null, |utc| Out::DateTime(utc.timestamp_micros()))
-            }
-            _ => Out::Null,
+        |a| {
+            zoned(a)
+                .and_then(|(local, zone)| zone.from_local_datetime(&local.naive_utc()).earliest())
+                .map_or(Out::Null, |utc| Out::DateTime(utc.timestamp_micros()))
         },
         vec![datetime, zone],
         0,

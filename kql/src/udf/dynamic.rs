@@ -91,10 +91,7 @@ pub fn list_to_dynamic(list: Expr, max: i64, dynamic_elements: bool) -> Expr {
         any(2),
         Ret::Dynamic,
         |a| {
-            let max = match a[1] {
-                ArgValue::Long(n) => n.max(0) as usize,
-                _ => usize::MAX,
-            };
+            let max = a[1].size_limit();
             match &a[0] {
                 ArgValue::List(items) => Out::Json(Value::Array(
                     items.iter().filter(|v| !matches!(v, ArgValue::Null)).take(max).map(to_json).collect(),

@@ -88,6 +88,58 @@ pub(crate) enum ArgValue {
     List(Vec<ArgValue>),
 }
 
+impl ArgValue {
+    /// The text of a string (`None` for null or another type).
+    fn text(&self) -> Option<&str> {
+        match self {
+            ArgValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A whole number: a long, or a finite real cut to one.
+    fn whole(&self) -> Option<i64> {
+        match self {
+            ArgValue::Long(n) => Some(*n),
+            ArgValue::Real(x) if x.is_finite() => Some(*x as i64),
+            _ => None,
+        }
+    }
+
+    /// A finite number.
+    fn number(&self) -> Option<f64> {
+        match self {
+            ArgValue::Long(n) => Some(*n as f64),
+            ArgValue::Real(x) if x.is_finite() => Some(*x),
+            _ => None,
+        }
+    }
+
+    /// The elements of a dynamic array.
+    fn array(&self) -> Option<&Vec<Value>> {
+        match self {
+            ArgValue::Json(Value::Array(items)) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The properties of a dynamic property bag.
+    fn bag(&self) -> Option<&serde_json::Map<String, Value>> {
+        match self {
+            ArgValue::Json(Value::Object(bag)) => Some(bag),
+            _ => None,
+        }
+    }
+
+    /// The maximum size argument of `make_list`, `make_set`, `make_bag`: no limit unless a long.
+    fn size_limit(&self) -> usize {
+        match self {
+            ArgValue::Long(n) => (*n).max(0) as usize,
+            _ => usize::MAX,
+        }
+    }
+}
+
 /// A result value of one row.
 #[derive(Debug)]
 enum Out {

@@ -20,10 +20,7 @@ fn mask(prefix: u32) -> u32 {
 }
 
 fn address_arg(a: &ArgValue) -> Option<(u32, u32)> {
-    match a {
-        ArgValue::Str(s) => ipv4(s),
-        _ => None,
-    }
+    a.text().and_then(ipv4)
 }
 
 /// `parse_ipv4(ip)`: the address as a long, its host bits cleared when a prefix is given; null

@@ -8,12 +8,7 @@ use super::*;
 
 /// The numbers of a series with their positions; other elements are skipped.
 fn numbers(a: &ArgValue) -> Option<Vec<(usize, f64)>> {
-    match a {
-        ArgValue::Json(Value::Array(items)) => {
-            Some(items.iter().enumerate().filter_map(|(i, v)| v.as_f64().map(|x| (i, x))).collect())
-        }
-        _ => None,
-    }
+    a.array().map(|items| items.iter().enumerate().filter_map(|(i, v)| v.as_f64().map(|x| (i, x))).collect())
 }
 
 /// A finite number as JSON; NaN and infinities as null.

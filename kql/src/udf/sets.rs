@@ -3,23 +3,9 @@
 
 use super::*;
 
-fn array(a: &ArgValue) -> Option<&Vec<Value>> {
-    match a {
-        ArgValue::Json(Value::Array(items)) => Some(items),
-        _ => None,
-    }
-}
-
-fn bag(a: &ArgValue) -> Option<&serde_json::Map<String, Value>> {
-    match a {
-        ArgValue::Json(Value::Object(bag)) => Some(bag),
-        _ => None,
-    }
-}
-
 /// Every argument as an array, or `None` when one is not.
 fn arrays(a: &[ArgValue]) -> Option<Vec<&Vec<Value>>> {
-    a.iter().map(array).collect()
+    a.iter().map(ArgValue::array).collect()
 }
 
 /// A UDF of any number of dynamic arguments returning a dynamic.
@@ -40,7 +26,7 @@ pub fn array_concat(args: Vec<Expr>) -> Expr {
 pub fn array_reverse(a: Expr) -> Expr {
     dynamic_udf(
         "array_reverse",
-        |a| array(&a[0]).map_or(Out::Null, |items| Out::Json(Value::Array(items.iter().rev().cloned().collect()))),
+        |a| a[0].array().map_or(Out::Null, |items| Out::Json(Value::Array(items.iter().rev().cloned().collect()))),
         vec![a],
     )
 }
@@ -100,7 +86,7 @@ pub fn set_has_element(a: Expr, value: Expr, value_is_dynamic: bool) -> Expr {
         "set_has_element",
         any(2),
         Ret::Type(DataType::Boolean),
-        |a| array(&a[0]).map_or(Out::Null, |items| Out::Bool(items.contains(&to_json(&a[1])))),
+        |a| a[0].array().map_or(Out::Null, |items| Out::Bool(items.contains(&to_json(&a[1])))),
         vec![a, value],
         1 | u64::from(value_is_dynamic) << 1,
     )
@@ -114,7 +100,7 @@ pub fn array_index_of(a: Expr, value: Expr, value_is_dynamic: bool) -> Expr {
         any(2),
         Ret::Type(DataType::Int64),
         |a| {
-            array(&a[0]).map_or(Out::Null, |items| {
+            a[0].array().map_or(Out::Null, |items| {
                 let value = to_json(&a[1]);
                 Out::Long(items.iter().position(|item| *item == value).map_or(-1, |i| i as i64))
             })
@@ -129,7 +115,7 @@ pub fn bag_keys(b: Expr) -> Expr {
     dynamic_udf(
         "bag_keys",
         |a| {
-            bag(&a[0])
+            a[0].bag()
                 .map_or(Out::Null, |bag| Out::Json(Value::Array(bag.keys().cloned().map(Value::String).collect())))
         },
         vec![b],
@@ -142,7 +128,7 @@ pub fn bag_merge(args: Vec<Expr>) -> Expr {
     dynamic_udf(
         "bag_merge",
         |a| {
-            let Some(bags) = a.iter().map(bag).collect::<Option<Vec<_>>>() else { return Out::Null };
+            let Some(bags) = a.iter().map(ArgValue::bag).collect::<Option<Vec<_>>>() else { return Out::Null };
             let mut merged = serde_json::Map::new();
             for bag in bags {
                 for (key, value) in bag {
@@ -159,7 +145,7 @@ pub fn bag_merge(args: Vec<Expr>) -> Expr {
 pub fn bag_remove_keys(b: Expr, keys: Expr) -> Expr {
     dynamic_udf(
         "bag_remove_keys",
-        |a| match (bag(&a[0]), array(&a[1])) {
+        |a| match (a[0].bag(), a[1].array()) {
             (Some(bag), Some(keys)) => {
                 let removed: Vec<String> = keys.iter().map(json_to_string).collect();
                 let kept = bag.iter().filter(|(key, _)| !removed.contains(key));
@@ -179,13 +165,10 @@ pub fn merge_bags(list: Expr, max: i64) -> Expr {
         any(2),
         Ret::Dynamic,
         |a| {
-            let max = match a[1] {
-                ArgValue::Long(n) => n.max(0) as usize,
-                _ => usize::MAX,
-            };
+            let max = a[1].size_limit();
             let mut merged = serde_json::Map::new();
             if let ArgValue::List(items) = &a[0] {
-                for bag in items.iter().filter_map(bag) {
+                for bag in items.iter().filter_map(ArgValue::bag) {
                     for (key, value) in bag {
                         if merged.len() < max || merged.contains_key(key) {
                             merged.entry(key.clone()).or_insert_with(|| value.clone());

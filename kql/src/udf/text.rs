@@ -5,23 +5,6 @@ use md5::Digest as _;
 
 use super::*;
 
-/// The text of a string argument (`None` for null).
-fn text(a: &ArgValue) -> Option<&str> {
-    match a {
-        ArgValue::Str(s) => Some(s),
-        _ => None,
-    }
-}
-
-/// A whole-number argument (`None` for null).
-fn whole(a: &ArgValue) -> Option<i64> {
-    match a {
-        ArgValue::Long(n) => Some(*n),
-        ArgValue::Real(x) if x.is_finite() => Some(*x as i64),
-        _ => None,
-    }
-}
-
 /// A string UDF of one string argument.
 fn string_to_string(name: &'static str, eval: RowFn, s: Expr) -> Expr {
     make(name, any(1), Ret::Type(DataType::Utf8), eval, vec![s], 0)
@@ -29,14 +12,14 @@ fn string_to_string(name: &'static str, eval: RowFn, s: Expr) -> Expr {
 
 /// `url_encode(s)`: as .NET's `HttpUtility.UrlEncode`, a space is `+`, hex digits lowercase.
 pub fn url_encode(s: Expr) -> Expr {
-    string_to_string("url_encode", |a| text(&a[0]).map_or(Out::Null, |s| Out::Str(percent_encode(s, "+"))), s)
+    string_to_string("url_encode", |a| a[0].text().map_or(Out::Null, |s| Out::Str(percent_encode(s, "+"))), s)
 }
 
 /// `url_encode_component(s)`: a space is `%20`.
 pub fn url_encode_component(s: Expr) -> Expr {
     string_to_string(
         "url_encode_component",
-        |a| text(&a[0]).map_or(Out::Null, |s| Out::Str(percent_encode(s, "%20"))),
+        |a| a[0].text().map_or(Out::Null, |s| Out::Str(percent_encode(s, "%20"))),
         s,
     )
 }
@@ -58,7 +41,7 @@ fn percent_encode(s: &str, space: &str) -> String {
 /// `url_decode(s)`: `%xx` sequences and `+` (a space) decoded; a sequence that is not two hex
 /// digits is kept as it is; text that does not decode to UTF-8 is null.
 pub fn url_decode(s: Expr) -> Expr {
-    string_to_string("url_decode", |a| text(&a[0]).and_then(percent_decode).map_or(Out::Null, Out::Str), s)
+    string_to_string("url_decode", |a| a[0].text().and_then(percent_decode).map_or(Out::Null, Out::Str), s)
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -85,7 +68,7 @@ fn percent_decode(s: &str) -> Option<String> {
 pub fn base64_encode(s: Expr) -> Expr {
     string_to_string(
         "base64_encode_tostring",
-        |a| text(&a[0]).map_or(Out::Null, |s| Out::Str(base64::engine::general_purpose::STANDARD.encode(s))),
+        |a| a[0].text().map_or(Out::Null, |s| Out::Str(base64::engine::general_purpose::STANDARD.encode(s))),
         s,
     )
 }
@@ -95,7 +78,7 @@ pub fn base64_decode(s: Expr) -> Expr {
     string_to_string(
         "base64_decode_tostring",
         |a| {
-            text(&a[0])
+            a[0].text()
                 .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .map_or(Out::Null, Out::Str)
@@ -106,12 +89,12 @@ pub fn base64_decode(s: Expr) -> Expr {
 
 /// `hash_sha256(s)`: the SHA-256 of the UTF-8 bytes, lowercase hex.
 pub fn hash_sha256(s: Expr) -> Expr {
-    string_to_string("hash_sha256", |a| text(&a[0]).map_or(Out::Null, |s| Out::Str(hex(&sha2::Sha256::digest(s)))), s)
+    string_to_string("hash_sha256", |a| a[0].text().map_or(Out::Null, |s| Out::Str(hex(&sha2::Sha256::digest(s)))), s)
 }
 
 /// `hash_md5(s)`: the MD5 of the UTF-8 bytes, lowercase hex.
 pub fn hash_md5(s: Expr) -> Expr {
-    string_to_string("hash_md5", |a| text(&a[0]).map_or(Out::Null, |s| Out::Str(hex(&md5::Md5::digest(s)))), s)
+    string_to_string("hash_md5", |a| a[0].text().map_or(Out::Null, |s| Out::Str(hex(&md5::Md5::digest(s)))), s)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -126,9 +109,9 @@ pub fn hash(args: Vec<Expr>) -> Expr {
         Signature::variadic_any(Volatility::Immutable),
         Ret::Type(DataType::Int64),
         |a| {
-            let Some(s) = text(&a[0]) else { return Out::Null };
+            let Some(s) = a[0].text() else { return Out::Null };
             let hash = twox_hash::XxHash64::oneshot(0, s.as_bytes());
-            match a.get(1).map(whole) {
+            match a.get(1).map(ArgValue::whole) {
                 None => Out::Long(hash as i64),
                 Some(Some(modulo)) if modulo > 0 => Out::Long((hash % modulo as u64) as i64),
                 Some(_) => Out::Null,
@@ -146,7 +129,7 @@ pub fn countof(text_arg: Expr, search: Expr) -> Expr {
         "countof",
         any(2),
         Ret::Type(DataType::Int64),
-        |a| match (text(&a[0]), text(&a[1])) {
+        |a| match (a[0].text(), a[1].text()) {
             (Some(_), Some("")) => Out::Long(0),
             (Some(t), Some(s)) => Out::Long(t.char_indices().filter(|(i, _)| t[*i..].starts_with(s)).count() as i64),
             _ => Out::Null,
@@ -166,8 +149,8 @@ pub fn indexof(args: Vec<Expr>) -> Expr {
         Signature::variadic_any(Volatility::Immutable),
         Ret::Type(DataType::Int64),
         |a| {
-            let (Some(s), Some(lookup)) = (text(&a[0]), text(&a[1])) else { return Out::Null };
-            let option = |i: usize, default: i64| a.get(i).map_or(Some(default), whole);
+            let (Some(s), Some(lookup)) = (a[0].text(), a[1].text()) else { return Out::Null };
+            let option = |i: usize, default: i64| a.get(i).map_or(Some(default), ArgValue::whole);
             let (Some(start), Some(length), Some(occurrence)) = (option(2, 0), option(3, -1), option(4, 1)) else {
                 return Out::Null;
             };
@@ -209,7 +192,7 @@ pub fn parse_path(path: Expr) -> Expr {
         "parse_path",
         any(1),
         Ret::Dynamic,
-        |a| text(&a[0]).map_or(Out::Null, |path| Out::Json(path_parts(path))),
+        |a| a[0].text().map_or(Out::Null, |path| Out::Json(path_parts(path))),
         vec![path],
         0,
     )
