@@ -59,6 +59,18 @@ fn union(u: &Union) -> String {
     s
 }
 
+fn join(j: &Join) -> String {
+    let on: Vec<String> =
+        j.on.iter()
+            .map(|c| match c {
+                JoinCondition::Same(n) => n.name.clone(),
+                JoinCondition::Pair { left, right } => format!("$left.{}==$right.{}", left.name, right.name),
+            })
+            .collect();
+    let kind = j.kind.as_ref().map(|k| format!(" kind={}", k.name)).unwrap_or_default();
+    format!("(join{kind} {} on {})", pipeline(&j.right), on.join(" "))
+}
+
 fn op(o: &Op) -> String {
     match &o.kind {
         OpKind::Where(e) => format!("(where {})", expr(e)),
@@ -90,17 +102,7 @@ fn op(o: &Op) -> String {
         OpKind::Top { count, key } => format!("(top {} {})", expr(count), sort_key(key)),
         OpKind::Distinct(items) => format!("(distinct {})", named(items)),
         OpKind::Count => "(count)".to_string(),
-        OpKind::Join(j) => {
-            let on: Vec<String> =
-                j.on.iter()
-                    .map(|c| match c {
-                        JoinCondition::Same(n) => n.name.clone(),
-                        JoinCondition::Pair { left, right } => format!("$left.{}==$right.{}", left.name, right.name),
-                    })
-                    .collect();
-            let kind = j.kind.as_ref().map(|k| format!(" kind={}", k.name)).unwrap_or_default();
-            format!("(join{kind} {} on {})", pipeline(&j.right), on.join(" "))
-        }
+        OpKind::Join(j) => join(j),
         OpKind::Union(u) => union(u),
         OpKind::Parse { expr: e, kind, pattern } => {
             let parts: Vec<String> = pattern
@@ -147,9 +149,7 @@ fn op(o: &Op) -> String {
             format!("(evaluate {} {}{schema})", plugin.name, args.iter().map(expr).collect::<Vec<_>>().join(" "))
         }
         OpKind::As(n) => format!("(as {})", n.name),
-        OpKind::Lookup(j) => {
-            format!("(lookup {})", op(&Op { kind: OpKind::Join(j.clone()), span: crate::error::Span::new(0, 0) }))
-        }
+        OpKind::Lookup(j) => format!("(lookup {})", join(j)),
         OpKind::GetSchema => "(getschema)".to_string(),
         OpKind::Sample(n) => format!("(sample {})", expr(n)),
         OpKind::SampleDistinct { count, column } => format!("(sample-distinct {} {})", expr(count), expr(column)),

@@ -21,6 +21,23 @@ impl Planner<'_> {
         e.metadata(schema).is_ok_and(|m| m.inner().get(KUSTO_TYPE_KEY).is_some_and(|t| t == "dynamic"))
     }
 
+    /// The Kusto type of `e` (`None` for a null literal or an Arrow type Kusto has no name for),
+    /// with its Arrow type.
+    pub(super) fn kusto_type(
+        &self,
+        e: &DfExpr,
+        schema: &DFSchema,
+        span: Span,
+    ) -> PResult<(Option<fimlake_kusto::KustoType>, DataType)> {
+        let data_type = self.type_of(e, schema, span)?;
+        let kusto = if self.is_dynamic(e, schema) {
+            Some(fimlake_kusto::KustoType::Dynamic)
+        } else {
+            fimlake_kusto::KustoType::of_arrow(&data_type)
+        };
+        Ok((kusto, data_type))
+    }
+
     /// Which of `xs` are dynamic, as the `dynamic_args` bit mask of the UDFs.
     pub(super) fn dynamic_args(&self, xs: &[DfExpr], schema: &DFSchema) -> u64 {
         xs.iter().enumerate().filter(|(_, x)| self.is_dynamic(x, schema)).fold(0u64, |m, (i, _)| m | 1 << i.min(63))

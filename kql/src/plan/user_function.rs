@@ -14,6 +14,8 @@ const MAX_CALL_DEPTH: usize = 64;
 pub(super) struct UserFunction {
     name: String,
     params: Vec<Param>,
+    /// Each parameter's type, read from its text once, when the function is defined.
+    types: Vec<ParamType>,
     body: Query,
     scope: HashMap<String, Binding>,
 }
@@ -35,8 +37,9 @@ impl Planner<'_> {
     /// `let name = (params) { body }`: checks the parameters and keeps the function.
     pub(super) fn define_function(&mut self, l: &Let, params: &[Param], body: &Query) -> PResult<Binding> {
         let mut seen_default = false;
+        let mut types = Vec::new();
         for (i, param) in params.iter().enumerate() {
-            self.param_type(param)?;
+            types.push(self.param_type(param)?);
             if params[..i].iter().any(|earlier| earlier.name.name == param.name.name) {
                 let message = format!("the parameter '{}' is declared twice", param.name.name);
                 return Err(self.err(ErrorKind::Semantic, message, param.name.span));
@@ -51,6 +54,7 @@ impl Planner<'_> {
         Ok(Binding::Function(Arc::new(UserFunction {
             name: l.name.name.clone(),
             params: params.to_vec(),
+            types,
             body: body.clone(),
             scope: self.lets.clone(),
         })))
@@ -131,7 +135,11 @@ impl Planner<'_> {
         match &e.kind {
             ExprKind::Pipeline(_) => true,
             ExprKind::Name(n) => {
-                function.params.iter().any(|p| &p.name.name == n && p.ty.starts_with('('))
+                function
+                    .params
+                    .iter()
+                    .zip(&function.types)
+                    .any(|(p, ty)| &p.name.name == n && matches!(ty, ParamType::Tabular(_)))
                     || matches!(function.scope.get(n), Some(Binding::Tabular(_)))
                     || (self.catalog.table(n).is_some() && !function.params.iter().any(|p| &p.name.name == n))
             }
@@ -192,22 +200,21 @@ impl Planner<'_> {
         let mut input = input;
         let mut args = args.iter();
         let mut arguments = Vec::new();
-        for param in &function.params {
-            let ty = self.param_type(param)?;
+        for (param, ty) in function.params.iter().zip(&function.types) {
             let argument = if let Some(plan) = input.take() {
-                self.tabular_argument(function, param, &ty, plan, span)?
+                self.tabular_argument(function, param, ty, plan, span)?
             } else if let Some(arg) = args.next() {
                 match ty {
                     ParamType::Tabular(_) => {
                         let plan = self.tabular_expr(arg)?;
-                        self.tabular_argument(function, param, &ty, plan, arg.span)?
+                        self.tabular_argument(function, param, ty, plan, arg.span)?
                     }
                     ParamType::Scalar(kusto) => {
                         let value = self.scalar(arg, schema)?;
-                        Argument::Scalar(self.scalar_argument(function, param, kusto, value, schema, arg.span)?)
+                        Argument::Scalar(self.scalar_argument(function, param, *kusto, value, schema, arg.span)?)
                     }
                 }
-            } else if let (Some(default), ParamType::Scalar(kusto)) = (&param.default, &ty) {
+            } else if let (Some(default), ParamType::Scalar(kusto)) = (&param.default, ty) {
                 let value = self.scalar(default, &DFSchema::empty())?;
                 Argument::Scalar(self.scalar_argument(
                     function,
@@ -237,9 +244,7 @@ impl Planner<'_> {
         schema: &DFSchema,
         span: Span,
     ) -> PResult<DfExpr> {
-        let actual_type = self.type_of(&value, schema, span)?;
-        let actual =
-            if self.is_dynamic(&value, schema) { Some(KustoType::Dynamic) } else { KustoType::of_arrow(&actual_type) };
+        let (actual, actual_type) = self.kusto_type(&value, schema, span)?;
         let fits = match actual {
             None => actual_type == DataType::Null,
             Some(actual) => actual == declared || (actual.is_numeric() && declared.is_numeric()),

@@ -101,9 +101,7 @@ impl Call<'_> {
     fn typed_arg(&self, p: &mut Planner, i: usize, expected: &[KustoType]) -> PResult<DfExpr> {
         let x = self.arg(p, i)?;
         let span = self.args[i].span;
-        let data_type = p.type_of(&x, self.schema, span)?;
-        let actual =
-            if p.is_dynamic(&x, self.schema) { Some(KustoType::Dynamic) } else { KustoType::of_arrow(&data_type) };
+        let (actual, data_type) = p.kusto_type(&x, self.schema, span)?;
         let fits = match actual {
             None => data_type == DataType::Null,
             Some(actual) => expected.contains(&actual),
