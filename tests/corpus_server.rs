@@ -8,60 +8,26 @@
 
 mod common;
 
-#[path = "../kql/tests/common/placeholders.rs"]
-mod placeholders;
+#[path = "../kql/tests/common/public_corpus.rs"]
+mod public_corpus;
 
 use common::{Server, post_json};
-
-/// The corpus queries that do not run, and the start of the error message each answers.
-const REFUSED: &[(&str, &str)] = &[
-    ("pq005-soxitcompliance", "unknown column 'Account'"),
-    ("pq090-log-analitycs-gateway", "cannot compare bool with string"),
-    ("pq091-log-analitycs-gateway", "cannot compare bool with string"),
-    ("pq092-log-analitycs-gateway", "cannot compare bool with string"),
-    ("pq103-billing-usage-by-datatable-tab", "cannot compare string with bool"),
-    ("pq114-ama-migration-helper", "cross-service queries (arg(...).Table) are not supported"),
-    ("pq134-arg-logstatusofwindowsdevices", "cross-service queries (arg(...).Table) are not supported"),
-    ("pq138-sentinelkql-agentinfowithlocation", "cannot compare datetime with timespan"),
-];
-
-fn corpus() -> Vec<(String, String)> {
-    let corpus =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kql/tests/data/public-queries.jsonl")).unwrap();
-    corpus
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let query: serde_json::Value = serde_json::from_str(line).unwrap();
-            (query["id"].as_str().unwrap().to_string(), placeholders::substitute(query["query"].as_str().unwrap()))
-        })
-        .collect()
-}
 
 #[test]
 fn the_public_corpus_runs_on_a_real_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let ws = std::fs::read_to_string(dir.path().join("workspace-id")).unwrap().trim().to_string();
-    for (table, record) in [
-        ("Heartbeat", r#"[{"Computer":"web1","OSType":"Linux","ComputerIP":"10.0.0.1","Category":"Direct Agent"}]"#),
-        (
-            "ConfigurationChange",
-            r#"[{"Computer":"web1","ConfigChangeType":"Files","ChangeCategory":"Modified","FileSystemPath":"/etc/passwd"}]"#,
-        ),
-        ("ConfigurationData", r#"[{"Computer":"web1","ConfigDataType":"Files","FileSystemPath":"/etc/passwd"}]"#),
-    ] {
-        let (status, body) = post_json(&format!("{}/v1/tables/{table}/records", server.url), record);
-        assert_eq!(status, 200, "{table}: {body}");
-    }
+    common::post_fim_samples(&server.url);
     let url = format!("{}/v1/workspaces/{ws}/query", server.url);
     let mut failures = Vec::new();
     let (mut ran, mut absent) = (0, 0);
-    for (id, query) in corpus() {
+    for (id, query) in common::public_corpus() {
+        let query = public_corpus::substitute(&query);
         let body = serde_json::json!({ "query": query, "timespan": "P7D" }).to_string();
         let (status, answer) = post_json(&url, &body);
         let message = answer["error"]["innererror"]["message"].as_str().unwrap_or_default().to_string();
-        let refused = REFUSED.iter().find(|(refused, _)| *refused == id);
+        let refused = public_corpus::EXPECTED_PLAN_FAILURES.iter().find(|(refused, _)| *refused == id);
         match (status, refused) {
             (200, None) if answer["tables"][0]["rows"].is_array() => ran += 1,
             (400, _) if names_what_fimlake_does_not_host(&message) => absent += 1,

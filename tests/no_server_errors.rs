@@ -36,16 +36,6 @@ fn answers(url: &str, queries: &[String]) -> ([usize; 2], Vec<String>) {
     (answered, server_errors)
 }
 
-fn corpus() -> Vec<String> {
-    let corpus =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kql/tests/data/public-queries.jsonl")).unwrap();
-    corpus
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["query"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Three mutations of each corpus query: a character deleted, one replaced by a character KQL
 /// gives meaning to, the text cut short.
 fn mutations(queries: &[String], rng: &mut rand_chacha::ChaCha8Rng) -> Vec<String> {
@@ -85,19 +75,9 @@ fn no_query_text_gets_a_server_error() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let ws = std::fs::read_to_string(dir.path().join("workspace-id")).unwrap().trim().to_string();
-    for (table, record) in [
-        ("Heartbeat", r#"[{"Computer":"web1","OSType":"Linux","ComputerIP":"10.0.0.1"}]"#),
-        (
-            "ConfigurationChange",
-            r#"[{"Computer":"web1","ConfigChangeType":"Files","ChangeCategory":"Modified","FileSystemPath":"/etc/passwd"}]"#,
-        ),
-        ("ConfigurationData", r#"[{"Computer":"web1","ConfigDataType":"Files","FileSystemPath":"/etc/passwd"}]"#),
-    ] {
-        let (status, body) = post_json(&format!("{}/v1/tables/{table}/records", server.url), record);
-        assert_eq!(status, 200, "{table}: {body}");
-    }
+    common::post_fim_samples(&server.url);
     let url = format!("{}/v1/workspaces/{ws}/query", server.url);
-    let corpus = corpus();
+    let corpus: Vec<String> = common::public_corpus().into_iter().map(|(_, query)| query).collect();
     let (answered, server_errors) = answers(&url, &corpus);
     assert!(
         server_errors.is_empty(),

@@ -11,9 +11,9 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use fimlake_kql::TableList;
 
-#[path = "common/placeholders.rs"]
-mod placeholders;
-use placeholders::substitute;
+#[path = "common/public_corpus.rs"]
+mod public_corpus;
+use public_corpus::{EXPECTED_PLAN_FAILURES, substitute};
 
 fn corpus_path() -> PathBuf {
     // A copy of `shared/corpus/kql/public-queries.jsonl` (154 public queries, each with its
@@ -308,20 +308,6 @@ const PLAN_BAR: usize = 146;
 
 /// Ratchet: every corpus query parses.
 const BAR: usize = 154;
-
-/// The corpus queries that do not plan, and the error each must give: invalid KQL (type errors
-/// and a column the table does not have, as Kusto also reports them) and features fimlake does
-/// not have, named.
-const EXPECTED_PLAN_FAILURES: &[(&str, &str)] = &[
-    ("pq005-soxitcompliance", "unknown column 'Account' (line 22, column 9)"),
-    ("pq090-log-analitycs-gateway", "cannot compare bool with string (line 2, column 9)"),
-    ("pq091-log-analitycs-gateway", "cannot compare bool with string (line 3, column 9)"),
-    ("pq092-log-analitycs-gateway", "cannot compare bool with string (line 3, column 9)"),
-    ("pq103-billing-usage-by-datatable-tab", "cannot compare string with bool (line 2, column 9)"),
-    ("pq114-ama-migration-helper", "cross-service queries (arg(...).Table) are not supported"),
-    ("pq134-arg-logstatusofwindowsdevices", "cross-service queries (arg(...).Table) are not supported"),
-    ("pq138-sentinelkql-agentinfowithlocation", "cannot compare datetime with timespan (line 4, column 9)"),
-];
 
 /// Valid KQL that is not supported, and the error each must give.
 const EXPECTED_FAILURES: &[(&str, &str)] = &[];

@@ -230,3 +230,33 @@ pub fn create_key(args: &[&str]) -> (String, String) {
     assert!(!snippet.contains(&key[4..]), "the configuration holds the hash, not the key");
     (key, snippet)
 }
+
+/// The public KQL corpus (`kql/tests/data/public-queries.jsonl`): each query's id and text.
+pub fn public_corpus() -> Vec<(String, String)> {
+    let corpus =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kql/tests/data/public-queries.jsonl")).unwrap();
+    corpus
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let query: serde_json::Value = serde_json::from_str(line).unwrap();
+            (query["id"].as_str().unwrap().to_string(), query["query"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Posts one record to each FIM table (Heartbeat, ConfigurationChange, ConfigurationData), so
+/// queries over them have rows to read.
+pub fn post_fim_samples(server_url: &str) {
+    for (table, record) in [
+        ("Heartbeat", r#"[{"Computer":"web1","OSType":"Linux","ComputerIP":"10.0.0.1","Category":"Direct Agent"}]"#),
+        (
+            "ConfigurationChange",
+            r#"[{"Computer":"web1","ConfigChangeType":"Files","ChangeCategory":"Modified","FileSystemPath":"/etc/passwd"}]"#,
+        ),
+        ("ConfigurationData", r#"[{"Computer":"web1","ConfigDataType":"Files","FileSystemPath":"/etc/passwd"}]"#),
+    ] {
+        let (status, body) = post_json(&format!("{server_url}/v1/tables/{table}/records"), record);
+        assert_eq!(status, 200, "{table}: {body}");
+    }
+}
