@@ -61,7 +61,7 @@ fn kql_over_ingested_records_answers_in_the_log_analytics_shape() {
     let (status, v) = query(&server, &ws, json!({"query": "Heartbeat | frobnicate"}), None);
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["innererror"]["code"], "SyntaxError");
-    let (status, v) = query(&server, &ws, json!({"query": "Heartbeat | top-nested 3 of Computer by count()"}), None);
+    let (status, v) = query(&server, &ws, json!({"query": "Heartbeat | top-hitters 3 of Computer by count()"}), None);
     assert_eq!((status, v["error"]["innererror"]["code"].as_str()), (400, Some("UnsupportedError")));
 
     let (status, v) = query(

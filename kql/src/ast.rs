@@ -7,7 +7,17 @@ use crate::error::Span;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     pub lets: Vec<Let>,
+    /// The `set name = value;` options the planner reads (`query_bin_auto_size`,
+    /// `query_bin_auto_at`); the others are accepted and ignored.
+    pub options: Vec<SetOption>,
     pub body: Pipeline,
+}
+
+/// `set name = value;`
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetOption {
+    pub name: Ident,
+    pub value: Expr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,10 +111,17 @@ pub enum OpKind {
         kind: Option<String>,
         pattern: Vec<ParsePart>,
     },
-    MvExpand {
-        items: Vec<NamedExpr>,
-        limit: Option<Expr>,
+    MvExpand(MvExpand),
+    /// `mv-apply [with_itemindex = I] Arrays [limit N] on (SubQuery)`: the subquery applied to
+    /// each row's expanded elements.
+    MvApply {
+        expand: MvExpand,
+        subquery: Vec<Op>,
     },
+    /// `top-nested [N] of Expr [with others = V] by Aggregation [asc|desc], ...`: one level per
+    /// clause, each the top N values of its expression within the row's group of the levels
+    /// before it.
+    TopNested(Vec<TopNestedLevel>),
     /// `make-series Agg [default = d], ... on Axis from A to B step S [by Keys]` (also
     /// `on Axis in range(A, B, S)`).
     MakeSeries(Box<MakeSeries>),
@@ -332,6 +349,29 @@ pub fn canonical_type(word: &str) -> &str {
         Some(ty) => ty.name(),
         None => word,
     }
+}
+
+/// The arrays of `mv-expand` and `mv-apply`: `[with_itemindex = I] [Name =] Array [to typeof(T)],
+/// ... [limit N]`. Several arrays are expanded side by side (the shorter padded with nulls).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MvExpand {
+    pub index: Option<Ident>,
+    pub items: Vec<NamedExpr>,
+    pub limit: Option<Expr>,
+}
+
+/// One `top-nested` clause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopNestedLevel {
+    /// `N`; all values when absent.
+    pub count: Option<Expr>,
+    /// `[Name =] Expr`: the values the level groups by.
+    pub of: NamedExpr,
+    /// `with others = V`: one more row for the values outside the top N.
+    pub others: Option<Expr>,
+    /// `[Name =] Aggregation`: what ranks the values.
+    pub by: NamedExpr,
+    pub descending: bool,
 }
 
 /// `render VISUALIZATION [with (name = value, ...)]`.

@@ -117,9 +117,14 @@ fn op(o: &Op) -> String {
             let kind = kind.as_ref().map(|k| format!(" kind={k}")).unwrap_or_default();
             format!("(parse{kind} {} with {})", expr(e), parts.join(" "))
         }
-        OpKind::MvExpand { items, limit } => {
-            let l = limit.as_ref().map(|l| format!(" limit {}", expr(l))).unwrap_or_default();
-            format!("(mv-expand {}{l})", named(items))
+        OpKind::MvExpand(m) => format!("(mv-expand {})", mv_expansion(m)),
+        OpKind::MvApply { expand, subquery } => {
+            let ops: Vec<String> = subquery.iter().map(op).collect();
+            format!("(mv-apply {} on {})", mv_expansion(expand), ops.join(" "))
+        }
+        OpKind::TopNested(levels) => {
+            let levels: Vec<String> = levels.iter().map(top_nested_level).collect();
+            format!("(top-nested {})", levels.join(" "))
         }
         OpKind::MakeSeries(m) => {
             let aggs: Vec<String> = m
@@ -157,6 +162,20 @@ fn op(o: &Op) -> String {
         OpKind::Serialize(items) => format!("(serialize {})", named(items)).replace(" )", ")"),
         OpKind::Render(r) => format!("(render {})", r.visualization),
     }
+}
+
+fn mv_expansion(m: &MvExpand) -> String {
+    let index = m.index.as_ref().map(|i| format!("with_itemindex={} ", i.name)).unwrap_or_default();
+    let limit = m.limit.as_ref().map(|l| format!(" limit {}", expr(l))).unwrap_or_default();
+    format!("{index}{}{limit}", named(&m.items))
+}
+
+fn top_nested_level(l: &TopNestedLevel) -> String {
+    let count = l.count.as_ref().map_or("all".to_string(), expr);
+    let others = l.others.as_ref().map(|o| format!(" (others {})", expr(o))).unwrap_or_default();
+    let direction = if l.descending { "desc" } else { "asc" };
+    let (of, by) = (named(std::slice::from_ref(&l.of)), named(std::slice::from_ref(&l.by)));
+    format!("({count} of {of}{others} by {by} {direction})")
 }
 
 fn dir(d: Option<SortDirection>) -> &'static str {

@@ -15,8 +15,6 @@ mod operators;
 
 /// Tabular operators that are valid KQL but not supported.
 const UNSUPPORTED_OPERATORS: &[&str] = &[
-    "mv-apply",
-    "top-nested",
     "top-hitters",
     "find",
     "externaldata",
@@ -50,6 +48,7 @@ pub const OPERATORS: &[&str] = &[
     "limit",
     "lookup",
     "make-series",
+    "mv-apply",
     "mv-expand",
     "order",
     "parse",
@@ -67,9 +66,13 @@ pub const OPERATORS: &[&str] = &[
     "summarize",
     "take",
     "top",
+    "top-nested",
     "union",
     "where",
 ];
+
+/// The `set` options the planner reads.
+const PLANNED_OPTIONS: &[&str] = &["query_bin_auto_size", "query_bin_auto_at"];
 
 const OPERATORS_HINT: &str = "a tabular operator (where, project, extend, summarize, sort, take, join, union...)";
 
@@ -208,6 +211,7 @@ impl<'a> Parser<'a> {
 
     fn query(&mut self) -> PResult<Query> {
         let mut lets = Vec::new();
+        let mut options = Vec::new();
         let mut body = None;
         loop {
             while self.eat_sym(";") {}
@@ -227,10 +231,7 @@ impl<'a> Parser<'a> {
                     return Err(self.expected("';' after the let statement"));
                 }
             } else if self.is_word("set") && matches!(self.peek_at(1), Tok::Ident(_)) {
-                // `set option = value;`: query options, accepted and ignored.
-                while !matches!(self.peek(), Tok::Sym(";") | Tok::Eof) {
-                    self.bump();
-                }
+                options.extend(self.set_statement()?);
             } else if self.is_word("declare") || self.is_word("alias") || self.is_word("pattern") {
                 return Err(self.error(
                     ErrorKind::Unsupported,
@@ -246,7 +247,7 @@ impl<'a> Parser<'a> {
             }
         }
         match body {
-            Some(body) => Ok(Query { lets, body }),
+            Some(body) => Ok(Query { lets, options, body }),
             None => Err(self.error(
                 ErrorKind::Syntax,
                 "the query has no tabular expression to run (only let statements)",
@@ -326,12 +327,27 @@ impl<'a> Parser<'a> {
             }
             let body = self.pipeline()?;
             while self.eat_sym(";") {}
-            return Ok(Query { lets, body });
+            return Ok(Query { lets, options: Vec::new(), body });
         }
     }
 
     /// A source and its `| operator` stages; a plain scalar expression is a pipeline without
     /// stages.
+    /// `set option [= value];`: the options the planner reads, with their value; the others
+    /// (cache, truncation and client options) accepted and ignored.
+    fn set_statement(&mut self) -> PResult<Option<SetOption>> {
+        self.bump();
+        let name = self.name("an option name after 'set'")?;
+        if PLANNED_OPTIONS.contains(&name.name.as_str()) {
+            self.expect_sym("=")?;
+            return Ok(Some(SetOption { name, value: self.expr()? }));
+        }
+        while !matches!(self.peek(), Tok::Sym(";") | Tok::Eof) {
+            self.bump();
+        }
+        Ok(None)
+    }
+
     fn pipeline(&mut self) -> PResult<Pipeline> {
         self.nested(Self::pipeline_inner)
     }

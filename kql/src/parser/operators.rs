@@ -44,6 +44,8 @@ impl Parser<'_> {
             "invoke" => self.invoke()?,
             "make-series" => self.make_series()?,
             "mv-expand" => self.mv_expand()?,
+            "mv-apply" => self.mv_apply()?,
+            "top-nested" => self.top_nested()?,
             "as" => self.as_operator()?,
             "serialize" => self.serialize()?,
             _ => {
@@ -479,39 +481,106 @@ impl Parser<'_> {
 
     /// The operator `mv-expand` after its name.
     fn mv_expand(&mut self) -> PResult<OpKind> {
-        if matches!(self.peek(), Tok::Ident(w) if w == "bagexpansion" || w == "with_itemindex")
-            && matches!(self.peek_at(1), Tok::Sym("="))
-        {
+        Ok(OpKind::MvExpand(self.mv_expansion("mv-expand")?))
+    }
+
+    /// The operator `mv-apply` after its name: the arrays, then `on (SubQuery)`, the subquery
+    /// being operators without a source.
+    fn mv_apply(&mut self) -> PResult<OpKind> {
+        let expand = self.mv_expansion("mv-apply")?;
+        self.expect_word("on")?;
+        self.expect_sym("(")?;
+        let subquery = self.nested(|p| {
+            let mut ops = vec![p.operator()?];
+            while p.eat_sym("|") {
+                ops.push(p.operator()?);
+            }
+            Ok(ops)
+        })?;
+        self.expect_sym(")")?;
+        Ok(OpKind::MvApply { expand, subquery })
+    }
+
+    /// `[with_itemindex = I] [Name =] Array [to typeof(T)], ... [limit N]`.
+    fn mv_expansion(&mut self, operator: &str) -> PResult<MvExpand> {
+        if self.is_word("bagexpansion") && matches!(self.peek_at(1), Tok::Sym("=")) {
             return Err(self.error(
                 ErrorKind::Unsupported,
-                format!("mv-expand option '{}' is not supported", self.peek().describe().trim_matches('\'')),
+                format!("{operator} option 'bagexpansion' is not supported (bags expand to one single-property bag per property)"),
                 self.span(),
             ));
         }
+        let index = if self.is_word("with_itemindex") && matches!(self.peek_at(1), Tok::Sym("=")) {
+            self.bump();
+            self.bump();
+            Some(self.name("the name of the index column after 'with_itemindex ='")?)
+        } else {
+            None
+        };
         let mut items = Vec::new();
         loop {
-            let mut item = self.named_expr()?;
-            if self.eat_word("to") {
-                self.expect_word("typeof")?;
-                self.expect_sym("(")?;
-                let ty = self.name("a type")?;
-                self.expect_sym(")")?;
-                let span = item.expr.span.to(ty.span);
-                item.expr = Expr {
-                    kind: ExprKind::Call {
-                        name: Ident { name: format!("to{}", ty.name), span: ty.span },
-                        args: vec![item.expr],
-                    },
-                    span,
-                };
-            }
-            items.push(item);
+            items.push(self.mv_expand_item()?);
             if !self.eat_sym(",") {
                 break;
             }
         }
         let limit = if self.eat_word("limit") { Some(self.expr()?) } else { None };
-        Ok(OpKind::MvExpand { items, limit })
+        Ok(MvExpand { index, items, limit })
+    }
+
+    /// `[Name =] Array [to typeof(T)]`; the conversion is read as a call `toT(Array)`.
+    fn mv_expand_item(&mut self) -> PResult<NamedExpr> {
+        let mut item = self.named_expr()?;
+        if self.eat_word("to") {
+            self.expect_word("typeof")?;
+            self.expect_sym("(")?;
+            let ty = self.name("a type")?;
+            self.expect_sym(")")?;
+            let span = item.expr.span.to(ty.span);
+            item.expr = Expr {
+                kind: ExprKind::Call {
+                    name: Ident { name: format!("to{}", ty.name), span: ty.span },
+                    args: vec![item.expr],
+                },
+                span,
+            };
+        }
+        Ok(item)
+    }
+
+    /// The operator `top-nested` after its name: its clauses, `,`-separated, each after the
+    /// first starting with `top-nested` again.
+    fn top_nested(&mut self) -> PResult<OpKind> {
+        let mut levels = vec![self.top_nested_level()?];
+        while self.is_sym(",") && matches!(self.peek_at(1), Tok::Ident(w) if w == "top-nested") {
+            self.bump();
+            self.bump();
+            levels.push(self.top_nested_level()?);
+        }
+        Ok(OpKind::TopNested(levels))
+    }
+
+    /// `[N] of [Name =] Expr [with others = V] by [Name =] Aggregation [asc | desc]`.
+    fn top_nested_level(&mut self) -> PResult<TopNestedLevel> {
+        let count = if self.is_word("of") { None } else { Some(self.expr()?) };
+        self.expect_word("of")?;
+        let of = self.named_expr()?;
+        let others = if self.eat_word("with") {
+            self.expect_word("others")?;
+            self.expect_sym("=")?;
+            Some(self.expr()?)
+        } else {
+            None
+        };
+        self.expect_word("by")?;
+        let by = self.named_expr()?;
+        let descending = if self.eat_word("asc") {
+            false
+        } else {
+            self.eat_word("desc");
+            true
+        };
+        Ok(TopNestedLevel { count, of, others, by, descending })
     }
 
     /// The operator `as` after its name.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, TimeUnit};
 use datafusion::catalog::TableProvider;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::{Column, DFSchema, ScalarValue, UnnestOptions};
 use datafusion::datasource::provider_as_source;
 use datafusion::functions::expr_fn as f;
 use datafusion::functions_aggregate::expr_fn as agg;
@@ -27,6 +27,7 @@ mod function;
 mod inspect;
 mod join;
 mod make_series;
+mod mv_apply;
 mod mv_expand;
 mod operators;
 mod parse;
@@ -34,6 +35,7 @@ mod scalar;
 mod sources;
 mod string_ops;
 mod summarize;
+mod top_nested;
 mod types;
 mod union;
 mod user_function;
@@ -117,6 +119,7 @@ pub fn plan_query_with(
         parameters: HashMap::new(),
         calling: Vec::new(),
         auto_names: 0,
+        options: query.options.iter().map(|o| (o.name.name.clone(), o.value.clone())).collect(),
     };
     for l in &query.lets {
         p.bind_let(l)?;
@@ -144,6 +147,8 @@ struct Planner<'a> {
     /// The user functions being planned, outermost first (to refuse recursion).
     calling: Vec<String>,
     auto_names: usize,
+    /// The query's `set` options, by name.
+    options: HashMap<String, Expr>,
 }
 
 type PResult<T> = Result<T, KqlError>;

@@ -56,7 +56,9 @@ impl Planner<'_> {
             OpKind::SampleDistinct { count, column } => return self.sample_distinct(plan, count, column, span),
             OpKind::Union(u) => return self.union(Some(plan), u, span),
             OpKind::Parse { expr, kind, pattern } => return self.parse_op(plan, expr, kind.as_deref(), pattern, span),
-            OpKind::MvExpand { items, limit } => return self.mv_expand(plan, items, limit.as_ref(), span),
+            OpKind::MvExpand(m) => return self.mv_expand(plan, m, span),
+            OpKind::MvApply { expand, subquery } => return self.mv_apply(plan, expand, subquery, span),
+            OpKind::TopNested(levels) => return self.top_nested(plan, levels, span),
             OpKind::MakeSeries(m) => return self.make_series(plan, m, span),
             OpKind::Evaluate { plugin, args, schema } => {
                 return self.evaluate(plan, plugin, args, schema.as_deref(), span);
@@ -209,7 +211,7 @@ impl Planner<'_> {
     pub(super) fn group_name(&mut self, e: &Expr) -> String {
         match &e.kind {
             ExprKind::Call { name, args }
-                if matches!(name.name.as_str(), "bin" | "bin_at" | "floor")
+                if matches!(name.name.as_str(), "bin" | "bin_at" | "bin_auto" | "floor")
                     && matches!(args.first(), Some(Expr { kind: ExprKind::Name(_), .. })) =>
             {
                 self.derived_name(&args[0])

@@ -133,17 +133,58 @@ impl ScalarUDFImpl for DynElements {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let mut b = ListBuilder::new(StringBuilder::new()).with_field(element_field());
         for i in 0..args.number_rows {
-            let items: Vec<Value> = match value_at(&arrays[0], i, true) {
-                // Kusto: a null expands to one row (null), an empty array or bag to none.
-                ArgValue::Null | ArgValue::Json(Value::Null) => vec![Value::Null],
-                ArgValue::Json(Value::Array(v)) => v,
-                ArgValue::Json(Value::Object(m)) => {
-                    m.into_iter().map(|(k, v)| Value::Object([(k, v)].into_iter().collect())).collect()
-                }
-                other => vec![to_json(&other)],
-            };
-            for v in items {
+            for v in elements(value_at(&arrays[0], i, true)) {
                 if v.is_null() { b.values().append_null() } else { b.values().append_value(v.to_string()) }
+            }
+            b.append(true);
+        }
+        Ok(ColumnarValue::Array(Arc::new(b.finish())))
+    }
+}
+
+/// What a value expands to. Kusto: a null expands to one row (null), an empty array or bag to
+/// none, a bag to one single-property bag per property, a scalar to itself.
+fn elements(value: ArgValue) -> Vec<Value> {
+    match value {
+        ArgValue::Null | ArgValue::Json(Value::Null) => vec![Value::Null],
+        ArgValue::Json(Value::Array(v)) => v,
+        ArgValue::Json(Value::Object(m)) => {
+            m.into_iter().map(|(k, v)| Value::Object([(k, v)].into_iter().collect())).collect()
+        }
+        other => vec![to_json(&other)],
+    }
+}
+
+/// The positions `[0, 1, ...]` of the rows that expanding the values side by side gives: as
+/// many as the longest of them has elements (for `mv-expand with_itemindex` and `limit`).
+pub fn dyn_element_indices(values: Vec<Expr>) -> Expr {
+    let signature = Signature::variadic_any(Volatility::Immutable);
+    ScalarUDF::new_from_impl(DynElementIndices { signature }).call(values)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DynElementIndices {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for DynElementIndices {
+    fn name(&self) -> &str {
+        "mv_expand_indices"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Field::new("item", DataType::Int64, false))))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let field = Arc::new(Field::new("item", DataType::Int64, false));
+        let mut b = ListBuilder::new(Int64Builder::new()).with_field(field);
+        for i in 0..args.number_rows {
+            let rows = arrays.iter().map(|a| elements(value_at(a, i, true)).len()).max().unwrap_or(0);
+            for position in 0..rows {
+                b.values().append_value(position as i64);
             }
             b.append(true);
         }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListBuilder, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, Int64Builder, ListBuilder, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use chrono::{DateTime, SecondsFormat};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
@@ -31,8 +31,8 @@ mod text;
 pub use conversion::totimespan;
 pub use datetime::{local_to_utc, make_datetime, make_timespan, utc_to_local};
 pub use dynamic::{
-    array_length, array_slice, array_sort, bag_pack, dyn_elements, dyn_get, dyn_to_string, list_to_dynamic, pack_array,
-    parse_json,
+    array_length, array_slice, array_sort, bag_pack, dyn_element_indices, dyn_elements, dyn_get, dyn_to_string,
+    list_to_dynamic, pack_array, parse_json,
 };
 pub use network::{ipv4_is_in_range, ipv4_is_private, parse_ipv4, parse_url};
 pub use series::{nearest_rank, nearest_ranks, range_list, series_axis, series_fill};

@@ -9,6 +9,7 @@ pub(super) const FUNCTIONS: &[Function] = &[
     Function { names: &["ago"], arity: Some((1, 1)), plan: ago },
     Function { names: &["bin", "floor"], arity: Some((2, 2)), plan: bin },
     Function { names: &["bin_at"], arity: Some((3, 3)), plan: bin_at },
+    Function { names: &["bin_auto"], arity: Some((1, 1)), plan: bin_auto },
     Function {
         names: &[
             "startofday",
@@ -85,19 +86,63 @@ fn bin(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
             let origin_shift = (719_162i128 * DAY_NS as i128).rem_euclid(ns.max(1) as i128) as i64;
             f::date_bin(interval(ns), x, ts_lit(-origin_shift / 1000))
         }
-        _ => f::floor(cast(x, DataType::Float64) / cast(size.clone(), DataType::Float64)) * size,
+        _ => numeric_bin(p, call, x, size, None)?,
     })
 }
 
-/// `bin_at`.
+/// `bin` and `bin_at` of numbers: a long when the value and the size are whole numbers (as in
+/// Kusto), a real otherwise.
+fn numeric_bin(p: &mut Planner, call: &Call, x: DfExpr, size: DfExpr, fixed: Option<DfExpr>) -> PResult<DfExpr> {
+    let whole = |t: &DataType| t.is_integer();
+    let both_whole = whole(&p.type_of(&x, call.schema, call.args[0].span)?)
+        && whole(&p.type_of(&size, call.schema, call.args[1].span)?)
+        && match &fixed {
+            Some(f) => whole(&p.type_of(f, call.schema, call.args[2].span)?),
+            None => true,
+        };
+    let real = |e: DfExpr| cast(e, DataType::Float64);
+    let fixed = real(fixed.unwrap_or(lit(0i64)));
+    let binned = f::floor((real(x) - fixed.clone()) / real(size.clone())) * real(size) + fixed;
+    Ok(if both_whole { cast(binned, DataType::Int64) } else { binned })
+}
+
+/// `bin_at(x, size, fixed)`: bins of `size` with `fixed` on a bin's start.
 fn bin_at(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
-    let Call { args, .. } = *call;
+    let Call { args, schema, .. } = *call;
     let x = call.arg(p, 0)?;
     let size = call.arg(p, 1)?;
     let fixed = call.arg(p, 2)?;
+    if !matches!(p.type_of(&x, schema, args[0].span)?, DataType::Timestamp(..)) {
+        return numeric_bin(p, call, x, size, Some(fixed));
+    }
     let ns = duration_ns(&size)
         .ok_or_else(|| p.err(ErrorKind::Semantic, "bin_at() takes a timespan literal as its size", args[1].span))?;
     Ok(f::date_bin(interval(ns), x, fixed))
+}
+
+/// `bin_auto(x)`: `bin_at(x, size, at)` with the query's `set query_bin_auto_size = size;` and
+/// `set query_bin_auto_at = at;` (`bin(x, size)` without the latter).
+fn bin_auto(p: &mut Planner, call: &Call) -> PResult<DfExpr> {
+    let Some(size) = p.options.get("query_bin_auto_size").cloned() else {
+        return Err(p.err(
+            ErrorKind::Semantic,
+            "bin_auto() needs its bin size set before the query: 'set query_bin_auto_size = 1h;'",
+            call.span,
+        ));
+    };
+    let mut args = vec![call.args[0].clone(), size];
+    let name = match p.options.get("query_bin_auto_at") {
+        Some(at) => {
+            args.push(at.clone());
+            "bin_at"
+        }
+        None => "bin",
+    };
+    let binned = Expr {
+        kind: ExprKind::Call { name: Ident { name: name.to_string(), span: call.name.span }, args },
+        span: call.span,
+    };
+    p.scalar(&binned, call.schema)
 }
 
 /// `startofday`, `startofweek` (a Sunday), `startofmonth`, `startofyear`, and their `endof`
