@@ -7,6 +7,8 @@ use datafusion::logical_expr::{ExprFunctionExt, Operator, binary_expr};
 
 use super::*;
 
+mod others;
+
 /// The internal name of a value's rank within its group.
 const RANK: &str = "__top_nested_rank";
 
@@ -21,14 +23,8 @@ impl Planner<'_> {
     ) -> PResult<LogicalPlan> {
         let mut keys: Vec<NamedExpr> = Vec::new();
         let mut result: Option<LogicalPlan> = None;
+        let mut others_rows: Vec<LogicalPlan> = Vec::new();
         for level in levels {
-            if let Some(others) = &level.others {
-                return Err(self.err(
-                    ErrorKind::Unsupported,
-                    "top-nested 'with others' is not supported; union a summarize of the remaining values instead",
-                    others.span,
-                ));
-            }
             let key_name = match level.of.names.as_slice() {
                 [n] => n.name.clone(),
                 _ => self.derived_name(&level.of.expr),
@@ -46,14 +42,19 @@ impl Planner<'_> {
                 names: vec![Ident { name: aggregate_name.clone(), span: level.by.expr.span }],
                 expr: level.by.expr.clone(),
             };
-            let summarized = self.summarize(plan.clone(), &[aggregate], &keys, span)?;
+            let summarized = self.summarize(plan.clone(), std::slice::from_ref(&aggregate), &keys, span)?;
             let ranked = self.top_within(summarized, level, &parents, &aggregate_name, span)?;
+            if let Some(value) = &level.others {
+                let level = others::Level { keys: &keys, aggregate: &aggregate, value, kept: &ranked };
+                others_rows.push(self.others_row(&plan, result.as_ref(), level, span)?);
+            }
             result = Some(match result {
                 None => ranked,
                 Some(previous) => self.join_parents(previous, ranked, &parents, [&key_name, &aggregate_name], span)?,
             });
         }
-        result.ok_or_else(|| self.err(ErrorKind::Syntax, "top-nested needs at least one clause", span))
+        let result = result.ok_or_else(|| self.err(ErrorKind::Syntax, "top-nested needs at least one clause", span))?;
+        self.with_others(result, others_rows, span)
     }
 
     /// The level's top N values within each group of `parents` (all of them without N).
@@ -83,7 +84,7 @@ impl Planner<'_> {
     }
 
     /// The kept values of a level next to their parent groups' columns.
-    fn join_parents(
+    pub(super) fn join_parents(
         &mut self,
         previous: LogicalPlan,
         level: LogicalPlan,
