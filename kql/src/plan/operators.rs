@@ -142,7 +142,12 @@ impl Planner<'_> {
                 out.extend(columns);
                 continue;
             }
-            let (inner_name, expr) = inner_assignment(&item.expr);
+            // A user function's named arguments are its parameters, not a column name.
+            let (inner_name, expr) = if self.is_user_function_call(&item.expr) {
+                (None, std::borrow::Cow::Borrowed(&item.expr))
+            } else {
+                inner_assignment(&item.expr)
+            };
             let e = self.scalar(&expr, schema)?;
             let name = match item.names.as_slice() {
                 [one] => one.name.clone(),
@@ -295,6 +300,12 @@ impl Planner<'_> {
         let rest = schema.fields().iter().map(|f| f.name().clone()).filter(|n| !first.contains(n));
         let order: Vec<DfExpr> = first.iter().cloned().chain(rest).map(ident).collect();
         Ok(order)
+    }
+}
+
+impl Planner<'_> {
+    fn is_user_function_call(&self, e: &Expr) -> bool {
+        matches!(&e.kind, ExprKind::Call { name, .. } if matches!(self.lets.get(&name.name), Some(Binding::Function(_))))
     }
 }
 

@@ -197,13 +197,19 @@ impl Planner<'_> {
             let message = format!("{}() takes {} argument(s), got {given}", function.name, function.params.len());
             return Err(self.err(ErrorKind::Semantic, message, span));
         }
+        let (positional, named) = self.split_named(function, args)?;
         let mut input = input;
-        let mut args = args.iter();
+        let mut args = positional.into_iter();
         let mut arguments = Vec::new();
         for (param, ty) in function.params.iter().zip(&function.types) {
+            let by_name = named.iter().find(|(name, _)| name.name == param.name.name).map(|(_, value)| *value);
             let argument = if let Some(plan) = input.take() {
                 self.tabular_argument(function, param, ty, plan, span)?
-            } else if let Some(arg) = args.next() {
+            } else if let Some(arg) = args.next().or(by_name) {
+                if by_name.is_some() && !std::ptr::eq(arg, by_name.expect("checked")) {
+                    let message = format!("{}() is given its parameter '{}' twice", function.name, param.name.name);
+                    return Err(self.err(ErrorKind::Semantic, message, arg.span));
+                }
                 match ty {
                     ParamType::Tabular(_) => {
                         let plan = self.tabular_expr(arg)?;
@@ -231,6 +237,44 @@ impl Planner<'_> {
             arguments.push((param.name.name.clone(), argument));
         }
         Ok(arguments)
+    }
+
+    /// The arguments given by position, then those given by name (`f(1, y = 2)`); a name must
+    /// be a parameter's, and no argument by position may follow one by name.
+    fn split_named<'e>(
+        &self,
+        function: &UserFunction,
+        args: &'e [Expr],
+    ) -> PResult<(Vec<&'e Expr>, Vec<(&'e Ident, &'e Expr)>)> {
+        let mut positional = Vec::new();
+        let mut named: Vec<(&Ident, &Expr)> = Vec::new();
+        for arg in args {
+            match &arg.kind {
+                ExprKind::NamedArg { name, value } => {
+                    if !function.params.iter().any(|p| p.name.name == name.name) {
+                        let params: Vec<&str> = function.params.iter().map(|p| p.name.name.as_str()).collect();
+                        let message = format!(
+                            "{}() has no parameter '{}' (its parameters: {})",
+                            function.name,
+                            name.name,
+                            params.join(", ")
+                        );
+                        return Err(self.err(ErrorKind::Semantic, message, name.span));
+                    }
+                    if named.iter().any(|(given, _)| given.name == name.name) {
+                        let message = format!("{}() is given its parameter '{}' twice", function.name, name.name);
+                        return Err(self.err(ErrorKind::Semantic, message, name.span));
+                    }
+                    named.push((name, value));
+                }
+                _ if !named.is_empty() => {
+                    let message = format!("{}(): an argument by position cannot follow one by name", function.name);
+                    return Err(self.err(ErrorKind::Semantic, message, arg.span));
+                }
+                _ => positional.push(arg),
+            }
+        }
+        Ok((positional, named))
     }
 
     /// A scalar argument converted to its parameter's type: numbers convert to each other, a
