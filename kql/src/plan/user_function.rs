@@ -33,6 +33,9 @@ enum Argument {
     Tabular(LogicalPlan),
 }
 
+/// Arguments given by name: the parameter's name and the value.
+type NamedArguments<'e> = Vec<(&'e Ident, &'e Expr)>;
+
 impl Planner<'_> {
     /// `let name = (params) { body }`: checks the parameters and keeps the function.
     pub(super) fn define_function(&mut self, l: &Let, params: &[Param], body: &Query) -> PResult<Binding> {
@@ -245,9 +248,9 @@ impl Planner<'_> {
         &self,
         function: &UserFunction,
         args: &'e [Expr],
-    ) -> PResult<(Vec<&'e Expr>, Vec<(&'e Ident, &'e Expr)>)> {
+    ) -> PResult<(Vec<&'e Expr>, NamedArguments<'e>)> {
         let mut positional = Vec::new();
-        let mut named: Vec<(&Ident, &Expr)> = Vec::new();
+        let mut named: NamedArguments = Vec::new();
         for arg in args {
             match &arg.kind {
                 ExprKind::NamedArg { name, value } => {
