@@ -1,18 +1,21 @@
 //! API keys and roles: who may call which endpoint.
 //!
-//! Keys are random (`flk_` + 64 hex digits) and stored in the configuration only as their
-//! SHA-256 (`hash = "sha256:<hex>"`): a leaked configuration gives no key. A request presents
-//! `Authorization: Bearer <key>`; its hash is compared with every configured hash in constant
-//! time. Roles:
+//! Keys are random (`flk_` + 64 hex digits) and stored only as their SHA-256: in the
+//! configuration (`hash = "sha256:<hex>"`, read at start) or in the data directory's
+//! `fleet.json` (made, rotated and revoked at runtime through `/v1/keys`, or by enrollment;
+//! see `fimlake_fleet`). A leaked configuration or data directory gives no key. A request
+//! presents `Authorization: Bearer <key>`; its hash is compared with every key's hash in
+//! constant time, the configuration's first. Roles:
 //!
 //! | role     | may                                                                        |
 //! |----------|----------------------------------------------------------------------------|
 //! | `ingest` | post records (optionally only for one `computer`, only to some `tables`)   |
 //! | `query`  | run queries, read rules, alerts, notifications and metrics                 |
-//! | `admin`  | what `query` may, and create, change and delete alert rules                |
+//! | `admin`  | what `query` may, manage alert rules, keys and enrollment tokens           |
 //!
-//! Any key may list the tables' schemas; `/healthz` and `/readyz` are open. No role may do what
-//! another is for: an `admin` key cannot post records, an `ingest` key cannot read them.
+//! Any key may list the tables' schemas; `/healthz` and `/readyz` are open; `/v1/enroll` takes
+//! an enrollment token instead of a key (and is logged). No role may do what another is for: an
+//! `admin` key cannot post records, an `ingest` key cannot read them.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -26,13 +29,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Ingest,
-    Query,
-    Admin,
-}
+pub use fimlake_fleet::Role;
+use fimlake_fleet::keys::{KeySource, KeyState, KeyView};
 
 /// `[[auth.keys]]` in the configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,10 +70,21 @@ struct Key {
     limiter: Option<Limiter>,
 }
 
-/// The configured keys, checked.
+/// The configured keys, checked, and the fleet's keys made at runtime.
 #[derive(Default)]
 pub struct Auth {
     keys: Vec<Key>,
+    fleet: Option<std::sync::Arc<fimlake_fleet::Fleet>>,
+}
+
+/// The caller a presented key names.
+struct Caller<'a> {
+    name: String,
+    role: Role,
+    computer: Option<String>,
+    tables: Option<Vec<String>>,
+    /// The configuration's rate limit of the key, if it has one.
+    limiter: Option<(&'a Limiter, u32)>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -89,6 +98,8 @@ impl std::fmt::Debug for Auth {
 enum Need {
     Open,
     AnyKey,
+    /// No key: an enrollment token in the body; logged.
+    Enroll,
     Ingest,
     Read,
     Admin,
@@ -99,7 +110,14 @@ fn need(method: &Method, route: &str) -> Need {
         "/healthz" | "/readyz" => Need::Open,
         "/v1/tables" | "/v1/tables/{table}" => Need::AnyKey,
         "/v1/tables/{table}/records" | "/dataCollectionRules/{rule}/streams/{stream}" => Need::Ingest,
+        "/v1/enroll" => Need::Enroll,
         "/v1/alert-rules/{name}" if method == Method::PUT || method == Method::DELETE => Need::Admin,
+        "/v1/keys"
+        | "/v1/keys/{name}"
+        | "/v1/keys/{name}/rotate"
+        | "/v1/machines/{computer}/reenrollment"
+        | "/v1/enroll-tokens"
+        | "/v1/enroll-tokens/{id}" => Need::Admin,
         "/v1/alerts/{id}/{action}" | "/v1/notifications/{id}/retry" => Need::Read,
         "/metrics"
         | "/v1/workspaces/{workspace}/query"
@@ -116,7 +134,7 @@ fn need(method: &Method, route: &str) -> Need {
 
 fn allows(role: Role, need: Need) -> bool {
     match need {
-        Need::Open | Need::AnyKey => true,
+        Need::Open | Need::AnyKey | Need::Enroll => true,
         Need::Ingest => role == Role::Ingest,
         Need::Read => matches!(role, Role::Query | Role::Admin),
         Need::Admin => role == Role::Admin,
@@ -181,16 +199,40 @@ impl Auth {
             };
             keys.push(Key { config: k.clone(), hash, limiter });
         }
-        Ok(Auth { keys })
+        Ok(Auth { keys, fleet: None })
     }
 
+    /// Also accepts the keys of `fleet` (made at runtime).
+    pub fn with_fleet(self, fleet: std::sync::Arc<fimlake_fleet::Fleet>) -> Auth {
+        Auth { fleet: Some(fleet), ..self }
+    }
+
+    /// The configuration's keys as the fleet API lists them (read-only there).
+    pub fn configured_views(cfg: &AuthConfig) -> Vec<KeyView> {
+        cfg.keys
+            .iter()
+            .map(|k| KeyView {
+                name: k.name.clone(),
+                role: k.role,
+                computer: k.computer.clone(),
+                tables: k.tables.clone(),
+                group: None,
+                created: None,
+                last_used: None,
+                state: KeyState::Active,
+                source: KeySource::Configuration,
+            })
+            .collect()
+    }
+
+    /// Whether requests need a key: once any key exists, in the configuration or made at runtime.
     pub fn enabled(&self) -> bool {
-        !self.keys.is_empty()
+        !self.keys.is_empty() || self.fleet.as_ref().is_some_and(|f| f.has_active_keys())
     }
 
-    /// The key whose hash matches `presented`; every configured hash is compared, in constant
-    /// time.
-    fn find(&self, presented: &str) -> Option<&Key> {
+    /// The configured key whose hash matches `presented`; every configured hash is compared,
+    /// in constant time.
+    fn find_configured(&self, presented: &str) -> Option<&Key> {
         let h = hash_key(presented);
         let mut found = None;
         for k in &self.keys {
@@ -199,6 +241,27 @@ impl Auth {
             }
         }
         found
+    }
+
+    /// The caller `presented` names: a configured key, else an active key of the fleet.
+    fn find(&self, presented: &str) -> Option<Caller<'_>> {
+        if let Some(k) = self.find_configured(presented) {
+            return Some(Caller {
+                name: k.config.name.clone(),
+                role: k.config.role,
+                computer: k.config.computer.clone(),
+                tables: k.config.tables.clone(),
+                limiter: k.limiter.as_ref().map(|l| (l, k.config.requests_per_second.unwrap_or_default())),
+            });
+        }
+        let grant = self.fleet.as_ref()?.find(presented)?;
+        Some(Caller {
+            name: grant.name,
+            role: grant.role,
+            computer: grant.computer,
+            tables: grant.tables,
+            limiter: None,
+        })
     }
 }
 
@@ -210,8 +273,8 @@ impl fimlake_ui::KeyCheck for Auth {
 
     fn verify(&self, key: &str) -> Option<fimlake_ui::Verified> {
         self.find(key).map(|k| fimlake_ui::Verified {
-            name: k.config.name.clone(),
-            role: match k.config.role {
+            name: k.name,
+            role: match k.role {
                 Role::Ingest => None,
                 Role::Query => Some(fimlake_ui::Role::Query),
                 Role::Admin => Some(fimlake_ui::Role::Admin),
@@ -274,6 +337,12 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         }
     };
     let resp = next.run(req).await;
+    if let Some(note) = resp.extensions().get::<fimlake_fleet::api::AuditNote>() {
+        entry["Detail"] = note.detail.clone().into();
+        if let Some(principal) = &note.principal {
+            entry["Principal"] = principal.clone().into();
+        }
+    }
     let accepted_ingest = need == Need::Ingest && resp.status().is_success();
     // Scrapes of /metrics are not worth a row each.
     if !accepted_ingest && route != "/metrics" {
@@ -288,7 +357,7 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
 /// Authenticates the caller (when keys are configured) and checks its role and rate limit;
 /// hands the principal, and an ingest key's bindings, to the handlers. `Some` is the refusal.
 fn admit(guard: &Guard, req: &mut Request, need: Need, entry: &mut serde_json::Value) -> Option<Response> {
-    if !guard.auth.enabled() {
+    if !guard.auth.enabled() || need == Need::Enroll {
         req.extensions_mut().insert(fimlake_alerting::api::Principal("anonymous".into()));
         return None;
     }
@@ -305,21 +374,21 @@ fn admit(guard: &Guard, req: &mut Request, need: Need, entry: &mut serde_json::V
         entry["Detail"] = if presented.is_some() { "unknown key" } else { "no key" }.into();
         return Some(resp);
     };
-    entry["Principal"] = key.config.name.clone().into();
-    entry["Role"] = serde_json::to_value(key.config.role).expect("a role serialises");
-    if !allows(key.config.role, need) {
+    entry["Principal"] = key.name.clone().into();
+    entry["Role"] = serde_json::to_value(key.role).expect("a role serialises");
+    if !allows(key.role, need) {
         let resp = deny(
             StatusCode::FORBIDDEN,
             "InsufficientAccessError",
             &format!(
                 "The provided credentials have insufficient access to perform the requested operation (key '{}' has role {:?})",
-                key.config.name, key.config.role
+                key.name, key.role
             ),
         );
         entry["Detail"] = "role does not allow this".into();
         return Some(resp);
     }
-    if let Some(limiter) = &key.limiter
+    if let Some((limiter, per_second)) = key.limiter
         && let Err(not_until) = limiter.check()
     {
         use governor::clock::Clock;
@@ -328,22 +397,18 @@ fn admit(guard: &Guard, req: &mut Request, need: Need, entry: &mut serde_json::V
         let mut resp = deny(
             StatusCode::TOO_MANY_REQUESTS,
             "TooManyRequests",
-            &format!(
-                "key '{}' is limited to {} requests per second; retry after {secs}s",
-                key.config.name,
-                key.config.requests_per_second.unwrap_or_default()
-            ),
+            &format!("key '{}' is limited to {} requests per second; retry after {secs}s", key.name, per_second),
         );
         resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         entry["Detail"] = "rate limit".into();
         return Some(resp);
     }
-    req.extensions_mut().insert(fimlake_alerting::api::Principal(key.config.name.clone()));
-    if key.config.role == Role::Ingest {
+    req.extensions_mut().insert(fimlake_alerting::api::Principal(key.name.clone()));
+    if key.role == Role::Ingest {
         req.extensions_mut().insert(fimlake_ingest::IngestGrant {
-            key: key.config.name.clone(),
-            computer: key.config.computer.clone(),
-            tables: key.config.tables.clone(),
+            key: key.name,
+            computer: key.computer,
+            tables: key.tables,
         });
     }
     None
@@ -433,12 +498,20 @@ mod tests {
             (Method::GET, "/v1/tables", [true, true, true]),
             (Method::POST, "/v1/alerts/{id}/{action}", [false, true, true]),
             (Method::POST, "/v1/notifications/{id}/retry", [false, true, true]),
+            (Method::GET, "/v1/keys", [false, false, true]),
+            (Method::POST, "/v1/keys", [false, false, true]),
+            (Method::DELETE, "/v1/keys/{name}", [false, false, true]),
+            (Method::POST, "/v1/keys/{name}/rotate", [false, false, true]),
+            (Method::POST, "/v1/enroll-tokens", [false, false, true]),
+            (Method::DELETE, "/v1/enroll-tokens/{id}", [false, false, true]),
+            (Method::POST, "/v1/machines/{computer}/reenrollment", [false, false, true]),
         ];
         for (method, route, expected) in routes {
             let got = [Role::Ingest, Role::Query, Role::Admin].map(|r| allows(r, need(&method, route)));
             assert_eq!(got, expected, "{method} {route}");
         }
         assert_eq!(need(&Method::GET, "/healthz"), Need::Open);
+        assert_eq!(need(&Method::POST, "/v1/enroll"), Need::Enroll);
     }
 
     #[test]
@@ -447,7 +520,7 @@ mod tests {
         assert!(key.starts_with("flk_") && key.len() == 68);
         assert!(!cfg.hash.contains(&key[4..]));
         let auth = Auth::new(&AuthConfig { keys: vec![cfg.clone()] }, &["Heartbeat"]).unwrap();
-        assert_eq!(auth.find(&key).unwrap().config.name, "web1");
+        assert_eq!(auth.find(&key).unwrap().name, "web1");
         assert!(auth.find("flk_wrong").is_none());
         let bad = KeyConfig { hash: "md5:00".into(), ..cfg.clone() };
         assert!(Auth::new(&AuthConfig { keys: vec![bad] }, &[]).unwrap_err().to_string().contains("sha256"));

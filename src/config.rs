@@ -26,8 +26,11 @@ pub struct Config {
     pub query: QueryConfig,
     /// Alert rules: where they are, catch-up, notification limits, delivery retries.
     pub alerting: AlertingConfig,
-    /// API keys (`[[auth.keys]]`); none: no authentication, loopback addresses only.
+    /// API keys (`[[auth.keys]]`); none (and none made at runtime): no authentication,
+    /// loopback addresses only.
     pub auth: crate::auth::AuthConfig,
+    /// Keys made at runtime and enrollment (`[fleet] enrollments_per_minute`).
+    pub fleet: fimlake_fleet::FleetConfig,
     /// Serve HTTPS (`[tls] cert_file, key_file`).
     pub tls: Option<crate::tls::TlsConfig>,
     /// A client must have sent its request headers within this time (slow clients).
@@ -53,6 +56,7 @@ impl Default for Config {
             query: QueryConfig::default(),
             alerting: AlertingConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            fleet: fimlake_fleet::FleetConfig::default(),
             tls: None,
             header_read_timeout: std::time::Duration::from_secs(10),
             body_read_timeout: std::time::Duration::from_secs(30),
@@ -84,7 +88,9 @@ impl Config {
             }
             let name = name.to_ascii_lowercase();
             let (section, field) = match name.split_once('_') {
-                Some((s @ ("storage" | "ingest" | "query" | "alerting" | "ui"), f)) => (Some(s), f.to_string()),
+                Some((s @ ("storage" | "ingest" | "query" | "alerting" | "ui" | "fleet"), f)) => {
+                    (Some(s), f.to_string())
+                }
                 _ => (None, name.clone()),
             };
             let parsed = parse_env_value(&value);

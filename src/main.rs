@@ -3,6 +3,7 @@
 mod auth;
 mod bulk;
 mod config;
+mod fleet_cli;
 mod generate;
 mod limits;
 mod query_cli;
@@ -82,10 +83,15 @@ enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
-    /// API keys.
+    /// API keys: create (offline, or on a running server), list, revoke, rotate.
     Keys {
         #[command(subcommand)]
-        command: KeysCommand,
+        command: fleet_cli::KeysCommand,
+    },
+    /// Enrollment tokens for `fimlake-agent enroll`: create, list, revoke.
+    EnrollTokens {
+        #[command(subcommand)]
+        command: fleet_cli::TokensCommand,
     },
     /// Bulk-load JSON or NDJSON files of records into a running server.
     Ingest {
@@ -173,29 +179,6 @@ enum CertsCommand {
 }
 
 #[derive(Subcommand)]
-enum KeysCommand {
-    /// Create an API key: prints the key (shown once, stored nowhere) and the [[auth.keys]]
-    /// entry, with the key's SHA-256, to add to the server's configuration.
-    Create {
-        /// ingest (post records), query (read), admin (read and manage alert rules).
-        #[arg(long, value_enum)]
-        role: auth::Role,
-        /// Who holds the key [default: the computer, or the role].
-        #[arg(long)]
-        name: Option<String>,
-        /// Ingest keys: records must have this Computer.
-        #[arg(long)]
-        computer: Option<String>,
-        /// Ingest keys: the tables it may post to, comma-separated [default: all].
-        #[arg(long, value_delimiter = ',')]
-        tables: Option<Vec<String>>,
-        /// Requests per second the key may make [default: no limit]; past it, 429.
-        #[arg(long)]
-        requests_per_second: Option<u32>,
-    },
-}
-
-#[derive(Subcommand)]
 enum RulesCommand {
     /// Check a rules directory (rule files and action-groups.toml) without starting the server:
     /// formats, ranges, action groups, and that every query compiles.
@@ -254,9 +237,8 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Keys { command: KeysCommand::Create { role, name, computer, tables, requests_per_second } } => {
-            create_key(role, name, computer, tables, requests_per_second)
-        }
+        Command::Keys { command } => rt.block_on(fleet_cli::keys(command)),
+        Command::EnrollTokens { command } => rt.block_on(fleet_cli::tokens(command)),
         Command::Ingest { table, server, chunk_bytes, quiet, files, api_key, ca_file } => {
             let n = rt.block_on(bulk::run(bulk::BulkOptions {
                 server,
@@ -341,10 +323,11 @@ fn generate_and_load(
     Ok(())
 }
 
-/// `fimlake keys create`: a new key and the configuration snippet that installs it.
-fn create_key(
+/// `fimlake keys create` without `--server`: a new key and the configuration snippet that
+/// installs it.
+fn create_key_offline(
     role: auth::Role,
-    name: Option<String>,
+    name: String,
     computer: Option<String>,
     tables: Option<Vec<String>>,
     requests_per_second: Option<u32>,
@@ -360,7 +343,6 @@ fn create_key(
             );
         }
     }
-    let name = name.or_else(|| computer.clone()).unwrap_or_else(|| format!("{role:?}").to_lowercase());
     let (key, mut entry) = auth::create(&name, role, computer, tables);
     entry.requests_per_second = requests_per_second;
     let snippet = toml::to_string(&serde_json::json!({"auth": {"keys": [entry]}}))?;

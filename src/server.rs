@@ -25,7 +25,12 @@ struct ServerState {
 
 pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     let tables = TableRegistry::builtin();
-    let auth = Arc::new(crate::auth::Auth::new(&cfg.auth, &tables.names())?);
+    let table_names: Vec<String> = tables.names().iter().map(|t| t.to_string()).collect();
+    let fleet = Arc::new(
+        fimlake_fleet::Fleet::open(&cfg.data_dir, crate::auth::Auth::configured_views(&cfg.auth), table_names)
+            .context("opening the fleet's keys and enrollment tokens")?,
+    );
+    let auth = Arc::new(crate::auth::Auth::new(&cfg.auth, &tables.names())?.with_fleet(fleet.clone()));
     crate::auth::check_exposure(cfg.listen, &auth, cfg.tls.is_some(), insecure)?;
     if !auth.enabled() {
         tracing::warn!(listen = %cfg.listen, "no API keys configured: anyone who can reach this address can post records and read them");
@@ -87,6 +92,7 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         .merge(ingest)
         .merge(query)
         .merge(fimlake_alerting::api::router(alerting.clone()))
+        .merge(fimlake_fleet::api::router(fleet.clone(), cfg.fleet.enrollments_per_minute))
         // Unknown routes go through the key check too (404 only with a key); the console's
         // routes, merged below, are not unknown.
         .fallback(|| async { StatusCode::NOT_FOUND })
@@ -109,6 +115,7 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         "post a record: curl -X POST {scheme}://{addr}/v1/tables/Heartbeat/records -H 'Content-Type: application/json' -d '[{{\"Computer\":\"web1\"}}]'"
     );
     alerting.start();
+    tokio::spawn(save_last_used(fleet.clone()));
     let rules = alerting.rules().await.len();
     println!("alert rules: {rules} (GET {scheme}://{addr}/v1/alert-rules)");
     if cfg.ui.enabled {
@@ -182,6 +189,17 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Writes when keys were last used, once a minute (a crash loses at most that much of it).
+async fn save_last_used(fleet: Arc<fimlake_fleet::Fleet>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(e) = fleet.save_last_used() {
+            tracing::warn!(error = %e, "writing when keys were last used");
+        }
+    }
 }
 
 async fn readyz(State(st): State<ServerState>) -> Response {

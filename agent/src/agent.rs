@@ -31,6 +31,9 @@ pub struct Agent {
     /// Unreadable paths already reported (each is reported once until it is readable again).
     reported: Mutex<HashSet<String>>,
     wake_sender: Notify,
+    /// The key posts are sent with: the configuration's, or the enrollment's (replaced when
+    /// the host enrolls again).
+    api_key: Mutex<Option<String>>,
 }
 
 /// What a scan found.
@@ -50,6 +53,7 @@ impl Agent {
         crate::state::set_hash_rate(cfg.max_hash_bytes_per_second);
         let baseline = Baseline::load(&cfg.data_dir.join("baseline"))?;
         let spool = Spool::open(&cfg.data_dir.join("spool"), cfg.max_spool_bytes)?;
+        let cfg_api_key = cfg.api_key.clone();
         Ok(Agent {
             computer: cfg.computer_name(),
             cfg: Arc::new(cfg),
@@ -57,6 +61,7 @@ impl Agent {
             spool,
             reported: Mutex::new(HashSet::new()),
             wake_sender: Notify::new(),
+            api_key: Mutex::new(cfg_api_key),
         })
     }
 
@@ -301,7 +306,9 @@ impl Agent {
                 }
                 continue;
             };
-            let wait = match crate::spool::send(&client, &self.cfg.server, self.cfg.api_key.as_deref(), &batch).await {
+            let api_key = self.api_key.lock().expect("api key lock").clone();
+            let mut refused_key = false;
+            let wait = match crate::spool::send(&client, &self.cfg.server, api_key.as_deref(), &batch).await {
                 Sent::Accepted(_) => {
                     if let Err(e) = self.spool.done(&batch) {
                         tracing::error!(error = %e, "removing a sent batch");
@@ -315,6 +322,16 @@ impl Agent {
                     tracing::warn!(error = %message, retry_in = ?wait, "sending failed; the batch stays spooled");
                     wait
                 }
+                Sent::Rejected { status: 401 | 403, message } => {
+                    failed_attempts += 1;
+                    refused_key = true;
+                    tracing::error!(
+                        error = %message,
+                        "the server refused this agent's key; the records stay spooled until a valid key is in place \
+                         (fimlake-agent enroll, or api_key in the configuration)"
+                    );
+                    backoff.delay(failed_attempts, None)
+                }
                 Sent::Rejected { message: msg, .. } => {
                     tracing::error!(error = %msg, path = %batch.path.display(), "the server refused a batch; kept in spool/rejected");
                     if let Err(e) = self.spool.reject(&batch.path) {
@@ -323,11 +340,37 @@ impl Agent {
                     Duration::ZERO
                 }
             };
+            let wait = if refused_key { self.wait_for_new_key(wait) } else { Box::pin(tokio::time::sleep(wait)) };
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = wait => {}
                 _ = stop.changed() => return,
             }
         }
+    }
+
+    /// Waits `wait`, or less if the host enrolls again meanwhile (the enrollment file changes
+    /// to a new key): then sends with the new key at once.
+    fn wait_for_new_key(self: &Arc<Self>, wait: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        let agent = self.clone();
+        Box::pin(async move {
+            let until = tokio::time::Instant::now() + wait;
+            let seen = crate::enrollment::modified(&agent.cfg.data_dir);
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_secs(1).min(wait)).await;
+                if crate::enrollment::modified(&agent.cfg.data_dir) == seen {
+                    continue;
+                }
+                match crate::enrollment::load(&agent.cfg.data_dir) {
+                    Ok(Some(enrollment)) if enrollment.computer == agent.computer => {
+                        tracing::info!(key = %enrollment.key_name, "using the key of the new enrollment");
+                        *agent.api_key.lock().expect("api key lock") = Some(enrollment.key);
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "reading the enrollment"),
+                }
+            }
+        })
     }
 }
 

@@ -9,11 +9,13 @@
 //! - [`records`]: the rows sent, with the Azure tables' columns.
 //! - [`inventory`]: daemons (systemd) and software (dpkg, rpm).
 //! - [`spool`]: batches on disk until the server acknowledges them.
+//! - [`enrollment`]: the host's own key, obtained with an enrollment token.
 //! - [`agent`]: scheduled scans, real-time checks (inotify), heartbeat, snapshot, sender.
 
 pub mod agent;
 pub mod baseline;
 pub mod config;
+pub mod enrollment;
 pub mod inventory;
 pub mod names;
 pub mod records;

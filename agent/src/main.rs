@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use fimlake_agent::agent::{self, Agent};
 use fimlake_agent::baseline::Baseline;
 use fimlake_agent::config::AgentConfig;
+use fimlake_agent::enrollment;
 
 /// fimlake's file integrity monitoring agent.
 #[derive(Parser)]
@@ -36,6 +37,25 @@ enum Command {
         #[arg(long)]
         reset: bool,
     },
+    /// Obtain this host's own key from the server with an enrollment token (`fimlake
+    /// enroll-tokens create`); kept, owner-only, in the data directory and used by `run`.
+    Enroll {
+        /// The server's base URL.
+        #[arg(long)]
+        server: String,
+        /// The enrollment token.
+        #[arg(long, env = "FIMLAKE_ENROLL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// PEM CA certificates to trust for an https server (besides the system's).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// The name records carry in `Computer` [default: the configuration's, else the host name].
+        #[arg(long)]
+        computer: Option<String>,
+        /// The agent's data directory [default: the configuration's, else /var/lib/fimlake-agent].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,12 +66,23 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let cfg = if cli.config.exists() {
+    if let Command::Enroll { server, token, ca_file, computer, data_dir } = cli.command {
+        return enroll(&cli.config, &server, &token, ca_file, computer, data_dir);
+    }
+    let mut cfg = if cli.config.exists() {
         AgentConfig::load(&cli.config)?
     } else {
-        anyhow::bail!("configuration file {} does not exist (see examples/fimlake-agent.toml)", cli.config.display());
+        anyhow::bail!(
+            "configuration file {} does not exist (see examples/fimlake-agent.toml; enroll first with \
+             `fimlake-agent enroll`)",
+            cli.config.display()
+        );
     };
+    if let Some(enrollment) = fimlake_agent::enrollment::apply(&mut cfg)? {
+        tracing::info!(key = %enrollment.key_name, group = %enrollment.group, "using this host's enrollment");
+    }
     match cli.command {
+        Command::Enroll { .. } => unreachable!("handled above"),
         Command::Run => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async {
@@ -99,4 +130,33 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `fimlake-agent enroll`: trades the token for this host's key and keeps it.
+fn enroll(
+    config: &std::path::Path,
+    server: &str,
+    token: &str,
+    ca_file: Option<PathBuf>,
+    computer: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let cfg = if config.exists() { AgentConfig::load(config)? } else { AgentConfig::default() };
+    let data_dir = data_dir.unwrap_or_else(|| cfg.data_dir.clone());
+    let computer = computer.unwrap_or_else(|| cfg.computer_name());
+    let ca_file = ca_file.or_else(|| cfg.ca_file.clone());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let enrollment = rt.block_on(enrollment::enroll(server, token, &computer, ca_file.as_deref()))?;
+    enrollment::save(&data_dir, &enrollment)?;
+    println!(
+        "enrolled '{}' in group '{}' (key '{}'), kept in {}",
+        enrollment.computer,
+        enrollment.group,
+        enrollment.key_name,
+        enrollment::path(&data_dir).display()
+    );
+    if cfg.api_key.is_some() {
+        println!("note: {} sets api_key, which the agent uses instead of this enrollment", config.display());
+    }
+    Ok(())
 }

@@ -1,0 +1,213 @@
+//! The HTTP API over the fleet: keys (`/v1/keys`), enrollment tokens (`/v1/enroll-tokens`),
+//! re-enrollment allowances (`/v1/machines/{computer}/reenrollment`), all for admin keys (the
+//! server's key check enforces it), and `/v1/enroll`, which takes an enrollment token instead
+//! of a key and is rate-limited per client address.
+//!
+//! Answers carry an [`AuditNote`] extension: what the server's audit log records of the call.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::enroll::{EnrollError, NewToken};
+use crate::keys::NewKey;
+use crate::{Fleet, FleetError};
+
+/// What the audit log records of a call: who (when not a key) and what came of it.
+#[derive(Debug, Clone)]
+pub struct AuditNote {
+    /// For enrollment: `enrollment token <id>` (the caller presents no key).
+    pub principal: Option<String>,
+    pub detail: String,
+}
+
+type Limiter = governor::DefaultKeyedRateLimiter<IpAddr>;
+
+#[derive(Clone)]
+struct ApiState {
+    fleet: Arc<Fleet>,
+    enrollments: Arc<Limiter>,
+}
+
+/// The routes; at most `enrollments_per_minute` enrollment attempts per client address.
+pub fn router(fleet: Arc<Fleet>, enrollments_per_minute: NonZeroU32) -> Router {
+    let enrollments = Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(enrollments_per_minute)));
+    Router::new()
+        .route("/v1/keys", get(list_keys).post(create_key))
+        .route("/v1/keys/{name}", delete(revoke_key))
+        .route("/v1/keys/{name}/rotate", post(rotate_key))
+        .route("/v1/machines/{computer}/reenrollment", post(allow_reenrollment))
+        .route("/v1/enroll-tokens", get(list_tokens).post(create_token))
+        .route("/v1/enroll-tokens/{id}", delete(revoke_token))
+        .route("/v1/enroll", post(enroll))
+        .with_state(ApiState { fleet, enrollments })
+}
+
+/// Azure's error shape, with the note for the audit log.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
+    response.extensions_mut().insert(AuditNote { principal: None, detail: message.to_string() });
+    response
+}
+
+fn fleet_error(e: FleetError) -> Response {
+    match &e {
+        FleetError::Invalid(m) => error(StatusCode::BAD_REQUEST, "BadArgumentError", m),
+        FleetError::NotFound(m) => error(StatusCode::NOT_FOUND, "NotFound", m),
+        FleetError::Conflict(m) => error(StatusCode::CONFLICT, "Conflict", m),
+        FleetError::Io { .. } | FleetError::Corrupt { .. } => {
+            tracing::error!(error = %e, "writing the fleet state");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "the fleet state could not be written")
+        }
+    }
+}
+
+fn bad_body(rejection: JsonRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, "BadArgumentError", &format!("the request body: {}", rejection.body_text()))
+}
+
+/// An answer with its audit note.
+fn noted(status: StatusCode, body: serde_json::Value, detail: String) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response.extensions_mut().insert(AuditNote { principal: None, detail });
+    response
+}
+
+async fn list_keys(State(api): State<ApiState>) -> Response {
+    Json(json!({"keys": api.fleet.list_keys()})).into_response()
+}
+
+async fn create_key(State(api): State<ApiState>, body: Result<Json<NewKey>, JsonRejection>) -> Response {
+    let Json(new) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_body(rejection),
+    };
+    match api.fleet.create_key(new) {
+        Ok(created) => {
+            let detail = format!("created key '{}' ({:?})", created.view.name, created.view.role);
+            noted(StatusCode::CREATED, serde_json::to_value(created).expect("serialises"), detail)
+        }
+        Err(e) => fleet_error(e),
+    }
+}
+
+async fn revoke_key(State(api): State<ApiState>, Path(name): Path<String>) -> Response {
+    match api.fleet.revoke_key(&name) {
+        Ok(view) => {
+            noted(StatusCode::OK, serde_json::to_value(view).expect("serialises"), format!("revoked key '{name}'"))
+        }
+        Err(e) => fleet_error(e),
+    }
+}
+
+async fn rotate_key(State(api): State<ApiState>, Path(name): Path<String>) -> Response {
+    match api.fleet.rotate_key(&name) {
+        Ok(created) => {
+            noted(StatusCode::OK, serde_json::to_value(created).expect("serialises"), format!("rotated key '{name}'"))
+        }
+        Err(e) => fleet_error(e),
+    }
+}
+
+async fn allow_reenrollment(State(api): State<ApiState>, Path(computer): Path<String>) -> Response {
+    match api.fleet.allow_reenrollment(&computer) {
+        Ok(()) => noted(
+            StatusCode::OK,
+            json!({"computer": computer, "reenrollment": "allowed"}),
+            format!("allowed the re-enrollment of '{computer}'"),
+        ),
+        Err(e) => fleet_error(e),
+    }
+}
+
+async fn list_tokens(State(api): State<ApiState>) -> Response {
+    Json(json!({"tokens": api.fleet.list_tokens()})).into_response()
+}
+
+async fn create_token(State(api): State<ApiState>, body: Result<Json<NewToken>, JsonRejection>) -> Response {
+    let Json(new) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_body(rejection),
+    };
+    match api.fleet.create_token(new) {
+        Ok(created) => {
+            let detail = format!("created enrollment token {} for group '{}'", created.view.id, created.view.group);
+            noted(StatusCode::CREATED, serde_json::to_value(created).expect("serialises"), detail)
+        }
+        Err(e) => fleet_error(e),
+    }
+}
+
+async fn revoke_token(State(api): State<ApiState>, Path(id): Path<String>) -> Response {
+    match api.fleet.revoke_token(&id) {
+        Ok(view) => noted(
+            StatusCode::OK,
+            serde_json::to_value(view).expect("serialises"),
+            format!("revoked enrollment token {id}"),
+        ),
+        Err(e) => fleet_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollRequest {
+    token: String,
+    computer: String,
+}
+
+async fn enroll(
+    State(api): State<ApiState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    body: Result<Json<EnrollRequest>, JsonRejection>,
+) -> Response {
+    if api.enrollments.check_key(&client.ip()).is_err() {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            &format!("too many enrollment attempts from {}; retry in a minute", client.ip()),
+        );
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
+        return response;
+    }
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_body(rejection),
+    };
+    let principal = api.fleet.token_id(&request.token).map(|id| format!("enrollment token {id}"));
+    let mut response = match api.fleet.enroll(&request.token, &request.computer) {
+        Ok(enrolled) => {
+            let detail = format!(
+                "enrolled computer '{}' in group '{}' (key '{}')",
+                enrolled.computer, enrolled.group, enrolled.key_name
+            );
+            noted(StatusCode::CREATED, serde_json::to_value(enrolled).expect("serialises"), detail)
+        }
+        Err(e) => enroll_error(e, &request.computer),
+    };
+    if let Some(note) = response.extensions_mut().get_mut::<AuditNote>() {
+        note.principal = Some(principal.unwrap_or_else(|| "unknown enrollment token".into()));
+    }
+    response
+}
+
+fn enroll_error(e: EnrollError, computer: &str) -> Response {
+    let message = format!("enrolling '{computer}': {e}");
+    match e {
+        EnrollError::UnknownToken => error(StatusCode::UNAUTHORIZED, "InvalidEnrollmentToken", &message),
+        EnrollError::Revoked(_) | EnrollError::Expired { .. } | EnrollError::UsedUp { .. } => {
+            error(StatusCode::FORBIDDEN, "EnrollmentTokenRefused", &message)
+        }
+        EnrollError::AlreadyEnrolled { .. } => error(StatusCode::CONFLICT, "AlreadyEnrolled", &message),
+        EnrollError::Fleet(e) => fleet_error(e),
+    }
+}

@@ -1,0 +1,254 @@
+//! `fimlake keys` and `fimlake enroll-tokens`: keys and enrollment tokens of a running server,
+//! through its admin API (`/v1/keys`, `/v1/enroll-tokens`); `keys create` without `--server`
+//! prints a configuration entry instead (the offline mode).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::auth;
+
+/// Which server, as whom.
+#[derive(Args, Clone, Debug)]
+pub struct Remote {
+    /// The server's base URL [default: http://127.0.0.1:8080].
+    #[arg(long, env = "FIMLAKE_SERVER")]
+    pub server: Option<String>,
+    /// An admin API key, sent as `Authorization: Bearer`.
+    #[arg(long, env = "FIMLAKE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// PEM CA certificates to trust for an https server (besides the system's).
+    #[arg(long, env = "FIMLAKE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key. With --server: on that server, effective at once. Without: prints the
+    /// key (shown once, stored nowhere) and the [[auth.keys]] entry, with the key's SHA-256, to
+    /// add to the server's configuration.
+    Create {
+        /// ingest (post records), query (read), admin (read, manage rules, keys and enrollment).
+        #[arg(long, value_enum)]
+        role: auth::Role,
+        /// Who holds the key [default: the computer, or the role].
+        #[arg(long)]
+        name: Option<String>,
+        /// Ingest keys: records must have this Computer.
+        #[arg(long)]
+        computer: Option<String>,
+        /// Ingest keys: the tables it may post to, comma-separated [default: all].
+        #[arg(long, value_delimiter = ',')]
+        tables: Option<Vec<String>>,
+        /// Requests per second the key may make [default: no limit]; past it, 429 (offline
+        /// mode only).
+        #[arg(long)]
+        requests_per_second: Option<u32>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a server's keys: name, role, bindings, group, created, last used, state; never a
+    /// secret.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a key: its next request gets 401.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Give a key a new secret (printed once); the old one stops working at once.
+    Rotate {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Let an enrolled computer enroll once more (a reinstalled host); its old key is revoked
+    /// when it does.
+    AllowReenrollment {
+        computer: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Make an enrollment token for a group (printed once): `fimlake-agent enroll --token`.
+    Create {
+        /// The group the enrolled hosts join.
+        #[arg(long)]
+        group: String,
+        /// How long the token is valid (7d, 12h) [default: no expiry].
+        #[arg(long)]
+        expires: Option<String>,
+        /// How many hosts may enroll with it [default: no limit].
+        #[arg(long)]
+        max_uses: Option<u32>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the enrollment tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke an enrollment token (the keys it gave stay).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// A server's admin API.
+struct Admin {
+    client: reqwest::Client,
+    base: String,
+    api_key: Option<String>,
+}
+
+impl Admin {
+    fn new(remote: &Remote) -> anyhow::Result<Admin> {
+        let client = fimlake_client::client_builder(remote.ca_file.as_deref())?.build()?;
+        let base = remote.server.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        Ok(Admin { client, base: base.trim_end_matches('/').to_string(), api_key: remote.api_key.clone() })
+    }
+
+    /// One call; a refusal is an error with the server's message.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.client.request(method.clone(), &url);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        if !status.is_success() {
+            let message = value["error"]["message"].as_str().unwrap_or(&text);
+            bail!("{method} {url}: {status}: {message}");
+        }
+        Ok(value)
+    }
+}
+
+pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { role, name, computer, tables, requests_per_second, remote } => {
+            let name = name.or_else(|| computer.clone()).unwrap_or_else(|| format!("{role:?}").to_lowercase());
+            if remote.server.is_none() {
+                return crate::create_key_offline(role, name, computer, tables, requests_per_second);
+            }
+            if requests_per_second.is_some() {
+                bail!("--requests-per-second is a setting of the configuration file's keys; leave out --server");
+            }
+            let body = json!({"name": name, "role": role, "computer": computer, "tables": tables});
+            let created = Admin::new(&remote)?.call(reqwest::Method::POST, "/v1/keys", Some(body)).await?;
+            print_secret("key", &created["key"], "it is shown once; the server keeps only its hash");
+            Ok(())
+        }
+        KeysCommand::List { json, remote } => {
+            let listed = Admin::new(&remote)?.call(reqwest::Method::GET, "/v1/keys", None).await?;
+            print_list(&listed["keys"], json, &KEY_COLUMNS)
+        }
+        KeysCommand::Revoke { name, remote } => {
+            let path = format!("/v1/keys/{}", encode(&name));
+            Admin::new(&remote)?.call(reqwest::Method::DELETE, &path, None).await?;
+            println!("revoked key '{name}': its next request gets 401");
+            Ok(())
+        }
+        KeysCommand::Rotate { name, remote } => {
+            let path = format!("/v1/keys/{}/rotate", encode(&name));
+            let rotated = Admin::new(&remote)?.call(reqwest::Method::POST, &path, None).await?;
+            print_secret("key", &rotated["key"], "the old key stopped working; this one is shown once");
+            Ok(())
+        }
+        KeysCommand::AllowReenrollment { computer, remote } => {
+            let path = format!("/v1/machines/{}/reenrollment", encode(&computer));
+            Admin::new(&remote)?.call(reqwest::Method::POST, &path, None).await?;
+            println!("'{computer}' may enroll once more; its old key is revoked when it does");
+            Ok(())
+        }
+    }
+}
+
+pub async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
+    match command {
+        TokensCommand::Create { group, expires, max_uses, remote } => {
+            let body = json!({"group": group, "expires": expires, "max_uses": max_uses});
+            let created = Admin::new(&remote)?.call(reqwest::Method::POST, "/v1/enroll-tokens", Some(body)).await?;
+            print_secret("token", &created["token"], "it is shown once; the server keeps only its hash");
+            println!("id: {}", created["id"].as_str().unwrap_or_default());
+            if let Some(at) = created["expires"].as_str() {
+                println!("expires: {at}");
+            }
+            println!("on each host: fimlake-agent enroll --server <URL> --token <token>");
+            Ok(())
+        }
+        TokensCommand::List { json, remote } => {
+            let listed = Admin::new(&remote)?.call(reqwest::Method::GET, "/v1/enroll-tokens", None).await?;
+            print_list(&listed["tokens"], json, &TOKEN_COLUMNS)
+        }
+        TokensCommand::Revoke { id, remote } => {
+            let path = format!("/v1/enroll-tokens/{}", encode(&id));
+            Admin::new(&remote)?.call(reqwest::Method::DELETE, &path, None).await?;
+            println!("revoked enrollment token {id}");
+            Ok(())
+        }
+    }
+}
+
+fn print_secret(what: &str, secret: &Value, note: &str) {
+    println!("{what}: {}", secret.as_str().unwrap_or_default());
+    println!("Keep the {what} now: {note}.");
+}
+
+const KEY_COLUMNS: [&str; 9] =
+    ["name", "role", "source", "state", "computer", "group", "created", "last_used", "tables"];
+const TOKEN_COLUMNS: [&str; 7] = ["id", "group", "created", "expires", "max_uses", "uses", "revoked"];
+
+/// The rows as JSON, or as a table of `columns` (an absent value is `-`).
+fn print_list(rows: &Value, json: bool, columns: &[&str]) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+        return Ok(());
+    }
+    let cell = |row: &Value, column: &str| match &row[column] {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(|i| i.as_str().unwrap_or_default()).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> =
+        rows.as_array().into_iter().flatten().map(|r| columns.iter().map(|c| cell(r, c)).collect()).collect();
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| rows.iter().map(|r| r[i].len()).chain([columns[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<String>| {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+    };
+    println!("{}", line(columns.iter().map(|c| c.to_uppercase()).collect()));
+    for row in rows {
+        println!("{}", line(row));
+    }
+    Ok(())
+}
+
+/// A path segment, percent-encoded.
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}

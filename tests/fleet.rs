@@ -1,0 +1,266 @@
+//! Fleet onboarding end to end, with the real server and real `fimlake-agent` processes: keys
+//! made, rotated and revoked at runtime; hosts enrolled with one token; expired, used-up and
+//! stolen-token enrollments refused; a revoked agent keeps its records until it is enrolled
+//! again, then delivers them once.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, create_key, http};
+use serde_json::{Value, json};
+
+fn call(server: &Server, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    let (status, _, body) = http(method, &format!("{}{path}", server.url), &headers, body.as_bytes()).unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The `fimlake-agent` binary, beside `fimlake` (built for the agent's own tests; built here
+/// when this test runs alone).
+fn agent_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_fimlake")).with_file_name("fimlake-agent");
+    if !path.exists() {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let status =
+            Command::new(cargo).args(["build", "-q", "-p", "fimlake-agent", "--bin", "fimlake-agent"]).status();
+        assert!(status.is_ok_and(|s| s.success()) && path.exists(), "building fimlake-agent");
+    }
+    path
+}
+
+fn fimlake(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fimlake")).args(args).env("FIMLAKE_LOG", "warn").output().unwrap()
+}
+
+/// One host: its configuration (its own data directory, a watched folder), its agent process.
+struct Host {
+    name: String,
+    config: PathBuf,
+    watched: PathBuf,
+    data_dir: PathBuf,
+    agent: Option<Child>,
+}
+
+impl Host {
+    fn new(root: &Path, name: &str, server: &Server) -> Host {
+        let dir = root.join(name);
+        let watched = dir.join("etc");
+        std::fs::create_dir_all(&watched).unwrap();
+        std::fs::write(watched.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+        let data_dir = dir.join("state");
+        let config = dir.join("fimlake-agent.toml");
+        let text = format!(
+            "server = \"{}\"\ndata_dir = \"{}\"\nscan_interval = \"1h\"\ndebounce = \"50ms\"\nheartbeat_interval = \"1s\"\n\
+             track_daemons = false\ntrack_software = false\n\n[[items]]\nname = \"etc\"\npath = \"{}\"\n",
+            server.url,
+            data_dir.display(),
+            watched.display()
+        );
+        std::fs::write(&config, text).unwrap();
+        Host { name: name.to_string(), config, watched, data_dir, agent: None }
+    }
+
+    /// `fimlake-agent enroll`: its output, and whether it succeeded.
+    fn enroll(&self, server: &Server, token: &str) -> (bool, String) {
+        let out = Command::new(agent_binary())
+            .args(["--config", self.config.to_str().unwrap(), "enroll", "--server", &server.url, "--token", token])
+            .args(["--computer", &self.name])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
+    fn start(&mut self) {
+        let child = Command::new(agent_binary())
+            .args(["--config", self.config.to_str().unwrap(), "run"])
+            .env("FIMLAKE_AGENT_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.agent.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn rows(server: &Server, admin: &str, ws: &str, kql: &str) -> Vec<Value> {
+    let (status, v) =
+        call(server, "POST", &format!("/v1/workspaces/{ws}/query"), Some(admin), &json!({"query": kql}).to_string());
+    assert_eq!(status, 200, "{v}");
+    v["tables"][0]["rows"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits (60 s at most) until `kql` answers `expected`.
+fn wait_for(server: &Server, admin: &str, ws: &str, kql: &str, expected: Value) {
+    let start = Instant::now();
+    loop {
+        let got = Value::Array(rows(server, admin, ws, kql));
+        if got == expected {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{kql}: {got} after 60 s, expected {expected}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn keys_change_at_runtime_without_a_restart() {
+    let (admin, admin_cfg) = create_key(&["--role", "admin", "--name", "ops"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fimlake.toml");
+    std::fs::write(&config, admin_cfg).unwrap();
+    let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
+    let ws = std::fs::read_to_string(dir.path().join("data/workspace-id")).unwrap().trim().to_string();
+    let query = |key: &str| {
+        call(&server, "POST", &format!("/v1/workspaces/{ws}/query"), Some(key), r#"{"query": "print 1"}"#).0
+    };
+    let remote = ["--server", server.url.as_str(), "--api-key", admin.as_str()];
+
+    let out = fimlake(&[&["keys", "create", "--role", "query", "--name", "analyst"], &remote[..]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let analyst =
+        String::from_utf8(out.stdout).unwrap().lines().next().unwrap().strip_prefix("key: ").unwrap().to_string();
+    assert_eq!(query(&analyst), 200, "a key made through the API works at once");
+    assert_eq!(call(&server, "GET", "/v1/keys", Some(&analyst), "").0, 403, "only admins manage keys");
+
+    let listed = fimlake(&[&["keys", "list", "--json"], &remote[..]].concat());
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<(&str, &str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap(), k["source"].as_str().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("ops", "configuration", "active"), ("analyst", "api", "active")]);
+    assert!(
+        !listed.to_string().contains(&analyst[4..]) && !listed.to_string().contains("sha256"),
+        "no secret, no hash"
+    );
+    assert!(listed[1]["last_used"].is_string(), "the analyst's query counts as a use: {listed}");
+
+    let rotated = fimlake(&[&["keys", "rotate", "analyst"], &remote[..]].concat());
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    let new_key =
+        String::from_utf8(rotated.stdout).unwrap().lines().next().unwrap().strip_prefix("key: ").unwrap().to_string();
+    assert_eq!((query(&analyst), query(&new_key)), (401, 200), "rotation retires the old secret at once");
+
+    assert!(fimlake(&[&["keys", "revoke", "analyst"], &remote[..]].concat()).status.success());
+    assert_eq!(query(&new_key), 401, "a revoked key is refused on its next request");
+    let refused = fimlake(&[&["keys", "revoke", "ops"], &remote[..]].concat());
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("configuration file"));
+
+    // What the API made survives a restart; the audit log has each change.
+    drop(server);
+    let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
+    let (_, keys) = call(&server, "GET", "/v1/keys", Some(&admin), "");
+    assert_eq!(keys["keys"][1]["state"], "revoked", "{keys}");
+    wait_for(
+        &server,
+        &admin,
+        &ws,
+        "AuditLog | where Route startswith '/v1/keys' and Method != 'GET' and Status < 300 | order by TimeGenerated asc | project Detail",
+        json!([["created key 'analyst' (Query)"], ["rotated key 'analyst'"], ["revoked key 'analyst'"]]),
+    );
+}
+
+#[test]
+fn a_fleet_enrolls_with_one_token_and_a_revoked_host_loses_nothing() {
+    let (admin, admin_cfg) = create_key(&["--role", "admin", "--name", "ops"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fimlake.toml");
+    std::fs::write(&config, admin_cfg).unwrap();
+    let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
+    let ws = std::fs::read_to_string(dir.path().join("data/workspace-id")).unwrap().trim().to_string();
+    let remote = ["--server", server.url.as_str(), "--api-key", admin.as_str()];
+    let token = |extra: &[&str]| {
+        let out = fimlake(&[&["enroll-tokens", "create", "--group", "linux-web"], extra, &remote[..]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().next().unwrap().strip_prefix("token: ").unwrap().to_string()
+    };
+
+    // Three hosts, one token.
+    let fleet_token = token(&["--expires", "1h", "--max-uses", "4"]);
+    let mut hosts: Vec<Host> = ["web-1", "web-2", "web-3"].iter().map(|n| Host::new(dir.path(), n, &server)).collect();
+    for host in &mut hosts {
+        let (ok, text) = host.enroll(&server, &fleet_token);
+        assert!(ok && text.contains("group 'linux-web'"), "{text}");
+        let file = host.data_dir.join("enrollment.json");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        host.start();
+    }
+    wait_for(
+        &server,
+        &admin,
+        &ws,
+        "Heartbeat | distinct Computer | order by Computer asc",
+        json!([["web-1"], ["web-2"], ["web-3"]]),
+    );
+
+    // Refusals: an expired token, a used-up token, a stolen token for an enrolled host.
+    let spare = Host::new(dir.path(), "db-1", &server);
+    let short = token(&["--expires", "1s"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (ok, text) = spare.enroll(&server, &short);
+    assert!(!ok && text.contains("expired"), "{text}");
+    let once = token(&["--max-uses", "1"]);
+    assert!(spare.enroll(&server, &once).0);
+    let other = Host::new(dir.path(), "db-2", &server);
+    let (ok, text) = other.enroll(&server, &once);
+    assert!(!ok && text.contains("used 1 times"), "{text}");
+    let (ok, text) = hosts[0].enroll(&server, &fleet_token);
+    assert!(!ok && text.contains("already enrolled") && text.contains("allow-reenrollment"), "{text}");
+
+    // web-1's key is revoked: its posts get 401, its changes wait in its spool.
+    assert!(fimlake(&[&["keys", "revoke", "agent-web-1"], &remote[..]].concat()).status.success());
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..3 {
+        std::fs::write(hosts[0].watched.join(format!("while-revoked-{i}")), "x\n").unwrap();
+    }
+    let spool = hosts[0].data_dir.join("spool");
+    let start = Instant::now();
+    while std::fs::read_dir(&spool).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "the changes were not spooled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let revoked_paths = "ConfigurationChange | where Computer == 'web-1' and FileSystemPath contains 'while-revoked' | summarize count()";
+    assert_eq!(rows(&server, &admin, &ws, revoked_paths), [json!([0])]);
+
+    // Enrolled again (the admin allows it first), the agent picks up its new key and delivers
+    // what waited, once.
+    let allowed = fimlake(&[&["keys", "allow-reenrollment", "web-1"], &remote[..]].concat());
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    let (ok, text) = hosts[0].enroll(&server, &fleet_token);
+    assert!(ok, "{text}");
+    let delivered = "ConfigurationChange | where Computer == 'web-1' and FileSystemPath contains 'while-revoked' \
+                     | summarize n = count() by FileSystemPath | summarize paths = count(), rows = sum(n)";
+    wait_for(&server, &admin, &ws, delivered, json!([[3, 3]]));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(rows(&server, &admin, &ws, delivered), [json!([3, 3])], "each change arrives exactly once");
+
+    // Every enrollment and refusal is in the audit log.
+    wait_for(
+        &server,
+        &admin,
+        &ws,
+        "AuditLog | where Route == '/v1/enroll' | summarize n = count() by Status | order by Status asc",
+        json!([[201, 5], [403, 2], [409, 1]]),
+    );
+}
