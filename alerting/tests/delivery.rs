@@ -127,7 +127,12 @@ async fn a_failing_webhook_gets_retries_with_one_key_and_a_valid_signature() {
     assert_eq!(ctx["searchResults"]["totalRows"], 1);
     assert_eq!(ctx["searchResults"]["tables"][0]["rows"][0][1], "/etc/passwd");
 
-    let statuses = env.query("AlertDelivery | sort by Attempt asc | project Attempt, Status, HttpStatus").await;
+    // The audit row follows the outbox write: wait for the last attempt's row.
+    let statuses = env
+        .query_until("AlertDelivery | sort by Attempt asc | project Attempt, Status, HttpStatus", |rows| {
+            rows.len() >= 3
+        })
+        .await;
     assert_eq!(
         statuses,
         [
@@ -163,7 +168,7 @@ async fn permanent_failures_and_expired_retries_are_recorded_and_kept() {
     assert!(errors.iter().any(|e| e.contains("HTTP 400")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("gave up after")), "{errors:?}");
     assert!(seen_down.lock().unwrap().len() >= 2, "retried before giving up");
-    let rows = env.query("AlertDelivery | where Status == 'Failed' | count").await;
+    let rows = env.query_until("AlertDelivery | where Status == 'Failed' | count", |rows| rows[0][0] == 2).await;
     assert_eq!(rows[0][0], 2);
     env.close().await;
 }

@@ -104,4 +104,17 @@ impl Env {
         let j = fimlake_query::encode::to_json(&r, 100_000);
         j["tables"][0]["rows"].as_array().unwrap().clone()
     }
+
+    /// Runs `kql` until its rows satisfy `done` (bounded: 10 s), then returns them. For what
+    /// is recorded after the step a test can wait for (the audit row after the outbox write).
+    pub async fn query_until(&self, kql: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..200 {
+            let rows = self.query(kql).await;
+            if done(&rows) {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.query(kql).await
+    }
 }
