@@ -174,18 +174,8 @@ impl Auth {
             if keys.iter().any(|o| o.hash == hash) {
                 anyhow::bail!("[[auth.keys]] '{}': the same key is configured twice", k.name);
             }
-            if k.role != Role::Ingest && (k.computer.is_some() || k.tables.is_some()) {
-                anyhow::bail!("[[auth.keys]] '{}': computer and tables apply to ingest keys only", k.name);
-            }
-            for t in k.tables.iter().flatten() {
-                if !tables.contains(&t.as_str()) {
-                    anyhow::bail!(
-                        "[[auth.keys]] '{}': table '{t}' does not exist (tables: {})",
-                        k.name,
-                        tables.join(", ")
-                    );
-                }
-            }
+            fimlake_fleet::keys::check_scope(k.role, k.computer.as_deref(), k.tables.as_deref(), tables)
+                .map_err(|e| anyhow::anyhow!("[[auth.keys]] '{}': {e}", k.name))?;
             let limiter = match (k.requests_per_second, k.burst) {
                 (None, None) => None,
                 (rate, burst) => {

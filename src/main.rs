@@ -332,17 +332,9 @@ fn create_key_offline(
     tables: Option<Vec<String>>,
     requests_per_second: Option<u32>,
 ) -> anyhow::Result<()> {
-    if role != auth::Role::Ingest && (computer.is_some() || tables.is_some()) {
-        anyhow::bail!("--computer and --tables apply to ingest keys only");
-    }
     let reg = TableRegistry::builtin();
-    for t in tables.iter().flatten() {
-        if reg.get(t).is_none_or(|d| d.is_internal()) {
-            anyhow::bail!(
-                "table '{t}' cannot be posted to; tables are: ConfigurationChange, ConfigurationData, Heartbeat"
-            );
-        }
-    }
+    let postable: Vec<&str> = reg.tables().iter().filter(|t| !t.is_internal()).map(|t| t.name()).collect();
+    fimlake_fleet::keys::check_scope(role, computer.as_deref(), tables.as_deref(), &postable)?;
     let (key, mut entry) = auth::create(&name, role, computer, tables);
     entry.requests_per_second = requests_per_second;
     let snippet = toml::to_string(&serde_json::json!({"auth": {"keys": [entry]}}))?;

@@ -9,16 +9,6 @@ use std::process::Command;
 use common::{Server, create_key, http};
 use serde_json::{Value, json};
 
-fn call(server: &Server, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a.as_str()));
-    }
-    let (status, _, body) = http(method, &format!("{}{path}", server.url), &headers, body.as_bytes()).unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
 #[test]
 fn each_role_can_do_exactly_what_it_may() {
     let (web1, web1_cfg) =
@@ -57,32 +47,26 @@ fn each_role_can_do_exactly_what_it_may() {
     ];
     let keys = [None, Some("flk_0000"), Some(web1.as_str()), Some(query.as_str()), Some(admin.as_str())];
     for (method, path, body, expected) in &table {
-        let got: Vec<u16> = keys.iter().map(|k| call(&server, method, path, *k, body).0).collect();
+        let got: Vec<u16> = keys.iter().map(|k| server.call(method, path, *k, body).0).collect();
         assert_eq!(got, expected, "{method} {path}");
     }
-    let (_, e) = call(&server, "GET", "/v1/alerts", None, "");
+    let (_, e) = server.call("GET", "/v1/alerts", None, "");
     assert_eq!(e["error"]["code"], "AuthorizationRequiredError");
-    let (_, e) = call(&server, "GET", "/v1/alerts", Some(&web1), "");
+    let (_, e) = server.call("GET", "/v1/alerts", Some(&web1), "");
     assert_eq!(e["error"]["code"], "InsufficientAccessError");
 
     // A key bound to web1 cannot post for db1, nor to a table it was not given.
-    let (status, e) = call(
-        &server,
-        "POST",
-        "/v1/tables/Heartbeat/records",
-        Some(&web1),
-        r#"[{"Computer":"web1"},{"Computer":"db1"}]"#,
-    );
+    let (status, e) =
+        server.call("POST", "/v1/tables/Heartbeat/records", Some(&web1), r#"[{"Computer":"web1"},{"Computer":"db1"}]"#);
     assert_eq!(status, 403);
     assert_eq!(e["error"]["code"], "ComputerMismatch");
     assert!(e["error"]["message"].as_str().unwrap().contains("record 1 has Computer 'db1'"), "{e}");
-    let (status, e) = call(&server, "POST", "/v1/tables/ConfigurationData/records", Some(&web1), post_heartbeat);
+    let (status, e) = server.call("POST", "/v1/tables/ConfigurationData/records", Some(&web1), post_heartbeat);
     assert_eq!((status, e["error"]["code"].as_str()), (403, Some("TableNotAllowed")));
     // An unbound ingest key may post for any computer.
-    assert_eq!(call(&server, "POST", "/v1/tables/Heartbeat/records", Some(&ingest), r#"[{"Computer":"db1"}]"#).0, 200);
+    assert_eq!(server.call("POST", "/v1/tables/Heartbeat/records", Some(&ingest), r#"[{"Computer":"db1"}]"#).0, 200);
 
-    let (_, v) = call(
-        &server,
+    let (_, v) = server.call(
         "POST",
         &query_path,
         Some(&query),
@@ -93,7 +77,7 @@ fn each_role_can_do_exactly_what_it_may() {
     // Who did what: queries with their text and rows, rule changes with their body, refusals.
     let audit = |kql: &str| {
         let body = json!({ "query": kql }).to_string();
-        call(&server, "POST", &query_path, Some(&query), &body).1["tables"][0]["rows"].clone()
+        server.call("POST", &query_path, Some(&query), &body).1["tables"][0]["rows"].clone()
     };
     // Rows are written off the request path: wait (bounded) for the last ones.
     let expect = |kql: &str, expected: Value| {
@@ -144,7 +128,7 @@ fn a_key_over_its_rate_gets_429_with_retry_after() {
     let config = dir.path().join("fimlake.toml");
     std::fs::write(&config, format!("{cfg}\n{other_cfg}")).unwrap();
     let server = Server::start(dir.path(), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
-    let statuses: Vec<u16> = (0..3).map(|_| call(&server, "GET", "/v1/alert-rules", Some(&key), "").0).collect();
+    let statuses: Vec<u16> = (0..3).map(|_| server.call("GET", "/v1/alert-rules", Some(&key), "").0).collect();
     assert_eq!(statuses[0], 200);
     assert!(statuses[1..].contains(&429), "{statuses:?}");
     let (status, headers, _) =
@@ -152,5 +136,5 @@ fn a_key_over_its_rate_gets_429_with_retry_after() {
             .unwrap();
     assert_eq!(status, 429);
     assert!(headers.iter().any(|(k, v)| k == "retry-after" && v == "1"), "{headers:?}");
-    assert_eq!(call(&server, "GET", "/v1/alert-rules", Some(&other), "").0, 200, "other keys are not limited");
+    assert_eq!(server.call("GET", "/v1/alert-rules", Some(&other), "").0, 200, "other keys are not limited");
 }

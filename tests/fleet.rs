@@ -9,18 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, create_key, http};
+use common::{Server, create_key};
 use serde_json::{Value, json};
-
-fn call(server: &Server, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a.as_str()));
-    }
-    let (status, _, body) = http(method, &format!("{}{path}", server.url), &headers, body.as_bytes()).unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
 
 /// The `fimlake-agent` binary, beside `fimlake` (built for the agent's own tests; built here
 /// when this test runs alone).
@@ -102,7 +92,7 @@ impl Drop for Host {
 
 fn rows(server: &Server, admin: &str, ws: &str, kql: &str) -> Vec<Value> {
     let (status, v) =
-        call(server, "POST", &format!("/v1/workspaces/{ws}/query"), Some(admin), &json!({"query": kql}).to_string());
+        server.call("POST", &format!("/v1/workspaces/{ws}/query"), Some(admin), &json!({"query": kql}).to_string());
     assert_eq!(status, 200, "{v}");
     v["tables"][0]["rows"].as_array().cloned().unwrap_or_default()
 }
@@ -128,9 +118,8 @@ fn keys_change_at_runtime_without_a_restart() {
     std::fs::write(&config, admin_cfg).unwrap();
     let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
     let ws = std::fs::read_to_string(dir.path().join("data/workspace-id")).unwrap().trim().to_string();
-    let query = |key: &str| {
-        call(&server, "POST", &format!("/v1/workspaces/{ws}/query"), Some(key), r#"{"query": "print 1"}"#).0
-    };
+    let query =
+        |key: &str| server.call("POST", &format!("/v1/workspaces/{ws}/query"), Some(key), r#"{"query": "print 1"}"#).0;
     let remote = ["--server", server.url.as_str(), "--api-key", admin.as_str()];
 
     let out = fimlake(&[&["keys", "create", "--role", "query", "--name", "analyst"], &remote[..]].concat());
@@ -138,7 +127,7 @@ fn keys_change_at_runtime_without_a_restart() {
     let analyst =
         String::from_utf8(out.stdout).unwrap().lines().next().unwrap().strip_prefix("key: ").unwrap().to_string();
     assert_eq!(query(&analyst), 200, "a key made through the API works at once");
-    assert_eq!(call(&server, "GET", "/v1/keys", Some(&analyst), "").0, 403, "only admins manage keys");
+    assert_eq!(server.call("GET", "/v1/keys", Some(&analyst), "").0, 403, "only admins manage keys");
 
     let listed = fimlake(&[&["keys", "list", "--json"], &remote[..]].concat());
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -169,7 +158,7 @@ fn keys_change_at_runtime_without_a_restart() {
     // What the API made survives a restart; the audit log has each change.
     drop(server);
     let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
-    let (_, keys) = call(&server, "GET", "/v1/keys", Some(&admin), "");
+    let (_, keys) = server.call("GET", "/v1/keys", Some(&admin), "");
     assert_eq!(keys["keys"][1]["state"], "revoked", "{keys}");
     wait_for(
         &server,

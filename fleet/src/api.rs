@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::enroll::{EnrollError, NewToken};
@@ -82,51 +82,47 @@ fn noted(status: StatusCode, body: serde_json::Value, detail: String) -> Respons
     response
 }
 
+/// The answer to a change: `status` and the result with the audit note `detail` makes of it,
+/// or the error.
+fn answer<T: Serialize>(
+    result: Result<T, FleetError>,
+    status: StatusCode,
+    detail: impl FnOnce(&T) -> String,
+) -> Response {
+    match result {
+        Ok(value) => {
+            let detail = detail(&value);
+            noted(status, serde_json::to_value(value).expect("serialises"), detail)
+        }
+        Err(e) => fleet_error(e),
+    }
+}
+
 async fn list_keys(State(api): State<ApiState>) -> Response {
     Json(json!({"keys": api.fleet.list_keys()})).into_response()
 }
 
 async fn create_key(State(api): State<ApiState>, body: Result<Json<NewKey>, JsonRejection>) -> Response {
-    let Json(new) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_body(rejection),
-    };
-    match api.fleet.create_key(new) {
-        Ok(created) => {
-            let detail = format!("created key '{}' ({:?})", created.view.name, created.view.role);
-            noted(StatusCode::CREATED, serde_json::to_value(created).expect("serialises"), detail)
-        }
-        Err(e) => fleet_error(e),
+    match body {
+        Ok(Json(new)) => answer(api.fleet.create_key(new), StatusCode::CREATED, |created| {
+            format!("created key '{}' ({:?})", created.view.name, created.view.role)
+        }),
+        Err(rejection) => bad_body(rejection),
     }
 }
 
 async fn revoke_key(State(api): State<ApiState>, Path(name): Path<String>) -> Response {
-    match api.fleet.revoke_key(&name) {
-        Ok(view) => {
-            noted(StatusCode::OK, serde_json::to_value(view).expect("serialises"), format!("revoked key '{name}'"))
-        }
-        Err(e) => fleet_error(e),
-    }
+    answer(api.fleet.revoke_key(&name), StatusCode::OK, |_| format!("revoked key '{name}'"))
 }
 
 async fn rotate_key(State(api): State<ApiState>, Path(name): Path<String>) -> Response {
-    match api.fleet.rotate_key(&name) {
-        Ok(created) => {
-            noted(StatusCode::OK, serde_json::to_value(created).expect("serialises"), format!("rotated key '{name}'"))
-        }
-        Err(e) => fleet_error(e),
-    }
+    answer(api.fleet.rotate_key(&name), StatusCode::OK, |_| format!("rotated key '{name}'"))
 }
 
 async fn allow_reenrollment(State(api): State<ApiState>, Path(computer): Path<String>) -> Response {
-    match api.fleet.allow_reenrollment(&computer) {
-        Ok(()) => noted(
-            StatusCode::OK,
-            json!({"computer": computer, "reenrollment": "allowed"}),
-            format!("allowed the re-enrollment of '{computer}'"),
-        ),
-        Err(e) => fleet_error(e),
-    }
+    let result =
+        api.fleet.allow_reenrollment(&computer).map(|()| json!({"computer": computer, "reenrollment": "allowed"}));
+    answer(result, StatusCode::OK, |_| format!("allowed the re-enrollment of '{computer}'"))
 }
 
 async fn list_tokens(State(api): State<ApiState>) -> Response {
@@ -134,28 +130,16 @@ async fn list_tokens(State(api): State<ApiState>) -> Response {
 }
 
 async fn create_token(State(api): State<ApiState>, body: Result<Json<NewToken>, JsonRejection>) -> Response {
-    let Json(new) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_body(rejection),
-    };
-    match api.fleet.create_token(new) {
-        Ok(created) => {
-            let detail = format!("created enrollment token {} for group '{}'", created.view.id, created.view.group);
-            noted(StatusCode::CREATED, serde_json::to_value(created).expect("serialises"), detail)
-        }
-        Err(e) => fleet_error(e),
+    match body {
+        Ok(Json(new)) => answer(api.fleet.create_token(new), StatusCode::CREATED, |created| {
+            format!("created enrollment token {} for group '{}'", created.view.id, created.view.group)
+        }),
+        Err(rejection) => bad_body(rejection),
     }
 }
 
 async fn revoke_token(State(api): State<ApiState>, Path(id): Path<String>) -> Response {
-    match api.fleet.revoke_token(&id) {
-        Ok(view) => noted(
-            StatusCode::OK,
-            serde_json::to_value(view).expect("serialises"),
-            format!("revoked enrollment token {id}"),
-        ),
-        Err(e) => fleet_error(e),
-    }
+    answer(api.fleet.revoke_token(&id), StatusCode::OK, |_| format!("revoked enrollment token {id}"))
 }
 
 #[derive(Debug, Deserialize)]

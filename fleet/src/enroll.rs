@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::keys::Role;
-use crate::state::{StoredKey, StoredToken};
+use crate::state::{FleetFile, StoredKey, StoredToken};
 use crate::{AGENT_TABLES, Fleet, FleetError, check_name, hash, hash_text, secret, stored_hash};
 
 /// A new enrollment token's settings.
@@ -168,77 +168,77 @@ impl Fleet {
 
     /// Enrolls a host: checks the token and the `Computer`, makes the host's ingest key
     /// (`agent-<computer>`, bound to it and to the agent's tables) and counts the use.
+    /// A refusal changes nothing.
     pub fn enroll(&self, token: &str, computer: &str) -> Result<Enrolled, EnrollError> {
         check_computer(computer)?;
-        let key = secret("flk_");
         let key_name = format!("agent-{computer}");
-        if self.configured.iter().any(|k| k.name == key_name || k.computer.as_deref() == Some(computer)) {
-            let key = self
-                .configured
-                .iter()
-                .find(|k| k.computer.as_deref() == Some(computer))
-                .map_or(key_name.clone(), |k| k.name.clone());
-            return Err(EnrollError::AlreadyEnrolled { computer: computer.into(), key });
+        if let Some(holder) = self.configured_holder(computer, &key_name) {
+            return Err(EnrollError::AlreadyEnrolled { computer: computer.into(), key: holder });
         }
-        let presented = hash(token);
-        let mut outcome: Result<Enrolled, EnrollError> = Err(EnrollError::UnknownToken);
-        let change = self.change(|state| {
+        self.change(|state| {
             let now = Utc::now();
-            let Some(index) = state
-                .tokens
-                .iter()
-                .position(|t| stored_hash(&t.hash).is_some_and(|stored| bool::from(stored.ct_eq(&presented))))
-            else {
-                return Ok(());
-            };
+            let index = find_token(&state.tokens, token).ok_or(EnrollError::UnknownToken)?;
             if let Some(refusal) = state.tokens[index].refusal(now) {
-                outcome = Err(refusal);
-                return Ok(());
+                return Err(refusal);
             }
-            let existing = state.keys.iter().find(|k| k.revoked.is_none() && k.computer.as_deref() == Some(computer));
-            if let Some(existing) = existing {
-                let Some(allowed) = state.reenrollment.iter().position(|c| c == computer) else {
-                    outcome =
-                        Err(EnrollError::AlreadyEnrolled { computer: computer.into(), key: existing.name.clone() });
-                    return Ok(());
-                };
-                state.reenrollment.remove(allowed);
-            }
-            for old in state.keys.iter_mut().filter(|k| k.revoked.is_none() && k.computer.as_deref() == Some(computer))
-            {
-                old.revoked = Some(now);
-            }
-            state.keys.retain(|k| k.name != key_name);
+            take_over(state, computer, now)?;
             let token = &mut state.tokens[index];
             token.uses += 1;
             let group = token.group.clone();
-            state.keys.push(StoredKey {
-                name: key_name.clone(),
-                hash: hash_text(&key),
-                role: Role::Ingest,
-                computer: Some(computer.to_string()),
-                tables: Some(AGENT_TABLES.iter().map(|t| t.to_string()).collect()),
-                group: Some(group.clone()),
-                created: now,
-                last_used: None,
-                revoked: None,
-            });
-            outcome = Ok(Enrolled { key: key.clone(), key_name: key_name.clone(), computer: computer.into(), group });
-            Ok(())
-        });
-        change?;
-        outcome
+            let key = secret("flk_");
+            state.keys.retain(|k| k.name != key_name);
+            state.keys.push(agent_key(&key_name, &key, computer, &group, now));
+            Ok(Enrolled { key, key_name, computer: computer.into(), group })
+        })
+    }
+
+    /// The name of the configuration file's key that holds `computer` (or `key_name`), if one does.
+    fn configured_holder(&self, computer: &str, key_name: &str) -> Option<String> {
+        let holder = self.configured.iter().find(|k| k.name == key_name || k.computer.as_deref() == Some(computer))?;
+        Some(holder.name.clone())
     }
 
     /// The id of the token `token` is, for the audit log (none when it is not one).
     pub fn token_id(&self, token: &str) -> Option<String> {
-        let presented = hash(token);
         let state = self.state.read().expect("fleet state lock");
-        state
-            .tokens
-            .iter()
-            .find(|t| stored_hash(&t.hash).is_some_and(|stored| bool::from(stored.ct_eq(&presented))))
-            .map(|t| t.id.clone())
+        find_token(&state.tokens, token).map(|index| state.tokens[index].id.clone())
+    }
+}
+
+/// Where the token whose secret is `token` is (compared in constant time).
+fn find_token(tokens: &[StoredToken], token: &str) -> Option<usize> {
+    let presented = hash(token);
+    tokens.iter().position(|t| stored_hash(&t.hash).is_some_and(|stored| bool::from(stored.ct_eq(&presented))))
+}
+
+/// Makes way for a new key of `computer`: refused while it has an active key, unless an admin
+/// allowed its re-enrollment (used up here); the old keys are revoked.
+fn take_over(state: &mut FleetFile, computer: &str, now: DateTime<Utc>) -> Result<(), EnrollError> {
+    let holds = |k: &StoredKey| k.revoked.is_none() && k.computer.as_deref() == Some(computer);
+    if let Some(existing) = state.keys.iter().find(|k| holds(k)) {
+        let Some(allowed) = state.reenrollment.iter().position(|c| c == computer) else {
+            return Err(EnrollError::AlreadyEnrolled { computer: computer.into(), key: existing.name.clone() });
+        };
+        state.reenrollment.remove(allowed);
+    }
+    for old in state.keys.iter_mut().filter(|k| holds(k)) {
+        old.revoked = Some(now);
+    }
+    Ok(())
+}
+
+/// An enrolled host's key: ingest, bound to its `Computer` and the agent's tables.
+fn agent_key(name: &str, key: &str, computer: &str, group: &str, now: DateTime<Utc>) -> StoredKey {
+    StoredKey {
+        name: name.to_string(),
+        hash: hash_text(key),
+        role: Role::Ingest,
+        computer: Some(computer.to_string()),
+        tables: Some(AGENT_TABLES.iter().map(|t| t.to_string()).collect()),
+        group: Some(group.to_string()),
+        created: now,
+        last_used: None,
+        revoked: None,
     }
 }
 

@@ -16,6 +16,26 @@ pub enum Role {
     Admin,
 }
 
+/// The scope rules of every key, wherever it is made (the API, the configuration file, the
+/// offline CLI): a computer and tables bind ingest keys only, and each table must be one of `known`.
+pub fn check_scope(
+    role: Role,
+    computer: Option<&str>,
+    tables: Option<&[String]>,
+    known: &[impl AsRef<str>],
+) -> Result<(), FleetError> {
+    if role != Role::Ingest && (computer.is_some() || tables.is_some()) {
+        return Err(FleetError::Invalid("computer and tables apply to ingest keys only".into()));
+    }
+    for table in tables.into_iter().flatten() {
+        if !known.iter().any(|k| k.as_ref() == table) {
+            let names: Vec<&str> = known.iter().map(|k| k.as_ref()).collect();
+            return Err(FleetError::Invalid(format!("table '{table}' does not exist (tables: {})", names.join(", "))));
+        }
+    }
+    Ok(())
+}
+
 /// A new key: who holds it, its role and, for an ingest key, its bindings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,18 +152,7 @@ impl Fleet {
 
     fn check_new_key(&self, new: &NewKey) -> Result<(), FleetError> {
         check_name("key name", &new.name)?;
-        if new.role != Role::Ingest && (new.computer.is_some() || new.tables.is_some()) {
-            return Err(FleetError::Invalid("computer and tables apply to ingest keys only".into()));
-        }
-        for table in new.tables.iter().flatten() {
-            if !self.tables.contains(table) {
-                return Err(FleetError::Invalid(format!(
-                    "table '{table}' does not exist (tables: {})",
-                    self.tables.join(", ")
-                )));
-            }
-        }
-        Ok(())
+        check_scope(new.role, new.computer.as_deref(), new.tables.as_deref(), &self.tables)
     }
 
     fn check_name_free(&self, name: &str) -> Result<(), FleetError> {

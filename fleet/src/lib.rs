@@ -87,7 +87,8 @@ impl Fleet {
 
     /// Applies `change` to a copy of the state, writes it, then makes it current: what is
     /// answered is on disk.
-    fn change<T>(&self, change: impl FnOnce(&mut FleetFile) -> Result<T, FleetError>) -> Result<T, FleetError> {
+    /// A refused change (an error from `change`) writes nothing.
+    fn change<T, E: From<FleetError>>(&self, change: impl FnOnce(&mut FleetFile) -> Result<T, E>) -> Result<T, E> {
         let mut current = self.state.write().expect("fleet state lock");
         let mut next = current.clone();
         let answer = change(&mut next)?;
@@ -102,7 +103,7 @@ impl Fleet {
         if self.last_used.lock().expect("last used lock").is_empty() {
             return Ok(());
         }
-        self.change(|_| Ok(()))
+        self.change(|_| Ok::<(), FleetError>(()))
     }
 
     fn merge_last_used(&self, state: &mut FleetFile) {

@@ -44,6 +44,17 @@ impl Server {
     }
 
     /// SIGKILL: no flush, no cleanup.
+    /// A JSON request to this server (`key` as a bearer token): the status and the body (null when not JSON).
+    pub fn call(&self, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        let (status, _, body) = http(method, &format!("{}{path}", self.url), &headers, body.as_bytes()).unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
