@@ -117,7 +117,10 @@ fn need(method: &Method, route: &str) -> Need {
         | "/v1/keys/{name}/rotate"
         | "/v1/machines/{computer}/reenrollment"
         | "/v1/enroll-tokens"
-        | "/v1/enroll-tokens/{id}" => Need::Admin,
+        | "/v1/enroll-tokens/{id}"
+        | "/v1/agent-config/{group}" => Need::Admin,
+        // An agent fetches its group's configuration with its ingest key.
+        "/v1/agent-config" => Need::Ingest,
         "/v1/alerts/{id}/{action}" | "/v1/notifications/{id}/retry" => Need::Read,
         "/metrics"
         | "/v1/workspaces/{workspace}/query"
@@ -394,6 +397,7 @@ fn admit(guard: &Guard, req: &mut Request, need: Need, entry: &mut serde_json::V
         return Some(resp);
     }
     req.extensions_mut().insert(fimlake_alerting::api::Principal(key.name.clone()));
+    req.extensions_mut().insert(fimlake_fleet::api::CallerKey(key.name.clone()));
     if key.role == Role::Ingest {
         req.extensions_mut().insert(fimlake_ingest::IngestGrant {
             key: key.name,
@@ -495,6 +499,9 @@ mod tests {
             (Method::POST, "/v1/enroll-tokens", [false, false, true]),
             (Method::DELETE, "/v1/enroll-tokens/{id}", [false, false, true]),
             (Method::POST, "/v1/machines/{computer}/reenrollment", [false, false, true]),
+            (Method::PUT, "/v1/agent-config/{group}", [false, false, true]),
+            (Method::GET, "/v1/agent-config/{group}", [false, false, true]),
+            (Method::GET, "/v1/agent-config", [true, false, false]),
         ];
         for (method, route, expected) in routes {
             let got = [Role::Ingest, Role::Query, Role::Admin].map(|r| allows(r, need(&method, route)));

@@ -1,6 +1,7 @@
-//! `fimlake keys` and `fimlake enroll-tokens`: keys and enrollment tokens of a running server,
-//! through its admin API (`/v1/keys`, `/v1/enroll-tokens`); `keys create` without `--server`
-//! prints a configuration entry instead (the offline mode).
+//! `fimlake keys`, `fimlake enroll-tokens` and `fimlake agent-config`: keys, enrollment tokens
+//! and group configurations of a running server, through its admin API (`/v1/keys`,
+//! `/v1/enroll-tokens`, `/v1/agent-config`); `keys create` without `--server` prints a
+//! configuration entry instead (the offline mode).
 
 use std::path::PathBuf;
 
@@ -110,6 +111,26 @@ pub enum TokensCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum AgentConfigCommand {
+    /// Print a group's central configuration (TOML), with its version as a comment.
+    Get {
+        group: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set a group's central configuration from a TOML file: the monitoring settings of the
+    /// agent's file (items, scan_interval, realtime, max_hash_bytes, max_events_per_second,
+    /// track_daemons, track_software, ...). Checked with the agent's rules (every problem is
+    /// listed); the group's agents apply it within their config_poll, without a restart.
+    Set {
+        group: String,
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
 /// A server's admin API.
 struct Admin {
     client: reqwest::Client,
@@ -124,22 +145,46 @@ impl Admin {
         Ok(Admin { client, base: base.trim_end_matches('/').to_string(), api_key: remote.api_key.clone() })
     }
 
-    /// One call; a refusal is an error with the server's message.
+    /// One call with a JSON body (or none); a refusal is an error with the server's message.
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.client.request(method.clone(), &url);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
+        let mut request = self.request(method.clone(), path);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
+        Self::answer(request, &method, path).await
+    }
+
+    /// One call with a text body (a TOML file).
+    async fn call_text(&self, method: reqwest::Method, path: &str, text: String) -> anyhow::Result<Value> {
+        let request = self.request(method.clone(), path).header("content-type", "application/toml").body(text);
+        Self::answer(request, &method, path).await
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.base));
+        match &self.api_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    async fn answer(request: reqwest::RequestBuilder, method: &reqwest::Method, path: &str) -> anyhow::Result<Value> {
+        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
         let status = response.status();
+        let url = response.url().to_string();
         let text = response.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
         if !status.is_success() {
             let message = value["error"]["message"].as_str().unwrap_or(&text);
+            let details: Vec<&str> = value["error"]["details"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["message"].as_str())
+                .collect();
+            if !details.is_empty() {
+                bail!("{method} {url}: {status}: the settings are not valid:\n  {}", details.join("\n  "));
+            }
             bail!("{method} {url}: {status}: {message}");
         }
         Ok(value)
@@ -207,6 +252,32 @@ pub async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
             let path = format!("/v1/enroll-tokens/{}", encode(&id));
             Admin::new(&remote)?.call(reqwest::Method::DELETE, &path, None).await?;
             println!("revoked enrollment token {id}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn agent_config(command: AgentConfigCommand) -> anyhow::Result<()> {
+    match command {
+        AgentConfigCommand::Get { group, remote } => {
+            let path = format!("/v1/agent-config/{}", encode(&group));
+            let config = Admin::new(&remote)?.call(reqwest::Method::GET, &path, None).await?;
+            println!(
+                "# group '{group}', version {}, set {}",
+                config["version"],
+                config["updated"].as_str().unwrap_or("-")
+            );
+            print!("{}", config["settings"].as_str().unwrap_or_default());
+            Ok(())
+        }
+        AgentConfigCommand::Set { group, file, remote } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let path = format!("/v1/agent-config/{}", encode(&group));
+            let config = Admin::new(&remote)?.call_text(reqwest::Method::PUT, &path, text).await?;
+            println!(
+                "group '{group}' is at version {}; its agents apply it within their config_poll",
+                config["version"]
+            );
             Ok(())
         }
     }

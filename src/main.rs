@@ -93,6 +93,11 @@ enum Command {
         #[command(subcommand)]
         command: fleet_cli::TokensCommand,
     },
+    /// Central agent configuration per group: get, set (effective on the agents without a restart).
+    AgentConfig {
+        #[command(subcommand)]
+        command: fleet_cli::AgentConfigCommand,
+    },
     /// Bulk-load JSON or NDJSON files of records into a running server.
     Ingest {
         /// The table the records go to.
@@ -239,6 +244,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Keys { command } => rt.block_on(fleet_cli::keys(command)),
         Command::EnrollTokens { command } => rt.block_on(fleet_cli::tokens(command)),
+        Command::AgentConfig { command } => rt.block_on(fleet_cli::agent_config(command)),
         Command::Ingest { table, server, chunk_bytes, quiet, files, api_key, ca_file } => {
             let n = rt.block_on(bulk::run(bulk::BulkOptions {
                 server,

@@ -57,7 +57,7 @@ fn tables_lists_the_registry() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("ConfigurationChange (62 columns): "), "{text}");
-    assert!(text.contains("\nHeartbeat (36 columns): "), "{text}");
+    assert!(text.contains("\nHeartbeat (38 columns): "), "{text}");
     let out = fimlake(&["tables", "Heartbeat"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("  ComputerPrivateIPs           dynamic   The list of private IP addresses"), "{text}");

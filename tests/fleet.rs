@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, create_key};
+use common::{Server, create_key, http};
 use serde_json::{Value, json};
 
 /// The `fimlake-agent` binary, beside `fimlake` (built for the agent's own tests; built here
@@ -29,11 +29,11 @@ fn fimlake(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fimlake")).args(args).env("FIMLAKE_LOG", "warn").output().unwrap()
 }
 
-/// One host: its configuration (its own data directory, a watched folder), its agent process.
+/// One host: its configuration (its own data directory and a watched folder, until its group's
+/// configuration replaces the items), its agent process.
 struct Host {
     name: String,
     config: PathBuf,
-    watched: PathBuf,
     data_dir: PathBuf,
     agent: Option<Child>,
 }
@@ -48,13 +48,13 @@ impl Host {
         let config = dir.join("fimlake-agent.toml");
         let text = format!(
             "server = \"{}\"\ndata_dir = \"{}\"\nscan_interval = \"1h\"\ndebounce = \"50ms\"\nheartbeat_interval = \"1s\"\n\
-             track_daemons = false\ntrack_software = false\n\n[[items]]\nname = \"etc\"\npath = \"{}\"\n",
+             config_poll = \"1s\"\ntrack_daemons = false\ntrack_software = false\n\n[[items]]\nname = \"etc\"\npath = \"{}\"\n",
             server.url,
             data_dir.display(),
             watched.display()
         );
         std::fs::write(&config, text).unwrap();
-        Host { name: name.to_string(), config, watched, data_dir, agent: None }
+        Host { name: name.to_string(), config, data_dir, agent: None }
     }
 
     /// `fimlake-agent enroll`: its output, and whether it succeeded.
@@ -112,15 +112,11 @@ fn wait_for(server: &Server, admin: &str, ws: &str, kql: &str, expected: Value) 
 
 #[test]
 fn keys_change_at_runtime_without_a_restart() {
-    let (admin, admin_cfg) = create_key(&["--role", "admin", "--name", "ops"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fimlake.toml");
-    std::fs::write(&config, admin_cfg).unwrap();
-    let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
-    let ws = std::fs::read_to_string(dir.path().join("data/workspace-id")).unwrap().trim().to_string();
+    let mut ops = Ops::start();
+    let (server, admin, ws) = (&ops.server, ops.admin.as_str(), ops.ws.as_str());
     let query =
         |key: &str| server.call("POST", &format!("/v1/workspaces/{ws}/query"), Some(key), r#"{"query": "print 1"}"#).0;
-    let remote = ["--server", server.url.as_str(), "--api-key", admin.as_str()];
+    let remote = ["--server", server.url.as_str(), "--api-key", admin];
 
     let out = fimlake(&[&["keys", "create", "--role", "query", "--name", "analyst"], &remote[..]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -156,72 +152,175 @@ fn keys_change_at_runtime_without_a_restart() {
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("configuration file"));
 
     // What the API made survives a restart; the audit log has each change.
-    drop(server);
-    let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
-    let (_, keys) = server.call("GET", "/v1/keys", Some(&admin), "");
+    ops.server.stop();
+    ops.server.restart();
+    let (_, keys) = ops.server.call("GET", "/v1/keys", Some(&ops.admin), "");
     assert_eq!(keys["keys"][1]["state"], "revoked", "{keys}");
-    wait_for(
-        &server,
-        &admin,
-        &ws,
+    ops.wait_for(
         "AuditLog | where Route startswith '/v1/keys' and Method != 'GET' and Status < 300 | order by TimeGenerated asc | project Detail",
         json!([["created key 'analyst' (Query)"], ["rotated key 'analyst'"], ["revoked key 'analyst'"]]),
     );
 }
 
-#[test]
-fn a_fleet_enrolls_with_one_token_and_a_revoked_host_loses_nothing() {
-    let (admin, admin_cfg) = create_key(&["--role", "admin", "--name", "ops"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fimlake.toml");
-    std::fs::write(&config, admin_cfg).unwrap();
-    let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
-    let ws = std::fs::read_to_string(dir.path().join("data/workspace-id")).unwrap().trim().to_string();
-    let remote = ["--server", server.url.as_str(), "--api-key", admin.as_str()];
-    let token = |extra: &[&str]| {
-        let out = fimlake(&[&["enroll-tokens", "create", "--group", "linux-web"], extra, &remote[..]].concat());
+/// A server with an admin key in its configuration file, driven as an admin would.
+struct Ops {
+    dir: tempfile::TempDir,
+    server: Server,
+    admin: String,
+    ws: String,
+}
+
+impl Ops {
+    fn start() -> Ops {
+        let (admin, admin_cfg) = create_key(&["--role", "admin", "--name", "ops"]);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("fimlake.toml");
+        std::fs::write(&config, admin_cfg).unwrap();
+        let server = Server::start(&dir.path().join("data"), &[("FIMLAKE_CONFIG", config.to_str().unwrap())]);
+        let ws = std::fs::read_to_string(dir.path().join("data/workspace-id")).unwrap().trim().to_string();
+        Ops { dir, server, admin, ws }
+    }
+
+    /// `fimlake <args> --server <url> --api-key <admin>`.
+    fn fimlake(&self, args: &[&str]) -> Output {
+        fimlake(&[args, &["--server", self.server.url.as_str(), "--api-key", self.admin.as_str()][..]].concat())
+    }
+
+    fn token(&self, group: &str, extra: &[&str]) -> String {
+        let out = self.fimlake(&[&["enroll-tokens", "create", "--group", group], extra].concat());
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().next().unwrap().strip_prefix("token: ").unwrap().to_string()
-    };
+    }
 
-    // Three hosts, one token.
-    let fleet_token = token(&["--expires", "1h", "--max-uses", "4"]);
-    let mut hosts: Vec<Host> = ["web-1", "web-2", "web-3"].iter().map(|n| Host::new(dir.path(), n, &server)).collect();
+    /// `fimlake agent-config set <group>` with `settings` as the file.
+    fn set_group(&self, group: &str, settings: &str) -> Output {
+        let file = self.dir.path().join(format!("{group}.toml"));
+        std::fs::write(&file, settings).unwrap();
+        self.fimlake(&["agent-config", "set", group, file.to_str().unwrap()])
+    }
+
+    /// A folder under the test's directory, made now.
+    fn folder(&self, name: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        path.display().to_string()
+    }
+
+    fn rows(&self, kql: &str) -> Vec<Value> {
+        rows(&self.server, &self.admin, &self.ws, kql)
+    }
+
+    fn wait_for(&self, kql: &str, expected: Value) {
+        wait_for(&self.server, &self.admin, &self.ws, kql, expected)
+    }
+}
+
+/// Group settings that watch `folders`, nothing else.
+fn watching(folders: &[&str]) -> String {
+    let items: String = folders
+        .iter()
+        .enumerate()
+        .map(|(i, path)| format!("[[items]]\nname = \"shared-{i}\"\npath = \"{path}\"\n"))
+        .collect();
+    format!("scan_interval = \"1h\"\ntrack_daemons = false\ntrack_software = false\n{items}")
+}
+
+const APPLIED: &str = "Heartbeat | summarize arg_max(TimeGenerated, ConfigurationGroup, ConfigurationVersion) by Computer \
+                       | project Computer, ConfigurationGroup, ConfigurationVersion | order by Computer asc";
+
+fn running(version: i64) -> Value {
+    json!(["web-1", "web-2", "web-3"].map(|c| json!([c, "linux-web", version])))
+}
+
+#[test]
+fn a_fleet_enrolls_with_one_token_runs_its_group_configuration_and_a_revoked_host_loses_nothing() {
+    let ops = Ops::start();
+    // The group's configuration, set before the hosts start: a folder every host watches.
+    let (shared_a, shared_b) = (ops.folder("shared-a"), ops.folder("shared-b"));
+    let set = ops.set_group("linux-web", &watching(&[&shared_a]));
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let invalid = ops.set_group("linux-web", "scan_interval = \"0s\"\n[[items]]\nname = \"x\"\npath = \"relative\"\n");
+    let text = String::from_utf8_lossy(&invalid.stderr);
+    assert!(!invalid.status.success() && text.contains("scan_interval") && text.contains("not absolute"), "{text}");
+
+    // Three hosts, one token; each runs the group's configuration from its start.
+    let fleet_token = ops.token("linux-web", &["--expires", "1h", "--max-uses", "4"]);
+    let mut hosts: Vec<Host> =
+        ["web-1", "web-2", "web-3"].iter().map(|n| Host::new(ops.dir.path(), n, &ops.server)).collect();
     for host in &mut hosts {
-        let (ok, text) = host.enroll(&server, &fleet_token);
+        let (ok, text) = host.enroll(&ops.server, &fleet_token);
         assert!(ok && text.contains("group 'linux-web'"), "{text}");
         let file = host.data_dir.join("enrollment.json");
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600);
         host.start();
     }
-    wait_for(
-        &server,
-        &admin,
-        &ws,
-        "Heartbeat | distinct Computer | order by Computer asc",
-        json!([["web-1"], ["web-2"], ["web-3"]]),
+    ops.wait_for(APPLIED, running(1));
+
+    a_new_path_reaches_every_host(&ops, &hosts, &shared_a, &shared_b);
+    tokens_past_their_limits_and_stolen_tokens_are_refused(&ops, &hosts, &fleet_token);
+    a_revoked_host_keeps_its_changes_until_it_enrolls_again(&ops, &hosts, &fleet_token, &shared_a);
+
+    // Every enrollment and refusal is in the audit log.
+    ops.wait_for(
+        "AuditLog | where Route == '/v1/enroll' | summarize n = count() by Status | order by Status asc",
+        json!([[201, 5], [403, 2], [409, 1]]),
     );
+}
 
-    // Refusals: an expired token, a used-up token, a stolen token for an enrolled host.
-    let spare = Host::new(dir.path(), "db-1", &server);
-    let short = token(&["--expires", "1s"]);
+/// The admin adds a folder that already holds a file: each agent applies the new version
+/// within a poll, without a restart; the existing file is baselined, not "Added"; a new one
+/// arrives from every host.
+fn a_new_path_reaches_every_host(ops: &Ops, hosts: &[Host], shared_a: &str, shared_b: &str) {
+    std::fs::write(Path::new(shared_b).join("existing.conf"), "before\n").unwrap();
+    let set = ops.set_group("linux-web", &watching(&[shared_a, shared_b]));
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    ops.wait_for(APPLIED, running(2));
+
+    // What an agent's poll costs when nothing changed: a 304 without a body.
+    let enrollment: Value =
+        serde_json::from_slice(&std::fs::read(hosts[1].data_dir.join("enrollment.json")).unwrap()).unwrap();
+    let bearer = format!("Bearer {}", enrollment["key"].as_str().unwrap());
+    let url = format!("{}/v1/agent-config", ops.server.url);
+    let (status, headers, body) = http("GET", &url, &[("Authorization", &bearer)], b"").unwrap();
+    let etag = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.clone()).unwrap();
+    let config: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, etag.as_str(), &config["version"]), (200, "\"linux-web.2\"", &json!(2)));
+    let (status, _, body) = http("GET", &url, &[("Authorization", &bearer), ("If-None-Match", &etag)], b"").unwrap();
+    assert_eq!((status, body.len()), (304, 0));
+
+    std::fs::write(Path::new(shared_b).join("new.conf"), "after\n").unwrap();
+    let added = format!(
+        "ConfigurationChange | where FileSystemPath startswith '{shared_b}' | summarize count() by Computer, \
+         FileSystemPath, ChangeCategory | order by Computer asc"
+    );
+    let new_conf = format!("{shared_b}/new.conf");
+    ops.wait_for(&added, json!(["web-1", "web-2", "web-3"].map(|c| json!([c, new_conf, "Added", 1]))));
+}
+
+/// An expired token, a used-up token, a stolen token for an enrolled host.
+fn tokens_past_their_limits_and_stolen_tokens_are_refused(ops: &Ops, hosts: &[Host], fleet_token: &str) {
+    let spare = Host::new(ops.dir.path(), "db-1", &ops.server);
+    let short = ops.token("linux-web", &["--expires", "1s"]);
     std::thread::sleep(Duration::from_millis(1500));
-    let (ok, text) = spare.enroll(&server, &short);
+    let (ok, text) = spare.enroll(&ops.server, &short);
     assert!(!ok && text.contains("expired"), "{text}");
-    let once = token(&["--max-uses", "1"]);
-    assert!(spare.enroll(&server, &once).0);
-    let other = Host::new(dir.path(), "db-2", &server);
-    let (ok, text) = other.enroll(&server, &once);
+    let once = ops.token("linux-web", &["--max-uses", "1"]);
+    assert!(spare.enroll(&ops.server, &once).0);
+    let other = Host::new(ops.dir.path(), "db-2", &ops.server);
+    let (ok, text) = other.enroll(&ops.server, &once);
     assert!(!ok && text.contains("used 1 times"), "{text}");
-    let (ok, text) = hosts[0].enroll(&server, &fleet_token);
+    let (ok, text) = hosts[0].enroll(&ops.server, fleet_token);
     assert!(!ok && text.contains("already enrolled") && text.contains("allow-reenrollment"), "{text}");
+}
 
-    // web-1's key is revoked: its posts get 401, its changes wait in its spool.
-    assert!(fimlake(&[&["keys", "revoke", "agent-web-1"], &remote[..]].concat()).status.success());
+/// web-1's key is revoked: its posts get 401, its changes wait in its spool; enrolled again
+/// (the admin allows it first), the agent picks up its new key and delivers what waited, once.
+fn a_revoked_host_keeps_its_changes_until_it_enrolls_again(ops: &Ops, hosts: &[Host], token: &str, watched: &str) {
+    assert!(ops.fimlake(&["keys", "revoke", "agent-web-1"]).status.success());
     std::thread::sleep(Duration::from_secs(2));
     for i in 0..3 {
-        std::fs::write(hosts[0].watched.join(format!("while-revoked-{i}")), "x\n").unwrap();
+        std::fs::write(Path::new(watched).join(format!("while-revoked-{i}")), "x\n").unwrap();
     }
     let spool = hosts[0].data_dir.join("spool");
     let start = Instant::now();
@@ -230,26 +329,15 @@ fn a_fleet_enrolls_with_one_token_and_a_revoked_host_loses_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let revoked_paths = "ConfigurationChange | where Computer == 'web-1' and FileSystemPath contains 'while-revoked' | summarize count()";
-    assert_eq!(rows(&server, &admin, &ws, revoked_paths), [json!([0])]);
+    assert_eq!(ops.rows(revoked_paths), [json!([0])]);
 
-    // Enrolled again (the admin allows it first), the agent picks up its new key and delivers
-    // what waited, once.
-    let allowed = fimlake(&[&["keys", "allow-reenrollment", "web-1"], &remote[..]].concat());
+    let allowed = ops.fimlake(&["keys", "allow-reenrollment", "web-1"]);
     assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
-    let (ok, text) = hosts[0].enroll(&server, &fleet_token);
+    let (ok, text) = hosts[0].enroll(&ops.server, token);
     assert!(ok, "{text}");
     let delivered = "ConfigurationChange | where Computer == 'web-1' and FileSystemPath contains 'while-revoked' \
                      | summarize n = count() by FileSystemPath | summarize paths = count(), rows = sum(n)";
-    wait_for(&server, &admin, &ws, delivered, json!([[3, 3]]));
+    ops.wait_for(delivered, json!([[3, 3]]));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(rows(&server, &admin, &ws, delivered), [json!([3, 3])], "each change arrives exactly once");
-
-    // Every enrollment and refusal is in the audit log.
-    wait_for(
-        &server,
-        &admin,
-        &ws,
-        "AuditLog | where Route == '/v1/enroll' | summarize n = count() by Status | order by Status asc",
-        json!([[201, 5], [403, 2], [409, 1]]),
-    );
+    assert_eq!(ops.rows(delivered), [json!([3, 3])], "each change arrives exactly once");
 }

@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{Server, http, post_json};
+use serde_json::json;
 
 const WORKSPACE: &str = "00000000-0000-4000-8000-000000000001";
 
@@ -62,4 +63,48 @@ fn a_v0_1_data_directory_opens_and_its_alert_table_gains_the_new_columns() {
         rows(&server, "AlertEvent | where isnotempty(AlertState) | project AlertId, AlertState, Principal, Comment");
     assert_eq!(acked, vec![serde_json::json!([id, "Acknowledged", "anonymous", "after the upgrade"])]);
     assert_eq!(rows(&server, "AlertEvent | count")[0][0], 4);
+}
+
+/// A data directory of the release before central agent configuration (`tests/fixtures/v0.2`,
+/// made by its `make.sh`: an admin key in the configuration file, host web1 enrolled, two
+/// Heartbeat rows flushed and a third only in the WAL) opens with this release: `Heartbeat`
+/// gains `ConfigurationGroup` and `ConfigurationVersion` (empty in the old rows), `fleet.json`
+/// gains group configurations, and the enrolled host's key stays.
+#[test]
+fn a_v0_2_data_directory_gains_the_configuration_columns_and_keeps_its_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v0.2");
+    copy_dir(&fixture.join("data"), &dir.path().join("data"));
+    let config = dir.path().join("cfg.toml");
+    let text = std::fs::read_to_string(fixture.join("cfg.toml")).unwrap();
+    std::fs::write(&config, text.replace("data_dir = \"data\"", "")).unwrap();
+    let admin = std::fs::read_to_string(fixture.join("admin-key")).unwrap().trim().to_string();
+    // The fixture's rows are of the day it was made: kept whatever today is.
+    let env = [("FIMLAKE_CONFIG", config.to_str().unwrap()), ("FIMLAKE_STORAGE_RETENTION_DAYS", "36500")];
+    let server = Server::start(&dir.path().join("data"), &env);
+    let query = |kql: &str| {
+        let path = "/v1/workspaces/00000000-0000-4000-8000-000000000002/query";
+        let (status, body) = server.call("POST", path, Some(&admin), &serde_json::json!({ "query": kql }).to_string());
+        assert_eq!(status, 200, "{body}");
+        body["tables"][0]["rows"].as_array().unwrap().clone()
+    };
+
+    let old = "Heartbeat | project Version, ConfigurationGroup, ConfigurationVersion | order by Version asc";
+    let expected_old: Vec<_> = ["0.2.0", "0.2.1", "0.2.2"].iter().map(|v| serde_json::json!([v, "", null])).collect();
+    assert_eq!(query(old), expected_old, "flushed and replayed rows, the new columns empty");
+
+    let (_, keys) = server.call("GET", "/v1/keys", Some(&admin), "");
+    let web1 = keys["keys"].as_array().unwrap().iter().find(|k| k["name"] == "agent-web1").cloned();
+    assert_eq!(web1.map(|k| (k["group"].clone(), k["state"].clone())), Some((json!("linux"), json!("active"))));
+    let (status, body) = server.call("PUT", "/v1/agent-config/linux", Some(&admin), "realtime = false\n");
+    assert_eq!((status, &body["version"]), (200, &json!(1)), "{body}");
+
+    let (_, created) = server.call("POST", "/v1/keys", Some(&admin), r#"{"name": "loader", "role": "ingest"}"#);
+    let loader = created["key"].as_str().unwrap();
+    let new_row =
+        r#"[{"Computer": "web1", "Version": "0.3.0", "ConfigurationGroup": "linux", "ConfigurationVersion": 1}]"#;
+    assert_eq!(server.call("POST", "/v1/tables/Heartbeat/records", Some(loader), new_row).0, 200);
+    let mut expected = expected_old;
+    expected.push(serde_json::json!(["0.3.0", "linux", 1]));
+    assert_eq!(query(old), expected, "old and new rows side by side");
 }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,15 +16,24 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::baseline::Baseline;
+use crate::central::{self, Applied, Polled};
 use crate::config::AgentConfig;
 use crate::records;
 use crate::scan::{self, Change, ScanError};
 use crate::spool::Spool;
+
+mod reconfigure;
 use fimlake_client::records::Sent;
 use fimlake_client::retry::Backoff;
 
 pub struct Agent {
-    pub cfg: Arc<AgentConfig>,
+    /// The configuration in effect: the file's, or the group's over it (replaced when the
+    /// group's changes).
+    cfg: RwLock<Arc<AgentConfig>>,
+    /// The configuration file's settings (with the enrollment's key and server).
+    local: AgentConfig,
+    /// The group configuration in effect, reported in every `Heartbeat`.
+    applied: Mutex<Option<Applied>>,
     pub computer: String,
     baseline: Mutex<Baseline>,
     spool: Spool,
@@ -49,14 +58,26 @@ pub struct ScanOutcome {
 }
 
 impl Agent {
-    pub fn open(cfg: AgentConfig) -> anyhow::Result<Agent> {
+    /// Opens the agent's state; it runs on its last fetched group configuration, if it has a
+    /// valid one, else on `local` (the configuration file).
+    pub fn open(local: AgentConfig) -> anyhow::Result<Agent> {
+        let (cfg, applied) = match central::load(&local.data_dir).map(|c| (c.over(&local), c.applied())) {
+            Some((Ok(merged), applied)) => (merged, Some(applied)),
+            Some((Err(problems), applied)) => {
+                tracing::error!(group = %applied.group, version = applied.version, %problems, "the last fetched configuration is not valid; running on the configuration file");
+                (local.clone(), None)
+            }
+            None => (local.clone(), None),
+        };
         crate::state::set_hash_rate(cfg.max_hash_bytes_per_second);
         let baseline = Baseline::load(&cfg.data_dir.join("baseline"))?;
         let spool = Spool::open(&cfg.data_dir.join("spool"), cfg.max_spool_bytes)?;
         let cfg_api_key = cfg.api_key.clone();
         Ok(Agent {
             computer: cfg.computer_name(),
-            cfg: Arc::new(cfg),
+            cfg: RwLock::new(Arc::new(cfg)),
+            local,
+            applied: Mutex::new(applied),
             baseline: Mutex::new(baseline),
             spool,
             reported: Mutex::new(HashSet::new()),
@@ -65,21 +86,39 @@ impl Agent {
         })
     }
 
+    /// The configuration in effect now.
+    pub fn cfg(&self) -> Arc<AgentConfig> {
+        self.cfg.read().expect("configuration lock").clone()
+    }
+
+    /// The group configuration in effect, if any.
+    pub fn applied(&self) -> Option<Applied> {
+        self.applied.lock().expect("applied lock").clone()
+    }
+
     /// A full scan: every covered path against the baseline. `record`: spool the changes and
     /// update the baseline (else only report, for `scan --dry-run`).
     pub fn full_scan(&self, record: bool) -> anyhow::Result<ScanOutcome> {
-        let mut errors = Vec::new();
         let mut phases = Vec::new();
         let mut t = std::time::Instant::now();
         let mut lap = |name, phases: &mut Vec<(&'static str, Duration)>| {
             phases.push((name, t.elapsed()));
             t = std::time::Instant::now();
         };
-        let paths = scan::enumerate(&self.cfg, &mut errors);
+        // The walk runs outside the baseline's lock; a configuration switched meanwhile (under
+        // that lock) makes it walk again, so that the comparison covers what the baseline does.
+        let (cfg, paths, mut errors, mut b) = loop {
+            let cfg = self.cfg();
+            let mut errors = Vec::new();
+            let paths = scan::enumerate(&cfg, &mut errors);
+            let b = self.baseline.lock().expect("baseline lock");
+            if Arc::ptr_eq(&cfg, &self.cfg()) {
+                break (cfg, paths, errors, b);
+            }
+        };
         lap("walk", &mut phases);
-        let mut b = self.baseline.lock().expect("baseline lock");
         let first = !b.existed;
-        let (changes, updates) = scan::diff(&self.cfg, &b.files, &paths, true, &mut errors);
+        let (changes, updates) = scan::diff(&cfg, &b.files, &paths, true, &mut errors);
         lap("compare", &mut phases);
         let changes = if first { Vec::new() } else { changes };
         let dirty = !updates.is_empty() || first;
@@ -98,8 +137,9 @@ impl Agent {
     pub fn check_paths(&self, changed: &BTreeSet<PathBuf>) -> anyhow::Result<ScanOutcome> {
         let mut errors = Vec::new();
         let mut b = self.baseline.lock().expect("baseline lock");
-        let paths = scan::affected(&self.cfg, &b.files, changed, &mut errors);
-        let (changes, updates) = scan::diff(&self.cfg, &b.files, &paths, false, &mut errors);
+        let cfg = self.cfg();
+        let paths = scan::affected(&cfg, &b.files, changed, &mut errors);
+        let (changes, updates) = scan::diff(&cfg, &b.files, &paths, false, &mut errors);
         let out = self.report(&mut b, changes, updates, errors, true, true)?;
         Ok(ScanOutcome { files: paths.len(), ..out })
     }
@@ -116,7 +156,8 @@ impl Agent {
         let now = Utc::now();
         let mut rows: Vec<Value> = changes.iter().map(|c| records::change(&self.computer, c, now)).collect();
         if !rows.is_empty() {
-            let logs: Vec<&std::path::Path> = self.cfg.package_logs.iter().map(|p| p.as_path()).collect();
+            let cfg = self.cfg();
+            let logs: Vec<&std::path::Path> = cfg.package_logs.iter().map(|p| p.as_path()).collect();
             if let Some(activity) = crate::inventory::package_activity(&logs, 600) {
                 for r in &mut rows {
                     r["PackageManagerActivity"] = Value::String(activity.clone());
@@ -129,7 +170,7 @@ impl Agent {
         };
         rows.extend(new_errors.iter().map(|e| records::coverage_lost(&self.computer, e, now)));
         if record {
-            for chunk in rows.chunks(self.cfg.batch_records) {
+            for chunk in rows.chunks(self.cfg().batch_records) {
                 self.spool.push("ConfigurationChange", chunk)?;
             }
             if journal {
@@ -151,14 +192,14 @@ impl Agent {
             b.files
                 .iter()
                 .filter_map(|(p, s)| {
-                    scan::item_for(&self.cfg, p).map(|item| records::data(&self.computer, p, s, &item, now))
+                    scan::item_for(&self.cfg(), p).map(|item| records::data(&self.computer, p, s, &item, now))
                 })
                 .collect()
         };
-        for chunk in rows.chunks(self.cfg.batch_records) {
+        for chunk in rows.chunks(self.cfg().batch_records) {
             self.spool.push("ConfigurationData", chunk)?;
         }
-        std::fs::write(self.cfg.data_dir.join("last-snapshot"), now.to_rfc3339())?;
+        std::fs::write(self.cfg().data_dir.join("last-snapshot"), now.to_rfc3339())?;
         self.wake_sender.notify_one();
         Ok(rows.len())
     }
@@ -167,11 +208,11 @@ impl Agent {
         if !self.baseline.lock().expect("baseline lock").existed {
             return false;
         }
-        let last = std::fs::read_to_string(self.cfg.data_dir.join("last-snapshot"))
+        let last = std::fs::read_to_string(self.cfg().data_dir.join("last-snapshot"))
             .ok()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok());
         last.is_none_or(|t| {
-            (Utc::now() - t.with_timezone(&Utc)).to_std().unwrap_or_default() >= self.cfg.snapshot_interval
+            (Utc::now() - t.with_timezone(&Utc)).to_std().unwrap_or_default() >= self.cfg().snapshot_interval
         })
     }
 
@@ -181,15 +222,15 @@ impl Agent {
         use crate::inventory::{daemon_change, daemons, dpkg_packages, rpm_packages, software_change};
         let now = Utc::now();
         let mut rows = Vec::new();
-        if self.cfg.track_daemons {
-            let current = daemons(&self.cfg.systemctl);
+        if self.cfg().track_daemons {
+            let current = daemons(&self.cfg().systemctl);
             self.compare_inventory("daemons", "daemons are", current, &mut rows, |d| {
                 daemon_change(&self.computer, d, now)
             })?;
         }
-        if self.cfg.track_software {
-            let current = if self.cfg.dpkg_status.exists() {
-                dpkg_packages(&self.cfg.dpkg_status)
+        if self.cfg().track_software {
+            let current = if self.cfg().dpkg_status.exists() {
+                dpkg_packages(&self.cfg().dpkg_status)
             } else if std::path::Path::new("/var/lib/rpm").exists() {
                 rpm_packages()
             } else {
@@ -200,13 +241,13 @@ impl Agent {
             })?;
         }
         // Spool first, then move the new inventories into place: a crash in between reports again.
-        for chunk in rows.chunks(self.cfg.batch_records) {
+        for chunk in rows.chunks(self.cfg().batch_records) {
             self.spool.push("ConfigurationChange", chunk)?;
         }
         for name in ["daemons", "software"] {
-            let tmp = self.cfg.data_dir.join(format!("{name}.json.tmp"));
+            let tmp = self.cfg().data_dir.join(format!("{name}.json.tmp"));
             if tmp.exists() {
-                std::fs::rename(&tmp, self.cfg.data_dir.join(format!("{name}.json")))?;
+                std::fs::rename(&tmp, self.cfg().data_dir.join(format!("{name}.json")))?;
             }
         }
         self.wake_sender.notify_one();
@@ -239,7 +280,7 @@ impl Agent {
     }
 
     fn load_inventory<T: serde::de::DeserializeOwned>(&self, name: &str) -> anyhow::Result<Option<T>> {
-        match std::fs::read(self.cfg.data_dir.join(format!("{name}.json"))) {
+        match std::fs::read(self.cfg().data_dir.join(format!("{name}.json"))) {
             Ok(b) => Ok(Some(serde_json::from_slice(&b)?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -247,7 +288,7 @@ impl Agent {
     }
 
     fn pending_inventory<T: serde::Serialize>(&self, name: &str, v: &T) -> anyhow::Result<()> {
-        let tmp = self.cfg.data_dir.join(format!("{name}.json.tmp"));
+        let tmp = self.cfg().data_dir.join(format!("{name}.json.tmp"));
         let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         serde_json::to_writer(&mut w, v)?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -263,14 +304,14 @@ impl Agent {
     }
 
     pub fn heartbeat(&self) -> anyhow::Result<()> {
-        self.spool.push("Heartbeat", &[records::heartbeat(&self.computer, Utc::now())])?;
+        self.spool.push("Heartbeat", &[records::heartbeat(&self.computer, Utc::now(), self.applied().as_ref())])?;
         self.wake_sender.notify_one();
         Ok(())
     }
 
     /// The client for the server: trusts `ca_file` besides the system's roots.
     fn http_client(&self) -> anyhow::Result<reqwest::Client> {
-        let builder = fimlake_client::client_builder(self.cfg.ca_file.as_deref()).context("ca_file")?;
+        let builder = fimlake_client::client_builder(self.cfg().ca_file.as_deref()).context("ca_file")?;
         Ok(builder.build()?)
     }
 
@@ -308,13 +349,13 @@ impl Agent {
             };
             let api_key = self.api_key.lock().expect("api key lock").clone();
             let mut refused_key = false;
-            let wait = match crate::spool::send(&client, &self.cfg.server, api_key.as_deref(), &batch).await {
+            let wait = match crate::spool::send(&client, &self.cfg().server, api_key.as_deref(), &batch).await {
                 Sent::Accepted(_) => {
                     if let Err(e) = self.spool.done(&batch) {
                         tracing::error!(error = %e, "removing a sent batch");
                     }
                     failed_attempts = 0;
-                    Duration::from_secs_f64(batch.records.len() as f64 / f64::from(self.cfg.max_events_per_second))
+                    Duration::from_secs_f64(batch.records.len() as f64 / f64::from(self.cfg().max_events_per_second))
                 }
                 Sent::Retry { after, message } => {
                     failed_attempts += 1;
@@ -354,13 +395,13 @@ impl Agent {
         let agent = self.clone();
         Box::pin(async move {
             let until = tokio::time::Instant::now() + wait;
-            let seen = crate::enrollment::modified(&agent.cfg.data_dir);
+            let seen = crate::enrollment::modified(&agent.cfg().data_dir);
             while tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_secs(1).min(wait)).await;
-                if crate::enrollment::modified(&agent.cfg.data_dir) == seen {
+                if crate::enrollment::modified(&agent.cfg().data_dir) == seen {
                     continue;
                 }
-                match crate::enrollment::load(&agent.cfg.data_dir) {
+                match crate::enrollment::load(&agent.cfg().data_dir) {
                     Ok(Some(enrollment)) if enrollment.computer == agent.computer => {
                         tracing::info!(key = %enrollment.key_name, "using the key of the new enrollment");
                         *agent.api_key.lock().expect("api key lock") = Some(enrollment.key);
@@ -413,21 +454,29 @@ fn watcher(
 
 /// Runs the agent until `stop`.
 pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    if !agent.local.config_poll.is_zero() {
+        // At start: the group's configuration before the first scan (or the last fetched one).
+        poll_configuration(&agent, &agent.http_client()?).await;
+    }
     let sender = tokio::spawn(agent.clone().sender(stop.clone()));
     let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
     let mut watch_handle = None;
-    let mut scan_tick = tokio::time::interval(agent.cfg.scan_interval);
-    let mut heartbeat_tick = tokio::time::interval(agent.cfg.heartbeat_interval);
+    let mut scan_tick = tokio::time::interval(agent.cfg().scan_interval);
+    let mut heartbeat_tick = tokio::time::interval(agent.cfg().heartbeat_interval);
     let mut snapshot_tick = tokio::time::interval(Duration::from_secs(300));
-    let mut inventory_tick = tokio::time::interval(agent.cfg.inventory_interval);
+    let mut inventory_tick = tokio::time::interval(agent.cfg().inventory_interval);
+    let client = agent.http_client()?;
+    let poll_every = agent.local.config_poll;
+    let mut config_tick = interval_after(poll_every.max(Duration::from_secs(1)));
     let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
     let mut rescan = false;
+    let mut reconfigured = false;
     loop {
         let debounce = async {
             if pending.is_empty() {
                 std::future::pending::<()>().await
             } else {
-                tokio::time::sleep(agent.cfg.debounce).await
+                tokio::time::sleep(agent.cfg().debounce).await
             }
         };
         tokio::select! {
@@ -452,22 +501,7 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
                     }
                 }
             }
-            ev = rx.recv() => match ev {
-                Some(Ok(ev)) if ev.need_rescan() => {
-                    tracing::warn!("the kernel dropped file events (queue overflow): rescanning now");
-                    report_coverage(&agent, "/", "inotify queue overflow: events were lost; a full scan runs now");
-                    rescan = true;
-                }
-                // Reads (the agent's own scans among them) change nothing.
-                Some(Ok(ev)) if matches!(ev.kind, notify::EventKind::Access(_)) => {}
-                Some(Ok(ev)) => pending.extend(ev.paths),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "watch error: rescanning now");
-                    report_coverage(&agent, &e.paths.first().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(), &format!("real-time watch error: {e}; a full scan runs now"));
-                    rescan = true;
-                }
-                None => {}
-            },
+            Some(ev) = rx.recv() => rescan |= on_watch_event(&agent, ev, &mut pending),
             _ = debounce => {
                 let paths = std::mem::take(&mut pending);
                 let a = agent.clone();
@@ -477,30 +511,118 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
                     Err(e) => tracing::error!(error = %e, "real-time check failed; the next scan covers it"),
                 }
             }
+            _ = config_tick.tick(), if !poll_every.is_zero() => {
+                reconfigured = poll_configuration(&agent, &client).await;
+            }
             _ = stop.changed() => break,
+        }
+        if reconfigured {
+            // The new settings' intervals and watches; the next scan runs one interval from now.
+            reconfigured = false;
+            let cfg = agent.cfg();
+            scan_tick = interval_after(cfg.scan_interval);
+            inventory_tick = interval_after(cfg.inventory_interval);
+            watch_handle = None;
+            if cfg.realtime {
+                watch_handle = start_watching(&agent, &tx);
+            }
         }
         if rescan {
             rescan = false;
-            if agent.cfg.realtime && watch_handle.is_none() {
-                let (w, errors) = watcher(&agent.cfg, tx.clone());
-                for e in &errors {
-                    report_coverage(&agent, &e.path, &e.message);
-                }
-                watch_handle = w;
+            if agent.cfg().realtime && watch_handle.is_none() {
+                watch_handle = start_watching(&agent, &tx);
             }
-            let a = agent.clone();
-            let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || a.full_scan(true)).await? {
-                Ok(o) => {
-                    tracing::info!(files = o.files, changes = o.changes.len(), first = o.first, took = ?started.elapsed(), "scan")
-                }
-                Err(e) => tracing::error!(error = %e, "scan failed; retried at the next interval"),
-            }
+            scan_now(&agent).await?;
         }
     }
     drop(watch_handle);
     let _ = sender.await;
     Ok(())
+}
+
+/// Takes one event of the watcher: the paths to check go to `pending`. Whether a full scan must
+/// run (events were lost).
+fn on_watch_event(agent: &Agent, event: notify::Result<notify::Event>, pending: &mut BTreeSet<PathBuf>) -> bool {
+    match event {
+        Ok(ev) if ev.need_rescan() => {
+            tracing::warn!("the kernel dropped file events (queue overflow): rescanning now");
+            report_coverage(agent, "/", "inotify queue overflow: events were lost; a full scan runs now");
+            true
+        }
+        // Reads (the agent's own scans among them) change nothing.
+        Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => false,
+        Ok(ev) => {
+            pending.extend(ev.paths);
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "watch error: rescanning now");
+            let path = e.paths.first().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            report_coverage(agent, &path, &format!("real-time watch error: {e}; a full scan runs now"));
+            true
+        }
+    }
+}
+
+/// A full scan, off the runtime's threads.
+async fn scan_now(agent: &Arc<Agent>) -> anyhow::Result<()> {
+    let a = agent.clone();
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(move || a.full_scan(true)).await? {
+        Ok(o) => {
+            tracing::info!(files = o.files, changes = o.changes.len(), first = o.first, took = ?started.elapsed(), "scan")
+        }
+        Err(e) => tracing::error!(error = %e, "scan failed; retried at the next interval"),
+    }
+    Ok(())
+}
+
+/// An interval whose first tick is one `period` from now.
+fn interval_after(period: Duration) -> tokio::time::Interval {
+    tokio::time::interval_at(tokio::time::Instant::now() + period, period)
+}
+
+/// Watches the items of the configuration in effect; what cannot be watched is reported.
+fn start_watching(
+    agent: &Agent,
+    tx: &mpsc::UnboundedSender<notify::Result<notify::Event>>,
+) -> Option<notify::RecommendedWatcher> {
+    let (w, errors) = watcher(&agent.cfg(), tx.clone());
+    for e in &errors {
+        report_coverage(agent, &e.path, &e.message);
+    }
+    w
+}
+
+/// Asks the server for the group's configuration and applies a new one; whether the
+/// configuration in effect changed. A server that cannot be asked changes nothing.
+async fn poll_configuration(agent: &Arc<Agent>, client: &reqwest::Client) -> bool {
+    let applied = agent.applied();
+    let api_key = agent.api_key.lock().expect("api key lock").clone();
+    let etag = applied.as_ref().map(|a| a.etag.as_str());
+    let polled = central::poll(client, &agent.local.server, api_key.as_deref(), etag).await;
+    let a = agent.clone();
+    let outcome = match polled {
+        Polled::Unchanged => return false,
+        Polled::NoConfiguration if applied.is_none() => return false,
+        Polled::Failed(message) => {
+            tracing::warn!(error = %message, "cannot fetch the group's configuration; keeping the one in effect");
+            return false;
+        }
+        Polled::NoConfiguration => tokio::task::spawn_blocking(move || a.forget_central().map(|()| true)).await,
+        Polled::New(fetched) => tokio::task::spawn_blocking(move || a.apply_central(fetched)).await,
+    };
+    match outcome {
+        Ok(Ok(changed)) => changed,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "applying the group's configuration");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "applying the group's configuration panicked");
+            false
+        }
+    }
 }
 
 fn report_coverage(agent: &Agent, path: &str, message: &str) {

@@ -16,30 +16,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Paths whose content is never uploaded, whatever an item says: secrets.
-pub const CONTENT_DENY_LIST: &[&str] =
-    &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "*.key", "*.pem"];
-
-/// The recommended Linux items of Defender for Cloud FIM.
-pub const RECOMMENDED_PATHS: &[&str] = &[
-    "/bin",
-    "/bin/passwd",
-    "/boot",
-    "/etc/*.conf",
-    "/etc/cron.daily",
-    "/etc/cron.hourly",
-    "/etc/cron.monthly",
-    "/etc/cron.weekly",
-    "/etc/crontab",
-    "/etc/init.d",
-    "/opt/bin",
-    "/opt/sbin",
-    "/sbin",
-    "/usr/bin",
-    "/usr/local/bin",
-    "/usr/local/sbin",
-    "/usr/sbin",
-];
+pub use fimlake_agent_settings::{
+    CONTENT_DENY_LIST, Item, Monitoring, RECOMMENDED_PATHS, Setting, content_allowed, wildcard,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -96,38 +75,13 @@ pub struct AgentConfig {
     pub package_logs: Vec<PathBuf>,
     #[serde(rename = "items")]
     pub items: Vec<Item>,
-}
-
-/// One monitored path.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Item {
-    pub name: String,
-    pub group: String,
-    /// A file, a folder, or a glob in the last segment (`/etc/*.conf`).
-    pub path: String,
-    pub recursive: bool,
-    pub enabled: bool,
-    /// File-name or path patterns (`*` and `?`) left out.
-    pub exclude: Vec<String>,
-    /// Attach the content of changed files (at most `max_content_bytes`), never for the deny list.
-    pub upload_content: bool,
-    pub max_content_bytes: u64,
-}
-
-impl Default for Item {
-    fn default() -> Self {
-        Item {
-            name: String::new(),
-            group: "Custom".into(),
-            path: String::new(),
-            recursive: true,
-            enabled: true,
-            exclude: Vec::new(),
-            upload_content: false,
-            max_content_bytes: 64 << 10,
-        }
-    }
+    /// How often the group's configuration is fetched from the server (`0s`: never; the
+    /// agent then runs on this file alone).
+    #[serde(with = "fimlake_settings::duration")]
+    pub config_poll: Duration,
+    /// The monitoring settings this file keeps over its group's configuration (`["items",
+    /// "scan_interval"]`); the others come from the group once the server has one.
+    pub local_overrides: Vec<Setting>,
 }
 
 impl Default for AgentConfig {
@@ -159,15 +113,9 @@ impl Default for AgentConfig {
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
-            items: RECOMMENDED_PATHS
-                .iter()
-                .map(|p| Item {
-                    name: p.to_string(),
-                    group: "Recommended".into(),
-                    path: p.to_string(),
-                    ..Item::default()
-                })
-                .collect(),
+            items: Monitoring::default().items,
+            config_poll: Duration::from_secs(60),
+            local_overrides: Vec::new(),
         }
     }
 }
@@ -181,29 +129,54 @@ impl AgentConfig {
         Ok(cfg)
     }
 
+    /// The rules of the monitoring settings (shared with the server's group configurations)
+    /// and of this file's own; every problem is listed.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.scan_interval < Duration::from_secs(1) {
-            return Err(ConfigError::Invalid("scan_interval must be at least 1s".into()));
+        let mut problems = self.monitoring().problems();
+        if self.batch_records == 0 {
+            problems.push("batch_records must be above 0".into());
         }
-        if self.batch_records == 0 || self.max_events_per_second == 0 {
-            return Err(ConfigError::Invalid("batch_records and max_events_per_second must be above 0".into()));
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems.join("; "))) }
+    }
+
+    /// The monitoring settings in effect.
+    pub fn monitoring(&self) -> Monitoring {
+        Monitoring {
+            scan_interval: self.scan_interval,
+            realtime: self.realtime,
+            max_hash_bytes: self.max_hash_bytes,
+            max_hash_bytes_per_second: self.max_hash_bytes_per_second,
+            md5: self.md5,
+            max_events_per_second: self.max_events_per_second,
+            track_daemons: self.track_daemons,
+            track_software: self.track_software,
+            inventory_interval: self.inventory_interval,
+            items: self.items.clone(),
         }
-        for item in &self.items {
-            if !item.path.starts_with('/') {
-                return Err(ConfigError::Invalid(format!(
-                    "item '{}': path '{}' is not absolute",
-                    item.name, item.path
-                )));
-            }
-            let parent = Path::new(&item.path).parent().map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
-            if parent.contains(['*', '?']) {
-                return Err(ConfigError::Invalid(format!(
-                    "item '{}': a glob is allowed in the last segment only ('{}')",
-                    item.name, item.path
-                )));
-            }
+    }
+
+    /// This file with a group's settings in effect, except those it keeps (`local_overrides`).
+    pub fn with_central(&self, central: &Monitoring) -> AgentConfig {
+        let mut merged = self.clone();
+        for setting in Setting::ALL.into_iter().filter(|s| !self.local_overrides.contains(s)) {
+            merged.take(central, setting);
         }
-        Ok(())
+        merged
+    }
+
+    fn take(&mut self, from: &Monitoring, setting: Setting) {
+        match setting {
+            Setting::ScanInterval => self.scan_interval = from.scan_interval,
+            Setting::Realtime => self.realtime = from.realtime,
+            Setting::MaxHashBytes => self.max_hash_bytes = from.max_hash_bytes,
+            Setting::MaxHashBytesPerSecond => self.max_hash_bytes_per_second = from.max_hash_bytes_per_second,
+            Setting::Md5 => self.md5 = from.md5,
+            Setting::MaxEventsPerSecond => self.max_events_per_second = from.max_events_per_second,
+            Setting::TrackDaemons => self.track_daemons = from.track_daemons,
+            Setting::TrackSoftware => self.track_software = from.track_software,
+            Setting::InventoryInterval => self.inventory_interval = from.inventory_interval,
+            Setting::Items => self.items = from.items.clone(),
+        }
     }
 
     /// The `Computer` of records.
@@ -216,67 +189,16 @@ impl AgentConfig {
     }
 }
 
-/// Whether the content of `path` may be uploaded: never for the deny list.
-pub fn content_allowed(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    !CONTENT_DENY_LIST.iter().any(|p| if p.starts_with('/') { *p == path } else { wildcard(p, name) })
-}
-
-/// `*` (any run) and `?` (one character) matching of a whole string.
-pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_default_items_are_the_recommended_linux_set() {
+    fn the_defaults_are_valid_and_watch_the_recommended_set() {
         let cfg = AgentConfig::default();
         let paths: Vec<&str> = cfg.items.iter().map(|i| i.path.as_str()).collect();
         assert_eq!(paths, RECOMMENDED_PATHS);
         cfg.validate().unwrap();
-    }
-
-    #[test]
-    fn secrets_are_never_uploaded() {
-        for p in ["/etc/shadow", "/etc/gshadow", "/srv/tls/server.key", "/etc/ssl/cert.pem"] {
-            assert!(!content_allowed(p), "{p}");
-        }
-        assert!(content_allowed("/etc/ssh/sshd_config"));
-    }
-
-    #[test]
-    fn wildcards_and_durations() {
-        assert!(wildcard("*.conf", "resolv.conf"));
-        assert!(!wildcard("*.conf", "resolv.conf.bak"));
-        assert!(wildcard("cron.?aily", "cron.daily"));
-        assert_eq!(fimlake_settings::duration::parse("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(fimlake_settings::duration::parse("250ms"), Ok(Duration::from_millis(250)));
-        assert!(fimlake_settings::duration::parse("soon").is_err());
     }
 
     #[test]
@@ -286,5 +208,33 @@ mod tests {
             ..AgentConfig::default()
         };
         assert!(cfg.validate().unwrap_err().to_string().contains("last segment only"));
+    }
+
+    #[test]
+    fn the_group_wins_except_where_the_file_keeps_its_own() {
+        let local = AgentConfig {
+            scan_interval: Duration::from_secs(30),
+            realtime: false,
+            local_overrides: vec![Setting::Realtime],
+            ..AgentConfig::default()
+        };
+        let central = Monitoring {
+            scan_interval: Duration::from_secs(600),
+            realtime: true,
+            items: vec![Item { name: "app".into(), path: "/srv/app".into(), ..Item::default() }],
+            ..Monitoring::default()
+        };
+        let merged = local.with_central(&central);
+        assert_eq!(merged.scan_interval, Duration::from_secs(600));
+        assert!(!merged.realtime, "kept by local_overrides");
+        assert_eq!(merged.items, central.items);
+        assert_eq!(merged.server, local.server, "connection settings are never central");
+    }
+
+    #[test]
+    fn local_overrides_name_settings() {
+        let cfg: AgentConfig = toml::from_str("local_overrides = [\"items\", \"scan_interval\"]").unwrap();
+        assert_eq!(cfg.local_overrides, [Setting::Items, Setting::ScanInterval]);
+        assert!(toml::from_str::<AgentConfig>("local_overrides = [\"server\"]").is_err());
     }
 }

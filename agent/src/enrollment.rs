@@ -4,7 +4,6 @@
 //! when the configuration has no `api_key`, and reads it again when the server refuses the key
 //! (a re-enrolled host picks its new key up without a restart).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -65,21 +64,11 @@ pub fn modified(data_dir: &Path) -> Option<SystemTime> {
     std::fs::metadata(path(data_dir)).and_then(|m| m.modified()).ok()
 }
 
-/// Keeps the enrollment: a temporary file (mode 0600), fsynced, renamed into place, the
-/// directory fsynced.
+/// Keeps the enrollment, readable by its owner only, written atomically.
 pub fn save(data_dir: &Path, enrollment: &Enrollment) -> Result<(), EnrollmentError> {
-    let target = path(data_dir);
-    let io = |source| EnrollmentError::Io { path: target.clone(), source };
-    std::fs::create_dir_all(data_dir).map_err(io)?;
-    let temporary = data_dir.join("enrollment.json.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temporary).map_err(io)?;
-    file.write_all(&serde_json::to_vec_pretty(enrollment).expect("serialises")).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&temporary, &target).map_err(io)?;
-    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(io)
+    let bytes = serde_json::to_vec_pretty(enrollment).expect("serialises");
+    crate::durable::write_private(data_dir, "enrollment.json", &bytes)
+        .map_err(|source| EnrollmentError::Io { path: path(data_dir), source })
 }
 
 /// Asks `server` for this host's key with `token`.

@@ -10,11 +10,14 @@
 //! - [`inventory`]: daemons (systemd) and software (dpkg, rpm).
 //! - [`spool`]: batches on disk until the server acknowledges them.
 //! - [`enrollment`]: the host's own key, obtained with an enrollment token.
+//! - [`central`]: the group's configuration from the server, applied without a restart.
 //! - [`agent`]: scheduled scans, real-time checks (inotify), heartbeat, snapshot, sender.
 
 pub mod agent;
 pub mod baseline;
+pub mod central;
 pub mod config;
+pub mod durable;
 pub mod enrollment;
 pub mod inventory;
 pub mod names;

@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async {
                 let agent = Arc::new(Agent::open(cfg)?);
-                tracing::info!(computer = %agent.computer, server = %agent.cfg.server, items = agent.cfg.items.len(), "fimlake-agent started");
+                tracing::info!(computer = %agent.computer, server = %agent.cfg().server, items = agent.cfg().items.len(), "fimlake-agent started");
                 let (stop_tx, stop) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
                     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

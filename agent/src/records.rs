@@ -135,7 +135,8 @@ pub fn data(computer: &str, path: &str, s: &FileState, item: &(String, String), 
 }
 
 /// A `Heartbeat` row.
-pub fn heartbeat(computer: &str, now: DateTime<Utc>) -> Value {
+/// A `Heartbeat` row; `applied`: the group configuration the agent runs (none: its own file).
+pub fn heartbeat(computer: &str, now: DateTime<Utc>, applied: Option<&crate::central::Applied>) -> Value {
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let field = |k: &str| {
         os.lines()
@@ -157,6 +158,8 @@ pub fn heartbeat(computer: &str, now: DateTime<Utc>) -> Value {
         "ComputerEnvironment": "Non-Azure",
         "SourceSystem": "Linux",
         "Solutions": "changeTracking",
+        "ConfigurationGroup": applied.map(|a| a.group.as_str()),
+        "ConfigurationVersion": applied.map(|a| a.version),
     })
 }
 

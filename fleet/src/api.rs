@@ -1,7 +1,8 @@
 //! The HTTP API over the fleet: keys (`/v1/keys`), enrollment tokens (`/v1/enroll-tokens`),
 //! re-enrollment allowances (`/v1/machines/{computer}/reenrollment`), all for admin keys (the
 //! server's key check enforces it), and `/v1/enroll`, which takes an enrollment token instead
-//! of a key and is rate-limited per client address.
+//! of a key and is rate-limited per client address. Group configurations: admins set and read
+//! them (`/v1/agent-config/{group}`), agents fetch their own (`/v1/agent-config`, ingest keys).
 //!
 //! Answers carry an [`AuditNote`] extension: what the server's audit log records of the call.
 
@@ -9,9 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -19,8 +21,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::enroll::{EnrollError, NewToken};
+use crate::groups::DEFAULT_GROUP;
 use crate::keys::NewKey;
 use crate::{Fleet, FleetError};
+
+/// The name of the key a call was made with, put on the request by the server's key check:
+/// `/v1/agent-config` answers the configuration of that key's group.
+#[derive(Debug, Clone)]
+pub struct CallerKey(pub String);
 
 /// What the audit log records of a call: who (when not a key) and what came of it.
 #[derive(Debug, Clone)]
@@ -49,12 +57,18 @@ pub fn router(fleet: Arc<Fleet>, enrollments_per_minute: NonZeroU32) -> Router {
         .route("/v1/enroll-tokens", get(list_tokens).post(create_token))
         .route("/v1/enroll-tokens/{id}", delete(revoke_token))
         .route("/v1/enroll", post(enroll))
+        .route("/v1/agent-config", get(own_agent_config))
+        .route("/v1/agent-config/{group}", get(agent_config).put(set_agent_config))
         .with_state(ApiState { fleet, enrollments })
 }
 
 /// Azure's error shape, with the note for the audit log.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let mut response = (status, Json(json!({"error": {"code": code, "message": message}}))).into_response();
+    refusal(status, json!({"error": {"code": code, "message": message}}), message)
+}
+
+fn refusal(status: StatusCode, body: serde_json::Value, message: &str) -> Response {
+    let mut response = (status, Json(body)).into_response();
     response.extensions_mut().insert(AuditNote { principal: None, detail: message.to_string() });
     response
 }
@@ -62,6 +76,12 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 fn fleet_error(e: FleetError) -> Response {
     match &e {
         FleetError::Invalid(m) => error(StatusCode::BAD_REQUEST, "BadArgumentError", m),
+        FleetError::InvalidSettings { problems, .. } => {
+            let message = e.to_string();
+            let details: Vec<_> = problems.iter().map(|p| json!({"code": "InvalidSetting", "message": p})).collect();
+            let body = json!({"error": {"code": "InvalidSettings", "message": message, "details": details}});
+            refusal(StatusCode::BAD_REQUEST, body, &message)
+        }
         FleetError::NotFound(m) => error(StatusCode::NOT_FOUND, "NotFound", m),
         FleetError::Conflict(m) => error(StatusCode::CONFLICT, "Conflict", m),
         FleetError::Io { .. } | FleetError::Corrupt { .. } => {
@@ -140,6 +160,41 @@ async fn create_token(State(api): State<ApiState>, body: Result<Json<NewToken>, 
 
 async fn revoke_token(State(api): State<ApiState>, Path(id): Path<String>) -> Response {
     answer(api.fleet.revoke_token(&id), StatusCode::OK, |_| format!("revoked enrollment token {id}"))
+}
+
+/// An agent's own group configuration; `304` when its `If-None-Match` names the current version.
+async fn own_agent_config(
+    State(api): State<ApiState>,
+    caller: Option<Extension<CallerKey>>,
+    headers: HeaderMap,
+) -> Response {
+    let group = caller.map_or_else(|| DEFAULT_GROUP.to_string(), |Extension(key)| api.fleet.group_of_key(&key.0));
+    let Some(config) = api.fleet.group_config(&group) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NoConfiguration",
+            &format!("group '{group}' has no central configuration; the agent runs on its own file"),
+        );
+    };
+    let etag = config.etag();
+    let matches = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
+    let mut response = if matches { StatusCode::NOT_MODIFIED.into_response() } else { Json(config).into_response() };
+    response.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).expect("an etag is ASCII"));
+    response
+}
+
+async fn agent_config(State(api): State<ApiState>, Path(group): Path<String>) -> Response {
+    match api.fleet.group_config(&group) {
+        Some(config) => Json(config).into_response(),
+        None => error(StatusCode::NOT_FOUND, "NotFound", &format!("group '{group}' has no central configuration")),
+    }
+}
+
+/// Sets a group's configuration: the body is the settings' TOML.
+async fn set_agent_config(State(api): State<ApiState>, Path(group): Path<String>, settings: String) -> Response {
+    answer(api.fleet.set_group_config(&group, &settings), StatusCode::OK, |config| {
+        format!("set the configuration of group '{group}' (version {}):\n{settings}", config.version)
+    })
 }
 
 #[derive(Debug, Deserialize)]

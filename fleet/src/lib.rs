@@ -1,4 +1,4 @@
-//! Fleet management: API keys created at runtime and agent enrollment.
+//! Fleet management: API keys created at runtime, agent enrollment and central agent configuration.
 //!
 //! Everything here lives in one versioned file, `<data_dir>/fleet.json` ([`state`]), written
 //! atomically (a temporary file, fsynced, renamed over the old one, the directory fsynced) before
@@ -9,7 +9,9 @@
 //! - [`keys`]: create, list, rotate and revoke keys; the lookup the server's key check uses.
 //! - [`enroll`]: enrollment tokens (for a group, expiring, with a maximum of uses) and the
 //!   enrollment of a host, which gets its own ingest key bound to its `Computer`.
-//! - [`api`]: the HTTP API over both (`/v1/keys`, `/v1/enroll-tokens`, `/v1/enroll`).
+//! - [`groups`]: the central agent configuration of each group, which its agents fetch.
+//! - [`api`]: the HTTP API over them (`/v1/keys`, `/v1/enroll-tokens`, `/v1/enroll`,
+//!   `/v1/agent-config`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -18,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 pub mod api;
 pub mod enroll;
+pub mod groups;
 pub mod keys;
 pub mod state;
 
@@ -50,6 +53,9 @@ pub enum FleetError {
     /// The request is wrong: a bad name, an unknown table, a bad duration.
     #[error("{0}")]
     Invalid(String),
+    /// A group configuration breaks the agent's rules: every problem.
+    #[error("the settings of group '{group}' are not valid: {}", problems.join("; "))]
+    InvalidSettings { group: String, problems: Vec<String> },
     #[error("{0}")]
     NotFound(String),
     /// The request clashes with what exists: a name taken, a key of the configuration file.

@@ -22,6 +22,19 @@ pub struct FleetFile {
     /// Computers an admin allowed to enroll again (each allowance is used up by one enrollment).
     #[serde(default)]
     pub reenrollment: Vec<String>,
+    /// Central agent configurations by group (added after version 1 was first written: a
+    /// file without them has none).
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, StoredGroup>,
+}
+
+/// A group's central agent configuration: the settings as the admin wrote them (TOML, checked
+/// when set), and their version, counted up by each change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredGroup {
+    pub version: u64,
+    pub settings: String,
+    pub updated: DateTime<Utc>,
 }
 
 /// A key made through the API or by enrollment.

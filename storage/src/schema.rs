@@ -192,7 +192,7 @@ impl TableRegistry {
                 Arc::new(TableDef::new(
                     "Heartbeat",
                     "Records logged by agents once per minute to report on agent health",
-                    &[azure::HEARTBEAT, azure::HEARTBEAT_OBSERVED].concat(),
+                    &[azure::HEARTBEAT, azure::HEARTBEAT_OBSERVED, azure::HEARTBEAT_FLEET].concat(),
                 )),
                 Arc::new(
                     TableDef::new(
@@ -290,7 +290,7 @@ mod tests {
             assert_eq!(def.schema().fields().len(), def.columns().len());
         }
         assert_eq!(reg.get("ConfigurationChange").unwrap().columns().len(), 62);
-        assert_eq!(reg.get("Heartbeat").unwrap().columns().len(), 36);
+        assert_eq!(reg.get("Heartbeat").unwrap().columns().len(), 38);
     }
 
     #[test]

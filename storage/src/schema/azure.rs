@@ -226,3 +226,15 @@ pub(crate) const HEARTBEAT: &[(&str, KustoType, &str)] = &[
 /// shared corpus group by `SourceComputerId`), though missing from the published column list.
 pub(crate) const HEARTBEAT_OBSERVED: &[(&str, KustoType, &str)] =
     &[("SourceComputerId", KustoType::String, "Unique id of the agent's computer")];
+
+/// fimlake's own Heartbeat columns: the central configuration an agent runs, so that "which
+/// machines run the new configuration" is a query. Empty in rows of agents on their own file
+/// and in rows written before these columns existed.
+pub(crate) const HEARTBEAT_FLEET: &[(&str, KustoType, &str)] = &[
+    (
+        "ConfigurationGroup",
+        KustoType::String,
+        "fimlake: the agent group whose central configuration the agent applied (empty: its own file only)",
+    ),
+    ("ConfigurationVersion", KustoType::Long, "fimlake: the version of the group's configuration the agent applied"),
+];
