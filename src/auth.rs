@@ -129,6 +129,7 @@ fn need(method: &Method, route: &str) -> Need {
         | "/v1/alert-rules"
         | "/v1/alert-rules/{name}"
         | "/v1/alerts"
+        | "/v1/machines"
         | "/v1/notifications" => Need::Read,
         // Unknown routes answer 404, but only to a caller with a key.
         _ => Need::AnyKey,
@@ -502,6 +503,7 @@ mod tests {
             (Method::PUT, "/v1/agent-config/{group}", [false, false, true]),
             (Method::GET, "/v1/agent-config/{group}", [false, false, true]),
             (Method::GET, "/v1/agent-config", [true, false, false]),
+            (Method::GET, "/v1/machines", [false, true, true]),
         ];
         for (method, route, expected) in routes {
             let got = [Role::Ingest, Role::Query, Role::Admin].map(|r| allows(r, need(&method, route)));

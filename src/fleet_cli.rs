@@ -283,6 +283,11 @@ pub async fn agent_config(command: AgentConfigCommand) -> anyhow::Result<()> {
     }
 }
 
+pub async fn machines(json: bool, remote: Remote) -> anyhow::Result<()> {
+    let listed = Admin::new(&remote)?.call(reqwest::Method::GET, "/v1/machines", None).await?;
+    print_list(&listed["machines"], json, &MACHINE_COLUMNS)
+}
+
 fn print_secret(what: &str, secret: &Value, note: &str) {
     println!("{what}: {}", secret.as_str().unwrap_or_default());
     println!("Keep the {what} now: {note}.");
@@ -290,6 +295,17 @@ fn print_secret(what: &str, secret: &Value, note: &str) {
 
 const KEY_COLUMNS: [&str; 9] =
     ["name", "role", "source", "state", "computer", "group", "created", "last_used", "tables"];
+const MACHINE_COLUMNS: [&str; 9] = [
+    "computer",
+    "group",
+    "configuration_version",
+    "group_version",
+    "agent_version",
+    "last_heartbeat",
+    "key",
+    "key_state",
+    "flags",
+];
 const TOKEN_COLUMNS: [&str; 7] = ["id", "group", "created", "expires", "max_uses", "uses", "revoked"];
 
 /// The rows as JSON, or as a table of `columns` (an absent value is `-`).

@@ -6,6 +6,7 @@ mod config;
 mod fleet_cli;
 mod generate;
 mod limits;
+mod machines;
 mod query_cli;
 mod server;
 mod tls;
@@ -92,6 +93,15 @@ enum Command {
     EnrollTokens {
         #[command(subcommand)]
         command: fleet_cli::TokensCommand,
+    },
+    /// The fleet's machines: last heartbeat, agent version, group, configuration applied, key
+    /// state; flags the ones behind their group, outdated, silent or never seen.
+    Machines {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: fleet_cli::Remote,
     },
     /// Central agent configuration per group: get, set (effective on the agents without a restart).
     AgentConfig {
@@ -245,6 +255,7 @@ fn main() -> anyhow::Result<()> {
         Command::Keys { command } => rt.block_on(fleet_cli::keys(command)),
         Command::EnrollTokens { command } => rt.block_on(fleet_cli::tokens(command)),
         Command::AgentConfig { command } => rt.block_on(fleet_cli::agent_config(command)),
+        Command::Machines { json, remote } => rt.block_on(fleet_cli::machines(json, remote)),
         Command::Ingest { table, server, chunk_bytes, quiet, files, api_key, ca_file } => {
             let n = rt.block_on(bulk::run(bulk::BulkOptions {
                 server,

@@ -77,6 +77,7 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     } else {
         Router::new()
     };
+    let machines = crate::machines::router(engine.clone(), fleet.clone());
     let query = fimlake_query::api::router(fimlake_query::api::QueryState::new(engine, workspace.clone()));
     let ingest = fimlake_ingest::router(IngestState::new(
         storage.clone(),
@@ -93,6 +94,7 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         .merge(query)
         .merge(fimlake_alerting::api::router(alerting.clone()))
         .merge(fimlake_fleet::api::router(fleet.clone(), cfg.fleet.enrollments_per_minute))
+        .merge(machines)
         // Unknown routes go through the key check too (404 only with a key); the console's
         // routes, merged below, are not unknown.
         .fallback(|| async { StatusCode::NOT_FOUND })
@@ -108,12 +110,7 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("fimlake listening on {scheme}://{addr}");
-    println!("data directory: {} (tables in {})", cfg.data_dir.display(), storage.table_root());
-    println!("workspace id: {workspace} (query: POST {scheme}://{addr}/v1/workspaces/{workspace}/query)");
-    println!(
-        "post a record: curl -X POST {scheme}://{addr}/v1/tables/Heartbeat/records -H 'Content-Type: application/json' -d '[{{\"Computer\":\"web1\"}}]'"
-    );
+    print_banner(scheme, addr, &cfg, &storage, &workspace);
     alerting.start();
     tokio::spawn(save_last_used(fleet.clone()));
     let rules = alerting.rules().await.len();
@@ -127,6 +124,16 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     storage.shutdown().await.context("flushing buffers at shutdown")?;
     println!("fimlake stopped");
     Ok(())
+}
+
+/// Where the server listens and how to start using it.
+fn print_banner(scheme: &str, addr: std::net::SocketAddr, cfg: &Config, storage: &Storage, workspace: &str) {
+    println!("fimlake listening on {scheme}://{addr}");
+    println!("data directory: {} (tables in {})", cfg.data_dir.display(), storage.table_root());
+    println!("workspace id: {workspace} (query: POST {scheme}://{addr}/v1/workspaces/{workspace}/query)");
+    println!(
+        "post a record: curl -X POST {scheme}://{addr}/v1/tables/Heartbeat/records -H 'Content-Type: application/json' -d '[{{\"Computer\":\"web1\"}}]'"
+    );
 }
 
 /// Accepts connections (TLS when configured, at most `max_connections`, slow clients cut off)

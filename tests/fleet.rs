@@ -276,6 +276,26 @@ fn a_new_path_reaches_every_host(ops: &Ops, hosts: &[Host], shared_a: &str, shar
     let set = ops.set_group("linux-web", &watching(&[shared_a, shared_b]));
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     ops.wait_for(APPLIED, running(2));
+    let machines = ops.fimlake(&["machines", "--json"]);
+    assert!(machines.status.success(), "{}", String::from_utf8_lossy(&machines.stderr));
+    let machines: Value = serde_json::from_slice(&machines.stdout).unwrap();
+    let health: Vec<Value> = machines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            json!([
+                m["computer"],
+                m["group"],
+                m["configuration_version"],
+                m["group_version"],
+                m["key_state"],
+                m["flags"]
+            ])
+        })
+        .collect();
+    let healthy = |c: &str| json!([c, "linux-web", 2, 2, "active", []]);
+    assert_eq!(health, [healthy("web-1"), healthy("web-2"), healthy("web-3")], "the fleet is on version 2");
 
     // What an agent's poll costs when nothing changed: a 304 without a body.
     let enrollment: Value =
