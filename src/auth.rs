@@ -108,7 +108,7 @@ enum Need {
 fn need(method: &Method, route: &str) -> Need {
     match route {
         "/healthz" | "/readyz" => Need::Open,
-        "/v1/tables" | "/v1/tables/{table}" => Need::AnyKey,
+        "/v1/tables" | "/v1/tables/{table}" | "/v1/workspace" => Need::AnyKey,
         "/v1/tables/{table}/records" | "/dataCollectionRules/{rule}/streams/{stream}" => Need::Ingest,
         "/v1/enroll" => Need::Enroll,
         "/v1/alert-rules/{name}" if method == Method::PUT || method == Method::DELETE => Need::Admin,

@@ -67,8 +67,10 @@ impl Default for Config {
 }
 
 /// Environment variables read besides the settings themselves (and `FIMLAKE_TEST_*`, which
-/// belong to the test suite).
-const OTHER_VARS: &[&str] = &["FIMLAKE_LOG", "FIMLAKE_CONFIG"];
+/// belong to the test suite): the log filter, the configuration file, and the CLI's client
+/// settings (`fimlake query --data-dir` and `serve` run beside them).
+const OTHER_VARS: &[&str] =
+    &["FIMLAKE_LOG", "FIMLAKE_CONFIG", "FIMLAKE_SERVER", "FIMLAKE_API_KEY", "FIMLAKE_CA_FILE", "FIMLAKE_CLIENT_CONFIG"];
 
 impl Config {
     /// Loads the configuration from `file` (if any) and the environment.
@@ -178,6 +180,9 @@ mod tests {
                 ("FIMLAKE_DATA_DIR", "/tmp/x"),
                 ("FIMLAKE_INGEST_MAX_RECORDS", "7"),
                 ("PATH", "/bin"),
+                // The CLI's client settings live beside the server's.
+                ("FIMLAKE_SERVER", "https://fim.example:8443"),
+                ("FIMLAKE_API_KEY", "flk_x"),
             ]),
         )
         .unwrap();

@@ -10,11 +10,13 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::auth;
+use crate::client_profile::ProfileFile;
 
-/// Which server, as whom.
+/// Which server, as whom; what no flag or variable gives comes from the client profile
+/// (`~/.config/fimlake/client.toml`).
 #[derive(Args, Clone, Debug)]
 pub struct Remote {
-    /// The server's base URL [default: http://127.0.0.1:8080].
+    /// The server's base URL [default: the client profile's, else http://127.0.0.1:8080].
     #[arg(long, env = "FIMLAKE_SERVER")]
     pub server: Option<String>,
     /// An admin API key, sent as `Authorization: Bearer`.
@@ -27,7 +29,8 @@ pub struct Remote {
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// Create an API key. With --server: on that server, effective at once. Without: prints the
+    /// Create an API key. With a server (--server or the client profile's): on that server,
+    /// effective at once. Without: prints the
     /// key (shown once, stored nowhere) and the [[auth.keys]] entry, with the key's SHA-256, to
     /// add to the server's configuration.
     Create {
@@ -139,10 +142,11 @@ struct Admin {
 }
 
 impl Admin {
-    fn new(remote: &Remote) -> anyhow::Result<Admin> {
-        let client = fimlake_client::client_builder(remote.ca_file.as_deref())?.build()?;
-        let base = remote.server.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into());
-        Ok(Admin { client, base: base.trim_end_matches('/').to_string(), api_key: remote.api_key.clone() })
+    fn new(remote: &Remote, profile: &ProfileFile) -> anyhow::Result<Admin> {
+        let connection = profile.load()?.connect(remote.server.clone(), remote.api_key.clone(), remote.ca_file.clone());
+        let client = fimlake_client::client_builder(connection.ca_file.as_deref())?.build()?;
+        let base = connection.server.trim_end_matches('/').to_string();
+        Ok(Admin { client, base, api_key: connection.api_key })
     }
 
     /// One call with a JSON body (or none); a refusal is an error with the server's message.
@@ -191,51 +195,52 @@ impl Admin {
     }
 }
 
-pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+pub async fn keys(command: KeysCommand, profile: &ProfileFile) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create { role, name, computer, tables, requests_per_second, remote } => {
             let name = name.or_else(|| computer.clone()).unwrap_or_else(|| format!("{role:?}").to_lowercase());
-            if remote.server.is_none() {
+            if remote.server.is_none() && profile.load()?.server.is_none() {
                 return crate::create_key_offline(role, name, computer, tables, requests_per_second);
             }
             if requests_per_second.is_some() {
                 bail!("--requests-per-second is a setting of the configuration file's keys; leave out --server");
             }
             let body = json!({"name": name, "role": role, "computer": computer, "tables": tables});
-            let created = Admin::new(&remote)?.call(reqwest::Method::POST, "/v1/keys", Some(body)).await?;
+            let created = Admin::new(&remote, profile)?.call(reqwest::Method::POST, "/v1/keys", Some(body)).await?;
             print_secret("key", &created["key"], "it is shown once; the server keeps only its hash");
             Ok(())
         }
         KeysCommand::List { json, remote } => {
-            let listed = Admin::new(&remote)?.call(reqwest::Method::GET, "/v1/keys", None).await?;
+            let listed = Admin::new(&remote, profile)?.call(reqwest::Method::GET, "/v1/keys", None).await?;
             print_list(&listed["keys"], json, &KEY_COLUMNS)
         }
         KeysCommand::Revoke { name, remote } => {
             let path = format!("/v1/keys/{}", encode(&name));
-            Admin::new(&remote)?.call(reqwest::Method::DELETE, &path, None).await?;
+            Admin::new(&remote, profile)?.call(reqwest::Method::DELETE, &path, None).await?;
             println!("revoked key '{name}': its next request gets 401");
             Ok(())
         }
         KeysCommand::Rotate { name, remote } => {
             let path = format!("/v1/keys/{}/rotate", encode(&name));
-            let rotated = Admin::new(&remote)?.call(reqwest::Method::POST, &path, None).await?;
+            let rotated = Admin::new(&remote, profile)?.call(reqwest::Method::POST, &path, None).await?;
             print_secret("key", &rotated["key"], "the old key stopped working; this one is shown once");
             Ok(())
         }
         KeysCommand::AllowReenrollment { computer, remote } => {
             let path = format!("/v1/machines/{}/reenrollment", encode(&computer));
-            Admin::new(&remote)?.call(reqwest::Method::POST, &path, None).await?;
+            Admin::new(&remote, profile)?.call(reqwest::Method::POST, &path, None).await?;
             println!("'{computer}' may enroll once more; its old key is revoked when it does");
             Ok(())
         }
     }
 }
 
-pub async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
+pub async fn tokens(command: TokensCommand, profile: &ProfileFile) -> anyhow::Result<()> {
     match command {
         TokensCommand::Create { group, expires, max_uses, remote } => {
             let body = json!({"group": group, "expires": expires, "max_uses": max_uses});
-            let created = Admin::new(&remote)?.call(reqwest::Method::POST, "/v1/enroll-tokens", Some(body)).await?;
+            let created =
+                Admin::new(&remote, profile)?.call(reqwest::Method::POST, "/v1/enroll-tokens", Some(body)).await?;
             print_secret("token", &created["token"], "it is shown once; the server keeps only its hash");
             println!("id: {}", created["id"].as_str().unwrap_or_default());
             if let Some(at) = created["expires"].as_str() {
@@ -245,23 +250,23 @@ pub async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TokensCommand::List { json, remote } => {
-            let listed = Admin::new(&remote)?.call(reqwest::Method::GET, "/v1/enroll-tokens", None).await?;
+            let listed = Admin::new(&remote, profile)?.call(reqwest::Method::GET, "/v1/enroll-tokens", None).await?;
             print_list(&listed["tokens"], json, &TOKEN_COLUMNS)
         }
         TokensCommand::Revoke { id, remote } => {
             let path = format!("/v1/enroll-tokens/{}", encode(&id));
-            Admin::new(&remote)?.call(reqwest::Method::DELETE, &path, None).await?;
+            Admin::new(&remote, profile)?.call(reqwest::Method::DELETE, &path, None).await?;
             println!("revoked enrollment token {id}");
             Ok(())
         }
     }
 }
 
-pub async fn agent_config(command: AgentConfigCommand) -> anyhow::Result<()> {
+pub async fn agent_config(command: AgentConfigCommand, profile: &ProfileFile) -> anyhow::Result<()> {
     match command {
         AgentConfigCommand::Get { group, remote } => {
             let path = format!("/v1/agent-config/{}", encode(&group));
-            let config = Admin::new(&remote)?.call(reqwest::Method::GET, &path, None).await?;
+            let config = Admin::new(&remote, profile)?.call(reqwest::Method::GET, &path, None).await?;
             println!(
                 "# group '{group}', version {}, set {}",
                 config["version"],
@@ -273,7 +278,7 @@ pub async fn agent_config(command: AgentConfigCommand) -> anyhow::Result<()> {
         AgentConfigCommand::Set { group, file, remote } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let path = format!("/v1/agent-config/{}", encode(&group));
-            let config = Admin::new(&remote)?.call_text(reqwest::Method::PUT, &path, text).await?;
+            let config = Admin::new(&remote, profile)?.call_text(reqwest::Method::PUT, &path, text).await?;
             println!(
                 "group '{group}' is at version {}; its agents apply it within their config_poll",
                 config["version"]
@@ -283,8 +288,8 @@ pub async fn agent_config(command: AgentConfigCommand) -> anyhow::Result<()> {
     }
 }
 
-pub async fn machines(json: bool, remote: Remote) -> anyhow::Result<()> {
-    let listed = Admin::new(&remote)?.call(reqwest::Method::GET, "/v1/machines", None).await?;
+pub async fn machines(json: bool, remote: Remote, profile: &ProfileFile) -> anyhow::Result<()> {
+    let listed = Admin::new(&remote, profile)?.call(reqwest::Method::GET, "/v1/machines", None).await?;
     print_list(&listed["machines"], json, &MACHINE_COLUMNS)
 }
 

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bulk;
+mod client_profile;
 mod config;
 mod fleet_cli;
 mod generate;
@@ -113,9 +114,9 @@ enum Command {
         /// The table the records go to.
         #[arg(long)]
         table: String,
-        /// The server's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        server: String,
+        /// The server's base URL [default: the client profile's, else http://127.0.0.1:8080].
+        #[arg(long, env = "FIMLAKE_SERVER")]
+        server: Option<String>,
         /// Uncompressed bytes per request (keep under the server's ingest.max_decompressed_bytes).
         #[arg(long, default_value_t = 4 << 20)]
         chunk_bytes: usize,
@@ -133,8 +134,9 @@ enum Command {
     },
     /// Run a KQL query, on a running server or straight on a data directory, and print the result.
     Query {
-        /// The server's base URL [default: http://127.0.0.1:8080 unless --data-dir is given].
-        #[arg(long, conflicts_with = "data_dir")]
+        /// The server's base URL [default: the client profile's, else http://127.0.0.1:8080;
+        /// none with --data-dir].
+        #[arg(long, env = "FIMLAKE_SERVER", conflicts_with = "data_dir")]
         server: Option<String>,
         /// Read this data directory directly, read-only (committed tables and the WAL), without
         /// a server; safe while a server runs on it.
@@ -143,7 +145,7 @@ enum Command {
         /// A configuration file (for storage.table_url and object store settings with --data-dir).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// The workspace id for --server [default: from fimlake-data/workspace-id].
+        /// The workspace id [default: the server's, asked at GET /v1/workspace].
         #[arg(long)]
         workspace: Option<String>,
         /// A query or admin API key for --server, sent as `Authorization: Bearer`.
@@ -213,6 +215,7 @@ fn main() -> anyhow::Result<()> {
     // The one place the server's settings are read from the environment (FIMLAKE_*).
     #[allow(clippy::disallowed_methods, reason = "the binary's entry point reads the environment")]
     let environment: Vec<(String, String)> = std::env::vars().collect();
+    let profile = client_profile::ProfileFile::from_environment(&environment);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve { config, data_dir, listen, insecure } => {
@@ -252,19 +255,20 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Keys { command } => rt.block_on(fleet_cli::keys(command)),
-        Command::EnrollTokens { command } => rt.block_on(fleet_cli::tokens(command)),
-        Command::AgentConfig { command } => rt.block_on(fleet_cli::agent_config(command)),
-        Command::Machines { json, remote } => rt.block_on(fleet_cli::machines(json, remote)),
+        Command::Keys { command } => rt.block_on(fleet_cli::keys(command, &profile)),
+        Command::EnrollTokens { command } => rt.block_on(fleet_cli::tokens(command, &profile)),
+        Command::AgentConfig { command } => rt.block_on(fleet_cli::agent_config(command, &profile)),
+        Command::Machines { json, remote } => rt.block_on(fleet_cli::machines(json, remote, &profile)),
         Command::Ingest { table, server, chunk_bytes, quiet, files, api_key, ca_file } => {
+            let connection = profile.load()?.connect(server, api_key, ca_file);
             let n = rt.block_on(bulk::run(bulk::BulkOptions {
-                server,
+                server: connection.server,
                 table: table.clone(),
                 files,
                 chunk_bytes,
                 progress: !quiet,
-                api_key,
-                ca_file,
+                api_key: connection.api_key,
+                ca_file: connection.ca_file,
             }))?;
             println!("{n} records accepted into {table}");
             Ok(())
@@ -280,10 +284,8 @@ fn main() -> anyhow::Result<()> {
                     query_cli::Target::DataDir { storage: cfg.storage, query: cfg.query }
                 }
                 (server, None) => query_cli::Target::Server {
-                    url: server.unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+                    connection: profile.load()?.connect(server, api_key, ca_file),
                     workspace,
-                    api_key,
-                    ca_file,
                 },
             };
             let out =

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 /// Where the query runs.
 pub enum Target {
-    /// A server's query API; the workspace id defaults to the one in `fimlake-data`.
-    Server { url: String, workspace: Option<String>, api_key: Option<String>, ca_file: Option<std::path::PathBuf> },
+    /// A server's query API; the workspace id defaults to the server's own.
+    Server { connection: crate::client_profile::Connection, workspace: Option<String> },
     /// A data directory, read-only, in this process.
     DataDir { storage: fimlake_storage::StorageConfig, query: fimlake_query::QueryConfig },
 }
@@ -35,10 +35,15 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
         Some(q) => q.to_string(),
     };
     let v = match opts.target {
-        Target::Server { url, workspace, api_key, ca_file } => {
+        Target::Server { connection, workspace } => {
             let path = if opts.explain { "explain" } else { "query" };
-            let client = fimlake_client::client_builder(ca_file.as_deref())?.build()?;
-            remote(&client, &url, workspace, api_key.as_deref(), path, &text, opts.timespan.as_deref()).await?
+            let client = fimlake_client::client_builder(connection.ca_file.as_deref())?.build()?;
+            let api_key = connection.api_key.as_deref();
+            let workspace = match workspace {
+                Some(workspace) => workspace,
+                None => discover_workspace(&client, &connection.server, api_key).await?,
+            };
+            remote(&client, &connection.server, &workspace, api_key, path, &text, opts.timespan.as_deref()).await?
         }
         Target::DataDir { storage, query } => {
             local(&storage, &query, &text, opts.timespan.as_deref(), opts.explain).await?
@@ -50,25 +55,33 @@ pub async fn run(opts: QueryOptions) -> anyhow::Result<String> {
     render(&v, &opts.format)
 }
 
+/// The workspace id the server answers for (`GET /v1/workspace`, any valid key).
+async fn discover_workspace(client: &reqwest::Client, server: &str, api_key: Option<&str>) -> anyhow::Result<String> {
+    let url = format!("{}/v1/workspace", server.trim_end_matches('/'));
+    let mut request = client.get(&url);
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        anyhow::bail!("asking {url} for the workspace id: {status} {message} (or give --workspace)");
+    }
+    body["workspaceId"].as_str().map(str::to_string).with_context(|| format!("{url} names no workspace id"))
+}
+
 /// Runs the query on a server's API and returns its JSON answer.
 async fn remote(
     client: &reqwest::Client,
     server: &str,
-    workspace: Option<String>,
+    ws: &str,
     api_key: Option<&str>,
     path: &str,
     text: &str,
     timespan: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let ws = match workspace {
-        Some(w) => w,
-        None => {
-            let p = std::path::Path::new("fimlake-data").join("workspace-id");
-            std::fs::read_to_string(&p)
-                .map(|s| s.trim().to_string())
-                .with_context(|| format!("no --workspace given and {} cannot be read", p.display()))?
-        }
-    };
     let url = format!("{}/v1/workspaces/{ws}/{path}", server.trim_end_matches('/'));
     let body = json!({"query": text, "timespan": timespan});
     let mut req = client.post(&url);

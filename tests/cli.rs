@@ -5,11 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, read_table};
-
-fn fimlake(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fimlake")).args(args).env("FIMLAKE_LOG", "warn").output().unwrap()
-}
+use common::{Server, fimlake, read_table};
 
 #[test]
 fn ingest_loads_json_and_ndjson_files_in_chunks() {

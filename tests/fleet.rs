@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, create_key, http};
+use common::{Server, create_key, fimlake, http};
 use serde_json::{Value, json};
 
 /// The `fimlake-agent` binary, beside `fimlake` (built for the agent's own tests; built here
@@ -23,10 +23,6 @@ fn agent_binary() -> PathBuf {
         assert!(status.is_ok_and(|s| s.success()) && path.exists(), "building fimlake-agent");
     }
     path
-}
-
-fn fimlake(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fimlake")).args(args).env("FIMLAKE_LOG", "warn").output().unwrap()
 }
 
 /// One host: its configuration (its own data directory and a watched folder, until its group's
@@ -360,4 +356,43 @@ fn a_revoked_host_keeps_its_changes_until_it_enrolls_again(ops: &Ops, hosts: &[H
     ops.wait_for(delivered, json!([[3, 3]]));
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(ops.rows(delivered), [json!([3, 3])], "each change arrives exactly once");
+}
+
+/// An analyst configures the server and key once, in the client profile; the CLI asks the
+/// server for its workspace id.
+#[test]
+fn a_client_profile_and_workspace_discovery_spare_the_flags() {
+    let ops = Ops::start();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let profile = elsewhere.path().join("client.toml");
+    std::fs::write(&profile, format!("server = \"{}\"\napi_key = \"{}\"\n", ops.server.url, ops.admin)).unwrap();
+    std::fs::set_permissions(&profile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fimlake"))
+            .args(args)
+            .current_dir(elsewhere.path())
+            .env("FIMLAKE_CLIENT_CONFIG", &profile)
+            .env_remove("FIMLAKE_SERVER")
+            .env_remove("FIMLAKE_API_KEY")
+            .output()
+            .unwrap()
+    };
+    let (status, v) = ops.server.call("GET", "/v1/workspace", Some(&ops.admin), "");
+    assert_eq!((status, v["workspaceId"].as_str()), (200, Some(ops.ws.as_str())));
+    assert_eq!(ops.server.call("GET", "/v1/workspace", None, "").0, 401, "any valid key, not none");
+
+    let out = run(&["query", "--format", "csv", "print answer = 42"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "answer\n42");
+    let out = run(&["keys", "list", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"ops\""));
+
+    // A flag wins over the profile.
+    let out = run(&["query", "--api-key", "flk_wrong", "print 1"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("401"));
+    // A misspelt key in the profile is named.
+    std::fs::write(&profile, "sever = \"http://x\"\n").unwrap();
+    let out = run(&["machines"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("sever"));
 }

@@ -41,7 +41,13 @@ pub fn router(state: QueryState) -> Router {
         .route("/v1/workspaces/{workspace}/query", get(get_query).post(post_query))
         .route("/workspaces/{workspace}/query", get(get_query).post(post_query))
         .route("/v1/workspaces/{workspace}/explain", axum::routing::post(post_explain))
+        .route("/v1/workspace", get(workspace))
         .with_state(state)
+}
+
+/// The workspace this server answers for, so that clients need not be told its id.
+async fn workspace(State(state): State<QueryState>) -> Response {
+    Json(json!({ "workspaceId": state.workspace_id })).into_response()
 }
 
 /// Response header with the number of rows a query returned (for the server's audit log).

@@ -232,8 +232,18 @@ pub fn wal_is_empty(data_dir: &Path, table: &str) -> bool {
 }
 
 /// Runs `fimlake keys create ARGS`: (the key, its configuration snippet).
+/// Runs the `fimlake` CLI, untouched by the developer's client profile.
+pub fn fimlake(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fimlake"))
+        .args(args)
+        .env("FIMLAKE_LOG", "warn")
+        .env("FIMLAKE_CLIENT_CONFIG", "/nonexistent/fimlake-client.toml")
+        .output()
+        .unwrap()
+}
+
 pub fn create_key(args: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fimlake")).args(["keys", "create"]).args(args).output().unwrap();
+    let out = fimlake(&[&["keys", "create"], args].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let key = text.lines().next().unwrap().strip_prefix("key: ").unwrap().to_string();
