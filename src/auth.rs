@@ -118,7 +118,9 @@ fn need(method: &Method, route: &str) -> Need {
         | "/v1/machines/{computer}/reenrollment"
         | "/v1/enroll-tokens"
         | "/v1/enroll-tokens/{id}"
-        | "/v1/agent-config/{group}" => Need::Admin,
+        | "/v1/agent-config/{group}"
+        | "/v1/action-groups"
+        | "/v1/action-groups/{name}" => Need::Admin,
         // An agent fetches its group's configuration with its ingest key.
         "/v1/agent-config" => Need::Ingest,
         "/v1/alerts/{id}/{action}" | "/v1/notifications/{id}/retry" => Need::Read,
@@ -504,6 +506,8 @@ mod tests {
             (Method::GET, "/v1/agent-config/{group}", [false, false, true]),
             (Method::GET, "/v1/agent-config", [true, false, false]),
             (Method::GET, "/v1/machines", [false, true, true]),
+            (Method::PUT, "/v1/action-groups/{name}", [false, false, true]),
+            (Method::GET, "/v1/action-groups", [false, false, true]),
         ];
         for (method, route, expected) in routes {
             let got = [Role::Ingest, Role::Query, Role::Admin].map(|r| allows(r, need(&method, route)));

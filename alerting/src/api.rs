@@ -7,7 +7,9 @@
 //! - `POST /v1/alerts/{id}/acknowledge|close` (body `{"comment": "..."}`, optional): changes the
 //!   alert's state, recorded with the caller's name ([`Principal`]) in `AlertEvent`;
 //! - `GET /v1/notifications`: deliveries pending in the outbox and those given up on;
-//! - `POST /v1/notifications/{id}/retry`: a failed delivery goes back to the outbox.
+//! - `POST /v1/notifications/{id}/retry`: a failed delivery goes back to the outbox;
+//! - `GET /v1/action-groups`, `GET|PUT|DELETE /v1/action-groups/{name}`: action groups (PUT takes
+//!   the group as JSON, with the fields of `action-groups.toml`; secrets are listed as `(set)`).
 //!
 //! Errors have the Azure shape `{"error": {"code", "message"}}`.
 
@@ -34,6 +36,8 @@ pub fn router(alerting: Arc<Alerting>) -> Router {
         .route("/v1/alerts/{id}/{action}", axum::routing::post(change_alert))
         .route("/v1/notifications", get(list_notifications))
         .route("/v1/notifications/{id}/retry", axum::routing::post(retry_notification))
+        .route("/v1/action-groups", get(list_action_groups))
+        .route("/v1/action-groups/{name}", get(get_action_group).put(put_action_group).delete(delete_action_group))
         .with_state(alerting)
 }
 
@@ -48,6 +52,8 @@ fn failure(e: AlertingError) -> Response {
         AlertingError::Refused(_) => error(StatusCode::CONFLICT, "Conflict", e.to_string()),
         AlertingError::NoSuchNotification(_) => error(StatusCode::NOT_FOUND, "NotificationNotFound", e.to_string()),
         AlertingError::Invalid(_) => error(StatusCode::BAD_REQUEST, "InvalidRule", e.to_string()),
+        AlertingError::InvalidActionGroup(_) => error(StatusCode::BAD_REQUEST, "InvalidActionGroup", e.to_string()),
+        AlertingError::NoSuchActionGroup(_) => error(StatusCode::NOT_FOUND, "ActionGroupNotFound", e.to_string()),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", other.to_string()),
     }
 }
@@ -193,6 +199,45 @@ async fn change_alert(
 
 async fn retry_notification(State(a): State<Arc<Alerting>>, Path(id): Path<String>) -> Response {
     match a.retry_failed(&id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn list_action_groups(State(a): State<Arc<Alerting>>) -> Response {
+    let groups: serde_json::Map<String, Value> =
+        a.action_groups().iter().map(|(name, g)| (name.clone(), json!(crate::action_groups::redacted(g)))).collect();
+    Json(json!({ "value": groups })).into_response()
+}
+
+async fn get_action_group(State(a): State<Arc<Alerting>>, Path(name): Path<String>) -> Response {
+    match a.action_groups().get(&name) {
+        Some(g) => Json(crate::action_groups::redacted(g)).into_response(),
+        None => failure(AlertingError::NoSuchActionGroup(name)),
+    }
+}
+
+async fn put_action_group(
+    State(a): State<Arc<Alerting>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let group: crate::rule::ActionGroup = match serde_json::from_slice(&body) {
+        Ok(g) => g,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidActionGroup", format!("invalid action group: {e}")),
+    };
+    match a.put_action_group(&name, group).await {
+        Ok(created) => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let stored = a.action_groups().get(&name).map(crate::action_groups::redacted);
+            (status, Json(stored)).into_response()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+async fn delete_action_group(State(a): State<Arc<Alerting>>, Path(name): Path<String>) -> Response {
+    match a.delete_action_group(&name).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => failure(e),
     }

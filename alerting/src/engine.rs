@@ -87,6 +87,10 @@ pub enum AlertingError {
     Refused(String),
     #[error("invalid alert rule: {}", .0.join("; "))]
     Invalid(Vec<String>),
+    #[error("invalid action group: {}", .0.join("; "))]
+    InvalidActionGroup(Vec<String>),
+    #[error("action group '{0}' does not exist")]
+    NoSuchActionGroup(String),
     #[error("the query of rule '{rule}' failed: {message}")]
     Query { rule: String, message: String },
     #[error("metrics: {0}")]
@@ -132,7 +136,7 @@ pub(crate) struct Slot {
 
 pub struct Alerting {
     cfg: AlertingConfig,
-    rules_dir: PathBuf,
+    pub(crate) rules_dir: PathBuf,
     storage: Arc<Storage>,
     engine: Arc<QueryEngine>,
     outbox: Arc<Outbox>,
@@ -140,7 +144,10 @@ pub struct Alerting {
     audit: Audit,
     metrics: Metrics,
     pub(crate) states: StateStore,
-    groups: BTreeMap<String, ActionGroup>,
+    /// By name; replaced as a whole by the action-group API (`action_groups.rs`).
+    pub(crate) groups: std::sync::RwLock<BTreeMap<String, ActionGroup>>,
+    /// One change of the action groups at a time (each rewrites the whole file).
+    pub(crate) group_changes: tokio::sync::Mutex<()>,
     pub(crate) slots: Mutex<BTreeMap<String, Slot>>,
     stop: tokio::sync::watch::Sender<bool>,
     running: std::sync::atomic::AtomicBool,
@@ -196,7 +203,8 @@ impl Alerting {
             audit,
             metrics,
             states,
-            groups: set.action_groups,
+            groups: std::sync::RwLock::new(set.action_groups),
+            group_changes: tokio::sync::Mutex::new(()),
             slots: Mutex::default(),
             stop,
             running: Default::default(),
@@ -248,10 +256,6 @@ impl Alerting {
 
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
-    }
-
-    pub fn action_groups(&self) -> &BTreeMap<String, ActionGroup> {
-        &self.groups
     }
 
     /// Adds or replaces a rule in memory, with its saved state or a new one whose watermark is
@@ -470,8 +474,9 @@ impl Alerting {
         // Rendered once per notification, for however many targets.
         let (mut body, mut email) = (None, None);
         let mut out = Vec::new();
+        let groups = self.action_groups();
         for group in &rule.actions {
-            let Some(g) = self.groups.get(group) else { continue };
+            let Some(g) = groups.get(group) else { continue };
             let entry = |kind: &str, i: usize, target: Target| Entry {
                 id: stable_id(&[&n.id, group, kind, &i.to_string()]),
                 notification_id: n.id.clone(),
@@ -520,7 +525,7 @@ impl Alerting {
     /// (its own file if it came from one, else `<name>.toml`), then scheduled. Returns whether
     /// it is new. A replaced rule keeps its state (watermark, active alerts).
     pub async fn put_rule(self: &Arc<Self>, rule: Rule) -> Result<bool, AlertingError> {
-        let problems = check_rule(&rule, &self.groups);
+        let problems = check_rule(&rule, &self.action_groups());
         if !problems.is_empty() {
             return Err(AlertingError::Invalid(problems));
         }

@@ -8,6 +8,7 @@
 //! - [`audit`]: evaluations, alerts and deliveries as rows of queryable tables; [`api`]: the
 //!   `/v1/alert-rules` and `/v1/alerts` HTTP API; [`metrics`].
 
+pub mod action_groups;
 pub mod api;
 pub mod audit;
 pub mod condition;

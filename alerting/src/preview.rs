@@ -27,7 +27,7 @@ pub struct Preview {
 impl Alerting {
     /// Validates `rule` like a rule file, then runs it over its last window ending at `now_us`.
     pub async fn preview(&self, rule: &Rule, now_us: i64) -> Result<Preview, AlertingError> {
-        let problems = check_rule(rule, self.action_groups());
+        let problems = check_rule(rule, &self.action_groups());
         if !problems.is_empty() {
             return Err(AlertingError::Invalid(problems));
         }

@@ -260,8 +260,13 @@ pub fn check_rule(rule: &Rule, groups: &BTreeMap<String, ActionGroup>) -> Vec<St
     p
 }
 
-fn check_group(name: &str, g: &ActionGroup) -> Vec<String> {
+/// Every problem of action group `name`: no target, a webhook that is not http(s), an email
+/// without recipients, a CA file that holds no certificate, a name outside `[A-Za-z0-9_-]`.
+pub fn check_group(name: &str, g: &ActionGroup) -> Vec<String> {
     let mut p = Vec::new();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        p.push(format!("action group name '{name}': use letters, digits, '-' and '_'"));
+    }
     if g.webhooks.is_empty() && g.emails.is_empty() {
         p.push(format!("action group '{name}' has no webhook and no email"));
     }

@@ -356,3 +356,52 @@ async fn pending_deliveries_resume_after_a_restart() {
     assert_eq!(seen.lock().unwrap().len(), 1);
     env.close().await;
 }
+
+#[tokio::test]
+async fn action_groups_changed_at_runtime_take_effect_for_the_next_notification() {
+    let (before, seen_before) = receiver(vec![]).await;
+    let (after, seen_after) = receiver(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path(), &format!("webhooks = [{{ url = \"{before}\" }}]"), &[("changes", CHANGES)]);
+    let t = t0();
+    start_rule_at(dir.path(), "changes", t);
+    let env = Env::open(dir.path(), fast_retries()).await;
+    env.alerting.start_delivery();
+
+    // Replaced while running: the next notification goes to the new webhook, signed with its secret.
+    let group: fimlake_alerting::ActionGroup = serde_json::from_value(serde_json::json!({
+        "webhooks": [{"url": after, "secret": "n3w", "headers": {"X-Team": "soc"}}]
+    }))
+    .unwrap();
+    assert!(!env.alerting.put_action_group("ops", group).await.unwrap(), "replaced, not created");
+    env.change("web1", "/etc/passwd", "Modified", t, t + S).await;
+    env.alerting.evaluate("changes", t + 10 * S).await.unwrap();
+    wait_for("the delivery", || !seen_after.lock().unwrap().is_empty()).await;
+    assert!(seen_before.lock().unwrap().is_empty(), "the old webhook got nothing");
+    let got = seen_after.lock().unwrap()[0].clone();
+    assert_eq!(got.signature, sign("n3w", got.body.as_bytes()));
+
+    // Written to the rules directory: the next start loads the same groups.
+    let reloaded = fimlake_alerting::load_dir(&rules).unwrap();
+    assert_eq!(reloaded.action_groups["ops"].webhooks[0].url, after);
+    let listed = fimlake_alerting::action_groups::redacted(&env.alerting.action_groups()["ops"]);
+    assert_eq!(
+        (listed.webhooks[0].secret.as_deref(), listed.webhooks[0].headers["X-Team"].as_str()),
+        (Some("(set)"), "(set)"),
+        "secrets are write-only"
+    );
+
+    // Checked as at start, every problem named; a group a rule uses cannot go.
+    let bad: fimlake_alerting::ActionGroup =
+        serde_json::from_value(serde_json::json!({"webhooks": [{"url": "ftp://x"}], "emails": []})).unwrap();
+    let e = env.alerting.put_action_group("bad name", bad).await.unwrap_err().to_string();
+    assert!(e.contains("ftp://x") && e.contains("'bad name'"), "{e}");
+    let e = env.alerting.delete_action_group("ops").await.unwrap_err().to_string();
+    assert!(e.contains("used by the rules changes"), "{e}");
+    let spare: fimlake_alerting::ActionGroup =
+        serde_json::from_value(serde_json::json!({"webhooks": [{"url": before}]})).unwrap();
+    assert!(env.alerting.put_action_group("spare", spare).await.unwrap());
+    env.alerting.delete_action_group("spare").await.unwrap();
+    assert!(!fimlake_alerting::load_dir(&rules).unwrap().action_groups.contains_key("spare"));
+    env.close().await;
+}
