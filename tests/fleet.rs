@@ -9,21 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, create_key, fimlake, http};
+use common::{Server, agent_binary, create_key, fimlake, http};
 use serde_json::{Value, json};
-
-/// The `fimlake-agent` binary, beside `fimlake` (built for the agent's own tests; built here
-/// when this test runs alone).
-fn agent_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_fimlake")).with_file_name("fimlake-agent");
-    if !path.exists() {
-        let cargo = option_env!("CARGO").unwrap_or("cargo");
-        let status =
-            Command::new(cargo).args(["build", "-q", "-p", "fimlake-agent", "--bin", "fimlake-agent"]).status();
-        assert!(status.is_ok_and(|s| s.success()) && path.exists(), "building fimlake-agent");
-    }
-    path
-}
 
 /// One host: its configuration (its own data directory and a watched folder, until its group's
 /// configuration replaces the items), its agent process.

@@ -12,9 +12,10 @@ use fimlake_agent::enrollment;
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// The configuration file.
-    #[arg(long, short, global = true, default_value = "/etc/fimlake-agent.toml")]
-    config: PathBuf,
+    /// The configuration file [default: /etc/fimlake-agent/fimlake-agent.toml, where the
+    /// packages put it; else /etc/fimlake-agent.toml, where earlier releases documented it].
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +59,13 @@ enum Command {
     },
 }
 
+/// The packages' configuration file, else the one earlier releases documented, if only it exists.
+fn default_config() -> PathBuf {
+    let packaged = PathBuf::from("/etc/fimlake-agent/fimlake-agent.toml");
+    let legacy = PathBuf::from("/etc/fimlake-agent.toml");
+    if !packaged.exists() && legacy.exists() { legacy } else { packaged }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -66,16 +74,17 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let config = cli.config.unwrap_or_else(default_config);
     if let Command::Enroll { server, token, ca_file, computer, data_dir } = cli.command {
-        return enroll(&cli.config, &server, &token, ca_file, computer, data_dir);
+        return enroll(&config, &server, &token, ca_file, computer, data_dir);
     }
-    let mut cfg = if cli.config.exists() {
-        AgentConfig::load(&cli.config)?
+    let mut cfg = if config.exists() {
+        AgentConfig::load(&config)?
     } else {
         anyhow::bail!(
             "configuration file {} does not exist (see examples/fimlake-agent.toml; enroll first with \
              `fimlake-agent enroll`)",
-            cli.config.display()
+            config.display()
         );
     };
     if let Some(enrollment) = fimlake_agent::enrollment::apply(&mut cfg)? {

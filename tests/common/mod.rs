@@ -281,3 +281,16 @@ pub fn post_fim_samples(server_url: &str) {
         assert_eq!(status, 200, "{table}: {body}");
     }
 }
+
+/// The `fimlake-agent` binary, beside `fimlake` (built for the agent's own tests; built here
+/// when this test runs alone).
+pub fn agent_binary() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_fimlake")).with_file_name("fimlake-agent");
+    if !path.exists() {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let status =
+            Command::new(cargo).args(["build", "-q", "-p", "fimlake-agent", "--bin", "fimlake-agent"]).status();
+        assert!(status.is_ok_and(|s| s.success()) && path.exists(), "building fimlake-agent");
+    }
+    path
+}
