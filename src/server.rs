@@ -72,7 +72,8 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
             &cfg.data_dir,
             tls.is_some(),
         )
-        .context("opening the console's saved queries")?;
+        .context("opening the console's saved queries")?
+        .with_fleet(fleet.clone());
         fimlake_ui::router(ui)
     } else {
         Router::new()

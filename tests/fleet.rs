@@ -383,3 +383,34 @@ fn a_client_profile_and_workspace_discovery_spare_the_flags() {
     let out = run(&["machines"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("sever"));
 }
+
+/// The console's machine list shows each machine's configuration and flags the ones behind
+/// their group's (a server without keys: no sign-in).
+#[test]
+fn the_console_flags_machines_behind_their_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.call("PUT", "/v1/agent-config/web", None, "realtime = true\n").0, 200);
+    assert_eq!(server.call("PUT", "/v1/agent-config/web", None, "realtime = false\n").0, 200);
+    let heartbeats = r#"[
+        {"Computer": "web-1", "Version": "0.2.0", "ConfigurationGroup": "web", "ConfigurationVersion": 1},
+        {"Computer": "web-2", "Version": "0.3.0", "ConfigurationGroup": "web", "ConfigurationVersion": 2}
+    ]"#;
+    assert_eq!(server.call("POST", "/v1/tables/Heartbeat/records", None, heartbeats).0, 200);
+    let start = Instant::now();
+    let row = |page: &str, computer: &str| {
+        let at = page.find(&format!(">{computer}</a>"))?;
+        Some(page[at..at + page[at..].find("</tr>")?].to_string())
+    };
+    loop {
+        let (_, _, body) = http("GET", &format!("{}/machines", server.url), &[], b"").unwrap();
+        let page = String::from_utf8(body).unwrap();
+        if let (Some(web1), Some(web2)) = (row(&page, "web-1"), row(&page, "web-2")) {
+            assert!(web1.contains("web v1") && web1.contains(">behind<") && web1.contains(">outdated<"), "{web1}");
+            assert!(web2.contains("web v2") && !web2.contains(">behind<") && !web2.contains(">outdated<"), "{web2}");
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the machines never showed: {page}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -10,6 +10,7 @@
 //! - [`enroll`]: enrollment tokens (for a group, expiring, with a maximum of uses) and the
 //!   enrollment of a host, which gets its own ingest key bound to its `Computer`.
 //! - [`groups`]: the central agent configuration of each group, which its agents fetch.
+//! - [`health`]: each machine's last heartbeat joined with its key and group, flagged.
 //! - [`api`]: the HTTP API over them (`/v1/keys`, `/v1/enroll-tokens`, `/v1/enroll`,
 //!   `/v1/agent-config`).
 
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 pub mod api;
 pub mod enroll;
 pub mod groups;
+pub mod health;
 pub mod keys;
 pub mod state;
 

@@ -76,6 +76,8 @@ pub struct UiState {
     pub(crate) saved: Arc<saved::SavedQueries>,
     /// Cookies get `Secure` when the server speaks TLS.
     pub(crate) secure_cookies: bool,
+    /// The fleet's keys and group configurations, for the machine list (none: not shown).
+    pub(crate) fleet: Option<Arc<fimlake_fleet::Fleet>>,
 }
 
 impl UiState {
@@ -97,7 +99,13 @@ impl UiState {
             config,
             saved: Arc::new(saved),
             secure_cookies,
+            fleet: None,
         })
+    }
+
+    /// Shows the fleet's keys and configuration versions in the machine list.
+    pub fn with_fleet(self, fleet: Arc<fimlake_fleet::Fleet>) -> UiState {
+        UiState { fleet: Some(fleet), ..self }
     }
 }
 

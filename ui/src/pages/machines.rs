@@ -3,9 +3,13 @@
 //! `/machines/{computer}`: one machine's changes timeline, its monitored files (the latest
 //! `ConfigurationData` inventory) and its alerts.
 
+use std::collections::HashMap;
+
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use fimlake_fleet::health::{Flag, LastHeartbeat, Machine};
+use fimlake_fleet::keys::KeyState;
 use maud::html;
 use serde::Deserialize;
 
@@ -57,6 +61,7 @@ pub async fn list(
     };
     let q = range.query();
     let more = rows.rows.len() > MAX_MACHINES;
+    let health = fleet_health(&st, &rows, now);
     let keep = |extra: &str| {
         let mut link = format!("/machines?{q}");
         if let Some(n) = name_filter {
@@ -89,7 +94,7 @@ pub async fn list(
                     th { a href=(keep("&sort=name")) { "Computer" } }
                     th { "State" }
                     th { a href=(keep("&sort=last")) { "Last heartbeat" } }
-                    th { "OS" } th { "Agent" } th { "IP" }
+                    th { "OS" } th { "Agent" } th { "Configuration" } th { "Key" } th { "IP" }
                     th { a href=(keep("&sort=changes")) { "Changes" } }
                     th { "Files" } th { "Software" } th { "Daemons" }
                 } }
@@ -103,7 +108,13 @@ pub async fn list(
                             td { (layout::when(rows.cell(r, "LastHeartbeat"))) }
                             td { (data::text(rows.cell(r, "OSName"))) " " (data::text(rows.cell(r, "OSMajorVersion")))
                                  @if !data::text(rows.cell(r, "OSMinorVersion")).is_empty() { "." (data::text(rows.cell(r, "OSMinorVersion"))) } }
-                            td { (data::text(rows.cell(r, "Version"))) }
+                            @let machine = health.get(&computer);
+                            @let flagged = |flag| machine.is_some_and(|m| m.flags.contains(&flag));
+                            td { (data::text(rows.cell(r, "Version")))
+                                 @if flagged(Flag::AgentOutdated) { " " span.badge.outdated title="older than the newest agent seen" { "outdated" } } }
+                            td { (configuration(machine))
+                                 @if flagged(Flag::ConfigurationBehind) { " " span.badge.behind title="its group has a newer configuration" { "behind" } } }
+                            td { (machine.and_then(|m| m.key_state).map_or("-", |s| if s == KeyState::Active { "active" } else { "revoked" })) }
                             td { (data::text(rows.cell(r, "ComputerIP"))) }
                             td.num { a href=(format!("/changes?{q}&computer={}", layout::url_encode(&computer))) { (data::text(rows.cell(r, "Changes"))) } }
                             td.num { (data::text(rows.cell(r, "Files"))) }
@@ -118,10 +129,42 @@ pub async fn list(
     layout::page(&viewer, "Machines", "/machines", Some(&range), body).into_response()
 }
 
+/// What the fleet knows of the listed machines (their keys, their groups' current
+/// configuration), by computer; nothing when the console runs without the fleet.
+fn fleet_health(st: &UiState, rows: &data::Rows, now_us: i64) -> HashMap<String, Machine> {
+    let Some(fleet) = &st.fleet else { return HashMap::new() };
+    let heartbeats = rows
+        .rows
+        .iter()
+        .map(|r| {
+            let text = |name| Some(data::text(rows.cell(r, name))).filter(|t| !t.is_empty());
+            LastHeartbeat {
+                computer: data::text(rows.cell(r, "Computer")),
+                at: text("LastHeartbeat").and_then(|t| t.parse().ok()),
+                agent_version: text("Version"),
+                group: text("ConfigurationGroup"),
+                configuration_version: rows.cell(r, "ConfigurationVersion").as_i64(),
+            }
+        })
+        .collect();
+    let now = chrono::DateTime::from_timestamp_micros(now_us).unwrap_or_default();
+    let machines = fleet.machines(heartbeats, now, st.config.silent_after);
+    machines.into_iter().map(|m| (m.computer.clone(), m)).collect()
+}
+
+/// "group v3", or "-" for an agent on its own file.
+fn configuration(machine: Option<&Machine>) -> String {
+    match machine.and_then(|m| m.group.as_deref().zip(m.configuration_version)) {
+        Some((group, version)) => format!("{group} v{version}"),
+        None => "-".into(),
+    }
+}
+
 /// The machines query: the latest heartbeat of each computer, its state, and its changes by type.
 fn list_query(p: &ListParams, name_filter: Option<&str>, silent_before: &str) -> String {
     let mut text = String::from(
-        "Heartbeat | summarize arg_max(TimeGenerated, OSName, OSMajorVersion, OSMinorVersion, Version, ComputerIP) by Computer",
+        "Heartbeat | summarize arg_max(TimeGenerated, OSName, OSMajorVersion, OSMinorVersion, Version, ComputerIP, \
+         ConfigurationGroup, ConfigurationVersion) by Computer",
     );
     if let Some(n) = name_filter {
         text.push_str(&format!(" | where Computer contains {}", quote(n)));
@@ -140,6 +183,7 @@ fn list_query(p: &ListParams, name_filter: Option<&str>, silent_before: &str) ->
     let sort = SORTS.iter().find(|(k, _)| Some(*k) == p.sort.as_deref()).unwrap_or(&SORTS[0]);
     text.push_str(&format!(
         " | project Computer, State, LastHeartbeat, OSName, OSMajorVersion, OSMinorVersion, Version, ComputerIP, \
+         ConfigurationGroup, ConfigurationVersion, \
          Changes = coalesce(Changes, 0), Files = coalesce(Files, 0), Software = coalesce(Software, 0), \
          Daemons = coalesce(Daemons, 0) | sort by {} | take {}",
         sort.1,
