@@ -414,3 +414,26 @@ fn the_console_flags_machines_behind_their_group() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Action groups are managed at runtime like keys: no restart, secrets never listed.
+#[test]
+fn action_groups_change_at_runtime() {
+    let ops = Ops::start();
+    let admin = Some(ops.admin.as_str());
+    let group = r#"{"webhooks": [{"url": "https://hooks.example.com/fim", "secret": "s3cret"}]}"#;
+    let (status, created) = ops.server.call("PUT", "/v1/action-groups/soc", admin, group);
+    assert_eq!((status, created["webhooks"][0]["secret"].as_str()), (201, Some("(set)")), "{created}");
+    let (_, listed) = ops.server.call("GET", "/v1/action-groups", admin, "");
+    assert_eq!(listed["value"]["soc"]["webhooks"][0]["url"], "https://hooks.example.com/fim");
+    assert!(!listed.to_string().contains("s3cret"));
+
+    let rule = r#"{"severity": 1, "query": "ConfigurationChange", "frequency": "1m", "condition": {"kind": "per_row"}, "actions": ["soc"]}"#;
+    assert_eq!(ops.server.call("PUT", "/v1/alert-rules/changes", admin, rule).0, 201, "a rule may name it at once");
+    let (status, e) = ops.server.call("DELETE", "/v1/action-groups/soc", admin, "");
+    assert_eq!((status, e["error"]["code"].as_str()), (409, Some("Conflict")), "{e}");
+    let (status, e) = ops.server.call("PUT", "/v1/action-groups/bad", admin, r#"{"webhooks": [{"url": "ftp://x"}]}"#);
+    assert!(status == 400 && e["error"]["message"].as_str().unwrap().contains("ftp://x"), "{e}");
+    assert_eq!(ops.server.call("DELETE", "/v1/alert-rules/changes", admin, "").0, 204);
+    assert_eq!(ops.server.call("DELETE", "/v1/action-groups/soc", admin, "").0, 204);
+    assert_eq!(ops.server.call("GET", "/v1/action-groups/soc", admin, "").0, 404);
+}
