@@ -428,3 +428,29 @@ fn every_kind_of_change_in_real_time() {
     let _ = stop_tx.send(true);
     rt.block_on(handle).unwrap().unwrap();
 }
+
+/// Without its server, an agent runs on the group configuration it fetched last (kept on disk);
+/// a configuration it cannot validate is never put in effect.
+#[test]
+fn an_agent_without_its_server_runs_on_its_last_fetched_configuration() {
+    let t = tree();
+    let other = t.root.join("sub");
+    let fetched = fimlake_agent::central::Central {
+        group: "web".into(),
+        version: 4,
+        settings: format!("scan_interval = \"2m\"\n[[items]]\nname = \"sub\"\npath = \"{}\"\n", other.display()),
+        etag: "\"web.4\"".into(),
+    };
+    fimlake_agent::central::save(&t.data, &fetched).unwrap();
+    let agent = Agent::open(config(&t.root, &t.data)).unwrap();
+    assert_eq!(agent.cfg().items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["sub"]);
+    assert_eq!(agent.cfg().scan_interval, Duration::from_secs(120));
+    assert_eq!(agent.applied().map(|a| (a.group, a.version)), Some(("web".to_string(), 4)));
+    drop(agent);
+
+    let broken = fimlake_agent::central::Central { settings: "scan_interval = \"0s\"\n".into(), ..fetched };
+    fimlake_agent::central::save(&t.data, &broken).unwrap();
+    let agent = Agent::open(config(&t.root, &t.data)).unwrap();
+    assert_eq!(agent.cfg().items[0].name, "tree", "the configuration file's, not one that fails the rules");
+    assert_eq!(agent.applied(), None);
+}
