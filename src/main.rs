@@ -117,7 +117,8 @@ enum Command {
         /// The server's base URL [default: the client profile's, else http://127.0.0.1:8080].
         #[arg(long, env = "FIMLAKE_SERVER")]
         server: Option<String>,
-        /// Uncompressed bytes per request (keep under the server's ingest.max_decompressed_bytes).
+        /// Uncompressed bytes per request at most; requests also stay under the limits the
+        /// server names (a chunk over them, or answered 413, is split).
         #[arg(long, default_value_t = 4 << 20)]
         chunk_bytes: usize,
         /// Hide the progress bar.

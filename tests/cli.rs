@@ -129,3 +129,44 @@ fn rules_validate_checks_a_directory_without_a_server() {
     assert!(err.contains("bad.toml: action group 'nobody' is not defined"), "{err}");
     assert!(err.contains("bad.toml: the query does not compile: expected a tabular operator"), "{err}");
 }
+
+/// The generator's output loads into a server with default settings, with no option: the client
+/// sizes its requests by the limits the server names (4 MiB of generated NDJSON gzips past the
+/// default 1 MiB body limit, so chunks are split).
+#[test]
+fn ingest_loads_the_generators_output_into_a_default_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gen");
+    let generated = fimlake(&[
+        "gen",
+        "--computers",
+        "100",
+        "--changes-per-day",
+        "120",
+        "--end",
+        "2026-01-01T00:00:00Z",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let files: Vec<String> = std::fs::read_dir(out.join("ConfigurationChange"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    assert!(bytes > 4 << 20, "more than one default chunk: {bytes} bytes");
+    let rows: usize = files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).sum();
+
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let (status, _, tables) = common::http("GET", &format!("{}/v1/tables", server.url), &[], b"").unwrap();
+    let tables: serde_json::Value = serde_json::from_slice(&tables).unwrap();
+    assert_eq!((status, &tables["limits"]["max_body_bytes"]), (200, &serde_json::json!(1 << 20)), "{tables}");
+    let args = [
+        &["ingest", "--quiet", "--server", server.url.as_str(), "--table", "ConfigurationChange"][..],
+        &files.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat();
+    let loaded = fimlake(&args);
+    assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
+    assert_eq!(String::from_utf8_lossy(&loaded.stdout), format!("{rows} records accepted into ConfigurationChange\n"));
+}

@@ -173,7 +173,13 @@ async fn list_tables(State(st): State<IngestState>) -> Json<serde_json::Value> {
             columns: t.columns(),
         })
         .collect();
-    Json(serde_json::json!({ "tables": tables }))
+    // What a client must stay under, so that a bulk loader can size its requests.
+    let limits = serde_json::json!({
+        "max_body_bytes": st.config.max_body_bytes,
+        "max_decompressed_bytes": st.config.max_decompressed_bytes,
+        "max_records": st.config.max_records,
+    });
+    Json(serde_json::json!({ "tables": tables, "limits": limits }))
 }
 
 async fn get_table(
