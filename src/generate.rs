@@ -5,10 +5,13 @@
 //! - `Heartbeat`: one per computer and minute.
 //! - `ConfigurationChange`: `changes_per_day` per computer on average (day-to-day varying),
 //!   mostly files under the recommended Linux paths and typical application paths, a skewed mix
-//!   of Modified (70 %), Added (20 %) and Removed (10 %), with hashes, sizes, modes and ACL
-//!   strings before and after; a few software and daemon changes.
+//!   of Modified (70 %), Added (20 %) and Removed (10 %), with checksums, sizes, owners and ACLs
+//!   before and after as a fleet has them ([`fleet_files`]: a file at a version hashes the same
+//!   on every machine, updates roll over the fleet, local edits are a minority); a few software
+//!   (package versions moving every few days) and daemon changes.
 //! - `ConfigurationData`: each computer's inventory of its files once a day.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +20,10 @@ use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
+
+mod fleet_files;
+
+use fleet_files::{acl, content, fleet_version, local_content, owner, package_version, path};
 
 pub struct GenOptions {
     pub computers: usize,
@@ -36,72 +43,8 @@ pub struct Counts {
     pub heartbeats: u64,
 }
 
-const SYSTEM_DIRS: &[&str] = &[
-    "/etc",
-    "/etc/ssh",
-    "/etc/cron.d",
-    "/etc/sudoers.d",
-    "/etc/systemd/system",
-    "/usr/bin",
-    "/usr/sbin",
-    "/usr/local/bin",
-    "/bin",
-    "/sbin",
-    "/boot",
-];
-const APP_DIRS: &[&str] = &["/opt/app/config", "/opt/app/lib", "/var/www/html", "/srv/api/conf", "/etc/nginx/conf.d"];
-const NAMES: &[&str] = &[
-    "passwd",
-    "shadow",
-    "group",
-    "hosts",
-    "sshd_config",
-    "crontab",
-    "sudoers",
-    "resolv.conf",
-    "app.yaml",
-    "nginx.conf",
-    "index.php",
-    "libssl.so.3",
-    "python3",
-    "bash",
-    "vmlinuz",
-    "backup.sh",
-    "settings.json",
-    "logrotate",
-    "ld.so.preload",
-    "authorized_keys",
-];
-const OWNERS: &[&str] = &["root", "www-data", "app", "backup"];
 const PACKAGES: &[&str] = &["openssl", "openssh-server", "nginx", "curl", "sudo", "bash", "python3", "libc6"];
 const DAEMONS: &[&str] = &["sshd.service", "nginx.service", "cron.service", "auditd.service", "app.service"];
-
-fn hash(rng: &mut ChaCha8Rng) -> String {
-    let bytes: [u8; 32] = rng.random();
-    hex::encode(bytes)
-}
-
-fn acl(rng: &mut ChaCha8Rng) -> String {
-    let mode = ["rw-", "r--", "rwx", "r-x"];
-    let mut s = format!(
-        "user::{},group::{},other::{}",
-        mode[rng.random_range(0..4)],
-        mode[rng.random_range(1..4)],
-        mode[rng.random_range(1..2)]
-    );
-    if rng.random_bool(0.2) {
-        s.push_str(&format!(",user:{}:rw-", OWNERS[rng.random_range(0..OWNERS.len())]));
-    }
-    s
-}
-
-/// The file a computer's i-th monitored path is (stable per computer).
-fn path(computer: usize, i: usize) -> String {
-    let dirs = if i.is_multiple_of(3) { APP_DIRS } else { SYSTEM_DIRS };
-    let dir = dirs[(i * 7 + computer) % dirs.len()];
-    let name = NAMES[(i * 13 + computer * 3) % NAMES.len()];
-    if i < NAMES.len() { format!("{dir}/{name}") } else { format!("{dir}/{name}.{i}") }
-}
 
 const FILES_PER_COMPUTER: usize = 60;
 
@@ -124,86 +67,23 @@ pub fn generate(opts: &GenOptions) -> anyhow::Result<Counts> {
         let mut data = writer(&opts.out, "ConfigurationData", &name)?;
         let mut beats = writer(&opts.out, "Heartbeat", &name)?;
         for c in 0..opts.computers {
-            let computer = format!("vm-{c:04}");
-            let ip = format!("10.{}.{}.{}", c / 65536 % 256, c / 256 % 256, c % 256);
+            let machine = Machine::new(c, day_start);
             for m in 0..1440 {
                 let t = day_start + Duration::minutes(m) + Duration::milliseconds(rng.random_range(0..1000));
-                line(
-                    &mut beats,
-                    &json!({
-                        "TimeGenerated": iso(t), "Computer": computer, "Category": "Direct Agent", "OSType": "Linux",
-                        "OSName": "Ubuntu", "OSMajorVersion": "22", "OSMinorVersion": "04", "Version": "1.0.0",
-                        "ComputerIP": ip, "ComputerPrivateIPs": [ip], "SourceComputerId": format!("{c:08x}-0000-4000-8000-000000000000"),
-                        "Solutions": "changeTracking", "ComputerEnvironment": "Non-Azure",
-                    }),
-                )?;
+                line(&mut beats, &machine.heartbeat(t))?;
                 counts.heartbeats += 1;
             }
             // A day's changes: the average, varied ±50 %.
             let n = (f64::from(opts.changes_per_day) * rng.random_range(0.5..1.5)).round() as u32;
+            let mut changed_today = std::collections::HashMap::new();
             for _ in 0..n {
                 let t = day_start + Duration::milliseconds(rng.random_range(0..86_400_000));
-                let roll: f64 = rng.random();
-                let record = if roll < 0.03 {
-                    let p = PACKAGES[rng.random_range(0..PACKAGES.len())];
-                    json!({"TimeGenerated": iso(t), "Computer": computer, "ConfigChangeType": "Software",
-                        "ChangeCategory": "Modified", "SoftwareName": p, "SoftwareType": "Package", "Publisher": "Ubuntu",
-                        "PreviousVersion": format!("1.{}.0", rng.random_range(0..9)), "CurrentVersion": format!("1.{}.1", rng.random_range(0..9)),
-                        "FieldsChanged": "Version"})
-                } else if roll < 0.05 {
-                    let d = DAEMONS[rng.random_range(0..DAEMONS.len())];
-                    let (prev, cur) =
-                        if rng.random_bool(0.5) { ("Running", "Stopped") } else { ("Stopped", "Running") };
-                    json!({"TimeGenerated": iso(t), "Computer": computer, "ConfigChangeType": "Daemons",
-                        "ChangeCategory": "Modified", "SvcName": d, "SvcState": cur, "SvcPreviousState": prev,
-                        "SvcStartupType": "enabled", "FieldsChanged": "State"})
-                } else {
-                    // A skewed choice of path: a few files change most often.
-                    let i = ((rng.random::<f64>().powi(3)) * FILES_PER_COMPUTER as f64) as usize;
-                    let category = match rng.random::<f64>() {
-                        x if x < 0.7 => "Modified",
-                        x if x < 0.9 => "Added",
-                        _ => "Removed",
-                    };
-                    let size: i64 = rng.random_range(64..2_000_000);
-                    let mut r = json!({"TimeGenerated": iso(t), "Computer": computer, "ConfigChangeType": "Files",
-                        "ChangeCategory": category, "FileSystemPath": path(c, i), "SourceComputerId": format!("{c:08x}-0000-4000-8000-000000000000")});
-                    if category != "Removed" {
-                        r["FileContentChecksum"] = json!(hash(&mut rng));
-                        r["Size"] = json!(size);
-                        r["Acls"] = json!(acl(&mut rng));
-                        r["Owner"] = json!(OWNERS[rng.random_range(0..OWNERS.len())]);
-                        r["DateModified"] = json!(iso(t - Duration::seconds(rng.random_range(0..60))));
-                    }
-                    if category != "Added" {
-                        r["PreviousFileContentChecksum"] = json!(hash(&mut rng));
-                        r["PreviousSize"] = json!(size + rng.random_range(-500..500));
-                        r["PreviousAcls"] = json!(acl(&mut rng));
-                    }
-                    if category == "Modified" {
-                        let fields = [
-                            "Checksum,Size,DateModified",
-                            "Checksum,DateModified",
-                            "Acls",
-                            "Owner,Acls",
-                            "Checksum,Size",
-                        ];
-                        r["FieldsChanged"] = json!(fields[rng.random_range(0..fields.len())]);
-                    }
-                    r
-                };
+                let record = machine.change(&mut rng, t, &mut changed_today);
                 line(&mut changes, &record)?;
                 counts.changes += 1;
             }
-            // The daily inventory.
-            let at = day_start + Duration::hours(3) + Duration::seconds(c as i64 % 3600);
             for i in 0..FILES_PER_COMPUTER {
-                line(
-                    &mut data,
-                    &json!({"TimeGenerated": iso(at), "Computer": computer, "ConfigDataType": "Files",
-                    "FileSystemPath": path(c, i), "FileContentChecksum": hash(&mut rng), "Size": rng.random_range(64..2_000_000),
-                    "Acls": acl(&mut rng), "Owner": OWNERS[i % OWNERS.len()], "DateModified": iso(at - Duration::days(rng.random_range(0..400)))}),
-                )?;
+                line(&mut data, &machine.inventory(&mut rng, i))?;
                 counts.data += 1;
             }
         }
@@ -212,6 +92,115 @@ pub fn generate(opts: &GenOptions) -> anyhow::Result<Counts> {
         }
     }
     Ok(counts)
+}
+
+/// One machine on one day.
+struct Machine {
+    index: usize,
+    computer: String,
+    ip: String,
+    source_id: String,
+    day_start: DateTime<Utc>,
+    /// Days since 1970 of `day_start`: the fleet versions of the day.
+    day: i64,
+}
+
+impl Machine {
+    fn new(index: usize, day_start: DateTime<Utc>) -> Machine {
+        Machine {
+            index,
+            computer: format!("vm-{index:04}"),
+            ip: format!("10.{}.{}.{}", index / 65536 % 256, index / 256 % 256, index % 256),
+            source_id: format!("{index:08x}-0000-4000-8000-000000000000"),
+            day_start,
+            day: day_start.timestamp().div_euclid(86_400),
+        }
+    }
+
+    fn heartbeat(&self, t: DateTime<Utc>) -> Value {
+        json!({
+            "TimeGenerated": iso(t), "Computer": self.computer, "Category": "Direct Agent", "OSType": "Linux",
+            "OSName": "Ubuntu", "OSMajorVersion": "22", "OSMinorVersion": "04", "Version": "1.0.0",
+            "ComputerIP": self.ip, "ComputerPrivateIPs": [self.ip], "SourceComputerId": self.source_id,
+            "Solutions": "changeTracking", "ComputerEnvironment": "Non-Azure",
+        })
+    }
+
+    /// One change at `t`: 3 % software, 2 % daemons, the rest files. `changed_today` counts the
+    /// changes of each file so far today (each moves the file one version on).
+    fn change(&self, rng: &mut ChaCha8Rng, t: DateTime<Utc>, changed_today: &mut HashMap<usize, u64>) -> Value {
+        let roll: f64 = rng.random();
+        if roll < 0.03 {
+            let p = PACKAGES[rng.random_range(0..PACKAGES.len())];
+            return json!({"TimeGenerated": iso(t), "Computer": self.computer, "ConfigChangeType": "Software",
+                "ChangeCategory": "Modified", "SoftwareName": p, "SoftwareType": "Package", "Publisher": "Ubuntu",
+                "PreviousVersion": package_version(p, self.day - 1), "CurrentVersion": package_version(p, self.day),
+                "FieldsChanged": "Version"});
+        }
+        if roll < 0.05 {
+            let d = DAEMONS[rng.random_range(0..DAEMONS.len())];
+            let (prev, cur) = if rng.random_bool(0.5) { ("Running", "Stopped") } else { ("Stopped", "Running") };
+            return json!({"TimeGenerated": iso(t), "Computer": self.computer, "ConfigChangeType": "Daemons",
+                "ChangeCategory": "Modified", "SvcName": d, "SvcState": cur, "SvcPreviousState": prev,
+                "SvcStartupType": "enabled", "FieldsChanged": "State"});
+        }
+        // A skewed choice of file: a few change most often.
+        let i = ((rng.random::<f64>().powi(3)) * FILES_PER_COMPUTER as f64) as usize;
+        let earlier = changed_today.entry(i).or_insert(0);
+        let version = fleet_version(self.day) + *earlier;
+        *earlier += 1;
+        self.file_change(rng, t, i, version)
+    }
+
+    /// A change of the machine's `i`-th file, at fleet `version` before it: Modified (70 %:
+    /// mostly the fleet's next version, some local edits, some permission changes), Added
+    /// (20 %), Removed (10 %).
+    fn file_change(&self, rng: &mut ChaCha8Rng, t: DateTime<Utc>, i: usize, version: u64) -> Value {
+        let path = path(self.index, i);
+        let category = match rng.random::<f64>() {
+            x if x < 0.7 => "Modified",
+            x if x < 0.9 => "Added",
+            _ => "Removed",
+        };
+        let mut r = json!({"TimeGenerated": iso(t), "Computer": self.computer, "ConfigChangeType": "Files",
+            "ChangeCategory": category, "FileSystemPath": path, "SourceComputerId": self.source_id});
+        let before = content(&path, version);
+        let kind: f64 = rng.random();
+        let (after, acl_before, fields) = match category {
+            "Modified" if kind < 0.1 => (before.clone(), 1, "Acls"),
+            "Modified" if kind < 0.25 => {
+                (local_content(&path, self.index, t.timestamp_millis()), 0, "Checksum,Size,DateModified")
+            }
+            "Modified" => (content(&path, version + 1), 0, "Checksum,Size,DateModified"),
+            _ => (before.clone(), 0, ""),
+        };
+        if category != "Removed" {
+            r["FileContentChecksum"] = json!(after.0);
+            r["Size"] = json!(after.1);
+            r["Acls"] = json!(acl(&path, 0));
+            r["Owner"] = json!(owner(i));
+            r["DateModified"] = json!(iso(t - Duration::seconds(rng.random_range(0..60))));
+        }
+        if category != "Added" {
+            r["PreviousFileContentChecksum"] = json!(before.0);
+            r["PreviousSize"] = json!(before.1);
+            r["PreviousAcls"] = json!(acl(&path, acl_before));
+        }
+        if category == "Modified" {
+            r["FieldsChanged"] = json!(fields);
+        }
+        r
+    }
+
+    /// The daily inventory row of the machine's `i`-th file, at the fleet's version of the day.
+    fn inventory(&self, rng: &mut ChaCha8Rng, i: usize) -> Value {
+        let at = self.day_start + Duration::hours(3) + Duration::seconds(self.index as i64 % 3600);
+        let path = path(self.index, i);
+        let (checksum, size) = content(&path, fleet_version(self.day));
+        json!({"TimeGenerated": iso(at), "Computer": self.computer, "ConfigDataType": "Files",
+            "FileSystemPath": path, "FileContentChecksum": checksum, "Size": size,
+            "Acls": acl(&path, 0), "Owner": owner(i), "DateModified": iso(at - Duration::days(rng.random_range(0..400)))})
+    }
 }
 
 fn writer(out: &Path, table: &str, name: &str) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {

@@ -74,3 +74,35 @@ fn generated_data_is_deterministic_and_loads_into_a_server() {
     );
     assert_eq!(v["tables"][0]["rows"], json!([[3, true, true]]));
 }
+
+/// The data repeats as a fleet's does: the same file at the same version has one checksum on
+/// every machine, and most changed files hash to a checksum other machines report too (an update
+/// rolling over the fleet); local edits are the minority whose checksum is a machine's own.
+#[test]
+fn checksums_repeat_across_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gen");
+    let args = ["--computers", "20", "--days", "1", "--end", "2026-01-02T00:00:00Z", "--changes-per-day", "200"];
+    run_gen(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    let text = std::fs::read_to_string(out.join("ConfigurationChange/2026-01-01.ndjson")).unwrap();
+    let mut machines_by_checksum: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    let mut sizes: std::collections::HashMap<String, i64> = Default::default();
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        if r["ChangeCategory"] != "Modified" || r["FieldsChanged"] == "Acls" || r["ConfigChangeType"] != "Files" {
+            continue;
+        }
+        let checksum = r["FileContentChecksum"].as_str().unwrap().to_string();
+        let size = r["Size"].as_i64().unwrap();
+        assert_eq!(*sizes.entry(checksum.clone()).or_insert(size), size, "one size per checksum");
+        machines_by_checksum.entry(checksum).or_default().insert(r["Computer"].as_str().unwrap().to_string());
+    }
+    let (shared, total) = machines_by_checksum
+        .values()
+        .fold((0, 0), |(shared, total), machines| (shared + usize::from(machines.len() > 1), total + 1));
+    assert!(total > 100, "{total} checksums");
+    assert!(shared * 5 > total, "{shared} of {total} checksums are on more than one machine");
+    let repeated = machines_by_checksum.values().map(|m| m.len()).max().unwrap();
+    assert!(repeated >= 10, "an update reaches most of the 20 machines: at most {repeated}");
+}
