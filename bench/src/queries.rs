@@ -101,6 +101,59 @@ SELECT c.Computer, Changes, LastHeartbeat, Version FROM c JOIN h ON c.Computer =
         sum_of: Some("dcount_FileSystemPath"),
         uses_now: false,
     },
+    Query {
+        name: "has_term_top",
+        kql: r#"ConfigurationChange | where FileSystemPath has "nginx" | top 50 by TimeGenerated desc"#,
+        sql: "SELECT * FROM ConfigurationChange \
+              WHERE regexp_matches(FileSystemPath, '(?i)(^|[^a-z0-9])nginx([^a-z0-9]|$)') \
+              ORDER BY TimeGenerated DESC LIMIT 50",
+        sum_of: None,
+        uses_now: false,
+    },
+    Query {
+        name: "dcount_computers_by_path",
+        kql: r#"ConfigurationChange | where ConfigChangeType == "Files" | summarize Computers = dcount(Computer) by FileSystemPath"#,
+        sql: "SELECT FileSystemPath, count(DISTINCT Computer) AS Computers FROM ConfigurationChange \
+              WHERE ConfigChangeType = 'Files' GROUP BY FileSystemPath",
+        sum_of: Some("Computers"),
+        uses_now: false,
+    },
+    Query {
+        name: "path_startswith",
+        kql: r#"ConfigurationChange | where FileSystemPath startswith "/etc/ssh" | summarize count() by Computer"#,
+        sql: "SELECT Computer, count(*) AS count_ FROM ConfigurationChange \
+              WHERE FileSystemPath ILIKE '/etc/ssh%' GROUP BY Computer",
+        sum_of: Some("count_"),
+        uses_now: false,
+    },
+    Query {
+        name: "sort_two_columns_take",
+        kql: "ConfigurationChange | sort by Computer asc, TimeGenerated desc | take 100",
+        sql: "SELECT * FROM ConfigurationChange ORDER BY Computer ASC, TimeGenerated DESC LIMIT 100",
+        sum_of: None,
+        uses_now: false,
+    },
+    Query {
+        name: "summarize_two_keys",
+        kql: "ConfigurationChange | summarize count() by Computer, ChangeCategory",
+        sql: "SELECT Computer, ChangeCategory, count(*) AS count_ FROM ConfigurationChange GROUP BY Computer, ChangeCategory",
+        sum_of: Some("count_"),
+        uses_now: false,
+    },
+    Query {
+        name: "join_latest_heartbeat",
+        kql: r#"ConfigurationChange
+| where ChangeCategory == "Removed"
+| join kind=inner (Heartbeat | summarize arg_max(TimeGenerated, ComputerIP) by Computer) on Computer
+| summarize Removed = count() by Computer, ComputerIP"#,
+        sql: r#"WITH h AS (SELECT Computer, arg_max(ComputerIP, TimeGenerated) AS ComputerIP FROM Heartbeat GROUP BY Computer)
+SELECT c.Computer, h.ComputerIP, count(*) AS Removed
+FROM ConfigurationChange c JOIN h ON c.Computer = h.Computer
+WHERE c.ChangeCategory = 'Removed'
+GROUP BY c.Computer, h.ComputerIP"#,
+        sum_of: Some("Removed"),
+        uses_now: false,
+    },
 ];
 
 /// One engine's answer: time, rows, numeric column sums.
