@@ -32,7 +32,9 @@ pub struct Agent {
     /// The configuration in effect: the file's, or the group's over it (replaced when the
     /// group's changes).
     cfg: RwLock<Arc<AgentConfig>>,
-    /// The configuration file's settings (with the enrollment's key and server).
+    /// The configuration file's settings (with the enrollment's key and server). What no group
+    /// configuration changes (paths, server, batching, intervals of the heartbeat and snapshot)
+    /// is read here; the monitoring settings from `cfg`.
     local: AgentConfig,
     /// The group configuration in effect, reported in every `Heartbeat`.
     applied: Mutex<Option<Applied>>,
@@ -158,8 +160,7 @@ impl Agent {
         let now = Utc::now();
         let mut rows: Vec<Value> = changes.iter().map(|c| records::change(&self.computer, c, now)).collect();
         if !rows.is_empty() {
-            let cfg = self.cfg();
-            let logs: Vec<&std::path::Path> = cfg.package_logs.iter().map(|p| p.as_path()).collect();
+            let logs: Vec<&std::path::Path> = self.local.package_logs.iter().map(|p| p.as_path()).collect();
             if let Some(activity) = crate::inventory::package_activity(&logs, 600) {
                 for r in &mut rows {
                     r["PackageManagerActivity"] = Value::String(activity.clone());
@@ -172,7 +173,7 @@ impl Agent {
         };
         rows.extend(new_errors.iter().map(|e| records::coverage_lost(&self.computer, e, now)));
         if record {
-            for chunk in rows.chunks(self.cfg().batch_records) {
+            for chunk in rows.chunks(self.local.batch_records) {
                 self.spool.push("ConfigurationChange", chunk)?;
             }
             if journal {
@@ -191,17 +192,18 @@ impl Agent {
         let now = Utc::now();
         let rows: Vec<Value> = {
             let b = self.baseline.lock().expect("baseline lock");
+            let cfg = self.cfg();
             b.files
                 .iter()
                 .filter_map(|(p, s)| {
-                    scan::item_for(&self.cfg(), p).map(|item| records::data(&self.computer, p, s, &item, now))
+                    scan::item_for(&cfg, p).map(|item| records::data(&self.computer, p, s, &item, now))
                 })
                 .collect()
         };
-        for chunk in rows.chunks(self.cfg().batch_records) {
+        for chunk in rows.chunks(self.local.batch_records) {
             self.spool.push("ConfigurationData", chunk)?;
         }
-        std::fs::write(self.cfg().data_dir.join("last-snapshot"), now.to_rfc3339())?;
+        std::fs::write(self.local.data_dir.join("last-snapshot"), now.to_rfc3339())?;
         self.wake_sender.notify_one();
         Ok(rows.len())
     }
@@ -210,11 +212,11 @@ impl Agent {
         if !self.baseline.lock().expect("baseline lock").existed {
             return false;
         }
-        let last = std::fs::read_to_string(self.cfg().data_dir.join("last-snapshot"))
+        let last = std::fs::read_to_string(self.local.data_dir.join("last-snapshot"))
             .ok()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok());
         last.is_none_or(|t| {
-            (Utc::now() - t.with_timezone(&Utc)).to_std().unwrap_or_default() >= self.cfg().snapshot_interval
+            (Utc::now() - t.with_timezone(&Utc)).to_std().unwrap_or_default() >= self.local.snapshot_interval
         })
     }
 
@@ -224,15 +226,16 @@ impl Agent {
         use crate::inventory::{daemon_change, daemons, dpkg_packages, rpm_packages, software_change};
         let now = Utc::now();
         let mut rows = Vec::new();
-        if self.cfg().track_daemons {
-            let current = daemons(&self.cfg().systemctl);
+        let cfg = self.cfg();
+        if cfg.track_daemons {
+            let current = daemons(&self.local.systemctl);
             self.compare_inventory("daemons", "daemons are", current, &mut rows, |d| {
                 daemon_change(&self.computer, d, now)
             })?;
         }
-        if self.cfg().track_software {
-            let current = if self.cfg().dpkg_status.exists() {
-                dpkg_packages(&self.cfg().dpkg_status)
+        if cfg.track_software {
+            let current = if self.local.dpkg_status.exists() {
+                dpkg_packages(&self.local.dpkg_status)
             } else if std::path::Path::new("/var/lib/rpm").exists() {
                 rpm_packages()
             } else {
@@ -243,13 +246,13 @@ impl Agent {
             })?;
         }
         // Spool first, then move the new inventories into place: a crash in between reports again.
-        for chunk in rows.chunks(self.cfg().batch_records) {
+        for chunk in rows.chunks(self.local.batch_records) {
             self.spool.push("ConfigurationChange", chunk)?;
         }
         for name in ["daemons", "software"] {
-            let tmp = self.cfg().data_dir.join(format!("{name}.json.tmp"));
+            let tmp = self.local.data_dir.join(format!("{name}.json.tmp"));
             if tmp.exists() {
-                std::fs::rename(&tmp, self.cfg().data_dir.join(format!("{name}.json")))?;
+                std::fs::rename(&tmp, self.local.data_dir.join(format!("{name}.json")))?;
             }
         }
         self.wake_sender.notify_one();
@@ -282,7 +285,7 @@ impl Agent {
     }
 
     fn load_inventory<T: serde::de::DeserializeOwned>(&self, name: &str) -> anyhow::Result<Option<T>> {
-        match std::fs::read(self.cfg().data_dir.join(format!("{name}.json"))) {
+        match std::fs::read(self.local.data_dir.join(format!("{name}.json"))) {
             Ok(b) => Ok(Some(serde_json::from_slice(&b)?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -290,7 +293,7 @@ impl Agent {
     }
 
     fn pending_inventory<T: serde::Serialize>(&self, name: &str, v: &T) -> anyhow::Result<()> {
-        let tmp = self.cfg().data_dir.join(format!("{name}.json.tmp"));
+        let tmp = self.local.data_dir.join(format!("{name}.json.tmp"));
         let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         serde_json::to_writer(&mut w, v)?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -313,7 +316,7 @@ impl Agent {
 
     /// The client for the server: trusts `ca_file` besides the system's roots.
     fn http_client(&self) -> anyhow::Result<reqwest::Client> {
-        let builder = fimlake_client::client_builder(self.cfg().ca_file.as_deref()).context("ca_file")?;
+        let builder = fimlake_client::client_builder(self.local.ca_file.as_deref()).context("ca_file")?;
         Ok(builder.build()?)
     }
 
@@ -351,7 +354,7 @@ impl Agent {
             };
             let api_key = self.api_key.lock().expect("api key lock").clone();
             let mut refused_key = false;
-            let wait = match crate::spool::send(&client, &self.cfg().server, api_key.as_deref(), &batch).await {
+            let wait = match crate::spool::send(&client, &self.local.server, api_key.as_deref(), &batch).await {
                 Sent::Accepted(_) => {
                     if let Err(e) = self.spool.done(&batch) {
                         tracing::error!(error = %e, "removing a sent batch");
@@ -397,13 +400,13 @@ impl Agent {
         let agent = self.clone();
         Box::pin(async move {
             let until = tokio::time::Instant::now() + wait;
-            let seen = crate::enrollment::modified(&agent.cfg().data_dir);
+            let seen = crate::enrollment::modified(&agent.local.data_dir);
             while tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_secs(1).min(wait)).await;
-                if crate::enrollment::modified(&agent.cfg().data_dir) == seen {
+                if crate::enrollment::modified(&agent.local.data_dir) == seen {
                     continue;
                 }
-                match crate::enrollment::load(&agent.cfg().data_dir) {
+                match crate::enrollment::load(&agent.local.data_dir) {
                     Ok(Some(enrollment)) if enrollment.computer == agent.computer => {
                         tracing::info!(key = %enrollment.key_name, "using the key of the new enrollment");
                         *agent.api_key.lock().expect("api key lock") = Some(enrollment.key);

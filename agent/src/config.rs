@@ -194,10 +194,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_defaults_are_valid_and_watch_the_recommended_set() {
+    fn the_defaults_are_valid_and_the_monitoring_ones_are_the_shared_defaults() {
         let cfg = AgentConfig::default();
-        let paths: Vec<&str> = cfg.items.iter().map(|i| i.path.as_str()).collect();
-        assert_eq!(paths, RECOMMENDED_PATHS);
+        assert_eq!(cfg.monitoring(), Monitoring::default(), "the recommended set, as the server's groups have it");
         cfg.validate().unwrap();
     }
 

@@ -53,18 +53,18 @@ fn watcher(
 
 /// Runs the agent until `stop`.
 pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let client = agent.http_client()?;
     if !agent.local.config_poll.is_zero() {
         // At start: the group's configuration before the first scan (or the last fetched one).
-        poll_configuration(&agent, &agent.http_client()?).await;
+        poll_configuration(&agent, &client).await;
     }
     let sender = tokio::spawn(agent.clone().sender(stop.clone()));
     let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
     let mut watch_handle = None;
     let mut scan_tick = tokio::time::interval(agent.cfg().scan_interval);
-    let mut heartbeat_tick = tokio::time::interval(agent.cfg().heartbeat_interval);
+    let mut heartbeat_tick = tokio::time::interval(agent.local.heartbeat_interval);
     let mut snapshot_tick = tokio::time::interval(Duration::from_secs(300));
     let mut inventory_tick = tokio::time::interval(agent.cfg().inventory_interval);
-    let client = agent.http_client()?;
     let poll_every = agent.local.config_poll;
     let mut config_tick = interval_after(poll_every.max(Duration::from_secs(1)));
     let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
@@ -75,7 +75,7 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
             if pending.is_empty() {
                 std::future::pending::<()>().await
             } else {
-                tokio::time::sleep(agent.cfg().debounce).await
+                tokio::time::sleep(agent.local.debounce).await
             }
         };
         tokio::select! {
