@@ -339,9 +339,11 @@ pub async fn check(State(guard): State<Guard>, req: Request, next: Next) -> Resp
             entry["Principal"] = principal.clone().into();
         }
     }
-    let accepted_ingest = need == Need::Ingest && resp.status().is_success();
+    // What ingest keys do unrefused (record posts, an agent's configuration polls, answered
+    // 2xx or 304) has its own trail (the records) or none worth a row each; refusals are logged.
+    let routine_ingest = need == Need::Ingest && resp.status().as_u16() < 400;
     // Scrapes of /metrics are not worth a row each.
-    if !accepted_ingest && route != "/metrics" {
+    if !routine_ingest && route != "/metrics" {
         if let Some(rows) = resp.headers().get(fimlake_query::api::ROWS_HEADER).and_then(|v| v.to_str().ok()) {
             entry["Rows"] = rows.parse::<u64>().ok().into();
         }

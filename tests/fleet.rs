@@ -249,6 +249,8 @@ fn a_fleet_enrolls_with_one_token_runs_its_group_configuration_and_a_revoked_hos
         "AuditLog | where Route == '/v1/enroll' | summarize n = count() by Status | order by Status asc",
         json!([[201, 5], [403, 2], [409, 1]]),
     );
+    // The agents' polls (one a second each here) are not: only refusals would be.
+    assert_eq!(ops.rows("AuditLog | where Route == '/v1/agent-config' and Status < 400 | count"), [json!([0])]);
 }
 
 /// The admin adds a folder that already holds a file: each agent applies the new version
@@ -390,6 +392,8 @@ fn a_client_profile_and_workspace_discovery_spare_the_flags() {
 fn the_console_flags_machines_behind_their_group() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
+    // Without keys an agent belongs to the group `default`, which has no configuration yet.
+    assert_eq!(server.call("GET", "/v1/agent-config", None, "").0, 204);
     assert_eq!(server.call("PUT", "/v1/agent-config/web", None, "realtime = true\n").0, 200);
     assert_eq!(server.call("PUT", "/v1/agent-config/web", None, "realtime = false\n").0, 200);
     let heartbeats = r#"[

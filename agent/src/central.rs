@@ -44,7 +44,7 @@ pub enum Polled {
     Unchanged,
     /// A new version.
     New(Central),
-    /// The group has no central configuration (404): the agent runs on its own file.
+    /// The group has no central configuration (204): the agent runs on its own file.
     NoConfiguration,
     /// The server could not be asked, or refused: the agent keeps what it runs.
     Failed(String),
@@ -108,7 +108,7 @@ pub async fn poll(client: &reqwest::Client, server: &str, api_key: Option<&str>,
     let etag = response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
     match status {
         304 => Polled::Unchanged,
-        404 => Polled::NoConfiguration,
+        204 => Polled::NoConfiguration,
         200 => match response.json::<Central>().await {
             Ok(central) => Polled::New(Central { etag: etag.unwrap_or_default(), ..central }),
             Err(e) => Polled::Failed(format!("GET {url}: the answer is not a configuration: {e}")),

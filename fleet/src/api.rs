@@ -64,13 +64,7 @@ pub fn router(fleet: Arc<Fleet>, enrollments_per_minute: NonZeroU32) -> Router {
 
 /// Azure's error shape, with the note for the audit log.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    refusal(status, json!({"error": {"code": code, "message": message}}), message)
-}
-
-fn refusal(status: StatusCode, body: serde_json::Value, message: &str) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    response.extensions_mut().insert(AuditNote { principal: None, detail: message.to_string() });
-    response
+    noted(status, json!({"error": {"code": code, "message": message}}), message.to_string())
 }
 
 fn fleet_error(e: FleetError) -> Response {
@@ -80,7 +74,7 @@ fn fleet_error(e: FleetError) -> Response {
             let message = e.to_string();
             let details: Vec<_> = problems.iter().map(|p| json!({"code": "InvalidSetting", "message": p})).collect();
             let body = json!({"error": {"code": "InvalidSettings", "message": message, "details": details}});
-            refusal(StatusCode::BAD_REQUEST, body, &message)
+            noted(StatusCode::BAD_REQUEST, body, message)
         }
         FleetError::NotFound(m) => error(StatusCode::NOT_FOUND, "NotFound", m),
         FleetError::Conflict(m) => error(StatusCode::CONFLICT, "Conflict", m),
@@ -95,7 +89,7 @@ fn bad_body(rejection: JsonRejection) -> Response {
     error(StatusCode::BAD_REQUEST, "BadArgumentError", &format!("the request body: {}", rejection.body_text()))
 }
 
-/// An answer with its audit note.
+/// An answer (or a refusal) with its audit note.
 fn noted(status: StatusCode, body: serde_json::Value, detail: String) -> Response {
     let mut response = (status, Json(body)).into_response();
     response.extensions_mut().insert(AuditNote { principal: None, detail });
@@ -162,7 +156,8 @@ async fn revoke_token(State(api): State<ApiState>, Path(id): Path<String>) -> Re
     answer(api.fleet.revoke_token(&id), StatusCode::OK, |_| format!("revoked enrollment token {id}"))
 }
 
-/// An agent's own group configuration; `304` when its `If-None-Match` names the current version.
+/// An agent's own group configuration; `304` when its `If-None-Match` names the current version,
+/// `204` when its group has none (the agent runs on its own file: not an error).
 async fn own_agent_config(
     State(api): State<ApiState>,
     caller: Option<Extension<CallerKey>>,
@@ -170,11 +165,7 @@ async fn own_agent_config(
 ) -> Response {
     let group = caller.map_or_else(|| DEFAULT_GROUP.to_string(), |Extension(key)| api.fleet.group_of_key(&key.0));
     let Some(config) = api.fleet.group_config(&group) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "NoConfiguration",
-            &format!("group '{group}' has no central configuration; the agent runs on its own file"),
-        );
+        return StatusCode::NO_CONTENT.into_response();
     };
     let etag = config.etag();
     let matches = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
