@@ -18,14 +18,17 @@ use crate::baseline::Baseline;
 use crate::central::{self, Applied};
 use crate::config::AgentConfig;
 use crate::records;
-use crate::scan::{self, Change, ScanError};
+use crate::scan::{self, ScanError};
 use crate::spool::Spool;
 
+mod compare;
 mod reconfigure;
 mod run;
 
 use fimlake_client::records::Sent;
 use fimlake_client::retry::Backoff;
+pub use compare::Rows;
+use compare::{Mode, Persist, Report};
 pub use run::run;
 
 pub struct Agent {
@@ -52,12 +55,13 @@ pub struct Agent {
 /// What a scan found.
 #[derive(Debug, Default)]
 pub struct ScanOutcome {
-    pub changes: Vec<Value>,
+    /// Changes reported (their records went to the spool, and to the scan's `rows`).
+    pub changes: usize,
     pub errors: Vec<ScanError>,
     pub files: usize,
     /// Whether this scan built the first baseline (then nothing is reported as Added).
     pub first: bool,
-    /// Time spent in each phase: walk, compare (stat, hash), record, snapshot of the baseline.
+    /// Time spent in each phase: walk, compare (stat, hash, record), snapshot of the baseline.
     pub phases: Vec<(&'static str, Duration)>,
 }
 
@@ -101,8 +105,9 @@ impl Agent {
     }
 
     /// A full scan: every covered path against the baseline. `record`: spool the changes and
-    /// update the baseline (else only report, for `scan --dry-run`).
-    pub fn full_scan(&self, record: bool) -> anyhow::Result<ScanOutcome> {
+    /// update the baseline (else only report, for `scan --dry-run`). `rows` receives the
+    /// records, a batch at a time.
+    pub fn full_scan(&self, record: bool, rows: Rows) -> anyhow::Result<ScanOutcome> {
         let mut phases = Vec::new();
         let mut t = std::time::Instant::now();
         let mut lap = |name, phases: &mut Vec<(&'static str, Duration)>| {
@@ -111,7 +116,7 @@ impl Agent {
         };
         // The walk runs outside the baseline's lock; a configuration switched meanwhile (under
         // that lock) makes it walk again, so that the comparison covers what the baseline does.
-        let (cfg, paths, mut errors, mut b) = loop {
+        let (cfg, paths, errors, mut b) = loop {
             let cfg = self.cfg();
             let mut errors = Vec::new();
             let paths = scan::enumerate(&cfg, &mut errors);
@@ -122,19 +127,21 @@ impl Agent {
         };
         lap("walk", &mut phases);
         let first = !b.existed;
-        let (changes, updates) = scan::diff(&cfg, &b.files, &paths, true, &mut errors);
+        let report = if first { Report::Nothing } else { Report::Everything };
+        // A full scan keeps its updates in memory and writes them as a new snapshot (one write)
+        // rather than through the journal; only when something changed since the last one.
+        let mode = Mode { report, persist: if record { Persist::Snapshot } else { Persist::DryRun } };
+        let mut out = self.compare(&mut b, &cfg, &paths, errors, mode, rows)?;
+        let (changes, updates) = scan::vanished(&cfg, &b.files, &paths);
+        let gone = self.record(&mut b, changes, updates, Vec::new(), mode, rows)?;
+        out.changes += gone.changes;
+        out.updated += gone.updated;
         lap("compare", &mut phases);
-        let changes = if first { Vec::new() } else { changes };
-        let dirty = !updates.is_empty() || first;
-        // A full scan writes its updates as a new snapshot (one write) rather than through the
-        // journal; the snapshot is rewritten only when something changed since the last one.
-        let out = self.report(&mut b, changes, updates, errors, record, false)?;
-        lap("record", &mut phases);
-        if record && (dirty || b.journal_entries() > 0) {
+        if record && (out.updated > 0 || first || b.journal_entries() > 0) {
             b.compact()?;
         }
         lap("baseline", &mut phases);
-        Ok(ScanOutcome { files: paths.len(), first, phases, ..out })
+        Ok(ScanOutcome { changes: out.changes, errors: out.errors, files: paths.len(), first, phases })
     }
 
     /// Checks the paths real-time events named (and what is under them).
@@ -143,69 +150,34 @@ impl Agent {
         let mut b = self.baseline.lock().expect("baseline lock");
         let cfg = self.cfg();
         let paths = scan::affected(&cfg, &b.files, changed, &mut errors);
-        let (changes, updates) = scan::diff(&cfg, &b.files, &paths, false, &mut errors);
-        let out = self.report(&mut b, changes, updates, errors, true, true)?;
-        Ok(ScanOutcome { files: paths.len(), ..out })
+        let mode = Mode { report: Report::Everything, persist: Persist::Journal };
+        let out = self.compare(&mut b, &cfg, &paths, errors, mode, &mut |_| {})?;
+        Ok(ScanOutcome { changes: out.changes, errors: out.errors, files: paths.len(), ..ScanOutcome::default() })
     }
 
-    fn report(
-        &self,
-        b: &mut Baseline,
-        changes: Vec<Change>,
-        updates: Vec<(String, Option<crate::state::FileState>)>,
-        errors: Vec<ScanError>,
-        record: bool,
-        journal: bool,
-    ) -> anyhow::Result<ScanOutcome> {
-        let now = Utc::now();
-        let mut rows: Vec<Value> = changes.iter().map(|c| records::change(&self.computer, c, now)).collect();
-        if !rows.is_empty() {
-            let logs: Vec<&std::path::Path> = self.local.package_logs.iter().map(|p| p.as_path()).collect();
-            if let Some(activity) = crate::inventory::package_activity(&logs, 600) {
-                for r in &mut rows {
-                    r["PackageManagerActivity"] = Value::String(activity.clone());
-                }
-            }
-        }
-        let new_errors: Vec<ScanError> = {
-            let mut reported = self.reported.lock().expect("reported lock");
-            errors.iter().filter(|e| !record || reported.insert(e.path.clone())).cloned().collect()
-        };
-        rows.extend(new_errors.iter().map(|e| records::coverage_lost(&self.computer, e, now)));
-        if record {
-            for chunk in rows.chunks(self.local.batch_records) {
-                self.spool.push("ConfigurationChange", chunk)?;
-            }
-            if journal {
-                b.update(&updates)?;
-            } else {
-                // The caller writes the snapshot next, after the records are spooled.
-                b.apply(&updates);
-            }
-            self.wake_sender.notify_one();
-        }
-        Ok(ScanOutcome { changes: rows, errors, ..ScanOutcome::default() })
-    }
-
-    /// A `ConfigurationData` row for every monitored path.
+    /// A `ConfigurationData` row for every monitored path, spooled a batch at a time.
     pub fn snapshot(&self) -> anyhow::Result<usize> {
         let now = Utc::now();
-        let rows: Vec<Value> = {
-            let b = self.baseline.lock().expect("baseline lock");
-            let cfg = self.cfg();
-            b.files
-                .iter()
-                .filter_map(|(p, s)| {
-                    scan::item_for(&cfg, p).map(|item| records::data(&self.computer, p, s, &item, now))
-                })
-                .collect()
-        };
-        for chunk in rows.chunks(self.local.batch_records) {
-            self.spool.push("ConfigurationData", chunk)?;
+        let b = self.baseline.lock().expect("baseline lock");
+        let cfg = self.cfg();
+        let mut rows = 0;
+        let mut batch = Vec::with_capacity(self.local.batch_records);
+        for (path, state) in &b.files {
+            if let Some(item) = scan::item_for(&cfg, path) {
+                batch.push(records::data(&self.computer, path, state, &item, now));
+            }
+            if batch.len() == self.local.batch_records {
+                self.spool.push("ConfigurationData", &batch)?;
+                rows += batch.len();
+                batch.clear();
+            }
         }
+        self.spool.push("ConfigurationData", &batch)?;
+        rows += batch.len();
+        drop(b);
         std::fs::write(self.local.data_dir.join("last-snapshot"), now.to_rfc3339())?;
         self.wake_sender.notify_one();
-        Ok(rows.len())
+        Ok(rows)
     }
 
     fn snapshot_due(&self) -> bool {

@@ -47,9 +47,10 @@ impl Baseline {
         let journal = dir.join("baseline.journal");
         let mut files = BTreeMap::new();
         let mut existed = false;
-        match std::fs::read(&snap) {
-            Ok(bytes) => {
-                files = serde_json::from_slice(&bytes)
+        // Parsed as it is read: the file is not held in memory beside what it holds.
+        match File::open(&snap) {
+            Ok(f) => {
+                files = serde_json::from_reader(BufReader::with_capacity(1 << 20, f))
                     .map_err(|e| BaselineError::Corrupt { path: snap.clone(), source: e })?;
                 existed = true;
             }

@@ -19,6 +19,7 @@ pub mod central;
 pub mod config;
 pub mod durable;
 pub mod enrollment;
+pub mod file_state;
 pub mod inventory;
 pub mod names;
 pub mod records;

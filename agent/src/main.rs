@@ -113,10 +113,11 @@ fn main() -> anyhow::Result<()> {
         Command::Scan { once, dry_run } => {
             anyhow::ensure!(once, "scan needs --once (the continuous mode is `run`)");
             let agent = Agent::open(cfg)?;
-            let out = agent.full_scan(!dry_run)?;
-            for r in &out.changes {
-                println!("{r}");
-            }
+            let out = agent.full_scan(!dry_run, &mut |rows| {
+                for r in rows {
+                    println!("{r}");
+                }
+            })?;
             if !dry_run {
                 agent.inventory()?;
             }

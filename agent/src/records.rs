@@ -33,7 +33,7 @@ fn attributes(s: &FileState) -> String {
         s.inode,
         s.nlink
     );
-    for (k, v) in &s.xattrs {
+    for (k, v) in &s.rare().xattrs {
         a.push_str(&format!(" {k}={v}"));
     }
     a
@@ -41,7 +41,8 @@ fn attributes(s: &FileState) -> String {
 
 /// The mode string and extended ACL entries: what `Acls` holds (`-rw-r--r-- user:alice:r--`).
 fn acls(s: &FileState) -> String {
-    if s.acl.is_empty() { s.mode_string() } else { format!("{} {}", s.mode_string(), s.acl) }
+    let acl = &s.rare().acl;
+    if acl.is_empty() { s.mode_string() } else { format!("{} {acl}", s.mode_string()) }
 }
 
 fn file_fields(m: &mut Map<String, Value>, s: &FileState, prefix: &str) {
@@ -49,7 +50,7 @@ fn file_fields(m: &mut Map<String, Value>, s: &FileState, prefix: &str) {
         m.insert(format!("{prefix}{k}"), v);
     };
     put("Size", json!(s.size));
-    put("FileContentChecksum", json!(s.sha256.clone().unwrap_or_default()));
+    put("FileContentChecksum", json!(s.sha256.map(|c| c.to_string()).unwrap_or_default()));
     put("DateModified", ns_time(s.mtime_ns));
     put("Acls", json!(acls(s)));
     put("Attributes", json!(attributes(s)));
@@ -60,18 +61,18 @@ fn extra_fields(m: &mut Map<String, Value>, s: &FileState, prefix: &str) {
     let mut put = |k: &str, v: Value| {
         m.insert(format!("{prefix}{k}"), v);
     };
-    put("FileType", json!(s.kind));
+    put("FileType", json!(s.kind.as_str()));
     put("Mode", json!(format!("{:04o}", s.mode)));
     put("Owner", json!(names::user(s.uid)));
     put("Group", json!(names::group(s.gid)));
     put("Inode", json!(s.inode));
-    if let Some(t) = &s.link_target {
+    if let Some(t) = &s.rare().link_target {
         put("LinkTarget", json!(t));
     }
     if let Some(md5) = &s.md5 {
-        put("Md5", json!(md5));
+        put("Md5", json!(md5.to_string()));
     }
-    if let Some(e) = &s.hash_error {
+    if let Some(e) = &s.rare().hash_error {
         put("ChecksumError", json!(e));
     }
 }
@@ -103,11 +104,11 @@ pub fn change(computer: &str, c: &Change, now: DateTime<Utc>) -> Value {
     if let Some(n) = &c.new {
         file_fields(&mut m, n, "");
         extra_fields(&mut m, n, "");
-        if let Some(text) = &n.content {
+        if let Some(text) = &n.rare().content {
             m.insert("Current".into(), json!(text));
         }
     }
-    if let Some(text) = c.old.as_ref().and_then(|o| o.content.as_ref()) {
+    if let Some(text) = c.old.as_ref().and_then(|o| o.rare().content.as_ref()) {
         m.insert("Previous".into(), json!(text));
     }
     // For Removed, the last known state is the previous one and there is no current one.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::{AgentConfig, Item, wildcard};
-use crate::state::{CaptureOptions, FileState, capture};
+use crate::state::{CaptureOptions, FileKind, FileState, capture};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Category {
@@ -43,7 +43,7 @@ pub fn fields_changed(old: &FileState, new: &FileState) -> Vec<&'static str> {
     if old.kind != new.kind {
         f.push("FileType");
     }
-    let dir = new.kind == "dir" && old.kind == "dir";
+    let dir = new.kind == FileKind::Dir && old.kind == FileKind::Dir;
     if old.size != new.size && !dir {
         f.push("Size");
     }
@@ -62,13 +62,14 @@ pub fn fields_changed(old: &FileState, new: &FileState) -> Vec<&'static str> {
     if old.gid != new.gid {
         f.push("Group");
     }
-    if old.acl != new.acl {
+    let (old_rare, new_rare) = (old.rare(), new.rare());
+    if old_rare.acl != new_rare.acl {
         f.push("Acls");
     }
-    if old.xattrs != new.xattrs {
+    if old_rare.xattrs != new_rare.xattrs {
         f.push("Xattrs");
     }
-    if old.link_target != new.link_target {
+    if old_rare.link_target != new_rare.link_target {
         f.push("LinkTarget");
     }
     if old.inode != new.inode && old.kind == new.kind {
@@ -124,7 +125,7 @@ pub fn watch_root(item: &Item) -> (PathBuf, bool) {
 }
 
 /// Every path the enabled items cover now, with the item that covers it first.
-pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> BTreeMap<String, (String, String)> {
+pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
     let mut out = BTreeMap::new();
     for item in cfg.items.iter().filter(|i| i.enabled) {
         let (root, recursive) = watch_root(item);
@@ -168,27 +169,29 @@ pub fn item_for(cfg: &AgentConfig, path: &str) -> Option<(String, String)> {
     cfg.items.iter().find(|i| in_scope(i, path)).map(|i| (i.name.clone(), i.group.clone()))
 }
 
-/// Compares the current state of `paths` (all covered paths for a full scan) with `baseline`.
-/// `full`: paths of the baseline that are no longer covered or no longer exist are Removed.
-/// Returns the changes and the new states to record.
+/// Every covered path and the item (name, group) covering it.
+pub type Covered = BTreeMap<String, (String, String)>;
+
+/// The new state of paths to record (`None`: no longer in the baseline).
+pub type Updates = Vec<(String, Option<FileState>)>;
+
+/// Compares the current state of `entries` (some covered paths) with `baseline`. Returns the
+/// changes and the new states to record. A path that no longer exists is Removed.
 pub fn diff(
     cfg: &AgentConfig,
     baseline: &BTreeMap<String, FileState>,
-    paths: &BTreeMap<String, (String, String)>,
-    full: bool,
+    entries: &[(&String, &(String, String))],
     errors: &mut Vec<ScanError>,
-) -> (Vec<Change>, Vec<(String, Option<FileState>)>) {
+) -> (Vec<Change>, Updates) {
     let base = CaptureOptions { max_hash_bytes: cfg.max_hash_bytes, md5: cfg.md5, content_max: None };
     let mut changes = Vec::new();
     let mut updates = Vec::new();
-    let mut seen = BTreeSet::new();
     // Reading (stat, hash) is the costly part: `scan_threads` threads share it.
     let capture_one = |(path, item): (&String, &(String, String))| {
         let upload = cfg.items.iter().find(|i| i.name == item.0 && i.upload_content);
         let opts = CaptureOptions { content_max: upload.map(|i| i.max_content_bytes), ..base };
         capture(Path::new(path), baseline.get(path), opts)
     };
-    let entries: Vec<(&String, &(String, String))> = paths.iter().collect();
     let threads = cfg.scan_threads.clamp(1, 64);
     let captured: Vec<std::io::Result<FileState>> = if threads == 1 || entries.len() < 1024 {
         entries.iter().map(|e| capture_one(*e)).collect()
@@ -202,38 +205,22 @@ pub fn diff(
             handles.into_iter().flat_map(|h| h.join().expect("a scan thread panicked")).collect()
         })
     };
-    for ((path, item), result) in entries.into_iter().zip(captured) {
-        seen.insert(path.as_str());
+    for (&(path, item), result) in entries.iter().zip(captured) {
         let old = baseline.get(path);
         match result {
             Ok(new) => {
-                if let Some(err) = &new.hash_error
-                    && old.and_then(|o| o.hash_error.as_ref()) != Some(err)
+                if let Some(err) = &new.rare().hash_error
+                    && old.and_then(|o| o.rare().hash_error.as_ref()) != Some(err)
                 {
                     errors.push(ScanError { path: path.clone(), item: item.0.clone(), message: err.clone() });
                 }
-                match old {
-                    None => changes.push(Change {
-                        path: path.clone(),
-                        category: Category::Added,
-                        fields: Vec::new(),
-                        old: None,
-                        new: Some(new.clone()),
-                        item: item.clone(),
-                    }),
-                    Some(o) => {
-                        let fields = fields_changed(o, &new);
-                        if !fields.is_empty() {
-                            changes.push(Change {
-                                path: path.clone(),
-                                category: Category::Modified,
-                                fields,
-                                old: Some(o.clone()),
-                                new: Some(new.clone()),
-                                item: item.clone(),
-                            });
-                        }
-                    }
+                let change = match old {
+                    None => Some((Category::Added, Vec::new())),
+                    Some(o) => Some((Category::Modified, fields_changed(o, &new))).filter(|(_, f)| !f.is_empty()),
+                };
+                if let Some((category, fields)) = change {
+                    let new = Some(new.clone());
+                    changes.push(Change { path: path.clone(), category, fields, old: old.cloned(), new, item: item.clone() });
                 }
                 if old != Some(&new) {
                     updates.push((path.clone(), Some(new)));
@@ -248,21 +235,22 @@ pub fn diff(
             Err(e) => errors.push(ScanError { path: path.clone(), item: item.0.clone(), message: e.to_string() }),
         }
     }
-    if full {
-        for (path, o) in baseline {
-            if seen.contains(path.as_str()) {
-                continue;
+    (changes, updates)
+}
+
+/// The paths of `baseline` a full scan did not find in `covered`: Removed if gone, forgotten
+/// (not reported) if no item covers them any more.
+pub fn vanished(cfg: &AgentConfig, baseline: &BTreeMap<String, FileState>, covered: &Covered) -> (Vec<Change>, Updates) {
+    let mut changes = Vec::new();
+    let mut updates = Vec::new();
+    for (path, o) in baseline.iter().filter(|(path, _)| !covered.contains_key(*path)) {
+        match item_for(cfg, path) {
+            Some(item) if std::fs::symlink_metadata(path).is_err() => {
+                changes.push(removed(path, o, item));
+                updates.push((path.clone(), None));
             }
-            // Gone, or no longer covered by any item (then it is forgotten, not reported).
-            let covered = item_for(cfg, path);
-            match covered {
-                Some(item) if std::fs::symlink_metadata(path).is_err() => {
-                    changes.push(removed(path, o, item));
-                    updates.push((path.clone(), None));
-                }
-                Some(_) => {}
-                None => updates.push((path.clone(), None)),
-            }
+            Some(_) => {}
+            None => updates.push((path.clone(), None)),
         }
     }
     (changes, updates)
@@ -287,7 +275,7 @@ pub fn affected(
     baseline: &BTreeMap<String, FileState>,
     changed: &BTreeSet<PathBuf>,
     errors: &mut Vec<ScanError>,
-) -> BTreeMap<String, (String, String)> {
+) -> Covered {
     let mut out = BTreeMap::new();
     for p in changed {
         let s = p.to_string_lossy().into_owned();

@@ -1,43 +1,12 @@
 //! What the agent records about one file, read with `lstat` (links are not followed), the
 //! POSIX ACL and security xattrs, and a streamed SHA-256 (and MD5 when configured).
 
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+pub use crate::file_state::{Checksum, FileKind, FileState, Rare};
 use sha2::Digest;
-
-/// The state of one path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileState {
-    /// `file`, `dir`, `symlink`, `fifo`, `socket`, `block`, `char`.
-    pub kind: String,
-    pub size: u64,
-    /// Permission bits and the setuid/setgid/sticky bits (`0o7777`).
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub inode: u64,
-    pub dev: u64,
-    pub nlink: u64,
-    pub link_target: Option<String>,
-    /// Hex SHA-256 of the content; `None` for non-files, files above the hashing cap, and files
-    /// that could not be read (then `hash_error` says why).
-    pub sha256: Option<String>,
-    pub md5: Option<String>,
-    pub hash_error: Option<String>,
-    /// The extended POSIX ACL entries (`user:alice:r--,mask::r--`), empty when there are none.
-    pub acl: String,
-    /// `security.selinux`, `security.capability` and other `security.*` xattrs, as text or hex.
-    pub xattrs: BTreeMap<String, String>,
-    /// The content (as text, lossily), for items that upload it and files allowed to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
-}
 
 /// Options of a capture.
 #[derive(Debug, Clone, Copy)]
@@ -60,23 +29,8 @@ pub fn set_hash_rate(bytes_per_second: u64) {
 pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) -> std::io::Result<FileState> {
     let md = std::fs::symlink_metadata(path)?;
     let ft = md.file_type();
-    let kind = if ft.is_file() {
-        "file"
-    } else if ft.is_dir() {
-        "dir"
-    } else if ft.is_symlink() {
-        "symlink"
-    } else if ft.is_fifo() {
-        "fifo"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() {
-        "block"
-    } else {
-        "char"
-    };
     let mut st = FileState {
-        kind: kind.into(),
+        kind: FileKind::of(ft),
         size: md.size(),
         mode: md.mode() & 0o7777,
         uid: md.uid(),
@@ -86,57 +40,53 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
         inode: md.ino(),
         dev: md.dev(),
         nlink: md.nlink(),
-        link_target: None,
         sha256: None,
         md5: None,
-        hash_error: None,
-        acl: String::new(),
-        xattrs: BTreeMap::new(),
-        content: None,
+        rare: None,
     };
     if ft.is_symlink() {
-        st.link_target = std::fs::read_link(path).ok().map(|t| t.to_string_lossy().into_owned());
+        st.rare_mut().link_target = std::fs::read_link(path).ok().map(|t| t.to_string_lossy().into_owned());
     }
     if !ft.is_symlink() {
         read_xattrs(path, &mut st);
     }
     if ft.is_file() {
         let unchanged = previous.filter(|p| {
-            p.kind == "file"
+            p.kind == FileKind::File
                 && p.inode == st.inode
                 && p.size == st.size
                 && p.mtime_ns == st.mtime_ns
                 && p.ctime_ns == st.ctime_ns
-                && p.hash_error.is_none()
+                && p.rare().hash_error.is_none()
                 && (p.md5.is_some() || !opts.md5)
         });
-        if let Some(p) = unchanged.filter(|p| opts.content_max.is_none() || p.content.is_some()) {
-            st.sha256 = p.sha256.clone();
-            st.md5 = p.md5.clone();
-            st.content = p.content.clone();
+        if let Some(p) = unchanged.filter(|p| opts.content_max.is_none() || p.rare().content.is_some()) {
+            st.sha256 = p.sha256;
+            st.md5 = p.md5;
+            st.rare_mut().content = p.rare().content.clone();
         } else if st.size > opts.max_hash_bytes {
-            st.hash_error = Some(format!("larger than max_hash_bytes ({} bytes)", opts.max_hash_bytes));
+            st.rare_mut().hash_error = Some(format!("larger than max_hash_bytes ({} bytes)", opts.max_hash_bytes));
         } else {
             match hash(path, opts.md5, &st) {
                 Ok((sha, md5)) => {
                     st.sha256 = Some(sha);
                     st.md5 = md5;
                 }
-                Err(e) => st.hash_error = Some(e),
+                Err(e) => st.rare_mut().hash_error = Some(e),
             }
             if let Some(max) = opts.content_max
                 && st.size <= max
                 && crate::config::content_allowed(&path.to_string_lossy())
             {
-                st.content = std::fs::read(path).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
+                st.rare_mut().content = std::fs::read(path).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
             }
         }
     }
-    Ok(st)
+    Ok(st.settle())
 }
 
 /// Streams the file through SHA-256 (and MD5); fails if the file changed while being read.
-fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(String, Option<String>), String> {
+fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(Checksum<32>, Option<Checksum<16>>), String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let opened = f.metadata().map_err(|e| e.to_string())?;
     if opened.ino() != st.inode {
@@ -169,7 +119,7 @@ fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(String, Option<String
     if after.mtime_nsec() != opened.mtime_nsec() || after.mtime() != opened.mtime() || after.size() != opened.size() {
         return Err("modified while being read".into());
     }
-    Ok((hex::encode(sha.finalize()), m5.map(|m| hex::encode(m.finalize()))))
+    Ok((Checksum(sha.finalize().into()), m5.map(|m| Checksum(m.finalize().into()))))
 }
 
 fn read_xattrs(path: &Path, st: &mut FileState) {
@@ -178,13 +128,13 @@ fn read_xattrs(path: &Path, st: &mut FileState) {
         let name = name.to_string_lossy().into_owned();
         let Ok(Some(value)) = xattr::get(path, &name) else { continue };
         if name == "system.posix_acl_access" {
-            st.acl = render_acl(&value);
+            st.rare_mut().acl = render_acl(&value);
         } else if name.starts_with("security.") {
             let text = match std::str::from_utf8(&value) {
                 Ok(s) if s.chars().all(|c| !c.is_control() || c == '\0') => s.trim_end_matches('\0').to_string(),
                 _ => hex::encode(&value),
             };
-            st.xattrs.insert(name, text);
+            st.rare_mut().xattrs.insert(name, text);
         }
     }
 }
@@ -232,15 +182,7 @@ pub fn acl_xattr(entries: &[(u16, u16, u32)]) -> Vec<u8> {
 impl FileState {
     /// `rwxr-xr-x` style permissions with the type letter: `-rw-r--r--`.
     pub fn mode_string(&self) -> String {
-        let t = match self.kind.as_str() {
-            "dir" => 'd',
-            "symlink" => 'l',
-            "fifo" => 'p',
-            "socket" => 's',
-            "block" => 'b',
-            "char" => 'c',
-            _ => '-',
-        };
+        let t = self.kind.letter();
         let m = self.mode;
         let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
         let special = |x: bool, s: bool, lower: char, upper: char| match (x, s) {
@@ -273,10 +215,10 @@ mod tests {
         let mut st =
             capture(Path::new("/"), None, CaptureOptions { max_hash_bytes: 0, md5: false, content_max: None }).unwrap();
         st.mode = 0o4755;
-        st.kind = "file".into();
+        st.kind = FileKind::File;
         assert_eq!(st.mode_string(), "-rwsr-xr-x");
         st.mode = 0o1777;
-        st.kind = "dir".into();
+        st.kind = FileKind::Dir;
         assert_eq!(st.mode_string(), "drwxrwxrwt");
     }
 

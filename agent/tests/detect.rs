@@ -32,7 +32,9 @@ fn config(watched: &Path, data: &Path) -> AgentConfig {
 
 /// The changes of one scan, by path.
 fn scan(agent: &Agent) -> Vec<Value> {
-    agent.full_scan(true).unwrap().changes
+    let mut rows = Vec::new();
+    agent.full_scan(true, &mut |batch| rows.extend_from_slice(batch)).unwrap();
+    rows
 }
 
 fn one<'a>(changes: &'a [Value], path: &Path) -> &'a Value {
@@ -63,8 +65,8 @@ fn tree() -> Tree {
 fn every_kind_of_change_in_a_scheduled_scan() {
     let t = tree();
     let agent = Agent::open(config(&t.root, &t.data)).unwrap();
-    let first = agent.full_scan(true).unwrap();
-    assert!(first.first && first.changes.is_empty(), "the first scan builds the baseline");
+    let first = agent.full_scan(true, &mut |_| {}).unwrap();
+    assert!(first.first && first.changes == 0, "the first scan builds the baseline");
     assert_eq!(first.files, 4, "the root, passwd, sub and sub/app.conf");
     assert!(scan(&agent).is_empty(), "nothing changed");
 
@@ -164,15 +166,17 @@ fn changes_made_while_the_agent_was_stopped_are_reported_at_start() {
     let t = tree();
     {
         let agent = Agent::open(config(&t.root, &t.data)).unwrap();
-        agent.full_scan(true).unwrap();
+        agent.full_scan(true, &mut |_| {}).unwrap();
     }
     std::fs::write(t.root.join("passwd"), "changed while stopped\n").unwrap();
     std::fs::remove_file(t.root.join("sub/app.conf")).unwrap();
     let agent = Agent::open(config(&t.root, &t.data)).unwrap();
-    let c = agent.full_scan(true).unwrap();
+    let mut changes = Vec::new();
+    let c = agent.full_scan(true, &mut |batch| changes.extend_from_slice(batch)).unwrap();
     assert!(!c.first);
-    assert_eq!(one(&c.changes, &t.root.join("passwd"))["ChangeCategory"], "Modified");
-    assert_eq!(one(&c.changes, &t.root.join("sub/app.conf"))["ChangeCategory"], "Removed");
+    assert_eq!(c.changes, 2);
+    assert_eq!(one(&changes, &t.root.join("passwd"))["ChangeCategory"], "Modified");
+    assert_eq!(one(&changes, &t.root.join("sub/app.conf"))["ChangeCategory"], "Removed");
 }
 
 #[test]
@@ -181,7 +185,7 @@ fn files_the_agent_cannot_hash_are_reported_not_fatal() {
     let mut cfg = config(&t.root, &t.data);
     cfg.max_hash_bytes = 8;
     let agent = Agent::open(cfg).unwrap();
-    agent.full_scan(true).unwrap();
+    agent.full_scan(true, &mut |_| {}).unwrap();
     // Above the hashing cap: its other attributes are still tracked, and the gap is reported.
     let big = t.root.join("sub/big.conf");
     std::fs::write(&big, "more than eight bytes").unwrap();
@@ -276,7 +280,7 @@ fn content_is_uploaded_for_items_that_ask_but_never_for_secrets() {
     let mut cfg = config(&t.root, &t.data);
     cfg.items[0].upload_content = true;
     let agent = Agent::open(cfg).unwrap();
-    agent.full_scan(true).unwrap();
+    agent.full_scan(true, &mut |_| {}).unwrap();
     let conf = t.root.join("sub/app.conf");
     std::fs::write(&conf, "a=2\n").unwrap();
     let key = t.root.join("sub/server.key");
@@ -347,7 +351,7 @@ fn file_changes_during_package_manager_activity_say_so() {
     let mut cfg = config(&t.root, &t.data);
     cfg.package_logs = vec![log];
     let agent = Agent::open(cfg).unwrap();
-    agent.full_scan(true).unwrap();
+    agent.full_scan(true, &mut |_| {}).unwrap();
     std::fs::write(t.root.join("passwd"), "changed by a package\n").unwrap();
     let c = scan(&agent);
     let m = one(&c, &t.root.join("passwd"));

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::compare::{Mode, Persist, Report};
 use super::{Agent, report_coverage};
 use crate::central::{self, Central};
 use crate::config::AgentConfig;
@@ -57,9 +58,8 @@ impl Agent {
             let scope = AgentConfig { items: added, ..next.clone() };
             let mut errors = Vec::new();
             let paths = scan::enumerate(&scope, &mut errors);
-            let (changes, updates) = scan::diff(&scope, &b.files, &paths, false, &mut errors);
-            let changes = changes.into_iter().filter(|c| c.category != scan::Category::Added).collect();
-            self.report(&mut b, changes, updates, errors, true, true)?;
+            let mode = Mode { report: Report::KnownPathsOnly, persist: Persist::Journal };
+            self.compare(&mut b, &scope, &paths, errors, mode, &mut |_| {})?;
         }
         let dropped: Vec<_> = b
             .files

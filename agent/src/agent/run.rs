@@ -67,17 +67,11 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
     let mut inventory_tick = tokio::time::interval(agent.cfg().inventory_interval);
     let poll_every = agent.local.config_poll;
     let mut config_tick = interval_after(poll_every.max(Duration::from_secs(1)));
-    let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut pending = Pending::new(agent.local.debounce);
     let mut rescan = false;
     let mut reconfigured = false;
     loop {
-        let debounce = async {
-            if pending.is_empty() {
-                std::future::pending::<()>().await
-            } else {
-                tokio::time::sleep(agent.local.debounce).await
-            }
-        };
+        let debounce = pending.due();
         tokio::select! {
             _ = scan_tick.tick() => rescan = true,
             _ = heartbeat_tick.tick() => {
@@ -102,10 +96,10 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
             }
             Some(ev) = rx.recv() => rescan |= on_watch_event(&agent, ev, &mut pending),
             _ = debounce => {
-                let paths = std::mem::take(&mut pending);
+                let paths = pending.take();
                 let a = agent.clone();
                 match tokio::task::spawn_blocking(move || a.check_paths(&paths)).await? {
-                    Ok(o) if !o.changes.is_empty() => tracing::info!(changes = o.changes.len(), "real-time changes"),
+                    Ok(o) if o.changes > 0 => tracing::info!(changes = o.changes, "real-time changes"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "real-time check failed; the next scan covers it"),
                 }
@@ -139,9 +133,52 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
     Ok(())
 }
 
+/// Paths real-time events named, waiting to be checked: at most `debounce` after the first
+/// of them (continuous writes to one file do not hold the others back), or at once when
+/// [`Pending::MAX_PATHS`] are waiting (a burst is checked in bounded parts).
+struct Pending {
+    paths: BTreeSet<PathBuf>,
+    debounce: Duration,
+    /// When the paths waiting are checked.
+    due: Option<tokio::time::Instant>,
+}
+
+impl Pending {
+    const MAX_PATHS: usize = 4 * super::compare::STEP_PATHS;
+
+    fn new(debounce: Duration) -> Pending {
+        Pending { paths: BTreeSet::new(), debounce, due: None }
+    }
+
+    fn extend(&mut self, paths: Vec<PathBuf>) {
+        self.paths.extend(paths);
+        if self.paths.len() >= Self::MAX_PATHS {
+            self.due = Some(tokio::time::Instant::now());
+        } else if !self.paths.is_empty() && self.due.is_none() {
+            self.due = Some(tokio::time::Instant::now() + self.debounce);
+        }
+    }
+
+    /// Completes when the paths waiting are due to be checked; never while none are.
+    fn due(&self) -> impl Future<Output = ()> + use<> {
+        let due = self.due;
+        async move {
+            match due {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn take(&mut self) -> BTreeSet<PathBuf> {
+        self.due = None;
+        std::mem::take(&mut self.paths)
+    }
+}
+
 /// Takes one event of the watcher: the paths to check go to `pending`. Whether a full scan must
 /// run (events were lost).
-fn on_watch_event(agent: &Agent, event: notify::Result<notify::Event>, pending: &mut BTreeSet<PathBuf>) -> bool {
+fn on_watch_event(agent: &Agent, event: notify::Result<notify::Event>, pending: &mut Pending) -> bool {
     match event {
         Ok(ev) if ev.need_rescan() => {
             tracing::warn!("the kernel dropped file events (queue overflow): rescanning now");
@@ -167,9 +204,9 @@ fn on_watch_event(agent: &Agent, event: notify::Result<notify::Event>, pending: 
 async fn scan_now(agent: &Arc<Agent>) -> anyhow::Result<()> {
     let a = agent.clone();
     let started = std::time::Instant::now();
-    match tokio::task::spawn_blocking(move || a.full_scan(true)).await? {
+    match tokio::task::spawn_blocking(move || a.full_scan(true, &mut |_| {})).await? {
         Ok(o) => {
-            tracing::info!(files = o.files, changes = o.changes.len(), first = o.first, took = ?started.elapsed(), "scan")
+            tracing::info!(files = o.files, changes = o.changes, first = o.first, took = ?started.elapsed(), "scan")
         }
         Err(e) => tracing::error!(error = %e, "scan failed; retried at the next interval"),
     }
