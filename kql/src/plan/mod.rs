@@ -333,22 +333,6 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-/// `has`: the term (a maximal run of letters and digits) appears whole.
-fn term_regex(l: DfExpr, term: &str, case_insensitive: bool, start: bool, end: bool) -> DfExpr {
-    let mut pattern = String::new();
-    if case_insensitive {
-        pattern.push_str("(?i)");
-    }
-    if start {
-        pattern.push_str(r"(^|[^\p{L}\p{N}])");
-    }
-    pattern.push_str(&regex::escape(term));
-    if end {
-        pattern.push_str(r"([^\p{L}\p{N}]|$)");
-    }
-    f::regexp_like(l, lit(pattern), None)
-}
-
 fn interval(ns: i64) -> DfExpr {
     lit(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano { months: 0, days: 0, nanoseconds: ns })))
 }

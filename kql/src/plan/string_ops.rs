@@ -1,6 +1,10 @@
 //! String operators: `contains`, `has`, `startswith`, `matches regex`, `in~` and their negations and `_cs` forms.
 
 use super::*;
+use crate::udf::{Search, text_search};
+
+/// `has`: the term whole, no letter or digit on either side.
+const HAS: Search = Search::Term { start: true, end: true };
 
 impl Planner<'_> {
     pub(super) fn string_op(
@@ -49,7 +53,7 @@ impl Planner<'_> {
                 if terms.is_empty() {
                     return Ok(lit(false));
                 }
-                let preds: Vec<DfExpr> = terms.iter().map(|t| term_regex(l.clone(), t, true, true, true)).collect();
+                let preds: Vec<DfExpr> = terms.iter().map(|t| text_search(l.clone(), t, HAS, false)).collect();
                 let join = |a: DfExpr, b: DfExpr| if s.name == "has_any" { a.or(b) } else { a.and(b) };
                 preds.into_iter().reduce(join).expect("not empty")
             }
@@ -69,7 +73,9 @@ impl Planner<'_> {
                         self.check_regex(right)?;
                         f::regexp_like(l, r, None)
                     }
-                    ("contains", Some(t)) => like(l, format!("%{}%", escape_like(&t)), cs),
+                    // Case-sensitive LIKE is a SIMD substring search already; ILIKE is a regex.
+                    ("contains", Some(t)) if cs => like(l, format!("%{}%", escape_like(&t)), cs),
+                    ("contains", Some(t)) => text_search(l, &t, Search::Substring, false),
                     ("startswith", Some(t)) => like(l, format!("{}%", escape_like(&t)), cs),
                     ("endswith", Some(t)) => like(l, format!("%{}", escape_like(&t)), cs),
                     ("contains", None) => {
@@ -84,9 +90,9 @@ impl Planner<'_> {
                         let (l, r) = if cs { (l, r) } else { (f::lower(l), f::lower(r)) };
                         f::ends_with(l, r)
                     }
-                    ("has", Some(t)) => term_regex(l, &t, !cs, true, true),
-                    ("hasprefix", Some(t)) => term_regex(l, &t, !cs, true, false),
-                    ("hassuffix", Some(t)) => term_regex(l, &t, !cs, false, true),
+                    ("has", Some(t)) => text_search(l, &t, HAS, cs),
+                    ("hasprefix", Some(t)) => text_search(l, &t, Search::Term { start: true, end: false }, cs),
+                    ("hassuffix", Some(t)) => text_search(l, &t, Search::Term { start: false, end: true }, cs),
                     (op, None) => {
                         return Err(self.err(
                             ErrorKind::Unsupported,
