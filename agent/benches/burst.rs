@@ -4,10 +4,7 @@
 //! records are in the agent's spool. Reported: idle RSS, peak RSS (the process's VmHWM), and the
 //! time from the burst to its last spooled record, and the RSS then. The server is unreachable, so every record
 //! stays in the spool (as during an outage) and is counted there.
-#![allow(
-    clippy::disallowed_methods,
-    reason = "bench sizes come from the environment (FIMLAKE_BENCH_BURST_FILES)"
-)]
+#![allow(clippy::disallowed_methods, reason = "bench sizes come from the environment (FIMLAKE_BENCH_BURST_FILES)")]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -25,10 +25,10 @@ mod compare;
 mod reconfigure;
 mod run;
 
-use fimlake_client::records::Sent;
-use fimlake_client::retry::Backoff;
 pub use compare::Rows;
 use compare::{Mode, Persist, Report};
+use fimlake_client::records::Sent;
+use fimlake_client::retry::Backoff;
 pub use run::run;
 
 pub struct Agent {

@@ -253,7 +253,10 @@ mod tests {
         let earlier = r#"{"kind":"file","size":4,"mode":420,"uid":0,"gid":0,"mtime_ns":1,"ctime_ns":2,"inode":3,"dev":4,"nlink":1,"link_target":null,"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","md5":"098f6bcd4621d373cade4e832627b4f6","hash_error":null,"acl":"","xattrs":{}}"#;
         let state: FileState = serde_json::from_str(earlier).unwrap();
         assert_eq!(state.kind, FileKind::File);
-        assert_eq!(state.sha256.unwrap().to_string(), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+        assert_eq!(
+            state.sha256.unwrap().to_string(),
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
         assert_eq!(serde_json::to_string(&state).unwrap(), earlier);
         let bad = earlier.replace("\"sha256\":\"9f", "\"sha256\":\"zz");
         let error = serde_json::from_str::<FileState>(&bad).unwrap_err().to_string();

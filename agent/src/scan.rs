@@ -220,7 +220,14 @@ pub fn diff(
                 };
                 if let Some((category, fields)) = change {
                     let new = Some(new.clone());
-                    changes.push(Change { path: path.clone(), category, fields, old: old.cloned(), new, item: item.clone() });
+                    changes.push(Change {
+                        path: path.clone(),
+                        category,
+                        fields,
+                        old: old.cloned(),
+                        new,
+                        item: item.clone(),
+                    });
                 }
                 if old != Some(&new) {
                     updates.push((path.clone(), Some(new)));
@@ -240,7 +247,11 @@ pub fn diff(
 
 /// The paths of `baseline` a full scan did not find in `covered`: Removed if gone, forgotten
 /// (not reported) if no item covers them any more.
-pub fn vanished(cfg: &AgentConfig, baseline: &BTreeMap<String, FileState>, covered: &Covered) -> (Vec<Change>, Updates) {
+pub fn vanished(
+    cfg: &AgentConfig,
+    baseline: &BTreeMap<String, FileState>,
+    covered: &Covered,
+) -> (Vec<Change>, Updates) {
     let mut changes = Vec::new();
     let mut updates = Vec::new();
     for (path, o) in baseline.iter().filter(|(path, _)| !covered.contains_key(*path)) {

@@ -95,7 +95,8 @@ fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(Checksum<32>, Option<
     let mut sha = sha2::Sha256::new();
     let mut m5 = md5.then(md5::Md5::new);
     // A small file needs a small buffer (a large one would be mapped and unmapped per file).
-    let mut buf = vec![0u8; usize::try_from(opened.size()).unwrap_or(usize::MAX).saturating_add(1).clamp(4096, 256 << 10)];
+    let mut buf =
+        vec![0u8; usize::try_from(opened.size()).unwrap_or(usize::MAX).saturating_add(1).clamp(4096, 256 << 10)];
     let rate = HASH_RATE.load(std::sync::atomic::Ordering::Relaxed);
     let started = std::time::Instant::now();
     let mut read = 0u64;

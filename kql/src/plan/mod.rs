@@ -23,6 +23,7 @@ use crate::error::{ErrorKind, KqlError, Span};
 
 mod aggregate;
 mod evaluate;
+mod extreme_rows;
 mod function;
 mod inspect;
 mod join;

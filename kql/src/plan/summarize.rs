@@ -10,6 +10,7 @@ impl Planner<'_> {
         by: &[NamedExpr],
         span: Span,
     ) -> PResult<LogicalPlan> {
+        let plan = self.narrow_to_extremes(plan, aggregates, by, span)?;
         let is_arg = |a: &NamedExpr| matches!(&a.expr.kind, ExprKind::Call { name, .. } if name.name == "arg_max" || name.name == "arg_min");
         let schema = plan.schema().as_ref().clone();
         let group = self.named_list(by, &schema, true)?;

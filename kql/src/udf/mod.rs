@@ -35,8 +35,8 @@ pub use dynamic::{
     array_length, array_slice, array_sort, bag_pack, dyn_element_indices, dyn_elements, dyn_get, dyn_to_string,
     list_to_dynamic, pack_array, parse_json,
 };
-pub use search::{Search, text_search};
 pub use network::{ipv4_is_in_range, ipv4_is_private, parse_ipv4, parse_url};
+pub use search::{Search, text_search};
 pub use series::{nearest_rank, nearest_ranks, range_list, series_axis, series_fill};
 pub use series_analysis::{series_fit_2lines, series_fit_line, series_stats};
 pub use sets::{
