@@ -138,18 +138,27 @@ impl TableProvider for TableScanProvider {
     }
 }
 
-/// Spreads files over up to `n` groups of similar total size (largest first).
+/// Spreads files over up to `n` groups of similar total size (largest first), each group
+/// read newest first: a query for the latest rows (`top 100 by TimeGenerated`, `sort by
+/// TimeGenerated desc | take 10`) finds them in the first files, and DataFusion's dynamic filter
+/// then skips the older files by their statistics instead of decoding them.
 fn file_groups(files: &[&DataFile], n: usize) -> Vec<FileGroup> {
     let n = n.max(1).min(files.len());
     let mut sorted: Vec<&&DataFile> = files.iter().collect();
     sorted.sort_by_key(|f| std::cmp::Reverse(f.size));
-    let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..n).map(|_| (0, Vec::new())).collect();
+    let mut groups: Vec<(u64, Vec<&DataFile>)> = (0..n).map(|_| (0, Vec::new())).collect();
     for f in sorted {
         let g = groups.iter_mut().min_by_key(|g| g.0).expect("n >= 1");
         g.0 += f.size;
-        g.1.push(PartitionedFile::new(f.path.to_string(), f.size));
+        g.1.push(f);
     }
-    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+    groups
+        .into_iter()
+        .map(|(_, mut files)| {
+            files.sort_by_key(|f| std::cmp::Reverse(f.time_bounds().1));
+            FileGroup::new(files.iter().map(|f| PartitionedFile::new(f.path.to_string(), f.size)).collect())
+        })
+        .collect()
 }
 
 /// The `TimeGenerated` range, in microseconds and inclusive, that `filters` (a conjunction)
@@ -252,6 +261,28 @@ mod tests {
         for (filters, expected) in cases {
             assert_eq!(time_bounds(&filters), expected, "{filters:?}");
         }
+    }
+
+    #[test]
+    fn file_groups_balance_sizes_and_read_newest_first() {
+        let file = |name: &str, size: u64, max_time: i64| DataFile {
+            path: name.into(),
+            action_path: name.into(),
+            size,
+            rows: None,
+            min_time: Some(max_time - 10),
+            max_time: Some(max_time),
+            date: None,
+            hour: None,
+        };
+        let files = [file("old", 50, 1_000), file("new", 10, 9_000), file("mid", 40, 5_000), file("big", 90, 2_000)];
+        let refs: Vec<&DataFile> = files.iter().collect();
+        let groups = file_groups(&refs, 2);
+        let names: Vec<Vec<String>> = groups
+            .iter()
+            .map(|g| g.iter().map(|f| f.object_meta.location.to_string()).collect())
+            .collect();
+        assert_eq!(names, [vec!["new", "big"], vec!["mid", "old"]]);
     }
 
     #[test]
