@@ -157,7 +157,11 @@ impl QueryEngine {
             .map_err(|e| QueryError::Execution(e.to_string()))?;
         let config = datafusion::prelude::SessionConfig::new()
             .set_bool("datafusion.execution.parquet.pushdown_filters", self.pushdown_filters)
-            .set_bool("datafusion.execution.parquet.reorder_filters", self.pushdown_filters);
+            .set_bool("datafusion.execution.parquet.reorder_filters", self.pushdown_filters)
+            // A hash join collects its build side once: its dynamic filter is then plain bounds
+            // of the keys, which prune files and row groups by their statistics (a partitioned
+            // join routes its filter through a hash of the keys, which statistics cannot read).
+            .set_bool("datafusion.optimizer.repartition_joins", false);
         let config = match partitions {
             Some(n) => config.with_target_partitions(n),
             None => config,

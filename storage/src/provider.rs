@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::stats::Precision;
+use datafusion::common::{DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -114,7 +115,7 @@ impl TableProvider for TableScanProvider {
                 let physical = state.create_physical_expr(pred, &df_schema)?;
                 source = source.with_predicate(physical);
             }
-            let groups = file_groups(&files, state.config_options().execution.target_partitions);
+            let groups = file_groups(&files, &schema, state.config_options().execution.target_partitions);
             let config = FileScanConfigBuilder::new(url, Arc::new(source))
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?
@@ -142,7 +143,7 @@ impl TableProvider for TableScanProvider {
 /// read newest first: a query for the latest rows (`top 100 by TimeGenerated`, `sort by
 /// TimeGenerated desc | take 10`) finds them in the first files, and DataFusion's dynamic filter
 /// then skips the older files by their statistics instead of decoding them.
-fn file_groups(files: &[&DataFile], n: usize) -> Vec<FileGroup> {
+fn file_groups(files: &[&DataFile], schema: &SchemaRef, n: usize) -> Vec<FileGroup> {
     let n = n.max(1).min(files.len());
     let mut sorted: Vec<&&DataFile> = files.iter().collect();
     sorted.sort_by_key(|f| std::cmp::Reverse(f.size));
@@ -156,9 +157,32 @@ fn file_groups(files: &[&DataFile], n: usize) -> Vec<FileGroup> {
         .into_iter()
         .map(|(_, mut files)| {
             files.sort_by_key(|f| std::cmp::Reverse(f.time_bounds().1));
-            FileGroup::new(files.iter().map(|f| PartitionedFile::new(f.path.to_string(), f.size)).collect())
+            FileGroup::new(files.iter().map(|f| partitioned_file(f, schema)).collect())
         })
         .collect()
+}
+
+/// A file to scan, with what the Delta log knows of it as inexact statistics (its rows, its
+/// `TimeGenerated` bounds): DataFusion skips a file whose bounds a dynamic filter (of a join or a
+/// top-k) excludes without opening it. Inexact, so never used as an answer.
+fn partitioned_file(file: &DataFile, schema: &SchemaRef) -> PartitionedFile {
+    let mut statistics = Statistics::new_unknown(schema);
+    if let Some(rows) = file.rows.and_then(|r| usize::try_from(r).ok()) {
+        statistics.num_rows = Precision::Inexact(rows);
+    }
+    if let Ok(index) = schema.index_of(TIME_COLUMN)
+        && let DataType::Timestamp(TimeUnit::Microsecond, zone) = schema.field(index).data_type()
+    {
+        let bound = |micros: Option<i64>| match micros {
+            Some(m) => Precision::Inexact(ScalarValue::TimestampMicrosecond(Some(m), zone.clone())),
+            None => Precision::Absent,
+        };
+        let (min, max) = file.time_bounds();
+        let column = &mut statistics.column_statistics[index];
+        column.min_value = bound(min);
+        column.max_value = bound(max);
+    }
+    PartitionedFile::new(file.path.to_string(), file.size).with_statistics(Arc::new(statistics))
 }
 
 /// The `TimeGenerated` range, in microseconds and inclusive, that `filters` (a conjunction)
@@ -277,12 +301,22 @@ mod tests {
         };
         let files = [file("old", 50, 1_000), file("new", 10, 9_000), file("mid", 40, 5_000), file("big", 90, 2_000)];
         let refs: Vec<&DataFile> = files.iter().collect();
-        let groups = file_groups(&refs, 2);
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            TIME_COLUMN,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        )]));
+        let groups = file_groups(&refs, &schema, 2);
         let names: Vec<Vec<String>> = groups
             .iter()
             .map(|g| g.iter().map(|f| f.object_meta.location.to_string()).collect())
             .collect();
         assert_eq!(names, [vec!["new", "big"], vec!["mid", "old"]]);
+        let newest = groups[0].iter().next().and_then(|f| f.statistics.clone()).expect("statistics");
+        let time = &newest.column_statistics[0];
+        let micros = |v: i64| Precision::Inexact(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())));
+        assert_eq!(time.min_value, micros(8_990));
+        assert_eq!(time.max_value, micros(9_999), "the millisecond statistics widened by 999 us");
     }
 
     #[test]
