@@ -307,10 +307,8 @@ mod tests {
             true,
         )]));
         let groups = file_groups(&refs, &schema, 2);
-        let names: Vec<Vec<String>> = groups
-            .iter()
-            .map(|g| g.iter().map(|f| f.object_meta.location.to_string()).collect())
-            .collect();
+        let names: Vec<Vec<String>> =
+            groups.iter().map(|g| g.iter().map(|f| f.object_meta.location.to_string()).collect()).collect();
         assert_eq!(names, [vec!["new", "big"], vec!["mid", "old"]]);
         let newest = groups[0].iter().next().and_then(|f| f.statistics.clone()).expect("statistics");
         let time = &newest.column_statistics[0];

@@ -1,7 +1,7 @@
-//! `contains`, `has`, `hasprefix` and `hassuffix` with a literal: one searcher per query
-//! (the needle folded once, a SIMD substring finder), used on every ASCII row; a row with other
-//! characters is matched by the Unicode-aware regular expression the operator is defined by, so
-//! answers do not depend on which path a row takes.
+//! `contains`, `has`, `hasprefix` and `hassuffix` with a literal: one searcher per query (a
+//! SIMD substring finder; ASCII case folded inside the search, rows are not copied), used on
+//! every ASCII row; a row with other characters is matched by the Unicode-aware regular
+//! expression the operator is defined by, so answers do not depend on which path a row takes.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
@@ -36,9 +36,9 @@ struct TextSearch {
     needle: String,
     search: Search,
     case_sensitive: bool,
-    /// The finder of the needle (lowercased when case is ignored) in ASCII rows; `None` when
-    /// every row needs the regular expression (a needle with other characters, an empty term).
-    ascii: Option<memmem::Finder<'static>>,
+    /// The searcher of the needle in ASCII rows; `None` when every row needs the regular
+    /// expression (a needle with other characters, an empty term).
+    ascii: Option<AsciiSearcher>,
     regex: OnceLock<std::result::Result<regex::Regex, String>>,
 }
 
@@ -59,10 +59,7 @@ impl Hash for TextSearch {
 impl TextSearch {
     fn new(needle: &str, search: Search, case_sensitive: bool) -> TextSearch {
         let empty_term = needle.is_empty() && matches!(search, Search::Term { .. });
-        let ascii = (needle.is_ascii() && !empty_term).then(|| {
-            let folded = if case_sensitive { needle.to_string() } else { needle.to_ascii_lowercase() };
-            memmem::Finder::new(folded.as_bytes()).into_owned()
-        });
+        let ascii = (needle.is_ascii() && !empty_term).then(|| AsciiSearcher::new(needle, case_sensitive));
         TextSearch {
             signature: any(1),
             needle: needle.to_string(),
@@ -96,34 +93,64 @@ impl TextSearch {
         built.as_ref().map_err(|e| DataFusionError::Execution(format!("searching for {:?}: {e}", self.needle)))
     }
 
-    /// Whether one row matches; `folded` is scratch space for its lowercase copy.
-    fn matches(&self, row: &str, folded: &mut Vec<u8>) -> Result<bool> {
-        let Some(finder) = self.ascii.as_ref().filter(|_| row.is_ascii()) else {
+    /// Whether one row matches.
+    fn matches(&self, row: &str) -> Result<bool> {
+        let Some(searcher) = self.ascii.as_ref().filter(|_| row.is_ascii()) else {
             return Ok(self.regex()?.is_match(row));
         };
-        let haystack = if self.case_sensitive {
-            row.as_bytes()
-        } else {
-            folded.clear();
-            folded.extend(row.bytes().map(|b| b.to_ascii_lowercase()));
-            folded.as_slice()
-        };
+        let haystack = row.as_bytes();
+        let length = self.needle.len();
         Ok(match self.search {
-            Search::Substring => finder.find(haystack).is_some(),
+            Search::Substring => searcher.find(haystack, 0).is_some(),
             Search::Term { start, end } => {
-                let length = finder.needle().len();
                 let free = |at: Option<&u8>| at.is_none_or(|b| !b.is_ascii_alphanumeric());
-                finder.find_iter(haystack).any(|at| {
-                    (!start || free(at.checked_sub(1).and_then(|i| haystack.get(i))))
+                // Every occurrence, overlapping ones too: one that fails its bounds may overlap
+                // one that holds (`a-a` in `xa-a-a`).
+                let mut from = 0;
+                while let Some(at) = searcher.find(haystack, from) {
+                    if (!start || free(at.checked_sub(1).and_then(|i| haystack.get(i))))
                         && (!end || free(haystack.get(at + length)))
-                })
+                    {
+                        return Ok(true);
+                    }
+                    from = at + 1;
+                }
+                false
             }
         })
     }
 
     fn evaluate<'a>(&self, rows: impl Iterator<Item = Option<&'a str>>) -> Result<BooleanArray> {
-        let mut folded = Vec::new();
-        rows.map(|row| row.map(|r| self.matches(r, &mut folded)).transpose()).collect()
+        rows.map(|row| row.map(|r| self.matches(r)).transpose()).collect()
+    }
+}
+
+/// The needle's searcher in ASCII text: exact bytes, or ASCII letters in either case.
+#[derive(Debug)]
+enum AsciiSearcher {
+    Exact(memmem::Finder<'static>),
+    AnyCase(aho_corasick::AhoCorasick),
+}
+
+impl AsciiSearcher {
+    fn new(needle: &str, case_sensitive: bool) -> AsciiSearcher {
+        if case_sensitive || !needle.bytes().any(|b| b.is_ascii_alphabetic()) {
+            return AsciiSearcher::Exact(memmem::Finder::new(needle.as_bytes()).into_owned());
+        }
+        let searcher = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([needle])
+            .expect("one literal pattern always builds");
+        AsciiSearcher::AnyCase(searcher)
+    }
+
+    /// The first occurrence starting at `from` or later.
+    fn find(&self, haystack: &[u8], from: usize) -> Option<usize> {
+        let rest = haystack.get(from..)?;
+        match self {
+            AsciiSearcher::Exact(finder) => finder.find(rest).map(|at| at + from),
+            AsciiSearcher::AnyCase(searcher) => searcher.find(rest).map(|m| m.start() + from),
+        }
     }
 }
 
@@ -167,7 +194,7 @@ mod tests {
 
     fn check(needle: &str, search: Search, case_sensitive: bool, row: &str) -> bool {
         let searcher = TextSearch::new(needle, search, case_sensitive);
-        let by_kernel = searcher.matches(row, &mut Vec::new()).unwrap();
+        let by_kernel = searcher.matches(row).unwrap();
         let by_regex = searcher.regex().unwrap().is_match(row);
         assert_eq!(by_kernel, by_regex, "{needle:?} in {row:?} ({search:?}, case sensitive: {case_sensitive})");
         by_kernel
@@ -189,6 +216,9 @@ mod tests {
         assert!(!check("wd", Search::Term { start: true, end: false }, false, "/etc/passwd"));
         assert!(check("wd", Search::Term { start: false, end: true }, true, "/etc/passwd"));
         assert!(check("a.b", HAS, false, "x a.b y"), "regex characters are literal");
+        assert!(check("a-a", HAS, false, "xa-A-a"), "an occurrence overlapping one that fails its bounds");
+        assert!(check("a-a", HAS, true, "xa-a-a"));
+        assert!(check("", Search::Substring, true, ""));
     }
 
     #[test]
@@ -200,5 +230,23 @@ mod tests {
         assert!(check("k", HAS, false, "\u{212A}"), "the Kelvin sign folds to k, as the regex says");
         assert!(check("", HAS, false, ""));
         assert!(!check("", HAS, false, "abc"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_searcher_answers_as_the_defining_regex_does(
+            row in "[aAbB1_ .\\-é]{0,12}",
+            needle in "[aAbB1_ .\\-é]{0,4}",
+            case_sensitive: bool,
+            mode in 0..4u8,
+        ) {
+            let search = match mode {
+                0 => Search::Substring,
+                1 => HAS,
+                2 => Search::Term { start: true, end: false },
+                _ => Search::Term { start: false, end: true },
+            };
+            check(&needle, search, case_sensitive, &row);
+        }
     }
 }
