@@ -1,6 +1,5 @@
-//! `contains`, `has`, `hasprefix` and `hassuffix` with a literal: one searcher per query (a
-//! SIMD substring finder; ASCII case folded inside the search, rows are not copied), used on
-//! every ASCII row; a row with other characters is matched by the Unicode-aware regular
+//! `contains`, `has`, `hasprefix` and `hassuffix` with a literal: one searcher per query (the
+//! needle folded once, a SIMD substring finder), used on every ASCII row; a row with other characters is matched by the Unicode-aware regular
 //! expression the operator is defined by, so answers do not depend on which path a row takes.
 
 use std::hash::{Hash, Hasher};
@@ -93,12 +92,12 @@ impl TextSearch {
         built.as_ref().map_err(|e| DataFusionError::Execution(format!("searching for {:?}: {e}", self.needle)))
     }
 
-    /// Whether one row matches.
-    fn matches(&self, row: &str) -> Result<bool> {
+    /// Whether one row matches; `folded` is scratch space for its lowercase copy.
+    fn matches(&self, row: &str, folded: &mut Vec<u8>) -> Result<bool> {
         let Some(searcher) = self.ascii.as_ref().filter(|_| row.is_ascii()) else {
             return Ok(self.regex()?.is_match(row));
         };
-        let haystack = row.as_bytes();
+        let haystack = searcher.haystack(row.as_bytes(), folded);
         let length = self.needle.len();
         Ok(match self.search {
             Search::Substring => searcher.find(haystack, 0).is_some(),
@@ -121,36 +120,40 @@ impl TextSearch {
     }
 
     fn evaluate<'a>(&self, rows: impl Iterator<Item = Option<&'a str>>) -> Result<BooleanArray> {
-        rows.map(|row| row.map(|r| self.matches(r)).transpose()).collect()
+        let mut folded = Vec::new();
+        rows.map(|row| row.map(|r| self.matches(r, &mut folded)).transpose()).collect()
     }
 }
 
-/// The needle's searcher in ASCII text: exact bytes, or ASCII letters in either case.
+/// The needle's searcher in ASCII text: a SIMD finder of its bytes, lowercase when case is
+/// ignored (rows are then searched in a lowercase copy: measured faster on paths than folding
+/// inside the search with `aho-corasick`'s ASCII case-insensitive automaton, 21 % of the query's
+/// profile against 26 %).
 #[derive(Debug)]
-enum AsciiSearcher {
-    Exact(memmem::Finder<'static>),
-    AnyCase(aho_corasick::AhoCorasick),
+struct AsciiSearcher {
+    finder: memmem::Finder<'static>,
+    case_sensitive: bool,
 }
 
 impl AsciiSearcher {
     fn new(needle: &str, case_sensitive: bool) -> AsciiSearcher {
-        if case_sensitive || !needle.bytes().any(|b| b.is_ascii_alphabetic()) {
-            return AsciiSearcher::Exact(memmem::Finder::new(needle.as_bytes()).into_owned());
+        let folded = if case_sensitive { needle.to_string() } else { needle.to_ascii_lowercase() };
+        AsciiSearcher { finder: memmem::Finder::new(folded.as_bytes()).into_owned(), case_sensitive }
+    }
+
+    /// `row` as the finder searches it: itself, or its lowercase copy in `folded`.
+    fn haystack<'a>(&self, row: &'a [u8], folded: &'a mut Vec<u8>) -> &'a [u8] {
+        if self.case_sensitive {
+            return row;
         }
-        let searcher = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build([needle])
-            .expect("one literal pattern always builds");
-        AsciiSearcher::AnyCase(searcher)
+        folded.clear();
+        folded.extend(row.iter().map(u8::to_ascii_lowercase));
+        folded
     }
 
     /// The first occurrence starting at `from` or later.
     fn find(&self, haystack: &[u8], from: usize) -> Option<usize> {
-        let rest = haystack.get(from..)?;
-        match self {
-            AsciiSearcher::Exact(finder) => finder.find(rest).map(|at| at + from),
-            AsciiSearcher::AnyCase(searcher) => searcher.find(rest).map(|m| m.start() + from),
-        }
+        self.finder.find(haystack.get(from..)?).map(|at| at + from)
     }
 }
 
@@ -194,7 +197,7 @@ mod tests {
 
     fn check(needle: &str, search: Search, case_sensitive: bool, row: &str) -> bool {
         let searcher = TextSearch::new(needle, search, case_sensitive);
-        let by_kernel = searcher.matches(row).unwrap();
+        let by_kernel = searcher.matches(row, &mut Vec::new()).unwrap();
         let by_regex = searcher.regex().unwrap().is_match(row);
         assert_eq!(by_kernel, by_regex, "{needle:?} in {row:?} ({search:?}, case sensitive: {case_sensitive})");
         by_kernel
