@@ -458,3 +458,65 @@ fn an_agent_without_its_server_runs_on_its_last_fetched_configuration() {
     assert_eq!(agent.cfg().items[0].name, "tree", "the configuration file's, not one that fails the rules");
     assert_eq!(agent.applied(), None);
 }
+
+#[test]
+fn a_scan_of_more_paths_than_one_step_reports_each_change_once_in_bounded_batches() {
+    let t = tree();
+    let agent = Agent::open(config(&t.root, &t.data)).unwrap();
+    agent.full_scan(true, &mut |_| {}).unwrap();
+    let many = t.root.join("many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..5000 {
+        std::fs::write(many.join(format!("f{i:04}.conf")), "x").unwrap();
+    }
+    let mut batches: Vec<Vec<Value>> = Vec::new();
+    let out = agent.full_scan(true, &mut |batch| batches.push(batch.to_vec())).unwrap();
+    assert_eq!(out.changes, 5001, "the folder and its 5,000 files");
+    let paths: std::collections::BTreeSet<&str> =
+        batches.iter().flatten().filter_map(|r| r["FileSystemPath"].as_str()).collect();
+    assert_eq!(paths.len(), 5001, "each path once");
+    assert!(batches.iter().all(|b| b.len() <= 1000), "records go out a batch (batch_records) at a time");
+    assert_eq!(agent.full_scan(true, &mut |_| {}).unwrap().changes, 0, "every one of them is in the baseline");
+}
+
+#[test]
+fn a_file_written_continuously_does_not_hold_back_the_changes_of_others() {
+    let t = tree();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let agent = Arc::new(Agent::open(config(&t.root, &t.data)).unwrap());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(agent::run(agent, stop));
+    let start = Instant::now();
+    while !t.data.join("baseline/baseline.json").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no baseline");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A log written every 10 ms (well within the 50 ms debounce) for as long as the test runs.
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let busy = t.root.join("busy.log");
+    let writer = {
+        let (writing, busy) = (writing.clone(), busy.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                std::fs::write(&busy, n.to_string()).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let passwd = t.root.join("passwd");
+    std::fs::write(&passwd, "edited while another file is busy\n").unwrap();
+    let start = Instant::now();
+    let reported = |path: &Path| spooled(&t.data).iter().any(|c| c["FileSystemPath"] == *path.to_string_lossy());
+    while !reported(&passwd) {
+        // Before, each event restarted the debounce: nothing was checked while the log was written.
+        assert!(start.elapsed() < Duration::from_secs(20), "the edit is not reported while another file is written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(reported(&busy), "the busy file is reported too, at most a debounce after its first write");
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let _ = stop_tx.send(true);
+    rt.block_on(handle).unwrap().unwrap();
+}
