@@ -130,12 +130,8 @@ impl Agent {
         let report = if first { Report::Nothing } else { Report::Everything };
         // A full scan keeps its updates in memory and writes them as a new snapshot (one write)
         // rather than through the journal; only when something changed since the last one.
-        let mode = Mode { report, persist: if record { Persist::Snapshot } else { Persist::DryRun } };
-        let mut out = self.compare(&mut b, &cfg, &paths, errors, mode, rows)?;
-        let (changes, updates) = scan::vanished(&cfg, &b.files, &paths);
-        let gone = self.record(&mut b, changes, updates, Vec::new(), mode, rows)?;
-        out.changes += gone.changes;
-        out.updated += gone.updated;
+        let mode = Mode { report, persist: if record { Persist::Snapshot } else { Persist::DryRun }, full: true };
+        let out = self.compare(&mut b, &cfg, &paths, errors, mode, rows)?;
         lap("compare", &mut phases);
         if record && (out.updated > 0 || first || b.journal_entries() > 0) {
             b.compact()?;
@@ -150,7 +146,7 @@ impl Agent {
         let mut b = self.baseline.lock().expect("baseline lock");
         let cfg = self.cfg();
         let paths = scan::affected(&cfg, &b.files, changed, &mut errors);
-        let mode = Mode { report: Report::Everything, persist: Persist::Journal };
+        let mode = Mode { report: Report::Everything, persist: Persist::Journal, full: false };
         let out = self.compare(&mut b, &cfg, &paths, errors, mode, &mut |_| {})?;
         Ok(ScanOutcome { changes: out.changes, errors: out.errors, files: paths.len(), ..ScanOutcome::default() })
     }

@@ -3,6 +3,8 @@
 //! the next step is read. A scan, or a burst of real-time events, thus holds one step's states
 //! and one batch of records, whatever the number of changes.
 
+use std::cell::OnceCell;
+
 use chrono::Utc;
 use serde_json::Value;
 
@@ -62,11 +64,23 @@ impl Compared {
 pub struct Mode {
     pub report: Report,
     pub persist: Persist,
+    /// A full scan: the baseline's paths not covered any more are Removed (gone) or forgotten
+    /// (no item covers them).
+    pub full: bool,
+}
+
+/// What the steps of one comparison share.
+struct Context<'r> {
+    mode: Mode,
+    /// The package manager's last log line, read once per comparison when a change needs it.
+    activity: OnceCell<Option<String>>,
+    rows: Rows<'r>,
 }
 
 impl Agent {
-    /// Compares `covered` with the baseline, [`STEP_PATHS`] at a time. `errors` (of the walk
-    /// that found the paths) are reported first.
+    /// Compares `covered` with the baseline, [`STEP_PATHS`] at a time, then (a full scan) what
+    /// the baseline holds beyond it. `errors` (of the walk that found the paths) are reported
+    /// first.
     pub(super) fn compare(
         &self,
         b: &mut Baseline,
@@ -76,12 +90,17 @@ impl Agent {
         mode: Mode,
         rows: Rows,
     ) -> anyhow::Result<Compared> {
-        let mut out = self.record(b, Vec::new(), Vec::new(), errors, mode, rows)?;
+        let mut context = Context { mode, activity: OnceCell::new(), rows };
+        let mut out = self.record(b, Vec::new(), Vec::new(), errors, &mut context)?;
         let entries: Vec<(&String, &(String, String))> = covered.iter().collect();
         for step in entries.chunks(STEP_PATHS) {
             let mut errors = Vec::new();
             let (changes, updates) = scan::diff(cfg, &b.files, step, &mut errors);
-            out.add(self.record(b, changes, updates, errors, mode, rows)?);
+            out.add(self.record(b, changes, updates, errors, &mut context)?);
+        }
+        if mode.full {
+            let (changes, updates) = scan::vanished(cfg, &b.files, covered);
+            out.add(self.record(b, changes, updates, Vec::new(), &mut context)?);
         }
         Ok(out)
     }
@@ -89,30 +108,31 @@ impl Agent {
     /// Spools the records of `changes` and of new `errors` (a batch of `batch_records` at a
     /// time), then keeps `updates` as `mode` says: a crash in between reports again, never
     /// loses a change.
-    pub(super) fn record(
+    fn record(
         &self,
         b: &mut Baseline,
         changes: Vec<Change>,
         updates: Updates,
         errors: Vec<ScanError>,
-        mode: Mode,
-        rows: Rows,
+        context: &mut Context,
     ) -> anyhow::Result<Compared> {
+        let mode = context.mode;
         let changes: Vec<Change> = match mode.report {
             Report::Everything => changes,
             Report::KnownPathsOnly => changes.into_iter().filter(|c| c.category != Category::Added).collect(),
             Report::Nothing => Vec::new(),
         };
         let now = Utc::now();
-        let activity = if changes.is_empty() { None } else { self.package_activity() };
+        let activity =
+            if changes.is_empty() { &None } else { context.activity.get_or_init(|| self.package_activity()) };
         for part in changes.chunks(self.local.batch_records) {
             let mut batch: Vec<Value> = part.iter().map(|c| records::change(&self.computer, c, now)).collect();
-            if let Some(activity) = &activity {
+            if let Some(activity) = activity {
                 for r in &mut batch {
                     r["PackageManagerActivity"] = Value::String(activity.clone());
                 }
             }
-            self.deliver(&batch, mode.persist, rows)?;
+            self.deliver(&batch, mode.persist, context.rows)?;
         }
         let dry_run = mode.persist == Persist::DryRun;
         let new_errors: Vec<&ScanError> = {
@@ -120,7 +140,7 @@ impl Agent {
             errors.iter().filter(|e| dry_run || reported.insert(e.path.clone())).collect()
         };
         let coverage: Vec<Value> = new_errors.iter().map(|e| records::coverage_lost(&self.computer, e, now)).collect();
-        self.deliver(&coverage, mode.persist, rows)?;
+        self.deliver(&coverage, mode.persist, context.rows)?;
         match mode.persist {
             Persist::Journal => b.update(&updates)?,
             Persist::Snapshot => b.apply(&updates),

@@ -58,7 +58,7 @@ impl Agent {
             let scope = AgentConfig { items: added, ..next.clone() };
             let mut errors = Vec::new();
             let paths = scan::enumerate(&scope, &mut errors);
-            let mode = Mode { report: Report::KnownPathsOnly, persist: Persist::Journal };
+            let mode = Mode { report: Report::KnownPathsOnly, persist: Persist::Journal, full: false };
             self.compare(&mut b, &scope, &paths, errors, mode, &mut |_| {})?;
         }
         let dropped: Vec<_> = b
