@@ -229,14 +229,38 @@ fn spooled(data: &Path) -> Vec<Value> {
     out
 }
 
+/// `fimlake-agent run` in the test, started and past its first scan (the baseline is built).
+struct Running {
+    rt: tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+fn run_agent(t: &Tree) -> Running {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let agent = Arc::new(Agent::open(config(&t.root, &t.data)).unwrap());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let handle = rt.spawn(agent::run(agent, stopped));
+    let start = Instant::now();
+    while !t.data.join("baseline/baseline.json").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no baseline");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Running { rt, stop, handle }
+}
+
+impl Running {
+    /// Stops the agent; it must end without an error.
+    fn stop(self) {
+        let _ = self.stop.send(true);
+        self.rt.block_on(self.handle).unwrap().unwrap();
+    }
+}
+
 #[test]
 fn real_time_mode_reports_changes_within_moments() {
     let t = tree();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let agent = Arc::new(Agent::open(config(&t.root, &t.data)).unwrap());
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let handle = rt.spawn(agent::run(agent.clone(), stop));
-    // The first scan builds the baseline.
+    let running = run_agent(&t);
     let wait_for = |what: &str, f: &dyn Fn(&[Value]) -> bool| {
         let start = Instant::now();
         loop {
@@ -248,11 +272,6 @@ fn real_time_mode_reports_changes_within_moments() {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    let start = Instant::now();
-    while !t.data.join("baseline/baseline.json").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "no baseline");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let passwd = t.root.join("passwd");
     std::fs::write(&passwd, "edited live\n").unwrap();
     let latency = wait_for("the edit", &|r| r.iter().any(|c| c["FileSystemPath"] == *passwd.to_string_lossy()));
@@ -267,8 +286,7 @@ fn real_time_mode_reports_changes_within_moments() {
     });
     std::fs::remove_dir_all(&dir).unwrap();
     wait_for("the removal", &|r| r.iter().any(|c| c["FileSystemPath"] == *job && c["ChangeCategory"] == "Removed"));
-    let _ = stop_tx.send(true);
-    rt.block_on(handle).unwrap().unwrap();
+    running.stop();
     let all = spooled(&t.data);
     let edits = all.iter().filter(|c| c["FileSystemPath"] == *passwd.to_string_lossy()).count();
     assert_eq!(edits, 1, "one record per change: {all:#?}");
@@ -361,15 +379,7 @@ fn file_changes_during_package_manager_activity_say_so() {
 #[test]
 fn every_kind_of_change_in_real_time() {
     let t = tree();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let agent = Arc::new(Agent::open(config(&t.root, &t.data)).unwrap());
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let handle = rt.spawn(agent::run(agent, stop));
-    let start = Instant::now();
-    while !t.data.join("baseline/baseline.json").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "no baseline");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let running = run_agent(&t);
     // Waits for the next record of `path` with `category`, and returns it.
     let mut seen = 0;
     let mut expect = |path: &Path, category: &str| -> Value {
@@ -429,8 +439,7 @@ fn every_kind_of_change_in_real_time() {
     }
     std::fs::remove_file(t.root.join("passwd")).unwrap();
     expect(&t.root.join("passwd"), "Removed");
-    let _ = stop_tx.send(true);
-    rt.block_on(handle).unwrap().unwrap();
+    running.stop();
 }
 
 /// Without its server, an agent runs on the group configuration it fetched last (kept on disk);
@@ -482,15 +491,7 @@ fn a_scan_of_more_paths_than_one_step_reports_each_change_once_in_bounded_batche
 #[test]
 fn a_file_written_continuously_does_not_hold_back_the_changes_of_others() {
     let t = tree();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let agent = Arc::new(Agent::open(config(&t.root, &t.data)).unwrap());
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let handle = rt.spawn(agent::run(agent, stop));
-    let start = Instant::now();
-    while !t.data.join("baseline/baseline.json").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "no baseline");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let running = run_agent(&t);
     // A log written every 10 ms (well within the 50 ms debounce) for as long as the test runs.
     let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let busy = t.root.join("busy.log");
@@ -517,6 +518,5 @@ fn a_file_written_continuously_does_not_hold_back_the_changes_of_others() {
     assert!(reported(&busy), "the busy file is reported too, at most a debounce after its first write");
     writing.store(false, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
-    let _ = stop_tx.send(true);
-    rt.block_on(handle).unwrap().unwrap();
+    running.stop();
 }
