@@ -56,12 +56,7 @@ impl Planner<'_> {
             .and_then(|b| b.build())
             .map_err(|e| self.df_err(e, span))?;
         // The input's columns, without the join's qualifier.
-        let out: Vec<DfExpr> = narrowed
-            .schema()
-            .iter()
-            .map(|(q, f)| DfExpr::Column(Column::new(q.cloned(), f.name())).alias(f.name()))
-            .collect();
-        LogicalPlanBuilder::from(narrowed).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+        self.unqualified(narrowed, span)
     }
 }
 

@@ -137,11 +137,6 @@ impl Planner<'_> {
             .and_then(|b| b.build())
             .map_err(|e| self.df_err(e, span))?;
         // Drop the internal qualifiers.
-        let out: Vec<DfExpr> = joined
-            .schema()
-            .iter()
-            .map(|(q, f)| DfExpr::Column(Column::new(q.cloned(), f.name())).alias(f.name()))
-            .collect();
-        LogicalPlanBuilder::from(joined).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+        self.unqualified(joined, span)
     }
 }

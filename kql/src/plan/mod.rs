@@ -235,6 +235,16 @@ impl<'a> Planner<'a> {
         self.err(ErrorKind::Semantic, e.to_string(), span)
     }
 
+    /// `plan`'s columns under their own names, without the qualifiers a join gave them.
+    fn unqualified(&self, plan: LogicalPlan, span: Span) -> PResult<LogicalPlan> {
+        let out: Vec<DfExpr> = plan
+            .schema()
+            .iter()
+            .map(|(q, f)| DfExpr::Column(Column::new(q.cloned(), f.name())).alias(f.name()))
+            .collect();
+        LogicalPlanBuilder::from(plan).project(out).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+
     fn bind_let(&mut self, l: &Let) -> PResult<()> {
         let binding = match &l.value {
             LetValue::Function { params, body } => self.define_function(l, params, body)?,
