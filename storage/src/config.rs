@@ -22,8 +22,9 @@ pub struct StorageConfig {
     /// Flush a table's buffer when its oldest record has waited this long.
     #[serde(with = "fimlake_settings::duration")]
     pub flush_age: Duration,
-    /// Refuse new records (with a retry hint) when a table buffers more than this many bytes,
-    /// counting the buffer being flushed.
+    /// Refuse new records (with a retry hint) when all tables together buffer more than this
+    /// many bytes of Arrow data, counting the buffers being flushed (one budget, not one per
+    /// table). The server derives it from its `memory_limit` unless it is set.
     pub max_buffer_bytes: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,

@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int32Array, RecordBatch};
-use arrow::compute::{SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch};
-use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake_core::kernel::{Action, Add, Remove, StructType, Transaction};
@@ -24,6 +23,7 @@ use url::Url;
 
 use crate::error::{Result, StorageError};
 use crate::schema::{COMPUTER_COLUMN, PARTITION_DATE, PARTITION_HOUR, TIME_COLUMN, TableDef};
+use crate::sorted::SortedRows;
 use crate::wal::WAL_APP_ID;
 
 /// One live Parquet file of a table, as its Delta `add` action describes it.
@@ -232,52 +232,20 @@ pub(crate) fn writer_properties(def: &TableDef, row_group_rows: usize, zstd_leve
         .build())
 }
 
-/// Sorts rows by `TimeGenerated` then `Computer` and appends the partition columns (UTC day and
-/// hour of `TimeGenerated`), giving a batch in the Delta schema.
-pub(crate) fn sort_and_partition(def: &TableDef, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let batch = concat_batches(def.schema(), batches)?;
-    let mut keys = Vec::new();
-    for c in [TIME_COLUMN, COMPUTER_COLUMN] {
-        if let Some(col) = batch.column_by_name(c) {
-            keys.push(SortColumn {
-                values: col.clone(),
-                options: Some(SortOptions { descending: false, nulls_first: true }),
-            });
-        }
-    }
-    let indices = lexsort_to_indices(&keys, None)?;
-    let sorted = take_record_batch(&batch, &indices)?;
-    let times = sorted
-        .column_by_name(TIME_COLUMN)
-        .ok_or_else(|| StorageError::Config(format!("table {} has no {TIME_COLUMN} column", def.name())))?
-        .as_primitive::<TimestampMicrosecondType>();
-    const DAY: i64 = 86_400_000_000;
-    let dates: Date32Array = times.iter().map(|t| t.map(|t| t.div_euclid(DAY) as i32)).collect();
-    let hours: Int32Array = times.iter().map(|t| t.map(|t| (t.rem_euclid(DAY) / 3_600_000_000) as i32)).collect();
-    let mut cols = sorted.columns().to_vec();
-    cols.push(Arc::new(dates));
-    cols.push(Arc::new(hours));
-    Ok(RecordBatch::try_new(def.delta_schema(), cols)?)
-}
-
-/// Writes rows (already in the Delta schema) as Parquet files, one or more per partition, and
+/// Writes sorted rows as Parquet files, one or more per partition, a chunk at a time, and
 /// returns their `add` actions without committing them.
 pub(crate) async fn write_files(
     table: &DeltaTable,
     def: &TableDef,
-    batch: RecordBatch,
+    rows: &SortedRows,
     props: WriterProperties,
 ) -> Result<Vec<Add>> {
     let work = async {
         let mut writer = RecordBatchWriter::for_table(table)
             .map_err(|e| StorageError::delta(def.name(), e))?
             .with_writer_properties(props);
-        let rows = batch.num_rows();
-        let mut start = 0;
-        while start < rows {
-            let len = (rows - start).min(1 << 20);
-            writer.write(batch.slice(start, len)).await.map_err(|e| StorageError::delta(def.name(), e))?;
-            start += len;
+        for chunk in rows.chunks() {
+            writer.write(chunk?).await.map_err(|e| StorageError::delta(def.name(), e))?;
         }
         writer.flush().await.map_err(|e| StorageError::delta(def.name(), e))
     };

@@ -11,8 +11,11 @@ pub enum StorageError {
     #[error("record batch for table '{table}' does not match its schema: {detail}")]
     SchemaMismatch { table: String, detail: String },
 
-    /// The write buffer is full; the caller should retry after `retry_after`.
-    #[error("the write buffer of table '{table}' is full ({buffered_bytes} bytes buffered); retry later")]
+    /// The write buffers (of all tables together) are full; the caller should retry after
+    /// `retry_after`.
+    #[error(
+        "the write buffers are full ({buffered_bytes} bytes buffered by all tables) and table '{table}' takes no more records until a flush; retry later"
+    )]
     Backpressure { table: String, buffered_bytes: usize, retry_after: Duration },
 
     /// A WAL write or fsync failed. The WAL is then closed for writes: after a failed fsync the

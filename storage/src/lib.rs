@@ -9,6 +9,7 @@
 //!
 //! The crate knows nothing of HTTP or KQL: callers hand it Arrow batches in a table's schema.
 
+pub mod budget;
 pub mod config;
 pub mod delta;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod provider;
 pub mod receive;
 pub mod schema;
+mod sorted;
 pub mod table;
 pub mod wal;
 
@@ -31,6 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
+pub use budget::BufferBudget;
 pub use config::StorageConfig;
 pub use delta::DataFile;
 pub use error::{Result, StorageError};
@@ -84,13 +87,15 @@ impl Storage {
         let metrics = StorageMetrics::new(metrics_registry)
             .map_err(|e| StorageError::Config(format!("metrics registration: {e}")))?;
         let (root_store, root_url) = root_store(&config)?;
+        let budget = Arc::new(BufferBudget::new(config.max_buffer_bytes));
         let mut tables = HashMap::new();
         for def in registry.tables() {
             let url = root_url
                 .join(&format!("{}/", def.name()))
                 .map_err(|e| StorageError::Config(format!("table URL for {}: {e}", def.name())))?;
             let loc = delta::Location::new(root_store.clone(), url)?;
-            let table = Table::open(def.clone(), config.clone(), loc, metrics.table(def.name())).await?;
+            let table =
+                Table::open(def.clone(), config.clone(), loc, metrics.table(def.name()), budget.clone()).await?;
             tables.insert(def.name().to_string(), table);
         }
         let (shutdown, _) = watch::channel(false);

@@ -18,6 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::delta::{self, DataFile};
 use crate::error::{Result, StorageError};
+use crate::sorted::SortedRows;
 use crate::table::Table;
 use crate::wal::conform;
 
@@ -57,12 +58,11 @@ impl Table {
             batches.extend(self.read_file(f).await?);
         }
         let def = self.def.clone();
-        let sorted = tokio::task::spawn_blocking(move || delta::sort_and_partition(&def, &batches))
-            .await
-            .expect("sort panicked")?;
+        let sorted =
+            tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")?;
         let rows_in: i64 = group.iter().filter_map(|f| f.rows).sum();
         let mut delta_table = self.delta.lock().await;
-        let adds = delta::write_files(&delta_table, &self.def, sorted, self.props.clone()).await?;
+        let adds = delta::write_files(&delta_table, &self.def, &sorted, self.props.clone()).await?;
         let rows_out: i64 = adds.iter().filter_map(|a| a.get_stats().ok().flatten().map(|s| s.num_records)).sum();
         if group.iter().all(|f| f.rows.is_some()) && rows_in != rows_out {
             return Err(StorageError::Config(format!(

@@ -9,18 +9,21 @@ use deltalake_core::DeltaTable;
 use parquet::file::properties::WriterProperties;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::budget::BufferBudget;
 use crate::config::StorageConfig;
 use crate::delta::{self, DataFile, Location};
 use crate::error::{Result, StorageError};
 use crate::metrics::TableMetrics;
 use crate::schema::TableDef;
+use crate::sorted::SortedRows;
 use crate::wal::{self, Sealed, WalOp, WalWriter};
 
 /// Acknowledged rows that are not in a Delta commit yet. `active` takes new rows; `flushing`
 /// holds the rows of the flush in progress, which stay visible to queries until the commit that
 /// holds them is visible too.
-#[derive(Default)]
 pub(crate) struct Buffer {
+    /// Shared with every other table's buffer: what all of them hold together.
+    budget: Arc<BufferBudget>,
     active: Vec<RecordBatch>,
     active_rows: usize,
     active_bytes: usize,
@@ -31,9 +34,24 @@ pub(crate) struct Buffer {
 }
 
 impl Buffer {
+    pub(crate) fn new(budget: Arc<BufferBudget>) -> Buffer {
+        Buffer {
+            budget,
+            active: Vec::new(),
+            active_rows: 0,
+            active_bytes: 0,
+            oldest: None,
+            flushing: Vec::new(),
+            flushing_rows: 0,
+            flushing_bytes: 0,
+        }
+    }
+
     pub(crate) fn push(&mut self, batch: RecordBatch) {
+        let bytes = batch.get_array_memory_size();
+        self.budget.take(bytes);
         self.active_rows += batch.num_rows();
-        self.active_bytes += batch.get_array_memory_size();
+        self.active_bytes += bytes;
         self.oldest.get_or_insert_with(Instant::now);
         self.active.push(batch);
     }
@@ -49,6 +67,7 @@ impl Buffer {
     }
 
     fn finish_flush(&mut self) {
+        self.budget.give_back(self.flushing_bytes);
         self.flushing.clear();
         self.flushing_rows = 0;
         self.flushing_bytes = 0;
@@ -68,6 +87,12 @@ impl Buffer {
 
     fn batches(&self) -> Vec<RecordBatch> {
         self.flushing.iter().chain(&self.active).cloned().collect()
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        self.budget.give_back(self.total_bytes());
     }
 }
 
@@ -126,6 +151,7 @@ impl Table {
         config: Arc<StorageConfig>,
         loc: Location,
         metrics: TableMetrics,
+        budget: Arc<BufferBudget>,
     ) -> Result<Arc<Table>> {
         let delta = delta::open_or_create(&def, &loc).await?;
         let committed = delta::committed_wal_segment(&delta, def.name()).await?;
@@ -142,7 +168,7 @@ impl Table {
         if replay.rows > 0 {
             tracing::info!(table = def.name(), rows = replay.rows, "replayed acknowledged rows from the WAL");
         }
-        let mut buffer = Buffer::default();
+        let mut buffer = Buffer::new(budget);
         for b in replay.batches {
             buffer.push(b);
         }
@@ -204,21 +230,27 @@ impl Table {
         Ok(())
     }
 
-    /// [`StorageError::Backpressure`] when the buffer is full: what `append` would answer now.
-    /// Callers check it before reading a request, so that a full server does not decode bodies
-    /// it will refuse.
+    /// [`StorageError::Backpressure`] when the buffers of all tables together are full: what
+    /// `append` would answer now. Callers check it before reading a request, so that a full
+    /// server does not decode bodies it will refuse.
+    /// The server's own tables (the audit trails) are never refused: their rows are few, and
+    /// losing them to a burst of records would hide who did what during it.
     pub fn check_capacity(&self) -> Result<()> {
-        let bytes = self.state.lock().expect("table state lock").buffer.total_bytes();
-        if bytes >= self.config.max_buffer_bytes {
-            // Full: make sure a flush is on its way, whatever the size threshold.
+        if self.budget().full() && !self.def.is_internal() {
+            // Full: make sure a flush of this table is on its way, whatever the size threshold
+            // (the other tables' flush loops see the full budget on their next tick).
             self.flush_wanted.notify_one();
             return Err(self.backpressure());
         }
         Ok(())
     }
 
+    fn budget(&self) -> Arc<BufferBudget> {
+        self.state.lock().expect("table state lock").buffer.budget.clone()
+    }
+
     fn backpressure(&self) -> StorageError {
-        let buffered_bytes = self.state.lock().expect("table state lock").buffer.total_bytes();
+        let buffered_bytes = self.budget().used();
         StorageError::Backpressure {
             table: self.name().to_string(),
             buffered_bytes,
@@ -256,7 +288,7 @@ impl Table {
         let b = &st.buffer;
         b.active_rows > 0
             && (b.active_bytes >= self.config.flush_bytes
-                || b.total_bytes() >= self.config.max_buffer_bytes
+                || b.budget.full()
                 || b.oldest.is_some_and(|t| t.elapsed() >= self.config.flush_age))
             || b.flushing_rows > 0
     }
@@ -303,9 +335,8 @@ impl Table {
         let rows: usize = sealed.batches.iter().map(|b| b.num_rows()).sum();
         let def = self.def.clone();
         let batches = sealed.batches.clone();
-        let batch = tokio::task::spawn_blocking(move || delta::sort_and_partition(&def, &batches))
-            .await
-            .expect("sort panicked")?;
+        let sorted =
+            tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")?;
         let mut delta = self.delta.lock().await;
         if retry {
             // An earlier attempt may have committed and then failed to say so.
@@ -316,7 +347,7 @@ impl Table {
         let (version, nfiles) = if already {
             (delta.version(), 0)
         } else {
-            let adds = delta::write_files(&delta, &self.def, batch, self.props.clone()).await?;
+            let adds = delta::write_files(&delta, &self.def, &sorted, self.props.clone()).await?;
             let n = adds.len();
             let v = match delta::commit_append(&mut delta, &self.def, adds, sealed.upto).await {
                 Ok(v) => v,

@@ -36,7 +36,12 @@ async fn open_with(cfg: StorageConfig) -> Arc<Storage> {
 
 /// Heartbeat rows: one per (time offset in µs from T0, computer).
 fn heartbeats(storage: &Storage, rows: &[(i64, &str)]) -> RecordBatch {
-    let schema = storage.registry().get("Heartbeat").unwrap().schema().clone();
+    rows_of(storage, "Heartbeat", rows)
+}
+
+/// Rows of `table` with only `TimeGenerated` (offset in µs from T0) and `Computer` set.
+fn rows_of(storage: &Storage, table: &str, rows: &[(i64, &str)]) -> RecordBatch {
+    let schema = storage.registry().get(table).unwrap().schema().clone();
     let cols: Vec<ArrayRef> = schema
         .fields()
         .iter()
@@ -230,6 +235,32 @@ async fn a_full_buffer_refuses_appends_with_a_retry_hint() {
     hb.flush().await.unwrap();
     hb.append(heartbeats(&storage, &[(0, "b")])).await.unwrap();
     assert_eq!(computers(&storage).await, vec!["a", "b"]);
+}
+
+#[tokio::test]
+async fn all_tables_share_one_buffer_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open_with(StorageConfig { max_buffer_bytes: 1, ..config(dir.path()) }).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let changes = storage.table("ConfigurationChange").unwrap().clone();
+    hb.append(heartbeats(&storage, &[(0, "a")])).await.unwrap();
+    let err = changes.append(rows_of(&storage, "ConfigurationChange", &[(0, "b")])).await.unwrap_err();
+    assert!(
+        matches!(err, fimlake_storage::StorageError::Backpressure { .. }),
+        "another table's rows fill the one budget: {err}"
+    );
+    assert!(changes.check_capacity().is_err(), "and the check before a request says so");
+    let audit = storage.table("AuditLog").unwrap().clone();
+    audit
+        .append(rows_of(&storage, "AuditLog", &[(0, "c")]))
+        .await
+        .expect("the server's own audit rows are never refused");
+    hb.flush().await.unwrap();
+    assert!(changes.check_capacity().is_err(), "the audit rows are counted too");
+    audit.flush().await.unwrap();
+    changes.append(rows_of(&storage, "ConfigurationChange", &[(0, "b")])).await.unwrap();
+    changes.flush().await.unwrap();
+    hb.append(heartbeats(&storage, &[(0, "c")])).await.unwrap();
 }
 
 #[tokio::test]
