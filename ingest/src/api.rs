@@ -14,10 +14,10 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use fimlake_storage::{Storage, StorageError};
+use fimlake_storage::{Storage, StorageError, TableDef};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
+use crate::admission::{self, Admission, BodyShape};
 use crate::decode::{self, DecodeContext, DecodeErrorKind};
 use crate::metrics::IngestMetrics;
 
@@ -32,10 +32,14 @@ pub struct IngestConfig {
     pub max_decompressed_bytes: usize,
     /// Most records in one request.
     pub max_records: usize,
-    /// Requests read and decoded at once. Bounds the memory that request bodies can take.
+    /// Requests read and decoded at once.
     pub max_concurrent_requests: usize,
-    /// How long a request past `max_concurrent_requests` waits for its turn, its body unread
-    /// (TCP holds the sender back), before it gets `429` with `Retry-After`.
+    /// Memory the requests read and decoded at once may hold together: each is counted by its
+    /// `Content-Length` (inflated by an estimate when gzipped) before its body is read. The
+    /// server derives it from its `memory_limit` unless it is set.
+    pub max_decoding_bytes: usize,
+    /// How long a request past `max_concurrent_requests` or `max_decoding_bytes` waits for its
+    /// turn, its body unread (TCP holds the sender back), before it gets `429` with `Retry-After`.
     #[serde(with = "fimlake_settings::duration")]
     pub queue_timeout: std::time::Duration,
 }
@@ -47,6 +51,7 @@ impl Default for IngestConfig {
             max_decompressed_bytes: 8 << 20,
             max_records: 100_000,
             max_concurrent_requests: 16,
+            max_decoding_bytes: 96 << 20,
             queue_timeout: std::time::Duration::from_secs(2),
         }
     }
@@ -60,14 +65,14 @@ pub struct IngestState {
     storage: Arc<Storage>,
     config: IngestConfig,
     metrics: IngestMetrics,
-    permits: Arc<Semaphore>,
+    admission: Arc<Admission>,
     tenant_id: String,
 }
 
 impl IngestState {
     pub fn new(storage: Arc<Storage>, config: IngestConfig, metrics: IngestMetrics, tenant_id: String) -> Self {
-        let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
-        IngestState { storage, config, metrics, permits, tenant_id }
+        let admission = Arc::new(Admission::new(config.max_concurrent_requests, config.max_decoding_bytes));
+        IngestState { storage, config, metrics, admission, tenant_id }
     }
 }
 
@@ -313,54 +318,21 @@ async fn ingest_inner(
     // A full buffer refuses the request before its body is read and decoded for nothing.
     let t = st.storage.table(table).map_err(storage_error)?;
     t.check_capacity().map_err(storage_error)?;
-    let waited = tokio::time::timeout(st.config.queue_timeout, st.permits.clone().acquire_owned()).await;
-    let Ok(Ok(_permit)) = waited else {
-        return Err(ApiError {
-            retry_after_secs: Some(1),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                format!(
-                    "more than {} ingestion requests at once for {:?}; retry later",
-                    st.config.max_concurrent_requests, st.config.queue_timeout
-                ),
-            )
-        });
-    };
     let encoding = content_encoding(headers)?;
+    let mut admitted = admit(st, headers, encoding).await?;
     let wire = read_body(headers, body, st.config.max_body_bytes).await?;
     let wire_len = wire.len();
+    let rejected = |e: ApiError| {
+        st.metrics.bytes.with_label_values(&[table, "rejected"]).inc_by(wire_len as u64);
+        e
+    };
+    let plain = plain_body(st, &mut admitted, wire, encoding).await.map_err(rejected)?;
     let def = st.storage.registry().get(table).expect("checked by the caller").clone();
     // Held until the append returned: alert windows over _TimeReceived end before it.
     let receipt = st.storage.stamp_received();
     let ctx =
         DecodeContext { received: receipt.time(), tenant_id: st.tenant_id.clone(), max_records: st.config.max_records };
-    let max_inflated = st.config.max_decompressed_bytes;
-    let decoded = tokio::task::spawn_blocking(move || {
-        let plain = match encoding {
-            Encoding::Identity => wire,
-            Encoding::Gzip => inflate(&wire, max_inflated)?.into(),
-        };
-        decode::decode(&def, &plain, &ctx).map_err(|e| {
-            let (status, code) = match e.kind {
-                DecodeErrorKind::TooManyRecords => (StatusCode::PAYLOAD_TOO_LARGE, "TooManyRecords"),
-                DecodeErrorKind::Syntax => (StatusCode::BAD_REQUEST, "InvalidJson"),
-                DecodeErrorKind::Field | DecodeErrorKind::Empty => (StatusCode::BAD_REQUEST, "InvalidRecord"),
-            };
-            ApiError::new(status, code, e.to_string())
-        })
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", format!("decoder failed: {e}"))
-    });
-    let decoded = match decoded.and_then(|r| r) {
-        Ok(d) => d,
-        Err(e) => {
-            st.metrics.bytes.with_label_values(&[table, "rejected"]).inc_by(wire_len as u64);
-            return Err(e);
-        }
-    };
+    let decoded = decode_body(def, plain, ctx).await.map_err(rejected)?;
     let rows = decoded.batch.num_rows();
     if let Some(IngestGrant { key, computer: Some(computer), .. }) = &grant {
         check_computer(&decoded.batch, key, computer)?;
@@ -374,6 +346,68 @@ async fn ingest_inner(
     st.metrics.records.with_label_values(&[table, "accepted"]).inc_by(rows as u64);
     st.metrics.bytes.with_label_values(&[table, "accepted"]).inc_by(wire_len as u64);
     Ok(Accepted { accepted: rows, additional_fields: decoded.additional_fields.into_iter().collect() })
+}
+
+/// The body inflated (on the blocking pool) when gzipped, holding the memory it really takes.
+async fn plain_body(
+    st: &IngestState,
+    admitted: &mut admission::Admitted,
+    wire: bytes::Bytes,
+    encoding: Encoding,
+) -> Result<bytes::Bytes, ApiError> {
+    let (held, plain) = match encoding {
+        Encoding::Identity => (admission::held_bytes(wire.len(), wire.len(), false), wire),
+        Encoding::Gzip => {
+            let max_inflated = st.config.max_decompressed_bytes;
+            let (wire_len, plain) =
+                tokio::task::spawn_blocking(move || Ok::<_, ApiError>((wire.len(), inflate(&wire, max_inflated)?)))
+                    .await
+                    .map_err(|e| internal(format!("inflating failed: {e}")))??;
+            (admission::held_bytes(wire_len, plain.len(), true), plain.into())
+        }
+    };
+    st.admission.top_up(admitted, held, st.config.queue_timeout).await.map_err(|refusal| too_busy(st, refusal))?;
+    Ok(plain)
+}
+
+/// The body's records as one batch, decoded on the blocking pool.
+async fn decode_body(def: Arc<TableDef>, plain: bytes::Bytes, ctx: DecodeContext) -> Result<decode::Decoded, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        decode::decode(&def, &plain, &ctx).map_err(|e| {
+            let (status, code) = match e.kind {
+                DecodeErrorKind::TooManyRecords => (StatusCode::PAYLOAD_TOO_LARGE, "TooManyRecords"),
+                DecodeErrorKind::Syntax => (StatusCode::BAD_REQUEST, "InvalidJson"),
+                DecodeErrorKind::Field | DecodeErrorKind::Empty => (StatusCode::BAD_REQUEST, "InvalidRecord"),
+            };
+            ApiError::new(status, code, e.to_string())
+        })
+    })
+    .await
+    .map_err(|e| internal(format!("decoder failed: {e}")))?
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", message)
+}
+
+/// `429` with `Retry-After` for a request that could not start (or go on) in time.
+fn too_busy(st: &IngestState, refusal: admission::Refusal) -> ApiError {
+    ApiError {
+        retry_after_secs: Some(1),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            format!("{refusal} for {:?}; retry later", st.config.queue_timeout),
+        )
+    }
+}
+
+/// Waits for the request's turn: a slot and the memory its body will take ([`Admission`]).
+async fn admit(st: &IngestState, headers: &HeaderMap, encoding: Encoding) -> Result<admission::Admitted, ApiError> {
+    let content_length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let shape = BodyShape { content_length, gzip: encoding == Encoding::Gzip };
+    let bytes = admission::decoding_bytes(shape, st.config.max_body_bytes, st.config.max_decompressed_bytes);
+    st.admission.admit(bytes, st.config.queue_timeout).await.map_err(|refusal| too_busy(st, refusal))
 }
 
 /// Refuses a key that may not post to `table`, and a table only fimlake itself writes.
@@ -459,7 +493,7 @@ fn too_large(limit: usize, provided: Option<usize>) -> ApiError {
     )
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Identity,
     Gzip,

@@ -3,6 +3,7 @@
 //! endpoint. Records are validated and decoded here ([`decode`]), then appended to storage; the
 //! answer comes only once they are durable.
 
+pub mod admission;
 pub mod api;
 pub mod decode;
 pub mod metrics;
