@@ -15,6 +15,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
 use fimlake_kql::{KqlError, PlanOptions, TableList};
 use fimlake_storage::Storage;
@@ -66,8 +67,9 @@ pub struct QueryConfig {
     /// Results stop after this many rows (and say so with a `PartialError`), as Log Analytics'
     /// 500,000.
     pub max_rows: usize,
-    /// Memory one query may hold for joins, aggregations and sorts, in bytes; past it the query
-    /// fails with a clear error and the server goes on.
+    /// Memory the queries running at once may hold together for joins, aggregations and sorts,
+    /// in bytes (one pool, shared fairly); a query that needs more than its share fails with a
+    /// clear error and the server goes on. Derived from the server's `memory_limit` unless set.
     pub max_memory_bytes: usize,
     /// Evaluate filters inside the Parquet decoder (late materialisation: the other columns are
     /// decoded only for matching rows). Off by default: on the benchmark's hunting queries it
@@ -78,7 +80,7 @@ pub struct QueryConfig {
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { max_rows: 500_000, max_memory_bytes: 2 << 30, parquet_pushdown_filters: false }
+        QueryConfig { max_rows: 500_000, max_memory_bytes: 384 << 20, parquet_pushdown_filters: false }
     }
 }
 
@@ -95,9 +97,20 @@ pub struct QueryEngine {
     pub watchlists: Option<std::path::PathBuf>,
     /// Results stop after this many rows (and say so).
     pub max_rows: usize,
-    /// Memory one query may use, in bytes.
+    /// Memory the queries running at once may use together, in bytes: the size of `runtime`'s pool.
     pub max_memory_bytes: usize,
     pushdown_filters: bool,
+    /// One runtime for every query: its memory pool is shared by all queries running at once.
+    runtime: Arc<RuntimeEnv>,
+}
+
+/// A runtime whose memory pool of `bytes` the sessions made with it share.
+fn shared_runtime(bytes: usize) -> Arc<RuntimeEnv> {
+    let pool = datafusion::execution::memory_pool::FairSpillPool::new(bytes);
+    datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()
+        .expect("a runtime with the default disk manager, which creates its directory when it first spills")
 }
 
 /// The tables queries read.
@@ -116,6 +129,7 @@ impl QueryEngine {
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
+            runtime: shared_runtime(config.max_memory_bytes),
         }
     }
 
@@ -127,6 +141,7 @@ impl QueryEngine {
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
+            runtime: shared_runtime(config.max_memory_bytes),
         }
     }
 
@@ -143,18 +158,13 @@ impl QueryEngine {
         Ok(engine)
     }
 
-    /// A session whose operators share one memory pool of `max_memory_bytes`.
+    /// A session whose operators draw on the engine's one memory pool of `max_memory_bytes`.
     fn session(&self) -> Result<SessionContext, QueryError> {
         self.session_with(None)
     }
 
     /// A session; `partitions` overrides DataFusion's default (one per core).
     fn session_with(&self, partitions: Option<usize>) -> Result<SessionContext, QueryError> {
-        let pool = datafusion::execution::memory_pool::FairSpillPool::new(self.max_memory_bytes);
-        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(pool))
-            .build_arc()
-            .map_err(|e| QueryError::Execution(e.to_string()))?;
         let config = datafusion::prelude::SessionConfig::new()
             .set_bool("datafusion.execution.parquet.pushdown_filters", self.pushdown_filters)
             .set_bool("datafusion.execution.parquet.reorder_filters", self.pushdown_filters)
@@ -166,7 +176,7 @@ impl QueryEngine {
             Some(n) => config.with_target_partitions(n),
             None => config,
         };
-        Ok(SessionContext::new_with_config_rt(config, runtime))
+        Ok(SessionContext::new_with_config_rt(config, self.runtime.clone()))
     }
 
     fn execution_error(&self, e: datafusion::error::DataFusionError) -> QueryError {
