@@ -7,6 +7,58 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray
 use fimlake_query::QueryEngine;
 use fimlake_storage::{Storage, StorageConfig, TableRegistry};
 
+/// One heartbeat per time, from the computer `computer` names for its index.
+fn heartbeats(
+    schema: &arrow::datatypes::SchemaRef,
+    times: &[i64],
+    computer: impl Fn(usize) -> &'static str,
+) -> RecordBatch {
+    let cols: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "TimeGenerated" => {
+                Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC")) as ArrayRef
+            }
+            "Computer" => Arc::new(StringArray::from((0..times.len()).map(&computer).collect::<Vec<_>>())),
+            _ => new_null_array(f.data_type(), times.len()),
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), cols).unwrap()
+}
+
+#[tokio::test]
+async fn the_first_rows_by_computer_are_found_by_their_keys_then_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        flush_age: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let storage = Storage::open(cfg, TableRegistry::builtin(), &prometheus::Registry::new()).await.unwrap();
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let schema = hb.def().schema().clone();
+    let hour = 3_600_000_000i64;
+    let now = chrono::Utc::now().timestamp_micros();
+    let times: Vec<i64> = (1..=12).map(|h| now - h * hour).collect();
+    hb.append(heartbeats(&schema, &times, |i| ["b", "a", "c"][i % 3])).await.unwrap();
+    hb.flush().await.unwrap();
+
+    let engine = QueryEngine::new(storage.clone(), &fimlake_query::QueryConfig::default());
+    let q = "Heartbeat | sort by Computer asc, TimeGenerated desc | take 2 | project Computer, TimeGenerated";
+    let plan = engine.explain(q, None).await.unwrap();
+    assert!(plan.contains("RightSemi"), "the rows are joined to the first keys:\n{plan}");
+    let result = engine.run(q, None, Duration::from_secs(30)).await.unwrap();
+    let batch = arrow::compute::concat_batches(&result.schema, &result.batches).unwrap();
+    let computers = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    let got: Vec<i64> = batch.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap().values().to_vec();
+    assert_eq!(computers.iter().flatten().collect::<Vec<_>>(), ["a", "a"]);
+    assert_eq!(got, [times[1], times[4]], "the two latest of computer a");
+
+    let by_time = engine.explain("Heartbeat | top 2 by TimeGenerated desc", None).await.unwrap();
+    assert!(!by_time.contains("RightSemi"), "by time, the plain top-k already skips old files:\n{by_time}");
+}
+
 #[tokio::test]
 async fn the_last_hours_of_a_day_read_only_their_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,18 +75,7 @@ async fn the_last_hours_of_a_day_read_only_their_files() {
     let hour = 3_600_000_000i64;
     // One row at the middle of each of the last 48 hours: 48 hourly partitions.
     let times: Vec<i64> = (0..48).map(|h| (now / hour - h) * hour + hour / 2).filter(|t| *t < now).collect();
-    let cols: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.name().as_str() {
-            "TimeGenerated" => {
-                Arc::new(TimestampMicrosecondArray::from(times.clone()).with_timezone("UTC")) as ArrayRef
-            }
-            "Computer" => Arc::new(StringArray::from(vec!["web-01"; times.len()])),
-            _ => new_null_array(f.data_type(), times.len()),
-        })
-        .collect();
-    hb.append(RecordBatch::try_new(schema, cols).unwrap()).await.unwrap();
+    hb.append(heartbeats(&schema, &times, |_| "web-01")).await.unwrap();
     hb.flush().await.unwrap();
     assert!(hb.snapshot().files.len() >= 47);
 

@@ -24,6 +24,7 @@ use crate::error::{ErrorKind, KqlError, Span};
 mod aggregate;
 mod evaluate;
 mod extreme_rows;
+mod first_rows;
 mod function;
 mod inspect;
 mod join;

@@ -20,11 +20,17 @@ impl Planner<'_> {
                 let sorts = keys.iter().map(|k| self.sort_expr(k, &schema)).collect::<PResult<Vec<_>>>()?;
                 b.sort(sorts)
             }
-            OpKind::Take(n) => b.limit(0, Some(self.count_arg(n)?)),
+            OpKind::Take(n) => match plan {
+                LogicalPlan::Sort(sort) if sort.fetch.is_none() => {
+                    let (input, n) = (Arc::unwrap_or_clone(sort.input), self.count_arg(n)?);
+                    return self.first_rows(input, sort.expr, n, span);
+                }
+                _ => b.limit(0, Some(self.count_arg(n)?)),
+            },
             OpKind::Top { count, key } => {
                 let s = self.sort_expr(key, &schema)?;
                 let n = self.count_arg(count)?;
-                b.sort(vec![s]).and_then(|b| b.limit(0, Some(n)))
+                return self.first_rows(plan, vec![s], n, span);
             }
             OpKind::Distinct(items) => {
                 if matches!(items.as_slice(), [NamedExpr { expr: Expr { kind: ExprKind::Star, .. }, .. }]) {
