@@ -43,6 +43,10 @@ pub struct Config {
     pub max_connections: usize,
     /// The console at `/`: sessions, when a machine counts as silent.
     pub ui: fimlake_ui::UiConfig,
+    /// Memory the server may hold for what grows with load, in bytes: the write buffers of all
+    /// tables and their flushes, request bodies being decoded, and queries. Shared out in
+    /// `memory.rs` ([`crate::memory::Shares`]); a part's own limit, when set, wins.
+    pub memory_limit: usize,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Default for Config {
             body_read_timeout: std::time::Duration::from_secs(30),
             max_connections: 1024,
             ui: fimlake_ui::UiConfig::default(),
+            memory_limit: crate::memory::DEFAULT_LIMIT,
         }
     }
 }
@@ -106,9 +111,14 @@ impl Config {
             };
             target.insert(field, parsed);
         }
+        let explicit = crate::memory::Explicit::of(&doc);
         let mut cfg: Config = Config::deserialize(doc)
             .map_err(|e| anyhow::anyhow!("invalid configuration (from the config file or FIMLAKE_* variables): {e}"))?;
         cfg.storage.data_dir = cfg.data_dir.clone();
+        if cfg.memory_limit < crate::memory::MIN_LIMIT {
+            bail!("memory_limit must be at least {} bytes (64 MiB)", crate::memory::MIN_LIMIT);
+        }
+        crate::memory::share_out(&mut cfg, &explicit);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -118,10 +128,16 @@ impl Config {
             bail!("ingest.max_decompressed_bytes must be at least ingest.max_body_bytes, and both above 0");
         }
         if self.storage.max_buffer_bytes < self.storage.flush_bytes {
-            bail!("storage.max_buffer_bytes must be at least storage.flush_bytes");
+            bail!(
+                "storage.max_buffer_bytes ({}, from memory_limit unless set) must be at least storage.flush_bytes ({})",
+                self.storage.max_buffer_bytes,
+                self.storage.flush_bytes
+            );
         }
         if self.query.max_rows == 0 || self.query.max_memory_bytes < (16 << 20) {
-            bail!("query.max_rows must be above 0 and query.max_memory_bytes at least 16 MiB");
+            bail!(
+                "query.max_rows must be above 0 and query.max_memory_bytes (from memory_limit unless set) at least 16 MiB"
+            );
         }
         if !(1..=22).contains(&self.storage.zstd_level) {
             bail!("storage.zstd_level must be between 1 and 22");
@@ -191,6 +207,29 @@ mod tests {
         assert_eq!(cfg.storage.retention_days, 30);
         assert_eq!(cfg.ingest.max_records, 7);
         assert_eq!(cfg.storage.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn one_memory_limit_sets_the_buffers_decoding_and_queries_unless_they_are_set() {
+        let cfg = Config::load(None, env(&[("FIMLAKE_MEMORY_LIMIT", "536870912")])).unwrap();
+        let shares = crate::memory::Shares::of(512 << 20);
+        assert_eq!(cfg.storage.max_buffer_bytes, shares.buffers);
+        assert_eq!(cfg.ingest.max_decoding_bytes, shares.decoding);
+        assert_eq!(cfg.query.max_memory_bytes, shares.queries);
+        assert!(cfg.storage.flush_bytes <= cfg.storage.max_buffer_bytes / 4);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fimlake.toml");
+        std::fs::write(&file, "memory_limit = 536870912\n[query]\nmax_memory_bytes = 33554432\n").unwrap();
+        let cfg = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(cfg.query.max_memory_bytes, 32 << 20, "a part's own limit wins");
+        assert_eq!(cfg.storage.max_buffer_bytes, shares.buffers, "the others still come from memory_limit");
+
+        let default = Config::load(None, env(&[])).unwrap();
+        assert_eq!(default.storage.max_buffer_bytes, crate::memory::Shares::of(crate::memory::DEFAULT_LIMIT).buffers);
+
+        let e = Config::load(None, env(&[("FIMLAKE_MEMORY_LIMIT", "1000")])).unwrap_err();
+        assert!(e.to_string().contains("memory_limit must be at least"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod fleet_cli;
 mod generate;
 mod limits;
 mod machines;
+mod memory;
 mod query_cli;
 mod server;
 mod tls;
@@ -204,6 +205,7 @@ enum RulesCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    memory::release_freed_memory_at_once();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FIMLAKE_LOG")
