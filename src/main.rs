@@ -205,7 +205,9 @@ enum RulesCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    memory::release_freed_memory_at_once();
+    #[allow(clippy::disallowed_methods, reason = "the binary's entry point reads the environment")]
+    let purge_delay_set = std::env::var_os("MIMALLOC_PURGE_DELAY").is_some();
+    memory::release_freed_memory_soon(purge_delay_set);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FIMLAKE_LOG")

@@ -36,11 +36,17 @@ mod allocator {
     }
 }
 
+/// How long freed memory may stay with the allocator, in milliseconds.
+const PURGE_DELAY_MS: c_long = 0;
+
 /// Makes the allocator give freed memory back to the system at once. Request bodies and flushes
 /// allocate and free tens of MiB at a time on many threads; with mimalloc's default delay the
-/// freed pages stayed resident (the data set's load peaked at 1,463 MiB instead of 1,021 MiB).
-pub fn release_freed_memory_at_once() {
-    allocator::set(MIMALLOC_PURGE_DELAY, 0);
+/// freed pages stayed resident (the data set's load peaked at 1,463 MiB; at once 987-1,021 MiB;
+/// with 100 ms 1,174 MiB: BENCHMARKS.md). mimalloc's own `MIMALLOC_PURGE_DELAY`, when set, wins.
+pub fn release_freed_memory_soon(environment_sets_it: bool) {
+    if !environment_sets_it {
+        allocator::set(MIMALLOC_PURGE_DELAY, PURGE_DELAY_MS);
+    }
 }
 
 /// `memory_limit` when unset: a server peak under 1 GiB, with room for the runtime, the

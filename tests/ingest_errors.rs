@@ -266,6 +266,8 @@ fn tables_metrics_and_health_are_served() {
         "fimlake_wal_sync_seconds_count{table=\"Heartbeat\"} 1",
         "fimlake_http_request_seconds_count{method=\"POST\",route=\"/v1/tables/{table}/records\",status=\"200\"} 1",
         "fimlake_table_files{table=\"Heartbeat\"} 0",
+        // The default memory_limit's quarter: 768 MiB / 4.
+        "fimlake_buffer_limit_bytes 201326592",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }

@@ -88,6 +88,7 @@ impl Storage {
             .map_err(|e| StorageError::Config(format!("metrics registration: {e}")))?;
         let (root_store, root_url) = root_store(&config)?;
         let budget = Arc::new(BufferBudget::new(config.max_buffer_bytes));
+        metrics.set_buffer_limit(config.max_buffer_bytes);
         let mut tables = HashMap::new();
         for def in registry.tables() {
             let url = root_url

@@ -16,6 +16,7 @@ pub struct StorageMetrics {
     buffered_bytes: IntGaugeVec,
     compactions: IntCounterVec,
     retention_removed_files: IntCounterVec,
+    buffer_limit_bytes: IntGauge,
 }
 
 /// The metrics of one table (children of the vectors above, looked up once).
@@ -67,8 +68,13 @@ impl StorageMetrics {
                 Opts::new("fimlake_retention_removed_files_total", "Files removed because their rows passed retention"),
                 t,
             )?,
+            buffer_limit_bytes: IntGauge::new(
+                "fimlake_buffer_limit_bytes",
+                "Bytes all tables may buffer together (max_buffer_bytes); past it writes get 503",
+            )?,
         };
         registry.register(Box::new(m.wal_sync_seconds.clone()))?;
+        registry.register(Box::new(m.buffer_limit_bytes.clone()))?;
         registry.register(Box::new(m.flushes.clone()))?;
         registry.register(Box::new(m.flush_seconds.clone()))?;
         registry.register(Box::new(m.flushed_rows.clone()))?;
@@ -79,6 +85,11 @@ impl StorageMetrics {
         registry.register(Box::new(m.compactions.clone()))?;
         registry.register(Box::new(m.retention_removed_files.clone()))?;
         Ok(m)
+    }
+
+    /// Publishes the one buffer budget the tables' `fimlake_buffered_bytes` add up against.
+    pub fn set_buffer_limit(&self, bytes: usize) {
+        self.buffer_limit_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub fn table(&self, table: &str) -> TableMetrics {
