@@ -10,9 +10,6 @@
 //! Keys and targets compare null-equal in the join: a group whose `T` is always null keeps its
 //! null-target rows, as the aggregate alone would.
 
-use datafusion::common::NullEquality;
-use datafusion::logical_expr::JoinType;
-
 use super::*;
 
 /// Fewer returned columns than this are cheaper as ordered aggregates over every row.
@@ -20,7 +17,6 @@ const NARROW_FROM_COLUMNS: usize = 3;
 
 /// The join's internal names.
 const EXTREMES: &str = "__extremes";
-const ROWS: &str = "__rows";
 const EXTREME: &str = "__extreme";
 
 impl Planner<'_> {
@@ -44,19 +40,8 @@ impl Planner<'_> {
             .map_err(|e| self.df_err(e, span))?;
         let left: Vec<Column> =
             keys.iter().chain([&EXTREME.to_string()]).map(|k| Column::new(Some(EXTREMES), k)).collect();
-        let right: Vec<Column> = keys.iter().chain([&target]).map(|k| Column::new(Some(ROWS), k)).collect();
-        let narrowed = LogicalPlanBuilder::from(extremes)
-            .join_detailed(
-                LogicalPlanBuilder::from(plan).alias(ROWS).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))?,
-                JoinType::RightSemi,
-                (left, right),
-                None,
-                NullEquality::NullEqualsNull,
-            )
-            .and_then(|b| b.build())
-            .map_err(|e| self.df_err(e, span))?;
-        // The input's columns, without the join's qualifier.
-        self.unqualified(narrowed, span)
+        let right: Vec<String> = keys.into_iter().chain([target]).collect();
+        self.rows_matching(extremes, left, plan, &right, span)
     }
 }
 

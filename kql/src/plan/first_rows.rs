@@ -11,9 +11,7 @@
 //! answer is one of the answers the plain plan may give. Keys compare null-equal, so null keys
 //! keep their rows.
 
-use datafusion::common::NullEquality;
 use datafusion::common::tree_node::TreeNode;
-use datafusion::logical_expr::JoinType;
 
 use super::*;
 
@@ -24,9 +22,8 @@ const TIME_COLUMN: &str = "TimeGenerated";
 /// More rows than this make the join's build side larger than the win.
 const NARROW_UP_TO_ROWS: usize = 10_000;
 
-/// The join's internal names.
+/// The alias of the first rows' keys.
 const KEYS: &str = "__first_keys";
-const ROWS: &str = "__rows";
 
 impl Planner<'_> {
     /// The first `n` rows of `plan` by `sorts`.
@@ -64,14 +61,8 @@ impl Planner<'_> {
             .and_then(|b| b.build())
             .map_err(|e| self.df_err(e, span))?;
         let left: Vec<Column> = keys.iter().map(|k| Column::new(Some(KEYS), &k.name)).collect();
-        let right: Vec<Column> = keys.iter().map(|k| Column::new(Some(ROWS), &k.name)).collect();
-        let rows =
-            LogicalPlanBuilder::from(plan).alias(ROWS).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))?;
-        let narrowed = LogicalPlanBuilder::from(first_keys)
-            .join_detailed(rows, JoinType::RightSemi, (left, right), None, NullEquality::NullEqualsNull)
-            .and_then(|b| b.build())
-            .map_err(|e| self.df_err(e, span))?;
-        self.unqualified(narrowed, span)
+        let right: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+        self.rows_matching(first_keys, left, plan, &right, span)
     }
 }
 

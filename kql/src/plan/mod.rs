@@ -236,6 +236,34 @@ impl<'a> Planner<'a> {
         self.err(ErrorKind::Semantic, e.to_string(), span)
     }
 
+    /// The rows of `plan` whose `plan_keys` are among the rows of `keys` (`key_columns`, qualified
+    /// by the alias `keys` has), compared null-equal, under their own names: how a narrowing
+    /// (`extreme_rows.rs`, `first_rows.rs`) reads back the whole rows of the keys it found.
+    fn rows_matching(
+        &self,
+        keys: LogicalPlan,
+        key_columns: Vec<Column>,
+        plan: LogicalPlan,
+        plan_keys: &[String],
+        span: Span,
+    ) -> PResult<LogicalPlan> {
+        const ROWS: &str = "__rows";
+        let right: Vec<Column> = plan_keys.iter().map(|k| Column::new(Some(ROWS), k)).collect();
+        let rows =
+            LogicalPlanBuilder::from(plan).alias(ROWS).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))?;
+        let matching = LogicalPlanBuilder::from(keys)
+            .join_detailed(
+                rows,
+                datafusion::logical_expr::JoinType::RightSemi,
+                (key_columns, right),
+                None,
+                datafusion::common::NullEquality::NullEqualsNull,
+            )
+            .and_then(|b| b.build())
+            .map_err(|e| self.df_err(e, span))?;
+        self.unqualified(matching, span)
+    }
+
     /// `plan`'s columns under their own names, without the qualifiers a join gave them.
     fn unqualified(&self, plan: LogicalPlan, span: Span) -> PResult<LogicalPlan> {
         let out: Vec<DfExpr> = plan
