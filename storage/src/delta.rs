@@ -22,7 +22,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use url::Url;
 
 use crate::error::{Result, StorageError};
-use crate::schema::{COMPUTER_COLUMN, PARTITION_DATE, PARTITION_HOUR, TIME_COLUMN, TableDef};
+use crate::schema::{PARTITION_DATE, PARTITION_HOUR, TIME_COLUMN, TableDef};
 use crate::sorted::SortedRows;
 use crate::wal::WAL_APP_ID;
 
@@ -218,12 +218,10 @@ pub(crate) fn live_files(table: &DeltaTable, name: &str) -> Result<Vec<DataFile>
 /// Parquet settings of every file fimlake writes: zstd, page-level statistics (so the page
 /// index is written), row groups sized for scans, and the sort order recorded in the footer.
 pub(crate) fn writer_properties(def: &TableDef, row_group_rows: usize, zstd_level: i32) -> Result<WriterProperties> {
-    let mut sorting = Vec::new();
-    for c in [TIME_COLUMN, COMPUTER_COLUMN] {
-        if let Some(i) = def.column_index(c) {
-            sorting.push(SortingColumn { column_idx: i as i32, descending: false, nulls_first: true });
-        }
-    }
+    let sorting: Vec<SortingColumn> = crate::sorted::sort_key_indices(def)
+        .into_iter()
+        .map(|i| SortingColumn { column_idx: i as i32, descending: false, nulls_first: true })
+        .collect();
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         .set_statistics_enabled(EnabledStatistics::Page)

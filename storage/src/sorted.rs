@@ -28,12 +28,11 @@ impl SortedRows {
     /// Sorts by the key columns only; the other columns stay where they are until
     /// [`SortedRows::chunk`] gathers them.
     pub(crate) fn new(def: Arc<TableDef>, batches: Vec<RecordBatch>) -> Result<SortedRows> {
-        let missing_time = || StorageError::Config(format!("table {} has no {TIME_COLUMN} column", def.name()));
-        let time_index = def.column_index(TIME_COLUMN).ok_or_else(missing_time)?;
-        let mut keys = vec![sort_column(&batches, time_index)?];
-        if let Some(computer_index) = def.column_index(COMPUTER_COLUMN) {
-            keys.push(sort_column(&batches, computer_index)?);
+        if def.column_index(TIME_COLUMN).is_none() {
+            return Err(StorageError::Config(format!("table {} has no {TIME_COLUMN} column", def.name())));
         }
+        let keys =
+            sort_key_indices(&def).into_iter().map(|index| sort_column(&batches, index)).collect::<Result<Vec<_>>>()?;
         let indices = lexsort_to_indices(&keys, None)?;
         let mut starts = Vec::with_capacity(batches.len());
         let mut total = 0;
@@ -72,6 +71,13 @@ impl SortedRows {
         columns.push(Arc::new(hours));
         Ok(RecordBatch::try_new(self.def.delta_schema(), columns)?)
     }
+}
+
+/// The indices of the columns files are sorted by, in order (`TimeGenerated`, then `Computer`
+/// where the table has it), each ascending with nulls first: what [`SortedRows`] sorts by and
+/// what the Parquet footer records.
+pub(crate) fn sort_key_indices(def: &TableDef) -> Vec<usize> {
+    [TIME_COLUMN, COMPUTER_COLUMN].iter().filter_map(|c| def.column_index(c)).collect()
 }
 
 /// One key column of all the batches together, ascending with nulls first.

@@ -141,6 +141,8 @@ pub struct Table {
     pub(crate) metrics: TableMetrics,
     pub(crate) props: WriterProperties,
     flush_wanted: Notify,
+    /// The buffer budget all tables share (their buffers count in it).
+    budget: Arc<BufferBudget>,
 }
 
 impl Table {
@@ -168,7 +170,7 @@ impl Table {
         if replay.rows > 0 {
             tracing::info!(table = def.name(), rows = replay.rows, "replayed acknowledged rows from the WAL");
         }
-        let mut buffer = Buffer::new(budget);
+        let mut buffer = Buffer::new(budget.clone());
         for b in replay.batches {
             buffer.push(b);
         }
@@ -188,6 +190,7 @@ impl Table {
             metrics,
             props,
             flush_wanted: Notify::new(),
+            budget,
         });
         table.update_gauges();
         Ok(table)
@@ -236,7 +239,7 @@ impl Table {
     /// The server's own tables (the audit trails) are never refused: their rows are few, and
     /// losing them to a burst of records would hide who did what during it.
     pub fn check_capacity(&self) -> Result<()> {
-        if self.budget().full() && !self.def.is_internal() {
+        if self.budget.full() && !self.def.is_internal() {
             // Full: make sure a flush of this table is on its way, whatever the size threshold
             // (the other tables' flush loops see the full budget on their next tick).
             self.flush_wanted.notify_one();
@@ -245,12 +248,8 @@ impl Table {
         Ok(())
     }
 
-    fn budget(&self) -> Arc<BufferBudget> {
-        self.state.lock().expect("table state lock").buffer.budget.clone()
-    }
-
     fn backpressure(&self) -> StorageError {
-        let buffered_bytes = self.budget().used();
+        let buffered_bytes = self.budget.used();
         StorageError::Backpressure {
             table: self.name().to_string(),
             buffered_bytes,
