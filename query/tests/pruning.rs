@@ -27,15 +27,21 @@ fn heartbeats(
     RecordBatch::try_new(schema.clone(), cols).unwrap()
 }
 
+/// Storage in `dir` that flushes and maintains only when told.
+async fn open(dir: &std::path::Path) -> Arc<Storage> {
+    let cfg = StorageConfig {
+        data_dir: dir.to_path_buf(),
+        flush_age: Duration::from_secs(3600),
+        maintenance_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    Storage::open(cfg, TableRegistry::builtin(), &prometheus::Registry::new()).await.unwrap()
+}
+
 #[tokio::test]
 async fn the_first_rows_by_computer_are_found_by_their_keys_then_read_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = StorageConfig {
-        data_dir: dir.path().to_path_buf(),
-        flush_age: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    let storage = Storage::open(cfg, TableRegistry::builtin(), &prometheus::Registry::new()).await.unwrap();
+    let storage = open(dir.path()).await;
     let hb = storage.table("Heartbeat").unwrap().clone();
     let schema = hb.def().schema().clone();
     let hour = 3_600_000_000i64;
@@ -62,13 +68,7 @@ async fn the_first_rows_by_computer_are_found_by_their_keys_then_read_whole() {
 #[tokio::test]
 async fn the_last_hours_of_a_day_read_only_their_files() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = StorageConfig {
-        data_dir: dir.path().to_path_buf(),
-        flush_age: Duration::from_secs(3600),
-        maintenance_interval: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    let storage = Storage::open(cfg, TableRegistry::builtin(), &prometheus::Registry::new()).await.unwrap();
+    let storage = open(dir.path()).await;
     let hb = storage.table("Heartbeat").unwrap().clone();
     let schema = hb.def().schema().clone();
     let now = chrono::Utc::now().timestamp_micros();
