@@ -535,6 +535,10 @@ fn storage_error(e: StorageError) -> ApiError {
             retry_after_secs: Some(retry_after.as_secs().max(1)),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", e.to_string())
         },
+        StorageError::DiskFull { .. } => ApiError {
+            retry_after_secs: Some(5),
+            ..ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "InsufficientStorage", e.to_string())
+        },
         StorageError::ShuttingDown | StorageError::Wal { .. } | StorageError::WalPoisoned { .. } => ApiError {
             retry_after_secs: Some(5),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e.to_string())

@@ -13,15 +13,25 @@ pub enum StorageError {
 
     /// The write buffers (of all tables together) are full; the caller should retry after
     /// `retry_after`.
+    /// `flush_failure` is why this table's last flush failed, when it did (storage unreachable,
+    /// disk full): what keeps the buffers full.
     #[error(
-        "the write buffers are full ({buffered_bytes} bytes buffered by all tables) and table '{table}' takes no more records until a flush; retry later"
+        "the write buffers are full ({buffered_bytes} bytes buffered by all tables) and table '{table}' takes no more records until a flush; retry later{}",
+        flush_failure.as_ref().map(|f| format!(" (its last flush failed: {f})")).unwrap_or_default()
     )]
-    Backpressure { table: String, buffered_bytes: usize, retry_after: Duration },
+    Backpressure { table: String, buffered_bytes: usize, retry_after: Duration, flush_failure: Option<String> },
 
     /// A WAL write or fsync failed. The WAL is then closed for writes: after a failed fsync the
     /// state of the file is unknown, so no further acknowledgement can be trusted.
     #[error("write-ahead log of table '{table}' failed: {detail}")]
     Wal { table: String, detail: String },
+
+    /// The WAL's file system is full: the records were not written (nor acknowledged). Writes
+    /// resume by themselves once space is freed.
+    #[error(
+        "no space left for the write-ahead log of table '{table}' ({detail}); the records were not accepted; free space on the data directory's file system and retry"
+    )]
+    DiskFull { table: String, detail: String },
 
     #[error("write-ahead log of table '{table}' is unavailable after an earlier failure: {detail}")]
     WalPoisoned { table: String, detail: String },

@@ -268,6 +268,21 @@ impl Storage {
     }
 }
 
+/// `table_url` as a URL: `s3://...`, `file://...`, or an absolute local path.
+fn table_url(u: &str) -> Result<Url> {
+    match Url::parse(u) {
+        Ok(url) => Ok(url),
+        Err(url::ParseError::RelativeUrlWithoutBase) if std::path::Path::new(u).is_absolute() => {
+            Url::from_directory_path(u)
+                .map_err(|()| StorageError::Config(format!("table_url '{u}' is not a valid path")))
+        }
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            Err(StorageError::Config(format!("table_url '{u}' is neither a URL (s3://, file://) nor an absolute path")))
+        }
+        Err(e) => Err(StorageError::Config(format!("table_url '{u}': {e}"))),
+    }
+}
+
 /// The object store holding the tables, rooted at its namespace root, and the URL of the
 /// directory the tables go in.
 fn root_store(config: &StorageConfig) -> Result<(Arc<dyn ObjectStore>, Url)> {
@@ -281,7 +296,7 @@ fn root_store(config: &StorageConfig) -> Result<(Arc<dyn ObjectStore>, Url)> {
             Ok((Arc::new(LocalFileSystem::new()), url))
         }
         Some(u) => {
-            let mut url = Url::parse(u).map_err(|e| StorageError::Config(format!("table_url '{u}': {e}")))?;
+            let mut url = table_url(u)?;
             if !url.path().ends_with('/') {
                 url.set_path(&format!("{}/", url.path()));
             }
@@ -313,3 +328,17 @@ fn root_store(config: &StorageConfig) -> Result<(Arc<dyn ObjectStore>, Url)> {
 /// Options for the S3 client (`aws_endpoint`, `aws_region`, `aws_allow_http`...), in addition to
 /// the `AWS_*` environment variables.
 pub type ObjectStoreOptions = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_url_takes_urls_and_absolute_paths() {
+        assert_eq!(table_url("s3://bucket/prefix").unwrap().as_str(), "s3://bucket/prefix");
+        assert_eq!(table_url("file:///srv/tables").unwrap().as_str(), "file:///srv/tables");
+        assert_eq!(table_url("/srv/tables").unwrap().as_str(), "file:///srv/tables/");
+        let relative = table_url("srv/tables").unwrap_err().to_string();
+        assert!(relative.contains("neither a URL (s3://, file://) nor an absolute path"), "{relative}");
+    }
+}

@@ -7,6 +7,8 @@ use prometheus::{
 #[derive(Clone)]
 pub struct StorageMetrics {
     wal_sync_seconds: HistogramVec,
+    wal_disk_full: IntCounterVec,
+    flush_failures: IntCounterVec,
     flushes: IntCounterVec,
     flush_seconds: HistogramVec,
     flushed_rows: IntCounterVec,
@@ -23,6 +25,8 @@ pub struct StorageMetrics {
 #[derive(Clone)]
 pub struct TableMetrics {
     pub wal_sync_seconds: Histogram,
+    pub wal_disk_full: IntCounter,
+    pub flush_failures: IntCounter,
     pub flushes: IntCounter,
     pub flush_seconds: Histogram,
     pub flushed_rows: IntCounter,
@@ -41,6 +45,17 @@ impl StorageMetrics {
             wal_sync_seconds: HistogramVec::new(
                 HistogramOpts::new("fimlake_wal_sync_seconds", "Latency of one WAL group write and fsync")
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0]),
+                t,
+            )?,
+            wal_disk_full: IntCounterVec::new(
+                Opts::new("fimlake_wal_disk_full_total", "Appends refused because the WAL's file system was full"),
+                t,
+            )?,
+            flush_failures: IntCounterVec::new(
+                Opts::new(
+                    "fimlake_flush_failures_total",
+                    "Flushes that failed (their rows stay buffered and in the WAL)",
+                ),
                 t,
             )?,
             flushes: IntCounterVec::new(Opts::new("fimlake_flushes_total", "Buffer flushes committed to Delta"), t)?,
@@ -75,6 +90,8 @@ impl StorageMetrics {
         };
         registry.register(Box::new(m.wal_sync_seconds.clone()))?;
         registry.register(Box::new(m.buffer_limit_bytes.clone()))?;
+        registry.register(Box::new(m.wal_disk_full.clone()))?;
+        registry.register(Box::new(m.flush_failures.clone()))?;
         registry.register(Box::new(m.flushes.clone()))?;
         registry.register(Box::new(m.flush_seconds.clone()))?;
         registry.register(Box::new(m.flushed_rows.clone()))?;
@@ -96,6 +113,8 @@ impl StorageMetrics {
         let l = &[table];
         TableMetrics {
             wal_sync_seconds: self.wal_sync_seconds.with_label_values(l),
+            wal_disk_full: self.wal_disk_full.with_label_values(l),
+            flush_failures: self.flush_failures.with_label_values(l),
             flushes: self.flushes.with_label_values(l),
             flush_seconds: self.flush_seconds.with_label_values(l),
             flushed_rows: self.flushed_rows.with_label_values(l),

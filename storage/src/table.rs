@@ -134,6 +134,8 @@ pub struct Table {
     wal_dir: PathBuf,
     /// The Delta table; its lock is the commit lock: every commit and every vacuum holds it.
     pub(crate) delta: tokio::sync::Mutex<DeltaTable>,
+    /// Why the last flush failed, until one succeeds: named in the refusals it causes.
+    flush_failure: Mutex<Option<String>>,
     /// A sealed flush whose write or commit failed, to be retried before anything else.
     flush_lock: tokio::sync::Mutex<Option<Sealed>>,
     /// Serialises compaction, retention and vacuum.
@@ -185,6 +187,7 @@ impl Table {
             wal_tx,
             wal_dir,
             delta: tokio::sync::Mutex::new(delta),
+            flush_failure: Mutex::new(None),
             flush_lock: tokio::sync::Mutex::new(None),
             maintenance: tokio::sync::Mutex::new(()),
             metrics,
@@ -254,6 +257,7 @@ impl Table {
             table: self.name().to_string(),
             buffered_bytes,
             retry_after: Duration::from_secs(1),
+            flush_failure: self.flush_failure.lock().expect("flush failure lock").clone(),
         }
     }
 
@@ -313,7 +317,9 @@ impl Table {
         if sealed.batches.is_empty() {
             return Ok(FlushOutcome::default());
         }
-        match self.write_and_commit(&sealed, retry).await {
+        let result = self.write_and_commit(&sealed, retry).await;
+        *self.flush_failure.lock().expect("flush failure lock") = result.as_ref().err().map(|e| e.to_string());
+        match result {
             Ok(outcome) => {
                 let dir = self.wal_dir.clone();
                 let upto = sealed.upto;
@@ -323,6 +329,7 @@ impl Table {
                 Ok(outcome)
             }
             Err(e) => {
+                self.metrics.flush_failures.inc();
                 *pending = Some(sealed);
                 Err(e)
             }

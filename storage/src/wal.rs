@@ -14,6 +14,11 @@
 //! records the highest sealed segment id as a Delta `txn` action (app id [`WAL_APP_ID`]), and
 //! replay skips every segment at or below it. So a crash between commit and delete neither loses
 //! nor duplicates a row.
+//!
+//! **Failures:** a group whose `write` fails for lack of space is cut back to the last
+//! acknowledged entry and refused ([`StorageError::DiskFull`]); the WAL goes on, so writes resume
+//! once space is freed. Any other failed write, and any failed `fsync`, stops the WAL until a
+//! restart. The next segment is created ahead of time, so a seal needs no space.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -233,6 +238,12 @@ pub(crate) struct WalWriter {
     dir: PathBuf,
     id: u64,
     file: File,
+    /// Bytes of the open segment that hold acknowledged entries (and the header): where a group
+    /// that failed half-written is cut back to.
+    len: u64,
+    /// Segment `id + 1`, created ahead of time, so that a flush can seal the open segment even
+    /// on a full file system (and free the space of the segments it commits).
+    spare: Option<File>,
     state: Arc<Mutex<TableState>>,
     metrics: TableMetrics,
     poisoned: Option<String>,
@@ -248,9 +259,19 @@ impl WalWriter {
         metrics: TableMetrics,
     ) -> Result<mpsc::Sender<WalOp>> {
         let file = create_segment(dir, id)?;
+        let spare = create_spare(table, dir, id + 1);
         let (tx, rx) = mpsc::channel(1024);
-        let writer =
-            WalWriter { table: table.to_string(), dir: dir.to_path_buf(), id, file, state, metrics, poisoned: None };
+        let writer = WalWriter {
+            table: table.to_string(),
+            dir: dir.to_path_buf(),
+            id,
+            file,
+            len: SEGMENT_MAGIC.len() as u64,
+            spare,
+            state,
+            metrics,
+            poisoned: None,
+        };
         std::thread::Builder::new()
             .name(format!("wal-{table}"))
             .spawn(move || writer.run(rx))
@@ -285,41 +306,63 @@ impl WalWriter {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<(Vec<u8>, RecordBatch, oneshot::Sender<Result<()>>)>) {
+    fn commit_group(&mut self, group: Group) {
         if let Some(detail) = &self.poisoned {
-            for (_, _, reply) in group {
-                let _ =
-                    reply.send(Err(StorageError::WalPoisoned { table: self.table.clone(), detail: detail.clone() }));
-            }
+            let detail = detail.clone();
+            refuse(group, || StorageError::WalPoisoned { table: self.table.clone(), detail: detail.clone() });
             return;
         }
         let started = Instant::now();
-        let written =
-            group.iter().try_for_each(|(entry, _, _)| self.file.write_all(entry)).and_then(|()| self.file.sync_data());
-        self.metrics.wal_sync_seconds.observe(started.elapsed().as_secs_f64());
-        match written {
-            Ok(()) => {
-                let batches: Vec<RecordBatch> = group.iter().map(|(_, b, _)| b.clone()).collect();
-                let merged = match batches.as_slice() {
-                    [one] => one.clone(),
-                    many => arrow::compute::concat_batches(many[0].schema_ref(), many)
-                        .expect("batches of one table share its schema"),
-                };
-                self.state.lock().expect("table state lock").buffer.push(merged);
-                for (_, _, reply) in group {
-                    let _ = reply.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                let detail = format!("{}: {e}", segment_path(&self.dir, self.id).display());
-                tracing::error!(table = %self.table, error = %detail, "WAL write failed; refusing further writes");
-                self.poisoned = Some(detail.clone());
-                self.state.lock().expect("table state lock").wal_failure = Some(detail.clone());
-                for (_, _, reply) in group {
-                    let _ = reply.send(Err(StorageError::Wal { table: self.table.clone(), detail: detail.clone() }));
-                }
-            }
+        let written = group.iter().try_for_each(|(entry, _, _)| self.file.write_all(entry));
+        if let Err(e) = written {
+            self.write_failed(group, e);
+            return;
         }
+        let synced = self.file.sync_data();
+        self.metrics.wal_sync_seconds.observe(started.elapsed().as_secs_f64());
+        if let Err(e) = synced {
+            self.poison(group, &format!("fsync: {e}"));
+            return;
+        }
+        self.len += group.iter().map(|(entry, _, _)| entry.len() as u64).sum::<u64>();
+        let batches: Vec<RecordBatch> = group.iter().map(|(_, b, _)| b.clone()).collect();
+        let merged = match batches.as_slice() {
+            [one] => one.clone(),
+            many => arrow::compute::concat_batches(many[0].schema_ref(), many)
+                .expect("batches of one table share its schema"),
+        };
+        self.state.lock().expect("table state lock").buffer.push(merged);
+        for (_, _, reply) in group {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// A `write` of the group failed, so none of it was acknowledged. On a full file system the
+    /// segment is cut back to its acknowledged entries and the group refused: the next group
+    /// tries again, so writes resume by themselves once space is freed. Any other failure, or a
+    /// failed cut, stops the WAL.
+    fn write_failed(&mut self, group: Group, e: std::io::Error) {
+        let path = segment_path(&self.dir, self.id);
+        if !is_disk_full(&e) {
+            return self.poison(group, &format!("write: {e}"));
+        }
+        if let Err(cut) = self.file.set_len(self.len) {
+            return self.poison(group, &format!("write: {e}; cutting back the partial write: {cut}"));
+        }
+        self.metrics.wal_disk_full.inc();
+        tracing::warn!(table = %self.table, path = %path.display(), "WAL file system full; refusing writes until space is freed");
+        let detail = format!("{}: {e}", path.display());
+        refuse(group, || StorageError::DiskFull { table: self.table.clone(), detail: detail.clone() });
+    }
+
+    /// Stops the WAL for good (until a restart): after a failed `fsync` the file's contents are
+    /// unknown, so no later acknowledgement could be trusted (PostgreSQL does the same).
+    fn poison(&mut self, group: Group, failure: &str) {
+        let detail = format!("{}: {failure}", segment_path(&self.dir, self.id).display());
+        tracing::error!(table = %self.table, error = %detail, "WAL write failed; refusing further writes");
+        self.poisoned = Some(detail.clone());
+        self.state.lock().expect("table state lock").wal_failure = Some(detail.clone());
+        refuse(group, || StorageError::Wal { table: self.table.clone(), detail: detail.clone() });
     }
 
     /// Starts a new segment and hands over the buffered rows, which are exactly the rows of
@@ -330,17 +373,54 @@ impl WalWriter {
             return Ok(Sealed { upto: self.id.saturating_sub(1), batches: Vec::new() });
         }
         let next = self.id + 1;
-        self.file = create_segment(&self.dir, next)?;
+        self.file = match self.spare.take() {
+            Some(f) => f,
+            None => create_segment(&self.dir, next)?,
+        };
+        self.spare = create_spare(&self.table, &self.dir, next + 1);
         let upto = self.id;
         self.id = next;
+        self.len = SEGMENT_MAGIC.len() as u64;
         Ok(Sealed { upto, batches: state.buffer.seal() })
     }
 }
 
+type Group = Vec<(Vec<u8>, RecordBatch, oneshot::Sender<Result<()>>)>;
+
+/// Answers every append of a group with the same refusal.
+fn refuse(group: Group, error: impl Fn() -> StorageError) {
+    for (_, _, reply) in group {
+        let _ = reply.send(Err(error()));
+    }
+}
+
+/// Whether a write failed for lack of space (or quota), a condition that passes when space is freed.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+}
+
+/// Creates segment `id` ahead of time; on failure (a full disk) there is simply no spare, and
+/// the next seal creates the segment itself.
+fn create_spare(table: &str, dir: &Path, id: u64) -> Option<File> {
+    match create_segment(dir, id) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(table, error = %e, "could not create the next WAL segment ahead of time");
+            None
+        }
+    }
+}
+
+/// Creates segment `id` with its header, durably. A segment that could not be completed is
+/// removed again, so that a later attempt can create it.
 fn create_segment(dir: &Path, id: u64) -> Result<File> {
     let path = segment_path(dir, id);
     let mut f = OpenOptions::new().create_new(true).append(true).open(&path).map_err(|e| StorageError::io(&path, e))?;
-    f.write_all(SEGMENT_MAGIC).and_then(|()| f.sync_all()).map_err(|e| StorageError::io(&path, e))?;
+    if let Err(e) = f.write_all(SEGMENT_MAGIC).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = fs::remove_file(&path);
+        return Err(StorageError::io(&path, e));
+    }
     sync_dir(dir)?;
     Ok(f)
 }
