@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::{AgentConfig, Item, wildcard};
 use crate::state::{CaptureOptions, FileKind, FileState, capture};
@@ -130,10 +131,11 @@ pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
     for item in cfg.items.iter().filter(|i| i.enabled) {
         let (root, recursive) = watch_root(item);
         let glob = split_glob(item.path.trim_end_matches('/')).1.is_some();
+        let covering: CoveringItem = Arc::new((item.name.clone(), item.group.clone()));
         let single_file = !glob && !Path::new(&item.path).is_dir();
         if single_file {
             if std::fs::symlink_metadata(&item.path).is_ok() && in_scope(item, &item.path) {
-                out.entry(item.path.clone()).or_insert_with(|| (item.name.clone(), item.group.clone()));
+                out.entry(item.path.clone()).or_insert_with(|| covering.clone());
             }
             continue;
         }
@@ -148,7 +150,7 @@ pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
                     if (glob && e.depth() == 0) || !in_scope(item, &p) {
                         continue;
                     }
-                    out.entry(p).or_insert_with(|| (item.name.clone(), item.group.clone()));
+                    out.entry(p).or_insert_with(|| covering.clone());
                 }
                 Err(e) => {
                     // The root of an item that does not exist is not an error: it has no files.
@@ -169,8 +171,11 @@ pub fn item_for(cfg: &AgentConfig, path: &str) -> Option<(String, String)> {
     cfg.items.iter().find(|i| in_scope(i, path)).map(|i| (i.name.clone(), i.group.clone()))
 }
 
-/// Every covered path and the item (name, group) covering it.
-pub type Covered = BTreeMap<String, (String, String)>;
+/// The item (name, group) covering a path, shared by all the paths it covers.
+pub type CoveringItem = Arc<(String, String)>;
+
+/// Every covered path and the item covering it.
+pub type Covered = BTreeMap<String, CoveringItem>;
 
 /// The new state of paths to record (`None`: no longer in the baseline).
 pub type Updates = Vec<(String, Option<FileState>)>;
@@ -180,33 +185,34 @@ pub type Updates = Vec<(String, Option<FileState>)>;
 pub fn diff(
     cfg: &AgentConfig,
     baseline: &BTreeMap<String, FileState>,
-    entries: &[(&String, &(String, String))],
+    entries: &[(&String, &CoveringItem)],
     errors: &mut Vec<ScanError>,
 ) -> (Vec<Change>, Updates) {
     let base = CaptureOptions { max_hash_bytes: cfg.max_hash_bytes, md5: cfg.md5, content_max: None };
     let mut changes = Vec::new();
     let mut updates = Vec::new();
     // Reading (stat, hash) is the costly part: `scan_threads` threads share it.
-    let capture_one = |(path, item): (&String, &(String, String))| {
+    let olds = baseline_entries(baseline, entries);
+    let capture_one = |((path, item), old): (&(&String, &CoveringItem), &Option<&FileState>)| {
         let upload = cfg.items.iter().find(|i| i.name == item.0 && i.upload_content);
         let opts = CaptureOptions { content_max: upload.map(|i| i.max_content_bytes), ..base };
-        capture(Path::new(path), baseline.get(path), opts)
+        capture(Path::new(path), *old, opts)
     };
     let threads = cfg.scan_threads.clamp(1, 64);
     let captured: Vec<std::io::Result<FileState>> = if threads == 1 || entries.len() < 1024 {
-        entries.iter().map(|e| capture_one(*e)).collect()
+        entries.iter().zip(&olds).map(capture_one).collect()
     } else {
         let chunk = entries.len().div_ceil(threads);
         std::thread::scope(|scope| {
             let handles: Vec<_> = entries
                 .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(|e| capture_one(*e)).collect::<Vec<_>>()))
+                .zip(olds.chunks(chunk))
+                .map(|(part, olds)| scope.spawn(move || part.iter().zip(olds).map(capture_one).collect::<Vec<_>>()))
                 .collect();
             handles.into_iter().flat_map(|h| h.join().expect("a scan thread panicked")).collect()
         })
     };
-    for (&(path, item), result) in entries.iter().zip(captured) {
-        let old = baseline.get(path);
+    for ((&(path, item), old), result) in entries.iter().zip(olds).zip(captured) {
         match result {
             Ok(new) => {
                 if let Some(err) = &new.rare().hash_error
@@ -226,7 +232,7 @@ pub fn diff(
                         fields,
                         old: old.cloned(),
                         new,
-                        item: item.clone(),
+                        item: item.as_ref().clone(),
                     });
                 }
                 if old != Some(&new) {
@@ -235,7 +241,7 @@ pub fn diff(
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(o) = old {
-                    changes.push(removed(path, o, item.clone()));
+                    changes.push(removed(path, o, item.as_ref().clone()));
                     updates.push((path.clone(), None));
                 }
             }
@@ -254,7 +260,7 @@ pub fn vanished(
 ) -> (Vec<Change>, Updates) {
     let mut changes = Vec::new();
     let mut updates = Vec::new();
-    for (path, o) in baseline.iter().filter(|(path, _)| !covered.contains_key(*path)) {
+    for (path, o) in not_in(baseline, covered) {
         match item_for(cfg, path) {
             Some(item) if std::fs::symlink_metadata(path).is_err() => {
                 changes.push(removed(path, o, item));
@@ -265,6 +271,38 @@ pub fn vanished(
         }
     }
     (changes, updates)
+}
+
+/// The baseline entry of each of `entries` (sorted by path, as a [`Covered`] iterates): one walk
+/// over the baseline's range, not a lookup per path.
+fn baseline_entries<'a>(
+    baseline: &'a BTreeMap<String, FileState>,
+    entries: &[(&String, &CoveringItem)],
+) -> Vec<Option<&'a FileState>> {
+    debug_assert!(entries.is_sorted_by_key(|(path, _)| *path), "entries sorted by path");
+    let Some((first, _)) = entries.first() else { return Vec::new() };
+    let mut walk =
+        baseline.range::<str, _>((std::ops::Bound::Included(first.as_str()), std::ops::Bound::Unbounded)).peekable();
+    entries
+        .iter()
+        .map(|(path, _)| {
+            while walk.next_if(|(k, _)| k < path).is_some() {}
+            walk.peek().filter(|(k, _)| k == path).map(|(_, state)| *state)
+        })
+        .collect()
+}
+
+/// The entries of `baseline` whose path is not a key of `covered`: one walk over both (sorted
+/// the same way), not a lookup per path.
+fn not_in<'a>(
+    baseline: &'a BTreeMap<String, FileState>,
+    covered: &'a Covered,
+) -> impl Iterator<Item = (&'a String, &'a FileState)> {
+    let mut keys = covered.keys().peekable();
+    baseline.iter().filter(move |(path, _)| {
+        while keys.next_if(|k| k < path).is_some() {}
+        keys.peek() != Some(path)
+    })
 }
 
 fn removed(path: &str, old: &FileState, item: (String, String)) -> Change {
@@ -291,7 +329,7 @@ pub fn affected(
     for p in changed {
         let s = p.to_string_lossy().into_owned();
         if let Some(item) = item_for(cfg, &s) {
-            out.insert(s.clone(), item);
+            out.insert(s.clone(), Arc::new(item));
         }
         let prefix = format!("{}/", s.trim_end_matches('/'));
         for (b, _) in baseline.range(prefix.clone()..) {
@@ -299,7 +337,7 @@ pub fn affected(
                 break;
             }
             if let Some(item) = item_for(cfg, b) {
-                out.insert(b.clone(), item);
+                out.insert(b.clone(), Arc::new(item));
             }
         }
         if p.is_dir() {
@@ -308,7 +346,7 @@ pub fn affected(
                     Ok(e) => {
                         let ps = e.path().to_string_lossy().into_owned();
                         if let Some(item) = item_for(cfg, &ps) {
-                            out.insert(ps, item);
+                            out.insert(ps, Arc::new(item));
                         }
                     }
                     Err(e) => errors.push(ScanError { path: s.clone(), item: String::new(), message: e.to_string() }),
@@ -340,5 +378,41 @@ mod tests {
         let mut i = item("/var/log", true);
         i.exclude = vec!["*.gz".into()];
         assert!(!in_scope(&i, "/var/log/syslog.1.gz"));
+    }
+
+    #[test]
+    fn walks_over_both_maps_find_what_lookups_find() {
+        let state = FileState {
+            kind: FileKind::File,
+            size: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            dev: 0,
+            nlink: 1,
+            sha256: None,
+            md5: None,
+            rare: None,
+        };
+        let baseline: BTreeMap<String, FileState> =
+            ["/a", "/b", "/b/c", "/d", "/z"].iter().map(|p| (p.to_string(), state.clone())).collect();
+        let covering: CoveringItem = Arc::new(("etc".into(), String::new()));
+        for (covered, expected) in [
+            (vec!["/b", "/d"], vec!["/a", "/b/c", "/z"]),
+            (vec![], vec!["/a", "/b", "/b/c", "/d", "/z"]),
+            (vec!["/0", "/a", "/b", "/b/c", "/c", "/d", "/z", "/zz"], vec![]),
+            (vec!["/c"], vec!["/a", "/b", "/b/c", "/d", "/z"]),
+        ] {
+            let covered: Covered = covered.iter().map(|p| (p.to_string(), covering.clone())).collect();
+            let left: Vec<&str> = not_in(&baseline, &covered).map(|(p, _)| p.as_str()).collect();
+            assert_eq!(left, expected, "covered {:?}", covered.keys().collect::<Vec<_>>());
+            let entries: Vec<(&String, &CoveringItem)> = covered.iter().collect();
+            let found = baseline_entries(&baseline, &entries);
+            let looked_up: Vec<Option<&FileState>> = entries.iter().map(|(p, _)| baseline.get(*p)).collect();
+            assert_eq!(found, looked_up, "covered {:?}", covered.keys().collect::<Vec<_>>());
+        }
     }
 }

@@ -48,7 +48,12 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
         st.rare_mut().link_target = std::fs::read_link(path).ok().map(|t| t.to_string_lossy().into_owned());
     }
     if !ft.is_symlink() {
-        read_xattrs(path, &mut st);
+        // Setting an xattr or ACL moves the ctime: while it has not moved, they are as they were
+        // (one system call less per unchanged file on a rescan).
+        match previous.filter(|p| p.kind == st.kind && p.inode == st.inode && p.ctime_ns == st.ctime_ns) {
+            Some(p) => keep_xattrs(p, &mut st),
+            None => read_xattrs(path, &mut st),
+        }
     }
     if ft.is_file() {
         let unchanged = previous.filter(|p| {
@@ -85,22 +90,20 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
     Ok(st.settle())
 }
 
-/// Streams the file through SHA-256 (and MD5); fails if the file changed while being read.
+/// Streams the file through SHA-256 (and MD5); fails if the file is not the one `st` describes
+/// (replaced, or modified since its `lstat`) once read.
 fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(Checksum<32>, Option<Checksum<16>>), String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let opened = f.metadata().map_err(|e| e.to_string())?;
-    if opened.ino() != st.inode {
-        return Err("replaced while being read".into());
-    }
     let mut sha = sha2::Sha256::new();
     let mut m5 = md5.then(md5::Md5::new);
     // A small file needs a small buffer (a large one would be mapped and unmapped per file).
-    let mut buf =
-        vec![0u8; usize::try_from(opened.size()).unwrap_or(usize::MAX).saturating_add(1).clamp(4096, 256 << 10)];
+    let mut buf = vec![0u8; usize::try_from(st.size).unwrap_or(usize::MAX).saturating_add(1).clamp(4096, 256 << 10)];
     let rate = HASH_RATE.load(std::sync::atomic::Ordering::Relaxed);
     let started = std::time::Instant::now();
     let mut read = 0u64;
-    loop {
+    // Reading stops at the size `lstat` gave (no read to find the end): a file that grew or
+    // changed is caught by the `fstat` below.
+    while read < st.size {
         let n = f.read(&mut buf).map_err(|e| format!("read failed: {e}"))?;
         if n == 0 {
             break;
@@ -118,10 +121,23 @@ fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(Checksum<32>, Option<
         }
     }
     let after = f.metadata().map_err(|e| e.to_string())?;
-    if after.mtime_nsec() != opened.mtime_nsec() || after.mtime() != opened.mtime() || after.size() != opened.size() {
+    if after.ino() != st.inode || after.dev() != st.dev {
+        return Err("replaced while being read".into());
+    }
+    let after_mtime_ns = after.mtime() * 1_000_000_000 + after.mtime_nsec();
+    if after_mtime_ns != st.mtime_ns || after.size() != st.size || read != st.size {
         return Err("modified while being read".into());
     }
     Ok((Checksum(sha.finalize().into()), m5.map(|m| Checksum(m.finalize().into()))))
+}
+
+/// The ACL and security xattrs of an earlier capture of the same, unchanged inode.
+fn keep_xattrs(previous: &FileState, st: &mut FileState) {
+    let rare = previous.rare();
+    if !rare.acl.is_empty() || !rare.xattrs.is_empty() {
+        st.rare_mut().acl = rare.acl.clone();
+        st.rare_mut().xattrs = rare.xattrs.clone();
+    }
 }
 
 fn read_xattrs(path: &Path, st: &mut FileState) {
