@@ -1,6 +1,7 @@
 //! Storage faults as an operator meets them, on a single node: the data directory's file system
 //! fills up, and the S3 server holding the tables goes away for 30 s. Either way nothing
-//! acknowledged is lost, refusals say why, and writes resume by themselves once the fault is gone.
+//! acknowledged is lost, refusals (of writes, and of queries that must read the bucket) say why,
+//! and everything resumes by itself once the fault is gone.
 
 mod common;
 
@@ -182,7 +183,25 @@ fn an_s3_outage_of_30_s_loses_nothing_and_commits_everything_once_s3_returns() {
     let mut acked = HashSet::new();
     let mut next = 0;
 
+    // Some rows committed to the bucket before it goes away.
+    let (reply, names) = post_batch(&server.url, &mut next);
+    assert_eq!(reply.0, 200, "{}", body_text(&reply));
+    acked.extend(names);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&server.url, r#"fimlake_buffered_rows{table="Heartbeat"}"#) > 0.0 {
+        assert!(Instant::now() < deadline, "the first batch was not flushed within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     s3.pause();
+
+    // A query that must read the bucket says so, with a 503 worth retrying (not a 500).
+    let ws = std::fs::read_to_string(data.path().join("workspace-id")).unwrap().trim().to_string();
+    let query_url = format!("{}/v1/workspaces/{ws}/query", server.url);
+    let count = br#"{"query":"Heartbeat | count"}"#;
+    let reply = http("POST", &query_url, &[("Content-Type", "application/json")], count).unwrap();
+    assert_eq!(reply.0, 503, "{}", body_text(&reply));
+    assert_eq!(header(&reply, "retry-after"), Some("5"));
+    assert!(body_text(&reply).contains("the table storage could not be read"), "{}", body_text(&reply));
     let outage = Instant::now();
     // Records keep being acknowledged into the WAL until the buffers are full, then 503.
     let mut acked_in_outage = 0;
@@ -214,6 +233,10 @@ fn an_s3_outage_of_30_s_loses_nothing_and_commits_everything_once_s3_returns() {
         assert!(Instant::now() < deadline, "the buffered rows were not committed within 120 s of S3's return");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let reply = http("POST", &query_url, &[("Content-Type", "application/json")], count).unwrap();
+    assert_eq!(reply.0, 200, "{}", body_text(&reply));
+    let answer: serde_json::Value = serde_json::from_slice(&reply.2).unwrap();
+    assert_eq!(answer["tables"][0]["rows"][0][0], acked.len(), "{answer}");
     let (reply, names) = post_batch(&server.url, &mut next);
     assert_eq!(reply.0, 200, "{}", body_text(&reply));
     acked.extend(names);

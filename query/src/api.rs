@@ -227,6 +227,11 @@ fn error_response(e: QueryError) -> Response {
                 "message": format!("the query failed while it ran: {message}"),
             })),
         ),
+        e @ QueryError::StorageUnavailable(_) => {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", &e.to_string(), None);
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+            response
+        }
         e @ QueryError::Execution(_) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", &e.to_string(), None)
         }

@@ -35,9 +35,44 @@ pub enum QueryError {
     /// convert to a number, a division by zero, an overflow): the query's fault, a 400.
     #[error("the query failed while it ran: {0}")]
     Evaluation(String),
-    /// The server's own fault (storage, I/O, a bug): a 500.
+    /// The table storage could not be read (S3 unreachable, say): a 503, worth retrying.
+    #[error("the table storage could not be read, retry when it is reachable again: {0}")]
+    StorageUnavailable(String),
+    /// The server's own fault (I/O, a bug): a 500.
     #[error("query execution failed: {0}")]
     Execution(String),
+}
+
+/// Whether the query failed because the table storage could not be read: an object store error
+/// (other than a missing object) anywhere in the error's chain. DataFusion flattens a failed
+/// Parquet footer fetch into text, so that one is known by its message.
+fn storage_unreachable(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError;
+    use parquet::errors::ParquetError;
+    let unreachable = |o: &object_store::Error| !matches!(o, object_store::Error::NotFound { .. });
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(current) = next {
+        if let Some(o) = current.downcast_ref::<object_store::Error>() {
+            return unreachable(o);
+        }
+        match current.downcast_ref::<DataFusionError>() {
+            Some(DataFusionError::ObjectStore(o)) => return unreachable(o),
+            Some(DataFusionError::ParquetError(p)) => match p.as_ref() {
+                ParquetError::General(message) if message.contains("Object Store error") => {
+                    return !message.contains("Object at location") || !message.contains("not found");
+                }
+                ParquetError::External(inner) => {
+                    if let Some(o) = inner.downcast_ref::<object_store::Error>() {
+                        return unreachable(o);
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        next = current.source();
+    }
+    false
 }
 
 /// Whether DataFusion failed because of what the query asks of its values (casts, arithmetic,
@@ -185,6 +220,7 @@ impl QueryEngine {
                 QueryError::MemoryLimit { limit: self.max_memory_bytes, detail: detail.clone() }
             }
             root if caused_by_the_query(root) => QueryError::Evaluation(root.to_string()),
+            _ if storage_unreachable(&e) => QueryError::StorageUnavailable(e.find_root().to_string()),
             _ => QueryError::Execution(e.to_string()),
         }
     }
@@ -338,5 +374,45 @@ impl QueryEngine {
     /// A stream's error as a [`QueryError`] (memory limit or execution failure).
     pub fn stream_error(&self, e: datafusion::error::DataFusionError) -> QueryError {
         self.execution_error(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::error::DataFusionError;
+    use parquet::errors::ParquetError;
+
+    fn refused() -> object_store::Error {
+        object_store::Error::Generic { store: "S3", source: "error sending request: connection refused".into() }
+    }
+
+    fn missing() -> object_store::Error {
+        object_store::Error::NotFound { path: "t/part-0.parquet".into(), source: "404".into() }
+    }
+
+    #[test]
+    fn an_object_store_failure_anywhere_in_the_chain_is_storage_unavailable() {
+        assert!(storage_unreachable(&DataFusionError::ObjectStore(Box::new(refused()))));
+        let data_page = DataFusionError::ParquetError(Box::new(ParquetError::External(Box::new(refused()))));
+        assert!(storage_unreachable(&data_page));
+        let footer = DataFusionError::ParquetError(Box::new(ParquetError::General(format!(
+            "Failed to fetch metadata for file x.parquet: {}",
+            DataFusionError::ObjectStore(Box::new(refused()))
+        ))));
+        assert!(storage_unreachable(&footer));
+        let wrapped = DataFusionError::Context("reading".into(), Box::new(data_page));
+        assert!(storage_unreachable(&wrapped));
+    }
+
+    #[test]
+    fn a_missing_object_or_another_failure_is_not_storage_unavailable() {
+        assert!(!storage_unreachable(&DataFusionError::ObjectStore(Box::new(missing()))));
+        let footer = DataFusionError::ParquetError(Box::new(ParquetError::General(format!(
+            "Failed to fetch metadata for file x.parquet: {}",
+            DataFusionError::ObjectStore(Box::new(missing()))
+        ))));
+        assert!(!storage_unreachable(&footer));
+        assert!(!storage_unreachable(&DataFusionError::Execution("a bug".into())));
     }
 }

@@ -41,6 +41,7 @@ pub fn query_failed(viewer: &Viewer, title: &str, active: &str, e: &fimlake_quer
         fimlake_query::QueryError::Kql(_) | fimlake_query::QueryError::MemoryLimit { .. } => StatusCode::BAD_REQUEST,
         fimlake_query::QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         fimlake_query::QueryError::Evaluation(_) => StatusCode::BAD_REQUEST,
+        fimlake_query::QueryError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         fimlake_query::QueryError::Execution(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, layout::page(viewer, title, active, None, layout::error_box(&e.to_string()))).into_response()
