@@ -93,7 +93,7 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
 /// Streams the file through SHA-256 (and MD5); fails if the file is not the one `st` describes
 /// (replaced, or modified since its `lstat`) once read.
 fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(Checksum<32>, Option<Checksum<16>>), String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut f = open_for_hash(path).map_err(|e| format!("cannot read: {e}"))?;
     let mut sha = sha2::Sha256::new();
     let mut m5 = md5.then(md5::Md5::new);
     // A small file needs a small buffer (a large one would be mapped and unmapped per file).
@@ -129,6 +129,19 @@ fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(Checksum<32>, Option<
         return Err("modified while being read".into());
     }
     Ok((Checksum(sha.finalize().into()), m5.map(|m| Checksum(m.finalize().into()))))
+}
+
+/// Opens a file to hash it: without following a link or waiting on a FIFO (either swapped in
+/// since its `lstat`; the inode check after reading reports it), and without updating its access
+/// time where the agent may (as the file's owner or root), so that scanning old files writes
+/// nothing to their inodes.
+fn open_for_hash(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |flags| std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path);
+    match open(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_NOFOLLOW | libc::O_NONBLOCK),
+        opened => opened,
+    }
 }
 
 /// The ACL and security xattrs of an earlier capture of the same, unchanged inode.
@@ -245,5 +258,36 @@ mod tests {
         // user::rw-, user:0:r--, group::r--, mask::r--, other::r--
         let v = acl_xattr(&[(1, 6, u32::MAX), (2, 4, 0), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 4, u32::MAX)]);
         assert_eq!(render_acl(&v), "user:root:r--,mask::r--");
+    }
+
+    #[test]
+    fn hashing_a_file_leaves_its_access_time_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.conf");
+        std::fs::write(&path, "content").unwrap();
+        // An access time before the modification time: under `relatime` a plain read updates it.
+        let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_times(std::fs::FileTimes::new().set_accessed(long_ago)).unwrap();
+        drop(file);
+        let opts = CaptureOptions { max_hash_bytes: 1 << 20, md5: false, content_max: None };
+        let st = capture(&path, None, opts).unwrap();
+        assert!(st.sha256.is_some(), "hashed");
+        let accessed = std::fs::metadata(&path).unwrap().accessed().unwrap();
+        assert_eq!(accessed, long_ago, "the scan updated the access time");
+    }
+
+    #[test]
+    fn a_fifo_swapped_in_after_lstat_is_reported_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.conf");
+        std::fs::write(&path, "content").unwrap();
+        let opts = CaptureOptions { max_hash_bytes: 1 << 20, md5: false, content_max: None };
+        let st = capture(&path, None, opts).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+        // Opening a FIFO without O_NONBLOCK would wait for a writer forever.
+        let error = hash(&path, false, &st).unwrap_err();
+        assert!(error.contains("replaced") || error.contains("modified"), "{error}");
     }
 }
