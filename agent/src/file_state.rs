@@ -77,9 +77,18 @@ impl std::fmt::Display for FileKind {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Checksum<const N: usize>(pub [u8; N]);
 
+impl<const N: usize> Checksum<N> {
+    /// Writes the lowercase hex into `buffer` (twice `N` bytes; `N` is 32 at most) and returns it.
+    fn hex<'b>(&self, buffer: &'b mut [u8; 64]) -> &'b str {
+        let out = &mut buffer[..2 * N];
+        hex::encode_to_slice(self.0, out).expect("twice the bytes");
+        std::str::from_utf8(out).expect("hex digits are ASCII")
+    }
+}
+
 impl<const N: usize> std::fmt::Display for Checksum<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(self.hex(&mut [0; 64]))
     }
 }
 
@@ -91,7 +100,7 @@ impl<const N: usize> std::fmt::Debug for Checksum<N> {
 
 impl<const N: usize> Serialize for Checksum<N> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(self.hex(&mut [0; 64]))
     }
 }
 
