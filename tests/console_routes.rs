@@ -7,11 +7,7 @@
 
 mod common;
 
-use common::{Server, create_key, http};
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
+use common::{Server, create_key, header, http};
 
 fn cookie_value(headers: &[(String, String)], name: &str) -> Option<String> {
     headers

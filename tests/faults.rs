@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Reply, Server, http, http_get, read_table, read_table_with, wal_is_empty};
+use common::{Reply, Server, header, http, http_get, read_table, read_table_with, wal_is_empty};
 
 const BATCH: usize = 50;
 
@@ -35,10 +35,6 @@ fn post_batch(url: &str, next: &mut usize) -> (Reply, Vec<String>) {
     )
     .expect("the server answers");
     (reply, names)
-}
-
-fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
-    reply.1.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn body_text(reply: &Reply) -> String {
@@ -145,7 +141,7 @@ fn a_full_disk_refuses_writes_with_507_and_writes_resume_when_space_is_freed() {
     assert_eq!(answer["error"]["code"], "InsufficientStorage", "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("No space left on device") && message.contains("Heartbeat"), "{message}");
-    assert_eq!(header(&refusal, "retry-after"), Some("5"));
+    assert_eq!(header(&refusal.1, "retry-after"), Some("5"));
     assert!(metric(&server.url, r#"fimlake_wal_disk_full_total{table="Heartbeat"}"#) >= 1.0);
 
     // Still full: still refused, and the server stays ready (nothing is broken, only full).
@@ -200,7 +196,7 @@ fn an_s3_outage_of_30_s_loses_nothing_and_commits_everything_once_s3_returns() {
     let count = br#"{"query":"Heartbeat | count"}"#;
     let reply = http("POST", &query_url, &[("Content-Type", "application/json")], count).unwrap();
     assert_eq!(reply.0, 503, "{}", body_text(&reply));
-    assert_eq!(header(&reply, "retry-after"), Some("5"));
+    assert_eq!(header(&reply.1, "retry-after"), Some("5"));
     assert!(body_text(&reply).contains("the table storage could not be read"), "{}", body_text(&reply));
     let outage = Instant::now();
     // Records keep being acknowledged into the WAL until the buffers are full, then 503.
@@ -222,7 +218,7 @@ fn an_s3_outage_of_30_s_loses_nothing_and_commits_everything_once_s3_returns() {
     }
     assert!(acked_in_outage > 0, "nothing was acknowledged while S3 was away");
     let busy = busy.expect("the buffers filled up during the outage: 503");
-    assert_eq!(header(&busy, "retry-after"), Some("1"));
+    assert_eq!(header(&busy.1, "retry-after"), Some("1"));
     let message = body_text(&busy);
     assert!(message.contains("write buffers are full") && message.contains("last flush failed"), "{message}");
     s3.resume();

@@ -44,31 +44,20 @@ pub enum QueryError {
 }
 
 /// Whether the query failed because the table storage could not be read: an object store error
-/// (other than a missing object) anywhere in the error's chain. DataFusion flattens a failed
-/// Parquet footer fetch into text, so that one is known by its message.
+/// (other than a missing object) anywhere in the error's chain (`source()` leads through
+/// DataFusion's and Parquet's wrappers to it). DataFusion flattens a failed Parquet footer fetch
+/// into text, so that one is known by its message.
 fn storage_unreachable(e: &datafusion::error::DataFusionError) -> bool {
-    use datafusion::error::DataFusionError;
     use parquet::errors::ParquetError;
-    let unreachable = |o: &object_store::Error| !matches!(o, object_store::Error::NotFound { .. });
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(current) = next {
         if let Some(o) = current.downcast_ref::<object_store::Error>() {
-            return unreachable(o);
+            return !matches!(o, object_store::Error::NotFound { .. });
         }
-        match current.downcast_ref::<DataFusionError>() {
-            Some(DataFusionError::ObjectStore(o)) => return unreachable(o),
-            Some(DataFusionError::ParquetError(p)) => match p.as_ref() {
-                ParquetError::General(message) if message.contains("Object Store error") => {
-                    return !message.contains("Object at location") || !message.contains("not found");
-                }
-                ParquetError::External(inner) => {
-                    if let Some(o) = inner.downcast_ref::<object_store::Error>() {
-                        return unreachable(o);
-                    }
-                }
-                _ => {}
-            },
-            _ => {}
+        if let Some(ParquetError::General(message)) = current.downcast_ref::<ParquetError>()
+            && message.contains("Object Store error")
+        {
+            return !(message.contains("Object at location") && message.contains("not found"));
         }
         next = current.source();
     }

@@ -307,8 +307,7 @@ impl WalWriter {
     }
 
     fn commit_group(&mut self, group: Group) {
-        if let Some(detail) = &self.poisoned {
-            let detail = detail.clone();
+        if let Some(detail) = self.poisoned.clone() {
             refuse(group, || StorageError::WalPoisoned { table: self.table.clone(), detail: detail.clone() });
             return;
         }
@@ -342,7 +341,6 @@ impl WalWriter {
     /// tries again, so writes resume by themselves once space is freed. Any other failure, or a
     /// failed cut, stops the WAL.
     fn write_failed(&mut self, group: Group, e: std::io::Error) {
-        let path = segment_path(&self.dir, self.id);
         if !is_disk_full(&e) {
             return self.poison(group, &format!("write: {e}"));
         }
@@ -350,6 +348,7 @@ impl WalWriter {
             return self.poison(group, &format!("write: {e}; cutting back the partial write: {cut}"));
         }
         self.metrics.wal_disk_full.inc();
+        let path = segment_path(&self.dir, self.id);
         tracing::warn!(table = %self.table, path = %path.display(), "WAL file system full; refusing writes until space is freed");
         let detail = format!("{}: {e}", path.display());
         refuse(group, || StorageError::DiskFull { table: self.table.clone(), detail: detail.clone() });

@@ -128,6 +128,11 @@ fn spawn(data_dir: &Path, env: &[(String, String)], listen: &str) -> (Child, Str
 /// Status, headers (names lower-case) and body of an answer.
 pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 
+/// The value of header `name` (lower-case) in an answer's headers.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
 /// A blocking HTTP request over a fresh connection.
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Reply> {
     use std::io::{Read, Write};
