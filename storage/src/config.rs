@@ -11,6 +11,15 @@ pub struct StorageConfig {
     /// `table_url` points elsewhere.
     #[serde(skip)]
     pub data_dir: PathBuf,
+    /// The node's `cluster.node_id` in a cluster (set by the server, not in `[storage]`): its
+    /// WAL then lives in `<data_dir>/cluster-wal` and its commits record the WAL segments under
+    /// an application id of its own ([`StorageConfig::wal_app_id`]).
+    #[serde(skip)]
+    pub node_id: Option<String>,
+    /// In a cluster (set by the server from `cluster.heartbeat`): how often each table's Delta
+    /// log is read again for commits made by other nodes, so that queries see them.
+    #[serde(skip)]
+    pub refresh: Option<Duration>,
     /// Where the Delta tables live: unset for `<data_dir>/tables`, or `s3://bucket/prefix`
     /// (credentials and endpoint from the usual `AWS_*` environment variables).
     pub table_url: Option<String>,
@@ -47,6 +56,8 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("fimlake-data"),
+            node_id: None,
+            refresh: None,
             table_url: None,
             object_store_options: Default::default(),
             flush_bytes: 32 << 20,
@@ -64,6 +75,19 @@ impl Default for StorageConfig {
 
 impl StorageConfig {
     pub fn wal_dir(&self) -> PathBuf {
-        self.data_dir.join("wal")
+        match self.node_id {
+            None => self.data_dir.join("wal"),
+            Some(_) => self.data_dir.join("cluster-wal"),
+        }
+    }
+
+    /// The Delta `txn` application id under which commits record this node's WAL segments:
+    /// [`crate::wal::WAL_APP_ID`] for a single node, `fimlake-wal/<node_id>` in a cluster, so
+    /// that one node's segment numbers never stand for another's.
+    pub fn wal_app_id(&self) -> String {
+        match &self.node_id {
+            None => crate::wal::WAL_APP_ID.to_string(),
+            Some(node) => format!("{}/{node}", crate::wal::WAL_APP_ID),
+        }
     }
 }

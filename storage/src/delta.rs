@@ -24,7 +24,6 @@ use url::Url;
 use crate::error::{Result, StorageError};
 use crate::schema::{PARTITION_DATE, PARTITION_HOUR, TIME_COLUMN, TableDef};
 use crate::sorted::SortedRows;
-use crate::wal::WAL_APP_ID;
 
 /// One live Parquet file of a table, as its Delta `add` action describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,14 +149,27 @@ async fn add_new_columns(def: &TableDef, table: DeltaTable) -> Result<DeltaTable
     table.add_columns().with_fields(missing).await.map_err(|e| StorageError::delta(def.name(), e))
 }
 
-/// The WAL segment id recorded by the last flush commit, if any.
-pub(crate) async fn committed_wal_segment(table: &DeltaTable, name: &str) -> Result<Option<u64>> {
+/// The Delta `txn` application id under which a cluster's leader records its lease epoch in
+/// every commit it makes (the fencing token, see [`CommitFence`]).
+pub const LEADER_APP_ID: &str = "fimlake-leader";
+
+/// Leader work in a cluster: every commit first asks the fence for the epoch of the lease this
+/// node holds. The commit is refused when there is none, or when the table already records a
+/// newer epoch; it then records its own (app id [`LEADER_APP_ID`]), so that of two nodes both
+/// believing they lead, the Delta log's conflict check lets only one commit at a time through.
+pub trait CommitFence: Send + Sync {
+    /// The lease epoch, or why this node may not commit now.
+    fn epoch(&self) -> std::result::Result<u64, String>;
+}
+
+/// The WAL segment id recorded under `app_id` by the last flush commit, if any.
+pub(crate) async fn committed_wal_segment(table: &DeltaTable, name: &str, app_id: &str) -> Result<Option<u64>> {
+    Ok(transaction_version(table, name, app_id).await?.map(|v| v as u64))
+}
+
+async fn transaction_version(table: &DeltaTable, name: &str, app_id: &str) -> Result<Option<i64>> {
     let snapshot = table.snapshot().map_err(|e| StorageError::delta(name, e))?;
-    let v = snapshot
-        .transaction_version(table.log_store().as_ref(), WAL_APP_ID)
-        .await
-        .map_err(|e| StorageError::delta(name, e))?;
-    Ok(v.map(|v| v as u64))
+    snapshot.transaction_version(table.log_store().as_ref(), app_id).await.map_err(|e| StorageError::delta(name, e))
 }
 
 /// The live files of the table's current snapshot.
@@ -259,22 +271,30 @@ pub(crate) async fn write_files(
     }
 }
 
+/// Who commits and on what authority: the WAL's application id, and the cluster's fence.
+#[derive(Clone, Copy)]
+pub(crate) struct Committer<'a> {
+    pub wal_app_id: &'a str,
+    pub fence: Option<&'a dyn CommitFence>,
+}
+
 /// Commits a flush: the new files and the WAL segment they hold, atomically.
 pub(crate) async fn commit_append(
     table: &mut DeltaTable,
     def: &TableDef,
     adds: Vec<Add>,
     wal_upto: u64,
+    committer: Committer<'_>,
 ) -> Result<u64> {
     let props = CommitProperties::default()
-        .with_application_transaction(Transaction::new(WAL_APP_ID, wal_upto as i64))
+        .with_application_transaction(Transaction::new(committer.wal_app_id, wal_upto as i64))
         .with_metadata([("fimlake.operation".to_string(), serde_json::json!("flush"))]);
     let op = DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: Some(vec![PARTITION_DATE.to_string(), PARTITION_HOUR.to_string()]),
         predicate: None,
     };
-    commit(table, def, props, adds.into_iter().map(Action::Add).collect(), op).await
+    commit(table, def, props, adds.into_iter().map(Action::Add).collect(), op, committer.fence).await
 }
 
 /// Commits a rewrite (compaction or retention): files added and removed in one atomic step,
@@ -286,6 +306,7 @@ pub(crate) async fn commit_rewrite(
     removed: &[DataFile],
     op: DeltaOperation,
     data_change: bool,
+    fence: Option<&dyn CommitFence>,
 ) -> Result<u64> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut actions: Vec<Action> = adds
@@ -317,23 +338,47 @@ pub(crate) async fn commit_rewrite(
             default_row_commit_version: None,
         }));
     }
-    commit(table, def, CommitProperties::default(), actions, op).await
+    commit(table, def, CommitProperties::default(), actions, op, fence).await
 }
 
 async fn commit(
     table: &mut DeltaTable,
     def: &TableDef,
-    props: CommitProperties,
+    mut props: CommitProperties,
     actions: Vec<Action>,
     op: DeltaOperation,
+    fence: Option<&dyn CommitFence>,
 ) -> Result<u64> {
+    if let Some(fence) = fence {
+        let epoch = check_fence(table, def.name(), fence).await?;
+        props = props.with_application_transaction(Transaction::new(LEADER_APP_ID, epoch as i64));
+    }
     let snapshot = table.snapshot().map_err(|e| StorageError::delta(def.name(), e))?;
-    let finalized = CommitBuilder::from(props)
-        .with_actions(actions)
-        .build(Some(snapshot), table.log_store(), op)
-        .await
-        .map_err(|e| StorageError::delta(def.name(), e))?;
+    let finalized =
+        match CommitBuilder::from(props).with_actions(actions).build(Some(snapshot), table.log_store(), op).await {
+            Ok(finalized) => finalized,
+            Err(e) => {
+                if let Some(fence) = fence {
+                    // Refused by the log because a newer leader committed meanwhile: say so.
+                    table.update_state().await.map_err(|e| StorageError::delta(def.name(), e))?;
+                    check_fence(table, def.name(), fence).await?;
+                }
+                return Err(StorageError::delta(def.name(), e));
+            }
+        };
     let version = finalized.version();
     table.state = Some(finalized.snapshot());
     Ok(version)
+}
+
+/// The epoch to commit under, or [`StorageError::Fenced`].
+pub(crate) async fn check_fence(table: &DeltaTable, name: &str, fence: &dyn CommitFence) -> Result<u64> {
+    let fenced = |reason: String| StorageError::Fenced { table: name.to_string(), reason };
+    let epoch = fence.epoch().map_err(fenced)?;
+    match transaction_version(table, name, LEADER_APP_ID).await? {
+        Some(recorded) if recorded > epoch as i64 => Err(fenced(format!(
+            "the table records leader epoch {recorded}, newer than this node's {epoch}: another node leads now"
+        ))),
+        _ => Ok(epoch),
+    }
 }

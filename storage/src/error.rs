@@ -36,6 +36,11 @@ pub enum StorageError {
     #[error("write-ahead log of table '{table}' is unavailable after an earlier failure: {detail}")]
     WalPoisoned { table: String, detail: String },
 
+    /// A commit by a node that is not (or no longer) the cluster's leader: refused before it
+    /// reaches the Delta log, or by the log itself when a newer leader committed meanwhile.
+    #[error("commit to table '{table}' refused: {reason}")]
+    Fenced { table: String, reason: String },
+
     #[error("storage is shutting down")]
     ShuttingDown,
 

@@ -35,7 +35,7 @@ use url::Url;
 
 pub use budget::BufferBudget;
 pub use config::StorageConfig;
-pub use delta::DataFile;
+pub use delta::{CommitFence, DataFile, LEADER_APP_ID};
 pub use error::{Result, StorageError};
 pub use maintenance::MaintenanceReport;
 pub use metrics::StorageMetrics;
@@ -82,6 +82,16 @@ impl Storage {
         registry: TableRegistry,
         metrics_registry: &prometheus::Registry,
     ) -> Result<Arc<Storage>> {
+        Storage::open_fenced(config, registry, metrics_registry, None).await
+    }
+
+    /// [`Storage::open`] for a cluster's leader: every commit is fenced by its lease.
+    pub async fn open_fenced(
+        config: StorageConfig,
+        registry: TableRegistry,
+        metrics_registry: &prometheus::Registry,
+        fence: Option<Arc<dyn CommitFence>>,
+    ) -> Result<Arc<Storage>> {
         let config = Arc::new(config);
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StorageError::io(&config.data_dir, e))?;
         let metrics = StorageMetrics::new(metrics_registry)
@@ -96,7 +106,8 @@ impl Storage {
                 .map_err(|e| StorageError::Config(format!("table URL for {}: {e}", def.name())))?;
             let loc = delta::Location::new(root_store.clone(), url)?;
             let table =
-                Table::open(def.clone(), config.clone(), loc, metrics.table(def.name()), budget.clone()).await?;
+                Table::open(def.clone(), config.clone(), loc, metrics.table(def.name()), budget.clone(), fence.clone())
+                    .await?;
             tables.insert(def.name().to_string(), table);
         }
         let (shutdown, _) = watch::channel(false);
@@ -115,6 +126,11 @@ impl Storage {
 
     fn start_background(self: &Arc<Self>) {
         let mut tasks = self.tasks.lock().expect("tasks lock");
+        if let Some(every) = self.config.refresh {
+            for table in self.tables.values() {
+                tasks.push(tokio::spawn(refresh_loop(table.clone(), every, self.shutdown.subscribe())));
+            }
+        }
         let tick = (self.config.flush_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         for table in self.tables.values() {
             let table = table.clone();
@@ -186,7 +202,8 @@ impl Storage {
             let exists = table.verify_deltatable_existence().await.map_err(|e| StorageError::delta(def.name(), e))?;
             let (files, committed) = if exists {
                 table.load().await.map_err(|e| StorageError::delta(def.name(), e))?;
-                (delta::live_files(&table, def.name())?, delta::committed_wal_segment(&table, def.name()).await?)
+                let committed = delta::committed_wal_segment(&table, def.name(), &config.wal_app_id()).await?;
+                (delta::live_files(&table, def.name())?, committed)
             } else {
                 (Vec::new(), None)
             };
@@ -248,10 +265,10 @@ impl Storage {
         if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
     }
 
-    /// Flushes every table now.
+    /// Flushes every table now: every row acknowledged so far is committed when it returns.
     pub async fn flush_all(&self) -> Result<()> {
         for t in self.tables.values() {
-            t.flush().await?;
+            t.flush_all_rows().await?;
         }
         Ok(())
     }
@@ -268,6 +285,19 @@ impl Storage {
     }
 }
 
+/// Reads a table's Delta log every `every` for other nodes' commits, until shutdown.
+async fn refresh_loop(table: Arc<Table>, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => break,
+        }
+        if let Err(e) = table.refresh().await {
+            tracing::warn!(table = table.name(), error = %e, "reading the Delta log for other nodes' commits failed");
+        }
+    }
+}
+
 /// `table_url` as a URL: `s3://...`, `file://...`, or an absolute local path.
 fn table_url(u: &str) -> Result<Url> {
     match Url::parse(u) {
@@ -281,6 +311,14 @@ fn table_url(u: &str) -> Result<Url> {
         }
         Err(e) => Err(StorageError::Config(format!("table_url '{u}': {e}"))),
     }
+}
+
+/// An object store rooted at `dir` beside the tables (`<table_url>/<dir>/`): where a cluster
+/// keeps its lease and registrations.
+pub fn store_beside_tables(config: &StorageConfig, dir: &str) -> Result<Arc<dyn ObjectStore>> {
+    let (root, url) = root_store(config)?;
+    let prefix = object_store::path::Path::from_url_path(url.path())?.join(dir);
+    Ok(Arc::new(object_store::prefix::PrefixStore::new(root, prefix)))
 }
 
 /// The object store holding the tables, rooted at its namespace root, and the URL of the

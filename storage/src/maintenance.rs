@@ -71,7 +71,7 @@ impl Table {
             )));
         }
         let op = DeltaOperation::Optimize { predicate: None, target_size: 0 };
-        delta::commit_rewrite(&mut delta_table, &self.def, adds, group, op, false).await?;
+        delta::commit_rewrite(&mut delta_table, &self.def, adds, group, op, false, self.fence.as_deref()).await?;
         let files = delta::live_files(&delta_table, self.name())?;
         self.set_files(files);
         self.metrics.compactions.inc();
@@ -108,7 +108,8 @@ impl Table {
         }
         let mut delta_table = self.delta.lock().await;
         let op = DeltaOperation::Delete { predicate: Some(format!("TimeGenerated < '{}'", cutoff.to_rfc3339())) };
-        delta::commit_rewrite(&mut delta_table, &self.def, Vec::new(), &expired, op, true).await?;
+        delta::commit_rewrite(&mut delta_table, &self.def, Vec::new(), &expired, op, true, self.fence.as_deref())
+            .await?;
         let files = delta::live_files(&delta_table, self.name())?;
         self.set_files(files);
         self.metrics.retention_removed_files.inc_by(expired.len() as u64);
@@ -120,6 +121,9 @@ impl Table {
     pub async fn vacuum(&self) -> Result<MaintenanceReport> {
         let _guard = self.maintenance.lock().await;
         let mut delta_table = self.delta.lock().await;
+        if let Some(fence) = &self.fence {
+            delta::check_fence(&delta_table, self.name(), fence.as_ref()).await?;
+        }
         let retention = chrono::Duration::from_std(self.config.vacuum_delay)
             .map_err(|e| StorageError::Config(format!("vacuum_delay: {e}")))?;
         let (table, metrics) = delta_table

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::budget::BufferBudget;
 use crate::config::StorageConfig;
-use crate::delta::{self, DataFile, Location};
+use crate::delta::{self, CommitFence, Committer, DataFile, Location};
 use crate::error::{Result, StorageError};
 use crate::metrics::TableMetrics;
 use crate::schema::TableDef;
@@ -145,6 +145,10 @@ pub struct Table {
     flush_wanted: Notify,
     /// The buffer budget all tables share (their buffers count in it).
     budget: Arc<BufferBudget>,
+    /// In a cluster, the leader lease every commit is fenced with; `None` on a single node and
+    /// while a node commits its own WAL before it joins.
+    pub(crate) fence: Option<Arc<dyn CommitFence>>,
+    wal_app_id: String,
 }
 
 impl Table {
@@ -156,9 +160,11 @@ impl Table {
         loc: Location,
         metrics: TableMetrics,
         budget: Arc<BufferBudget>,
+        fence: Option<Arc<dyn CommitFence>>,
     ) -> Result<Arc<Table>> {
         let delta = delta::open_or_create(&def, &loc).await?;
-        let committed = delta::committed_wal_segment(&delta, def.name()).await?;
+        let wal_app_id = config.wal_app_id();
+        let committed = delta::committed_wal_segment(&delta, def.name(), &wal_app_id).await?;
         let files = delta::live_files(&delta, def.name())?;
         let wal_dir = config.wal_dir().join(def.name());
         let schema = def.schema().clone();
@@ -194,6 +200,8 @@ impl Table {
             props,
             flush_wanted: Notify::new(),
             budget,
+            fence,
+            wal_app_id,
         });
         table.update_gauges();
         Ok(table)
@@ -336,6 +344,17 @@ impl Table {
         }
     }
 
+    /// Flushes until no acknowledged row is left buffered: a flush that failed earlier is
+    /// retried first, with only its own rows, so the rows that came after it need one more.
+    pub async fn flush_all_rows(&self) -> Result<()> {
+        self.flush().await?;
+        let left = self.state.lock().expect("table state lock").buffer.active_rows();
+        if left > 0 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     async fn write_and_commit(&self, sealed: &Sealed, retry: bool) -> Result<FlushOutcome> {
         let started = Instant::now();
         let rows: usize = sealed.batches.iter().map(|b| b.num_rows()).sum();
@@ -344,18 +363,21 @@ impl Table {
         let sorted =
             tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")?;
         let mut delta = self.delta.lock().await;
-        if retry {
-            // An earlier attempt may have committed and then failed to say so.
+        if retry || self.config.refresh.is_some() {
+            // An earlier attempt may have committed and then failed to say so; in a cluster,
+            // other nodes commit too (their WALs, after a restart).
             delta.update_state().await.map_err(|e| StorageError::delta(self.name(), e))?;
         }
-        let already =
-            retry && delta::committed_wal_segment(&delta, self.name()).await?.is_some_and(|c| c >= sealed.upto);
+        let already = retry
+            && delta::committed_wal_segment(&delta, self.name(), &self.wal_app_id)
+                .await?
+                .is_some_and(|c| c >= sealed.upto);
         let (version, nfiles) = if already {
             (delta.version(), 0)
         } else {
             let adds = delta::write_files(&delta, &self.def, &sorted, self.props.clone()).await?;
             let n = adds.len();
-            let v = match delta::commit_append(&mut delta, &self.def, adds, sealed.upto).await {
+            let v = match delta::commit_append(&mut delta, &self.def, adds, sealed.upto, self.committer()).await {
                 Ok(v) => v,
                 Err(e) => {
                     let _ = delta.update_state().await;
@@ -377,6 +399,25 @@ impl Table {
         self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
         tracing::debug!(table = self.name(), rows, files = nfiles, "flushed");
         Ok(FlushOutcome { rows, files: nfiles, version })
+    }
+
+    pub(crate) fn committer(&self) -> Committer<'_> {
+        Committer { wal_app_id: &self.wal_app_id, fence: self.fence.as_deref() }
+    }
+
+    /// Reads the Delta log again for commits made by other nodes and publishes the live files.
+    /// Under the commit lock, so the file list and the buffer stay consistent.
+    pub async fn refresh(&self) -> Result<()> {
+        let mut delta = self.delta.lock().await;
+        let before = delta.version();
+        delta.update_state().await.map_err(|e| StorageError::delta(self.name(), e))?;
+        if delta.version() != before {
+            let files = delta::live_files(&delta, self.name())?;
+            self.state.lock().expect("table state lock").files = Arc::new(files);
+            drop(delta);
+            self.update_gauges();
+        }
+        Ok(())
     }
 
     /// Replaces the live file list after a maintenance commit.
