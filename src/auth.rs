@@ -131,6 +131,7 @@ fn need(method: &Method, route: &str) -> Need {
         | "/v1/alert-rules"
         | "/v1/alert-rules/{name}"
         | "/v1/alerts"
+        | "/v1/cluster"
         | "/v1/machines"
         | "/v1/notifications" => Need::Read,
         // Unknown routes answer 404, but only to a caller with a key.

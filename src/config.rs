@@ -47,6 +47,9 @@ pub struct Config {
     /// tables and their flushes, request bodies being decoded, and queries. Shared out in
     /// `memory.rs` ([`crate::memory::Shares`]); a part's own limit, when set, wins.
     pub memory_limit: usize,
+    /// Several nodes on one shared `storage.table_url` (`[cluster] node_id`, ...); off unless
+    /// `node_id` is set.
+    pub cluster: fimlake_cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             max_connections: 1024,
             ui: fimlake_ui::UiConfig::default(),
             memory_limit: crate::memory::DEFAULT_LIMIT,
+            cluster: fimlake_cluster::ClusterConfig::default(),
         }
     }
 }
@@ -95,7 +99,7 @@ impl Config {
             }
             let name = name.to_ascii_lowercase();
             let (section, field) = match name.split_once('_') {
-                Some((s @ ("storage" | "ingest" | "query" | "alerting" | "ui" | "fleet"), f)) => {
+                Some((s @ ("storage" | "ingest" | "query" | "alerting" | "ui" | "fleet" | "cluster"), f)) => {
                     (Some(s), f.to_string())
                 }
                 _ => (None, name.clone()),
@@ -115,6 +119,8 @@ impl Config {
         let mut cfg: Config = Config::deserialize(doc)
             .map_err(|e| anyhow::anyhow!("invalid configuration (from the config file or FIMLAKE_* variables): {e}"))?;
         cfg.storage.data_dir = cfg.data_dir.clone();
+        cfg.storage.node_id = cfg.cluster.node_id.clone();
+        cfg.storage.refresh = cfg.cluster.enabled().then_some(cfg.cluster.heartbeat);
         if cfg.memory_limit < crate::memory::MIN_LIMIT {
             bail!("memory_limit must be at least {} bytes (64 MiB)", crate::memory::MIN_LIMIT);
         }
@@ -141,6 +147,15 @@ impl Config {
         }
         if !(1..=22).contains(&self.storage.zstd_level) {
             bail!("storage.zstd_level must be between 1 and 22");
+        }
+        self.cluster.validate().map_err(|e| anyhow::anyhow!(e))?;
+        let on_s3 =
+            self.storage.table_url.as_deref().is_some_and(|u| u.starts_with("s3://") || u.starts_with("s3a://"));
+        if self.cluster.enabled() && !on_s3 {
+            bail!(
+                "cluster.node_id is set but storage.table_url is not on S3: the nodes of a cluster share their tables, \
+                 lease and registrations in one bucket, with conditional writes a local directory cannot give"
+            );
         }
         Ok(())
     }
@@ -230,6 +245,33 @@ mod tests {
 
         let e = Config::load(None, env(&[("FIMLAKE_MEMORY_LIMIT", "1000")])).unwrap_err();
         assert!(e.to_string().contains("memory_limit must be at least"), "{e}");
+    }
+
+    #[test]
+    fn cluster_mode_needs_a_bucket_and_gives_the_node_its_own_wal() {
+        let e = Config::load(None, env(&[("FIMLAKE_CLUSTER_NODE_ID", "fim-1")])).unwrap_err();
+        assert!(e.to_string().contains("storage.table_url is not on S3"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[("FIMLAKE_CLUSTER_NODE_ID", "fim/1"), ("FIMLAKE_STORAGE_TABLE_URL", "s3://bucket/fim")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("cluster.node_id 'fim/1'"), "{e}");
+        let cfg = Config::load(
+            None,
+            env(&[
+                ("FIMLAKE_CLUSTER_NODE_ID", "fim-1"),
+                ("FIMLAKE_CLUSTER_LEASE_TTL", "6s"),
+                ("FIMLAKE_STORAGE_TABLE_URL", "s3://bucket/fim"),
+                ("FIMLAKE_DATA_DIR", "/var/lib/fimlake"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.cluster.lease_ttl, std::time::Duration::from_secs(6));
+        assert_eq!(cfg.storage.wal_dir(), PathBuf::from("/var/lib/fimlake/cluster-wal"));
+        assert_eq!(cfg.storage.wal_app_id(), "fimlake-wal/fim-1");
+        let single = Config::load(None, env(&[])).unwrap();
+        assert_eq!(single.storage.wal_app_id(), "fimlake-wal", "a single node keeps the id its tables record");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod auth;
 mod bulk;
 mod client_profile;
+mod cluster;
 mod config;
 mod fleet_cli;
 mod generate;
@@ -34,6 +35,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ClusterCommand {
+    /// The leader, its lease, and every node with its role and when it was last seen, read
+    /// from the bucket with a node's configuration (works while no node serves).
+    Status {
+        /// The node's TOML configuration file (or FIMLAKE_* variables).
+        #[arg(long, env = "FIMLAKE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print JSON (what GET /v1/cluster answers) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the server: ingestion API, storage, health and metrics.
     Serve {
@@ -50,6 +65,11 @@ enum Command {
         /// and read).
         #[arg(long)]
         insecure: bool,
+    },
+    /// A cluster's nodes and leader, as the shared bucket shows them.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
     },
     /// Generate deterministic test data (ConfigurationChange, ConfigurationData, Heartbeat) as
     /// NDJSON files, or straight into a server.
@@ -229,10 +249,15 @@ fn main() -> anyhow::Result<()> {
                 cfg.data_dir = d.clone();
                 cfg.storage.data_dir = d;
             }
-            if let Some(l) = listen {
-                cfg.listen = l;
+            cfg.listen = listen.unwrap_or(cfg.listen);
+            match cfg.cluster.enabled() {
+                true => rt.block_on(cluster::serve(cfg, insecure)),
+                false => rt.block_on(server::serve(cfg, insecure)),
             }
-            rt.block_on(server::serve(cfg, insecure))
+        }
+        Command::Cluster { command: ClusterCommand::Status { config, json } } => {
+            let cfg = Config::load(config.as_deref(), environment.into_iter())?;
+            rt.block_on(cluster::print_status(&cfg, json))
         }
         Command::Gen { computers, days, seed, end, changes_per_day, out, server, api_key, ca_file } => {
             let end = end.unwrap_or_else(|| {

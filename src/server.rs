@@ -19,11 +19,23 @@ use crate::config::{Config, workspace_id};
 #[derive(Clone)]
 struct ServerState {
     storage: Arc<Storage>,
+    /// In a cluster, the lease: a leader that cannot count on it is not ready.
+    lease: Option<Arc<dyn fimlake_storage::CommitFence>>,
     registry: Registry,
     http_seconds: HistogramVec,
 }
 
 pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
+    serve_as(cfg, insecure, None).await
+}
+
+/// The server; `leading` when this node leads a cluster: its commits are fenced by the lease
+/// and it answers `GET /v1/cluster`.
+pub(crate) async fn serve_as(
+    cfg: Config,
+    insecure: bool,
+    mut leading: Option<crate::cluster::Leading>,
+) -> anyhow::Result<()> {
     let tables = TableRegistry::builtin();
     let table_names: Vec<String> = tables.names().iter().map(|t| t.to_string()).collect();
     let fleet = Arc::new(
@@ -38,19 +50,15 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     let tls = cfg.tls.as_ref().map(crate::tls::server_config).transpose().context("TLS settings ([tls])")?;
     let registry = Registry::new();
     let workspace = workspace_id(&cfg)?;
-    let storage = Storage::open(cfg.storage.clone(), tables, &registry)
+    let fence = leading.as_ref().map(|l| l.fence());
+    let kept = leading.as_mut().and_then(|l| l.listener.take());
+    let cluster_banner = leading.as_ref().map(|l| l.banner.clone());
+    let cluster = leading.map(|l| l.router()).unwrap_or_default();
+    let storage = Storage::open_fenced(cfg.storage.clone(), tables, &registry, fence.clone())
         .await
         .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
     let ingest_metrics = IngestMetrics::new(&registry)?;
-    let http_seconds = HistogramVec::new(
-        HistogramOpts::new("fimlake_http_request_seconds", "HTTP request latency by route and status")
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
-        &["method", "route", "status"],
-    )?;
-    registry.register(Box::new(http_seconds.clone()))?;
-    #[cfg(target_os = "linux")]
-    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
-
+    let http_seconds = http_metrics(&registry)?;
     let engine = Arc::new(fimlake_query::QueryEngine::new(storage.clone(), &cfg.query));
     let alerting = fimlake_alerting::Alerting::open(
         cfg.alerting.clone(),
@@ -62,22 +70,8 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     )
     .await
     .context("loading alert rules")?;
-    let state = ServerState { storage: storage.clone(), registry, http_seconds };
-    let console = if cfg.ui.enabled {
-        let ui = fimlake_ui::UiState::new(
-            engine.clone(),
-            alerting.clone(),
-            auth.clone(),
-            cfg.ui.clone(),
-            &cfg.data_dir,
-            tls.is_some(),
-        )
-        .context("opening the console's saved queries")?
-        .with_fleet(fleet.clone());
-        fimlake_ui::router(ui)
-    } else {
-        Router::new()
-    };
+    let state = ServerState { storage: storage.clone(), lease: fence.clone(), registry, http_seconds };
+    let console = console_router(&cfg, &engine, &alerting, &auth, &fleet, tls.is_some())?;
     let machines = crate::machines::router(engine.clone(), fleet.clone());
     let query = fimlake_query::api::router(fimlake_query::api::QueryState::new(engine, workspace.clone()));
     let ingest = fimlake_ingest::router(IngestState::new(
@@ -96,6 +90,7 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         .merge(fimlake_alerting::api::router(alerting.clone()))
         .merge(fimlake_fleet::api::router(fleet.clone(), cfg.fleet.enrollments_per_minute))
         .merge(machines)
+        .merge(cluster)
         // Unknown routes go through the key check too (404 only with a key); the console's
         // routes, merged below, are not unknown.
         .fallback(|| async { StatusCode::NOT_FOUND })
@@ -107,11 +102,17 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         .merge(console)
         .layer(axum::middleware::from_fn_with_state(state, observe));
 
-    let listener = std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    let listener = match kept {
+        Some(listener) => listener,
+        None => std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?,
+    };
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     print_banner(scheme, addr, &cfg, &storage, &workspace);
+    if let Some(line) = cluster_banner {
+        println!("{line}");
+    }
     alerting.start();
     tokio::spawn(save_last_used(fleet.clone()));
     let rules = alerting.rules().await.len();
@@ -119,12 +120,44 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
     if cfg.ui.enabled {
         println!("console: {scheme}://{addr}/");
     }
-    accept(listener, tls, app, &cfg).await?;
+    accept(listener, tls, app, &cfg, shutdown_signal()).await?;
     alerting.stop();
     tracing::info!("shutting down: flushing buffers");
     storage.shutdown().await.context("flushing buffers at shutdown")?;
     println!("fimlake stopped");
     Ok(())
+}
+
+/// The request latency histogram (and, on Linux, the process's own metrics), registered.
+fn http_metrics(registry: &Registry) -> anyhow::Result<HistogramVec> {
+    let http_seconds = HistogramVec::new(
+        HistogramOpts::new("fimlake_http_request_seconds", "HTTP request latency by route and status")
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+        &["method", "route", "status"],
+    )?;
+    registry.register(Box::new(http_seconds.clone()))?;
+    #[cfg(target_os = "linux")]
+    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+    Ok(http_seconds)
+}
+
+/// The console's routes, or none when `ui.enabled` is off.
+fn console_router(
+    cfg: &Config,
+    engine: &Arc<fimlake_query::QueryEngine>,
+    alerting: &Arc<fimlake_alerting::Alerting>,
+    auth: &Arc<crate::auth::Auth>,
+    fleet: &Arc<fimlake_fleet::Fleet>,
+    https: bool,
+) -> anyhow::Result<Router> {
+    if !cfg.ui.enabled {
+        return Ok(Router::new());
+    }
+    let ui =
+        fimlake_ui::UiState::new(engine.clone(), alerting.clone(), auth.clone(), cfg.ui.clone(), &cfg.data_dir, https)
+            .context("opening the console's saved queries")?
+            .with_fleet(fleet.clone());
+    Ok(fimlake_ui::router(ui))
 }
 
 /// Where the server listens and how to start using it.
@@ -138,17 +171,18 @@ fn print_banner(scheme: &str, addr: std::net::SocketAddr, cfg: &Config, storage:
 }
 
 /// Accepts connections (TLS when configured, at most `max_connections`, slow clients cut off)
-/// until a shutdown signal, then lets requests in flight finish (30 s at most).
-async fn accept(
+/// until `stop` (a shutdown signal), then lets requests in flight finish (30 s at most).
+pub(crate) async fn accept(
     listener: std::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     app: Router,
     cfg: &Config,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.await;
         h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
     });
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -181,7 +215,7 @@ fn limit_slow_clients(
     b.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -211,7 +245,8 @@ async fn save_last_used(fleet: Arc<fimlake_fleet::Fleet>) {
 }
 
 async fn readyz(State(st): State<ServerState>) -> Response {
-    match st.storage.health() {
+    let leading = st.lease.as_ref().map_or(Ok(0), |lease| lease.epoch());
+    match leading.and(st.storage.health()) {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
     }

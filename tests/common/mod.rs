@@ -1,6 +1,8 @@
 //! A real `fimlake serve` child process on an ephemeral loopback port, and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod records;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +14,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
     listen: String,
+    /// What a start waits for: `/readyz` (serving), or `/healthz` (up, maybe a cluster's standby).
+    wait_for: &'static str,
 }
 
 impl Server {
@@ -25,15 +29,34 @@ impl Server {
     pub fn start_at(data_dir: &Path, env: &[(&str, &str)], listen: &str) -> Server {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let (child, url) = spawn(data_dir, &env, listen);
-        let s = Server { child: Some(child), url, data_dir: data_dir.to_path_buf(), env, listen: listen.to_string() };
+        let data_dir = data_dir.to_path_buf();
+        let s = Server { child: Some(child), url, data_dir, env, listen: listen.to_string(), wait_for: "/readyz" };
         s.wait_ready();
         s
+    }
+
+    /// Like `start_at`, waiting only until it answers `/healthz`: a cluster node that may be a
+    /// standby (not ready until it leads).
+    pub fn start_node(data_dir: &Path, env: &[(&str, &str)], listen: &str) -> Server {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, url) = spawn(data_dir, &env, listen);
+        let data_dir = data_dir.to_path_buf();
+        let s = Server { child: Some(child), url, data_dir, env, listen: listen.to_string(), wait_for: "/healthz" };
+        s.wait_ready();
+        s
+    }
+
+    /// The process's exit status once it has exited by itself (`None` while it runs).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().unwrap()?;
+        self.child = None;
+        Some(status)
     }
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(r) = http_get(&format!("{}/readyz", self.url))
+            if let Ok(r) = http_get(&format!("{}{}", self.url, self.wait_for))
                 && r.0 == 200
             {
                 return;

@@ -1,0 +1,80 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `[cluster]`: several nodes on one shared `storage.table_url`. Off unless `node_id` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster (letters, digits, `.`, `_`, `-`; at most 64).
+    /// Setting it turns cluster mode on.
+    pub node_id: Option<String>,
+    /// The URL operators and other nodes reach this node at, shown by `fimlake cluster status`
+    /// and in a standby's answers (where to send writes).
+    pub advertise_url: Option<String>,
+    /// A leader whose lease has not been renewed for this long has lost it: a standby takes
+    /// over after seeing it unchanged this long.
+    #[serde(with = "fimlake_settings::duration")]
+    pub lease_ttl: Duration,
+    /// How often each node writes its registration (and a standby looks at the lease).
+    #[serde(with = "fimlake_settings::duration")]
+    pub heartbeat: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: None,
+            advertise_url: None,
+            lease_ttl: Duration::from_secs(15),
+            heartbeat: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ClusterConfig {
+    pub fn enabled(&self) -> bool {
+        self.node_id.is_some()
+    }
+
+    /// `Err` with what is wrong, for the server's configuration check.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(id) = &self.node_id {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) {
+                return Err(format!(
+                    "cluster.node_id '{id}' must be 1 to 64 letters, digits, '.', '_' or '-' (it names an object in the bucket)"
+                ));
+            }
+        }
+        if self.lease_ttl < Duration::from_secs(1) {
+            return Err("cluster.lease_ttl must be at least 1s".to_string());
+        }
+        if self.heartbeat.is_zero() || self.heartbeat > self.lease_ttl {
+            return Err("cluster.heartbeat must be above 0 and at most cluster.lease_ttl".to_string());
+        }
+        Ok(())
+    }
+
+    /// How often the holder renews the lease: four times per `lease_ttl`.
+    pub fn renew_every(&self) -> Duration {
+        self.lease_ttl / 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_name_objects_so_only_safe_characters_are_allowed() {
+        let with = |id: &str| ClusterConfig { node_id: Some(id.to_string()), ..ClusterConfig::default() };
+        assert!(with("fim-1.eu_west").validate().is_ok());
+        for bad in ["", "a/b", "node 1", "../x", &"n".repeat(65)] {
+            let e = with(bad).validate().unwrap_err();
+            assert!(e.contains("cluster.node_id"), "{bad}: {e}");
+        }
+        let slow = ClusterConfig { heartbeat: Duration::from_secs(30), ..ClusterConfig::default() };
+        assert!(slow.validate().unwrap_err().contains("cluster.heartbeat"));
+    }
+}

@@ -1,0 +1,133 @@
+//! The nodes' registrations: `_cluster/nodes/<node_id>.json`, each written only by its node,
+//! every heartbeat. A registration older than three heartbeats means the node is gone (or cut
+//! off from the bucket).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ClusterError, Result};
+
+/// What a node does now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// Committing what it replayed from its WAL before it joins (after a restart).
+    Starting,
+    /// Holds the lease: takes records, commits, maintains the tables, evaluates alert rules.
+    Leader,
+    /// Waits for the lease; refuses writes, naming the leader.
+    Standby,
+    /// Stopped cleanly (a registration left by a node that died keeps its last role).
+    Stopped,
+}
+
+/// One node's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub node_id: String,
+    pub role: NodeRole,
+    pub advertise_url: Option<String>,
+    /// The lease epoch it leads in, when it is the leader.
+    pub epoch: Option<u64>,
+    pub started_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// The fimlake release it runs.
+    pub version: String,
+}
+
+/// Reads and writes the registrations; `store` is rooted at the cluster directory.
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Registry {
+        Registry { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Writes this node's registration (stamping `last_seen`).
+    pub async fn publish(&self, record: &mut NodeRecord) -> Result<()> {
+        record.last_seen = Utc::now();
+        let body = serde_json::to_vec(record).expect("a node record serializes");
+        self.store.put(&node_path(&record.node_id), PutPayload::from(body)).await?;
+        Ok(())
+    }
+
+    /// Every registration, by node id.
+    pub async fn list(&self) -> Result<Vec<NodeRecord>> {
+        let prefix = Path::from("nodes");
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut nodes = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let bytes = match self.store.get(&meta.location).await {
+                Ok(got) => got.bytes().await?,
+                // Removed between the listing and the read (`fimlake cluster forget`).
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let record = serde_json::from_slice(&bytes).map_err(|source| ClusterError::Corrupt {
+                path: format!("_cluster/{}", meta.location),
+                what: "node registration",
+                source,
+            })?;
+            nodes.push(record);
+        }
+        nodes.sort_by(|a: &NodeRecord, b| a.node_id.cmp(&b.node_id));
+        Ok(nodes)
+    }
+}
+
+fn node_path(node_id: &str) -> Path {
+    Path::from(format!("nodes/{node_id}.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    fn record(id: &str, role: NodeRole) -> NodeRecord {
+        NodeRecord {
+            node_id: id.to_string(),
+            role,
+            advertise_url: None,
+            epoch: None,
+            started_at: Utc::now(),
+            last_seen: DateTime::<Utc>::MIN_UTC,
+            version: "0.1.0".to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_node_sees_every_registration_with_its_latest_role() {
+        let registry = Registry::new(Arc::new(InMemory::new()));
+        let mut b = record("b", NodeRole::Standby);
+        registry.publish(&mut b).await.unwrap();
+        registry.publish(&mut record("a", NodeRole::Leader)).await.unwrap();
+        assert!(b.last_seen > DateTime::<Utc>::MIN_UTC, "publishing stamps last_seen");
+        b.role = NodeRole::Leader;
+        registry.publish(&mut b).await.unwrap();
+        let nodes = registry.list().await.unwrap();
+        let seen: Vec<(&str, NodeRole)> = nodes.iter().map(|n| (n.node_id.as_str(), n.role)).collect();
+        assert_eq!(seen, vec![("a", NodeRole::Leader), ("b", NodeRole::Leader)]);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_registration_is_an_error_naming_its_object() {
+        let store = Arc::new(InMemory::new());
+        store.put(&Path::from("nodes/x.json"), PutPayload::from_static(b"{not json")).await.unwrap();
+        let e = Registry::new(store).list().await.unwrap_err().to_string();
+        assert!(e.contains("_cluster/nodes/x.json") && e.contains("node registration"), "{e}");
+    }
+}

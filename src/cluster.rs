@@ -1,0 +1,354 @@
+//! `fimlake serve` as a node of a cluster (`[cluster] node_id` set): every node shares the
+//! tables in one bucket, and the node holding the leader lease is the one that serves.
+//!
+//! A node's life: it registers in the bucket (`starting`), commits whatever its own WAL still
+//! holds from before a crash (its records are acknowledged, so they must reach the tables
+//! whoever leads), then waits as a `standby` (answering 503 with the leader's address) until it
+//! takes the lease, and then runs as the `leader`: the whole server, with every commit fenced by
+//! the lease's epoch. If it cannot renew the lease in time it exits at once: no leader work may
+//! go on, and its acknowledged records stay in its WAL for the restart to commit.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use fimlake_cluster::{
+    CLUSTER_DIR, ClusterStatus, LeaderGuard, Lease, LeaseRecord, NodeRecord, NodeRole, Registry, Standing,
+};
+use fimlake_ingest::ApiError;
+use fimlake_storage::{CommitFence, Storage, StorageConfig, TableRegistry};
+
+use crate::config::Config;
+
+/// What the server needs to run as the cluster's leader.
+pub(crate) struct Leading {
+    guard: LeaderGuard,
+    membership: Membership,
+    /// The standby's listening socket, kept so that the leader answers on the same address.
+    pub(crate) listener: Option<std::net::TcpListener>,
+    /// Printed under the server's banner.
+    pub(crate) banner: String,
+}
+
+impl Leading {
+    pub(crate) fn fence(&self) -> Arc<dyn CommitFence> {
+        Arc::new(LeaseFence(self.guard.clone()))
+    }
+
+    /// `GET /v1/cluster` (behind the API keys, as any read).
+    pub(crate) fn router(&self) -> Router {
+        Router::new().route("/v1/cluster", get(status)).with_state(self.membership.clone())
+    }
+}
+
+struct LeaseFence(LeaderGuard);
+
+impl CommitFence for LeaseFence {
+    fn epoch(&self) -> Result<u64, String> {
+        self.0.epoch()
+    }
+}
+
+/// This node's registration, written at every change of role and every heartbeat.
+#[derive(Clone)]
+struct Membership {
+    registry: Registry,
+    record: Arc<Mutex<NodeRecord>>,
+    heartbeat: Duration,
+}
+
+impl Membership {
+    fn new(registry: Registry, cfg: &fimlake_cluster::ClusterConfig, node_id: &str) -> Membership {
+        let record = NodeRecord {
+            node_id: node_id.to_string(),
+            role: NodeRole::Starting,
+            advertise_url: cfg.advertise_url.clone(),
+            epoch: None,
+            started_at: chrono::Utc::now(),
+            last_seen: chrono::Utc::now(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        Membership { registry, record: Arc::new(Mutex::new(record)), heartbeat: cfg.heartbeat }
+    }
+
+    async fn set(&self, role: NodeRole, epoch: Option<u64>) -> fimlake_cluster::error::Result<()> {
+        {
+            let mut record = self.record.lock().expect("node record lock");
+            record.role = role;
+            record.epoch = epoch;
+        }
+        self.publish().await
+    }
+
+    async fn publish(&self) -> fimlake_cluster::error::Result<()> {
+        let mut record = self.record.lock().expect("node record lock").clone();
+        self.registry.publish(&mut record).await
+    }
+
+    fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(me.heartbeat).await;
+                if let Err(e) = me.publish().await {
+                    tracing::warn!(error = %e, "writing this node's registration in the bucket failed");
+                }
+            }
+        })
+    }
+
+    fn node_id(&self) -> String {
+        self.record.lock().expect("node record lock").node_id.clone()
+    }
+}
+
+/// Runs this node until a shutdown signal: registration, its WAL committed, standby, leader.
+pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
+    let node_id = cfg.cluster.node_id.clone().context("cluster mode needs cluster.node_id")?;
+    let store = fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?;
+    let membership = Membership::new(Registry::new(store.clone()), &cfg.cluster, &node_id);
+    membership.set(NodeRole::Starting, None).await.context("registering this node in the bucket")?;
+    let heartbeat = membership.spawn_heartbeat();
+    commit_own_wal(&cfg).await?;
+    let lease = Lease::new(store, &node_id, cfg.cluster.advertise_url.clone(), cfg.cluster.lease_ttl);
+    let lease = Arc::new(tokio::sync::Mutex::new(lease));
+    let Some((epoch, listener)) = standby(&cfg, &lease, &membership).await? else {
+        heartbeat.abort();
+        return leave(&membership).await;
+    };
+    if let Err(e) = membership.set(NodeRole::Leader, Some(epoch)).await {
+        tracing::warn!(error = %e, "writing this node's registration in the bucket failed");
+    }
+    let guard = lease.lock().await.guard();
+    let renewals = tokio::spawn(keep_lease(lease.clone(), cfg.cluster.renew_every(), node_id.clone()));
+    let banner = format!("cluster: node {node_id} leads (lease epoch {epoch})");
+    let leading = Leading { guard, membership: membership.clone(), listener, banner };
+    let result = crate::server::serve_as(cfg, insecure, Some(leading)).await;
+    renewals.abort();
+    let _ = renewals.await;
+    if let Err(e) = lease.lock().await.release().await {
+        tracing::warn!(error = %e, "releasing the leader lease failed; a standby takes over once it expires");
+    }
+    heartbeat.abort();
+    result?;
+    leave(&membership).await
+}
+
+/// Records a clean stop in this node's registration.
+async fn leave(membership: &Membership) -> anyhow::Result<()> {
+    if let Err(e) = membership.set(NodeRole::Stopped, None).await {
+        tracing::warn!(error = %e, "recording this node's stop in the bucket failed");
+    }
+    Ok(())
+}
+
+/// Commits what this node's WAL holds (records acknowledged before a crash or a lost lease),
+/// and first a single-node WAL left in the data directory by a node that ran alone before.
+/// These commits are not the leader's: each records the node's own WAL application id, so
+/// the Delta log keeps them exactly once whoever leads.
+async fn commit_own_wal(cfg: &Config) -> anyhow::Result<()> {
+    let single = StorageConfig { node_id: None, ..cfg.storage.clone() };
+    for storage in [single, cfg.storage.clone()] {
+        if !storage.wal_dir().is_dir() {
+            continue;
+        }
+        let dir = storage.wal_dir();
+        let opened = Storage::open(storage, TableRegistry::builtin(), &prometheus::Registry::new())
+            .await
+            .with_context(|| format!("opening the tables to commit the WAL in {}", dir.display()))?;
+        opened.shutdown().await.with_context(|| format!("committing the WAL in {}", dir.display()))?;
+        tracing::info!(wal = %dir.display(), "committed this node's WAL before joining the cluster");
+    }
+    Ok(())
+}
+
+/// Waits for the lease, answering requests with 503 and the leader's address meanwhile.
+/// `None` when a shutdown signal came first; else the epoch, and the socket to serve on.
+async fn standby(
+    cfg: &Config,
+    lease: &tokio::sync::Mutex<Lease>,
+    membership: &Membership,
+) -> anyhow::Result<Option<(u64, Option<std::net::TcpListener>)>> {
+    let leader = Arc::new(Mutex::new(match lease.lock().await.step().await {
+        Standing::Leader { epoch, .. } => return Ok(Some((epoch, None))),
+        Standing::Follower { leader } => leader,
+        Standing::Lost { .. } => None,
+    }));
+    membership.set(NodeRole::Standby, None).await.context("registering this node in the bucket")?;
+    let listener = std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
+    let kept = listener.try_clone()?;
+    let tls = cfg.tls.as_ref().map(crate::tls::server_config).transpose().context("TLS settings ([tls])")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("fimlake listening on {scheme}://{}", listener.local_addr()?);
+    println!("cluster: node {} is a standby ({})", membership.node_id(), describe(&leader));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = standby_router(leader.clone(), cfg.cluster.renew_every());
+    let server = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.await;
+            };
+            crate::server::accept(listener, tls, app, &cfg, stop).await
+        })
+    };
+    let signal = crate::server::shutdown_signal();
+    tokio::pin!(signal);
+    let outcome = loop {
+        tokio::select! {
+            _ = &mut signal => break None,
+            _ = tokio::time::sleep(cfg.cluster.renew_every()) => {}
+        }
+        match lease.lock().await.step().await {
+            Standing::Leader { epoch, .. } => break Some(epoch),
+            Standing::Follower { leader: now } => *leader.lock().expect("leader lock") = now,
+            Standing::Lost { .. } => {}
+        }
+    };
+    let _ = stop_tx.send(());
+    server.await.context("standby server task")??;
+    Ok(outcome.map(|epoch| (epoch, Some(kept))))
+}
+
+/// Renews the lease until the task is aborted. Once the lease could not be renewed in time,
+/// every commit is refused (the guard says so) while records are still acknowledged into the
+/// WAL; the node leads again if it takes the lease back, and exits the moment another node
+/// holds it, so that its acknowledged records are committed by its restart.
+async fn keep_lease(lease: Arc<tokio::sync::Mutex<Lease>>, every: Duration, node_id: String) {
+    let mut lost_epoch = None;
+    loop {
+        tokio::time::sleep(every).await;
+        match lease.lock().await.step().await {
+            Standing::Leader { epoch, .. } => {
+                if lost_epoch.take().is_some() {
+                    tracing::warn!(epoch, "took the leader lease back; committing again");
+                }
+            }
+            Standing::Lost { epoch, reason } => {
+                tracing::error!(epoch, reason, "lost the leader lease: commits stop until it is taken back");
+                lost_epoch = Some(epoch);
+            }
+            Standing::Follower { leader: Some(holder) } if !holder.released && holder.holder != node_id => {
+                step_down(&holder)
+            }
+            Standing::Follower { .. } => {}
+        }
+    }
+}
+
+fn step_down(holder: &LeaseRecord) -> ! {
+    tracing::error!(holder = holder.holder, epoch = holder.epoch, "another node leads: exiting");
+    eprintln!(
+        "fimlake: node {} took the leader lease (epoch {}); this node exits at once. Its acknowledged records stay in its WAL and are committed when it starts again.",
+        holder.holder, holder.epoch
+    );
+    std::process::exit(3)
+}
+
+fn describe(leader: &Mutex<Option<LeaseRecord>>) -> String {
+    match &*leader.lock().expect("leader lock") {
+        Some(l) if !l.released => match &l.advertise_url {
+            Some(url) => format!("node {} ({url}) leads", l.holder),
+            None => format!("node {} leads", l.holder),
+        },
+        _ => "no node leads yet".to_string(),
+    }
+}
+
+/// A standby's answers: alive, not ready, every request refused with where to go.
+fn standby_router(leader: Arc<Mutex<Option<LeaseRecord>>>, retry: Duration) -> Router {
+    let refuse = move |leader: Arc<Mutex<Option<LeaseRecord>>>| async move {
+        let message = format!(
+            "this node is a standby of the fimlake cluster and takes no requests: {}; retry there, or here once it leads",
+            describe(&leader)
+        );
+        ApiError {
+            retry_after_secs: Some(retry.as_secs().max(1)),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Standby", message)
+        }
+    };
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|State(leader): State<Arc<Mutex<Option<LeaseRecord>>>>| async move {
+                (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: standby ({})\n", describe(&leader)))
+            }),
+        )
+        .fallback(move |State(leader): State<Arc<Mutex<Option<LeaseRecord>>>>| refuse(leader))
+        .with_state(leader)
+}
+
+async fn status(State(membership): State<Membership>) -> Response {
+    match ClusterStatus::read(&membership.registry, &membership.node_id(), membership.heartbeat).await {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(e) => ApiError {
+            retry_after_secs: Some(5),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                format!("reading the cluster's state from the bucket: {e}"),
+            )
+        }
+        .into_response(),
+    }
+}
+
+/// `fimlake cluster status`: the cluster as the bucket shows it, read with this node's
+/// configuration (so it works while no node serves).
+pub async fn print_status(cfg: &Config, json: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(cfg.cluster.enabled(), "cluster.node_id is not set: this configuration is not a cluster node's");
+    let store = fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?;
+    let me = cfg.cluster.node_id.clone().unwrap_or_default();
+    let status = ClusterStatus::read(&Registry::new(store), &me, cfg.cluster.heartbeat)
+        .await
+        .context("reading the cluster's state from the bucket")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    print!("{}", render(&status));
+    Ok(())
+}
+
+fn render(status: &ClusterStatus) -> String {
+    let mut out = String::new();
+    match &status.leader {
+        Some(l) if l.released => {
+            out.push_str(&format!("leader: none (node {} released the lease, epoch {})\n", l.node_id, l.epoch))
+        }
+        Some(l) => out.push_str(&format!(
+            "leader: {} (epoch {}, lease renewed {}, expires {}{})\n",
+            l.node_id,
+            l.epoch,
+            l.renewed_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            l.lease_expires_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            l.advertise_url.as_ref().map(|u| format!(", {u}")).unwrap_or_default()
+        )),
+        None => out.push_str("leader: none yet\n"),
+    }
+    out.push_str(&format!("{:<24} {:<9} {:<6} {:>10}  {}\n", "NODE", "ROLE", "ALIVE", "SEEN (s)", "URL"));
+    for n in &status.nodes {
+        let role = match n.record.role {
+            NodeRole::Starting => "starting",
+            NodeRole::Leader => "leader",
+            NodeRole::Standby => "standby",
+            NodeRole::Stopped => "stopped",
+        };
+        out.push_str(&format!(
+            "{:<24} {:<9} {:<6} {:>10.1}  {}\n",
+            n.record.node_id,
+            role,
+            if n.alive { "yes" } else { "NO" },
+            n.seconds_since_seen,
+            n.record.advertise_url.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}
