@@ -30,19 +30,76 @@ pub(crate) struct Leading {
     guard: LeaderGuard,
     membership: Membership,
     /// The standby's listening socket, kept so that the leader answers on the same address.
-    pub(crate) listener: Option<std::net::TcpListener>,
+    listener: Option<std::net::TcpListener>,
     /// Printed under the server's banner.
-    pub(crate) banner: String,
+    banner: String,
+    metrics: ClusterMetrics,
+}
+
+/// The leader's side of the cluster, at `/metrics`.
+#[derive(Clone)]
+struct ClusterMetrics {
+    epoch: prometheus::IntGauge,
+    leading: prometheus::IntGauge,
+    lost: prometheus::IntCounter,
+}
+
+impl ClusterMetrics {
+    fn new() -> prometheus::Result<ClusterMetrics> {
+        Ok(ClusterMetrics {
+            epoch: prometheus::IntGauge::new(
+                "fimlake_cluster_lease_epoch",
+                "The leader lease epoch this node leads in",
+            )?,
+            leading: prometheus::IntGauge::new(
+                "fimlake_cluster_leading",
+                "1 while this node counts on its leader lease (commits, alert rules), else 0",
+            )?,
+            lost: prometheus::IntCounter::new(
+                "fimlake_cluster_lease_lost_total",
+                "Times this node could not renew its leader lease in time",
+            )?,
+        })
+    }
+
+    /// After each step of the lease: `leading` says whether the guard holds right now (a
+    /// renewal still being retried keeps an expired lease's `Standing::Leader`).
+    fn set(&self, standing: &Standing, guard: &LeaderGuard) {
+        match standing {
+            Standing::Leader { epoch, .. } => self.epoch.set(*epoch as i64),
+            Standing::Lost { .. } => self.lost.inc(),
+            Standing::Follower { .. } => {}
+        }
+        self.leading.set(i64::from(guard.epoch().is_ok()));
+    }
+}
+
+/// What leading a cluster adds to the server (nothing on a single node).
+#[derive(Default)]
+pub(crate) struct LeadingParts {
+    /// Every commit's fence, `/readyz`'s and the alert rules' check.
+    pub(crate) fence: Option<Arc<dyn CommitFence>>,
+    /// The standby's socket, to serve on the same address.
+    pub(crate) listener: Option<std::net::TcpListener>,
+    /// A line under the server's banner.
+    pub(crate) banner: Option<String>,
+    /// `GET /v1/cluster` (behind the API keys, as any read).
+    pub(crate) router: Router,
 }
 
 impl Leading {
-    pub(crate) fn fence(&self) -> Arc<dyn CommitFence> {
-        Arc::new(LeaseFence(self.guard.clone()))
-    }
-
-    /// `GET /v1/cluster` (behind the API keys, as any read).
-    pub(crate) fn router(&self) -> Router {
-        Router::new().route("/v1/cluster", get(status)).with_state(self.membership.clone())
+    /// Splits `leading` into what the server wires in, registering the cluster's metrics.
+    pub(crate) fn parts(leading: Option<Leading>, registry: &prometheus::Registry) -> anyhow::Result<LeadingParts> {
+        let Some(leading) = leading else { return Ok(LeadingParts::default()) };
+        registry.register(Box::new(leading.metrics.epoch.clone()))?;
+        registry.register(Box::new(leading.metrics.leading.clone()))?;
+        registry.register(Box::new(leading.metrics.lost.clone()))?;
+        Ok(LeadingParts {
+            fence: Some(Arc::new(LeaseFence(leading.guard))),
+            listener: leading.listener,
+            banner: Some(leading.banner),
+            router: Router::new().route("/v1/cluster", get(status)).with_state(leading.membership),
+        })
     }
 }
 
@@ -125,9 +182,11 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "writing this node's registration in the bucket failed");
     }
     let guard = lease.lock().await.guard();
-    let renewals = tokio::spawn(keep_lease(lease.clone(), cfg.cluster.renew_every(), node_id.clone()));
+    let metrics = ClusterMetrics::new()?;
+    metrics.set(&Standing::Leader { epoch, valid_until: tokio::time::Instant::now() }, &guard);
+    let renewals = tokio::spawn(keep_lease(lease.clone(), cfg.cluster.renew_every(), node_id.clone(), metrics.clone()));
     let banner = format!("cluster: node {node_id} leads (lease epoch {epoch})");
-    let leading = Leading { guard, membership: membership.clone(), listener, banner };
+    let leading = Leading { guard, membership: membership.clone(), listener, banner, metrics };
     let result = crate::server::serve_as(cfg, insecure, Some(leading)).await;
     renewals.abort();
     let _ = renewals.await;
@@ -220,11 +279,15 @@ async fn standby(
 /// every commit is refused (the guard says so) while records are still acknowledged into the
 /// WAL; the node leads again if it takes the lease back, and exits the moment another node
 /// holds it, so that its acknowledged records are committed by its restart.
-async fn keep_lease(lease: Arc<tokio::sync::Mutex<Lease>>, every: Duration, node_id: String) {
+async fn keep_lease(lease: Arc<tokio::sync::Mutex<Lease>>, every: Duration, node_id: String, metrics: ClusterMetrics) {
     let mut lost_epoch = None;
     loop {
         tokio::time::sleep(every).await;
-        match lease.lock().await.step().await {
+        let mut lease = lease.lock().await;
+        let standing = lease.step().await;
+        metrics.set(&standing, &lease.guard());
+        drop(lease);
+        match standing {
             Standing::Leader { epoch, .. } => {
                 if lost_epoch.take().is_some() {
                     tracing::warn!(epoch, "took the leader lease back; committing again");

@@ -34,7 +34,7 @@ pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
 pub(crate) async fn serve_as(
     cfg: Config,
     insecure: bool,
-    mut leading: Option<crate::cluster::Leading>,
+    leading: Option<crate::cluster::Leading>,
 ) -> anyhow::Result<()> {
     let tables = TableRegistry::builtin();
     let table_names: Vec<String> = tables.names().iter().map(|t| t.to_string()).collect();
@@ -50,10 +50,8 @@ pub(crate) async fn serve_as(
     let tls = cfg.tls.as_ref().map(crate::tls::server_config).transpose().context("TLS settings ([tls])")?;
     let registry = Registry::new();
     let workspace = workspace_id(&cfg)?;
-    let fence = leading.as_ref().map(|l| l.fence());
-    let kept = leading.as_mut().and_then(|l| l.listener.take());
-    let cluster_banner = leading.as_ref().map(|l| l.banner.clone());
-    let cluster = leading.map(|l| l.router()).unwrap_or_default();
+    let crate::cluster::LeadingParts { fence, listener: kept, banner: cluster_banner, router: cluster } =
+        crate::cluster::Leading::parts(leading, &registry)?;
     let storage = Storage::open_fenced(cfg.storage.clone(), tables, &registry, fence.clone())
         .await
         .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
@@ -70,6 +68,9 @@ pub(crate) async fn serve_as(
     )
     .await
     .context("loading alert rules")?;
+    if let Some(lease) = fence.clone() {
+        alerting.run_while(Arc::new(move || lease.epoch().is_ok()));
+    }
     let state = ServerState { storage: storage.clone(), lease: fence.clone(), registry, http_seconds };
     let console = console_router(&cfg, &engine, &alerting, &auth, &fleet, tls.is_some())?;
     let machines = crate::machines::router(engine.clone(), fleet.clone());

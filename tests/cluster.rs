@@ -159,6 +159,11 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_acknowledged_record_is_st
     let status = cluster_status(&b);
     assert_eq!((status["leader"]["node_id"].as_str(), status["leader"]["epoch"].as_u64()), (Some("b"), Some(2)));
     assert_eq!(roles(&status), vec![("a".into(), "standby".into(), true), ("b".into(), "leader".into(), true)]);
+    assert_eq!(metric(&b.server.url, "fimlake_cluster_lease_epoch"), 2.0);
+    assert_eq!(metric(&b.server.url, "fimlake_cluster_leading"), 1.0);
+    let read_at = metric(&b.server.url, r#"fimlake_table_log_read_timestamp_seconds{table="Heartbeat"}"#);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(now - read_at < 5.0, "the leader read the Delta log {}s ago", now - read_at);
 
     // A clean stop releases the lease: the standby takes over without waiting out the TTL.
     let mut b = b;
@@ -272,6 +277,10 @@ fn a_leader_cut_off_alone_is_replaced_and_exits_when_it_sees_the_new_leader() {
     link.cut();
     let cut = Instant::now();
     wait_ready(&a, 503, LEASE_TTL);
+    while metric(&a.server.url, "fimlake_cluster_leading") != 0.0 {
+        assert!(cut.elapsed() < LEASE_TTL, "fimlake_cluster_leading still 1 on a node cut off");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut a_acked = 0;
     while http_get(&format!("{}/readyz", b.server.url)).map_or(true, |r| r.0 != 200) {
         assert!(cut.elapsed() < Duration::from_secs(30), "b did not take over within 30 s");

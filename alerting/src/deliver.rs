@@ -101,10 +101,17 @@ pub struct Deliverer {
     metrics: Metrics,
     audit: Audit,
     busy: Mutex<HashSet<String>>,
+    gate: crate::gate::Gate,
 }
 
 impl Deliverer {
-    pub fn new(outbox: Arc<Outbox>, cfg: DeliveryConfig, metrics: Metrics, audit: Audit) -> Arc<Deliverer> {
+    pub fn new(
+        outbox: Arc<Outbox>,
+        cfg: DeliveryConfig,
+        metrics: Metrics,
+        audit: Audit,
+        gate: crate::gate::Gate,
+    ) -> Arc<Deliverer> {
         let http = reqwest::Client::builder()
             .timeout(cfg.attempt_timeout)
             .connect_timeout(cfg.attempt_timeout)
@@ -112,13 +119,19 @@ impl Deliverer {
             .build()
             .expect("an HTTP client with rustls builds");
         metrics.outbox_depth.set(outbox.depth() as i64);
-        Arc::new(Deliverer { outbox, http, cfg, metrics, audit, busy: Mutex::default() })
+        Arc::new(Deliverer { outbox, http, cfg, metrics, audit, busy: Mutex::default(), gate })
     }
 
     /// Delivers until `stop` turns true: due entries at once, up to `concurrency` in flight.
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
         loop {
+            if !self.gate.open() {
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::gate::CLOSED_WAIT) => continue,
+                    _ = stop.changed() => break,
+                }
+            }
             let now = chrono::Utc::now().timestamp_micros();
             let free = self.cfg.concurrency.saturating_sub(tasks.len());
             let due = {

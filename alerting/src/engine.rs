@@ -141,6 +141,8 @@ pub struct Alerting {
     engine: Arc<QueryEngine>,
     outbox: Arc<Outbox>,
     deliverer: Arc<Deliverer>,
+    /// Shared with the deliverer: closed, neither rules nor deliveries run.
+    gate: crate::gate::Gate,
     audit: Audit,
     metrics: Metrics,
     pub(crate) states: StateStore,
@@ -190,7 +192,9 @@ impl Alerting {
         );
         let metrics = Metrics::new(registry)?;
         let audit = Audit::new(storage.clone(), tenant_id, metrics.clone());
-        let deliverer = Deliverer::new(outbox.clone(), cfg.delivery.clone(), metrics.clone(), audit.clone());
+        let gate = crate::gate::Gate::default();
+        let deliverer =
+            Deliverer::new(outbox.clone(), cfg.delivery.clone(), metrics.clone(), audit.clone(), gate.clone());
         let states = StateStore::new(&base.join("state"));
         let (stop, _) = tokio::sync::watch::channel(false);
         let me = Alerting {
@@ -200,6 +204,7 @@ impl Alerting {
             engine,
             outbox,
             deliverer,
+            gate,
             audit,
             metrics,
             states,
@@ -229,6 +234,11 @@ impl Alerting {
     /// Starts delivering the outbox only (rules run when [`Alerting::evaluate`] is called).
     pub fn start_delivery(&self) {
         tokio::spawn(self.deliverer.clone().run(self.stop.subscribe()));
+    }
+
+    /// Runs rules and deliveries only while `leads` says this node leads (a cluster's leader).
+    pub fn run_while(&self, leads: crate::gate::LeaderCheck) {
+        self.gate.set(leads);
     }
 
     /// Stops the schedules and deliveries (what is pending stays in the outbox).
@@ -323,6 +333,11 @@ impl Alerting {
                     _ = tokio::time::sleep(wait) => {}
                     _ = cancelled.changed() => return,
                     _ = stop.changed() => return,
+                }
+                if !me.gate.open() {
+                    // Not leading: the rule waits; its window stays where it was.
+                    tokio::time::sleep(crate::gate::CLOSED_WAIT).await;
+                    continue;
                 }
                 if let Err(e) = me.evaluate(&name, chrono::Utc::now().timestamp_micros()).await {
                     tracing::warn!(rule = %name, error = %e, "alert rule evaluation failed");

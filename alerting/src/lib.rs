@@ -15,6 +15,7 @@ pub mod condition;
 pub mod deliver;
 pub mod engine;
 mod evaluation;
+pub mod gate;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;

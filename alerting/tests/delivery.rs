@@ -405,3 +405,25 @@ async fn action_groups_changed_at_runtime_take_effect_for_the_next_notification(
     assert!(!fimlake_alerting::load_dir(&rules).unwrap().action_groups.contains_key("spare"));
     env.close().await;
 }
+
+#[tokio::test]
+async fn a_node_that_does_not_lead_delivers_nothing_until_it_leads_again() {
+    let (url, seen) = receiver(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    rules_dir(dir.path(), &format!("webhooks = [{{ url = \"{url}\" }}]"), &[("changes", CHANGES)]);
+    let t = t0();
+    start_rule_at(dir.path(), "changes", t);
+    let env = Env::open(dir.path(), fast_retries()).await;
+    let leads = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let check = leads.clone();
+    env.alerting.run_while(Arc::new(move || check.load(std::sync::atomic::Ordering::SeqCst)));
+    env.change("web1", "/etc/shadow", "Modified", t, t + S).await;
+    env.alerting.evaluate("changes", t + 10 * S).await.unwrap();
+    env.alerting.start_delivery();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(seen.lock().unwrap().is_empty(), "a cluster node without the lease sent a notification");
+    assert_eq!(env.alerting.outbox().depth(), 1, "it waits in the outbox");
+    leads.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_for("the delivery once leading", || !seen.lock().unwrap().is_empty()).await;
+    env.close().await;
+}

@@ -18,6 +18,7 @@ pub struct StorageMetrics {
     buffered_bytes: IntGaugeVec,
     compactions: IntCounterVec,
     retention_removed_files: IntCounterVec,
+    log_read_timestamp: IntGaugeVec,
     buffer_limit_bytes: IntGauge,
 }
 
@@ -36,6 +37,8 @@ pub struct TableMetrics {
     pub buffered_bytes: IntGauge,
     pub compactions: IntCounter,
     pub retention_removed_files: IntCounter,
+    /// In a cluster: when the table's Delta log was last read for other nodes' commits.
+    pub log_read_timestamp: IntGauge,
 }
 
 impl StorageMetrics {
@@ -83,6 +86,13 @@ impl StorageMetrics {
                 Opts::new("fimlake_retention_removed_files_total", "Files removed because their rows passed retention"),
                 t,
             )?,
+            log_read_timestamp: IntGaugeVec::new(
+                Opts::new(
+                    "fimlake_table_log_read_timestamp_seconds",
+                    "In a cluster: when the table's Delta log was last read for other nodes' commits (Unix time)",
+                ),
+                t,
+            )?,
             buffer_limit_bytes: IntGauge::new(
                 "fimlake_buffer_limit_bytes",
                 "Bytes all tables may buffer together (max_buffer_bytes); past it writes get 503",
@@ -101,6 +111,7 @@ impl StorageMetrics {
         registry.register(Box::new(m.buffered_bytes.clone()))?;
         registry.register(Box::new(m.compactions.clone()))?;
         registry.register(Box::new(m.retention_removed_files.clone()))?;
+        registry.register(Box::new(m.log_read_timestamp.clone()))?;
         Ok(m)
     }
 
@@ -124,6 +135,7 @@ impl StorageMetrics {
             buffered_bytes: self.buffered_bytes.with_label_values(l),
             compactions: self.compactions.with_label_values(l),
             retention_removed_files: self.retention_removed_files.with_label_values(l),
+            log_read_timestamp: self.log_read_timestamp.with_label_values(l),
         }
     }
 }

@@ -411,6 +411,7 @@ impl Table {
         let mut delta = self.delta.lock().await;
         let before = delta.version();
         delta.update_state().await.map_err(|e| StorageError::delta(self.name(), e))?;
+        self.metrics.log_read_timestamp.set(chrono::Utc::now().timestamp());
         if delta.version() != before {
             let files = delta::live_files(&delta, self.name())?;
             self.state.lock().expect("table state lock").files = Arc::new(files);
