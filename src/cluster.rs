@@ -366,17 +366,40 @@ async fn status(State(membership): State<Membership>) -> Response {
 /// `fimlake cluster status`: the cluster as the bucket shows it, read with this node's
 /// configuration (so it works while no node serves).
 pub async fn print_status(cfg: &Config, json: bool) -> anyhow::Result<()> {
-    anyhow::ensure!(cfg.cluster.enabled(), "cluster.node_id is not set: this configuration is not a cluster node's");
-    let store = fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?;
-    let me = cfg.cluster.node_id.clone().unwrap_or_default();
-    let status = ClusterStatus::read(&Registry::new(store), &me, cfg.cluster.heartbeat)
-        .await
-        .context("reading the cluster's state from the bucket")?;
+    let (_, status) = read_status(cfg).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
     print!("{}", render(&status));
+    Ok(())
+}
+
+/// The cluster as the bucket shows it, read with a node's configuration.
+async fn read_status(cfg: &Config) -> anyhow::Result<(Registry, ClusterStatus)> {
+    anyhow::ensure!(cfg.cluster.enabled(), "cluster.node_id is not set: this configuration is not a cluster node's");
+    let registry = Registry::new(fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?);
+    let me = cfg.cluster.node_id.clone().unwrap_or_default();
+    let status = ClusterStatus::read(&registry, &me, cfg.cluster.heartbeat)
+        .await
+        .context("reading the cluster's state from the bucket")?;
+    Ok((registry, status))
+}
+
+/// `fimlake cluster forget NODE`: removes the registration of a node that is gone for good.
+pub async fn forget(cfg: &Config, node_id: &str) -> anyhow::Result<()> {
+    let (registry, status) = read_status(cfg).await?;
+    let Some(node) = status.nodes.iter().find(|n| n.record.node_id == node_id) else {
+        anyhow::bail!("no node '{node_id}' is registered (fimlake cluster status lists them)");
+    };
+    anyhow::ensure!(
+        !node.alive || node.record.role == NodeRole::Stopped,
+        "node '{node_id}' was seen {:.1} s ago: stop it before forgetting it",
+        node.seconds_since_seen
+    );
+    registry.forget(node_id).await.context("removing the registration from the bucket")?;
+    tracing::info!(node = node_id, "forgot a node's registration");
+    println!("forgot node {node_id}");
     Ok(())
 }
 

@@ -36,6 +36,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
+    /// Remove a node's registration, for a machine taken out of the cluster for good (refused
+    /// while the node is alive).
+    Forget {
+        /// The node's id.
+        node_id: String,
+        /// A node's TOML configuration file (or FIMLAKE_* variables).
+        #[arg(long, env = "FIMLAKE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// The leader, its lease, and every node with its role and when it was last seen, read
     /// from the bucket with a node's configuration (works while no node serves).
     Status {
@@ -255,10 +264,7 @@ fn main() -> anyhow::Result<()> {
                 false => rt.block_on(server::serve(cfg, insecure)),
             }
         }
-        Command::Cluster { command: ClusterCommand::Status { config, json } } => {
-            let cfg = Config::load(config.as_deref(), environment.into_iter())?;
-            rt.block_on(cluster::print_status(&cfg, json))
-        }
+        Command::Cluster { command } => cluster_command(command, environment, &rt),
         Command::Gen { computers, days, seed, end, changes_per_day, out, server, api_key, ca_file } => {
             let end = end.unwrap_or_else(|| {
                 let now = chrono::Utc::now().timestamp();
@@ -421,4 +427,22 @@ fn print_tables(only: Option<&str>, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `fimlake cluster ...`, with a node's configuration.
+fn cluster_command(
+    command: ClusterCommand,
+    environment: Vec<(String, String)>,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Status { config, json } => {
+            let cfg = Config::load(config.as_deref(), environment.into_iter())?;
+            rt.block_on(cluster::print_status(&cfg, json))
+        }
+        ClusterCommand::Forget { node_id, config } => {
+            let cfg = Config::load(config.as_deref(), environment.into_iter())?;
+            rt.block_on(cluster::forget(&cfg, &node_id))
+        }
+    }
 }

@@ -170,10 +170,17 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_acknowledged_record_is_st
     b.server.stop();
     let handover = wait_ready(&a, 200, Duration::from_secs(30));
     assert!(handover < LEASE_TTL + Duration::from_secs(5), "handover took {handover:?}");
+    eprintln!("standby ready {handover:?} after the leader's clean stop (lease released)");
     post_group(&a, 2, &mut next, &mut acked);
-    let printed = cli_status(&s3, &a);
+    let printed = cli(&s3, &a, &["cluster", "status"]);
     assert!(printed.contains("leader: a (epoch 3"), "{printed}");
     assert!(printed.lines().any(|l| l.starts_with('b') && l.contains("stopped")), "{printed}");
+    // A node taken out for good is forgotten; a live one is not.
+    assert!(cli(&s3, &a, &["cluster", "forget", "b"]).contains("forgot node b"));
+    let refused = cli_refused(&s3, &a, &["cluster", "forget", "a"]);
+    assert!(refused.contains("node 'a' was seen") && refused.contains("stop it before"), "{refused}");
+    let nodes = cluster_status(&a)["nodes"].as_array().unwrap().len();
+    assert_eq!(nodes, 1, "only a is registered");
     a.server.stop();
 
     let reader = tempfile::tempdir().unwrap();
@@ -186,18 +193,25 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_acknowledged_record_is_st
     assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), &acked);
 }
 
-/// `fimlake cluster status` with node `node`'s settings.
-fn cli_status(s3: &s3_server::S3Server, node: &Node) -> String {
-    let env = node_env(s3, node.id, "127.0.0.1:1");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fimlake"))
-        .args(["cluster", "status"])
-        .envs(env)
-        .env("FIMLAKE_LOG", "warn")
-        .output()
-        .unwrap();
+/// `fimlake ARGS` with node `node`'s settings: its standard output, once it succeeded.
+fn cli(s3: &s3_server::S3Server, node: &Node, args: &[&str]) -> String {
+    let out = run_cli(s3, node, args);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     text
+}
+
+/// `fimlake ARGS` that must fail: its standard error.
+fn cli_refused(s3: &s3_server::S3Server, node: &Node, args: &[&str]) -> String {
+    let out = run_cli(s3, node, args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn run_cli(s3: &s3_server::S3Server, node: &Node, args: &[&str]) -> std::process::Output {
+    let env = node_env(s3, node.id, "127.0.0.1:1");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fimlake"));
+    command.args(args).envs(env).env("FIMLAKE_LOG", "warn").output().unwrap()
 }
 
 #[test]

@@ -63,6 +63,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Removes a node's registration (a machine taken out of the cluster for good); `false`
+    /// when there was none.
+    pub async fn forget(&self, node_id: &str) -> Result<bool> {
+        let path = node_path(node_id);
+        match self.store.head(&path).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        self.store.delete(&path).await?;
+        Ok(true)
+    }
+
     /// Every registration, by node id.
     pub async fn list(&self) -> Result<Vec<NodeRecord>> {
         let prefix = Path::from("nodes");
@@ -121,6 +134,10 @@ mod tests {
         let nodes = registry.list().await.unwrap();
         let seen: Vec<(&str, NodeRole)> = nodes.iter().map(|n| (n.node_id.as_str(), n.role)).collect();
         assert_eq!(seen, vec![("a", NodeRole::Leader), ("b", NodeRole::Leader)]);
+        assert!(registry.forget("b").await.unwrap());
+        assert!(!registry.forget("b").await.unwrap(), "forgotten already");
+        let left: Vec<String> = registry.list().await.unwrap().into_iter().map(|n| n.node_id).collect();
+        assert_eq!(left, vec!["a"]);
     }
 
     #[tokio::test]
