@@ -165,9 +165,10 @@ impl Membership {
 }
 
 /// Runs this node until a shutdown signal: registration, its WAL committed, standby, leader.
-pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
+pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
     let node_id = cfg.cluster.node_id.clone().context("cluster mode needs cluster.node_id")?;
     let store = fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?;
+    cfg.workspace_id = Some(shared_workspace_id(&cfg, store.as_ref()).await?);
     let membership = Membership::new(Registry::new(store.clone()), &cfg.cluster, &node_id);
     membership.set(NodeRole::Starting, None).await.context("registering this node in the bucket")?;
     let heartbeat = membership.spawn_heartbeat();
@@ -204,6 +205,26 @@ async fn leave(membership: &Membership) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "recording this node's stop in the bucket failed");
     }
     Ok(())
+}
+
+/// The cluster's one workspace id (queries' URLs and records' `TenantId` must not change with the
+/// leader): the first node's, kept in the bucket; a node configured with another is refused.
+async fn shared_workspace_id(cfg: &Config, store: &dyn object_store::ObjectStore) -> anyhow::Result<String> {
+    let proposed = crate::config::workspace_id(cfg)?;
+    let shared = fimlake_cluster::shared::agree(store, "workspace-id", &proposed)
+        .await
+        .context("agreeing on the workspace id in the bucket")?;
+    if shared == proposed {
+        return Ok(shared);
+    }
+    anyhow::ensure!(
+        cfg.workspace_id.is_none(),
+        "workspace_id is set to {proposed} but the cluster's is {shared}: every node must use the cluster's"
+    );
+    // This node's own file was made before it joined: it takes the cluster's.
+    let path = cfg.data_dir.join("workspace-id");
+    std::fs::write(&path, format!("{shared}\n")).with_context(|| format!("writing {}", path.display()))?;
+    Ok(shared)
 }
 
 /// Commits what this node's WAL holds (records acknowledged before a crash or a lost lease),

@@ -141,6 +141,8 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_acknowledged_record_is_st
     assert_eq!((status["leader"]["node_id"].as_str(), status["leader"]["epoch"].as_u64()), (Some("a"), Some(1)));
     assert_eq!(roles(&status), vec![("a".into(), "leader".into(), true), ("b".into(), "standby".into(), true)]);
 
+    let a_workspace = a.server.call("GET", "/v1/workspace", None, "").1["workspaceId"].clone();
+    assert!(a_workspace.is_string());
     // Some records committed, then some only in a's WAL when it is killed.
     post_group(&a, 5, &mut next, &mut acked);
     wait_committed(&a);
@@ -151,6 +153,8 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_acknowledged_record_is_st
     assert!(takeover < LEASE_TTL + LEASE_TTL / 4 + Duration::from_secs(5), "takeover took {takeover:?}");
     eprintln!("standby ready {takeover:?} after the leader's SIGKILL (lease_ttl {LEASE_TTL:?})");
     post_group(&b, 5, &mut next, &mut acked);
+    let workspace = |node: &Node| node.server.call("GET", "/v1/workspace", None, "").1["workspaceId"].clone();
+    assert_eq!(workspace(&b), a_workspace, "the query API's URL does not change with the leader");
 
     // The killed node commits its WAL as it starts again, then waits as a standby.
     a.server.restart();

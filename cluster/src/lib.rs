@@ -10,6 +10,7 @@
 //!   leader's work.
 //! - [`nodes`]: one registration per node, `nodes/<node_id>.json`, rewritten every heartbeat:
 //!   what `GET /v1/cluster` and `fimlake cluster status` show.
+//! - [`shared`]: values all nodes must agree on (the workspace id), written once.
 //!
 //! Expiry never compares two machines' clocks: a standby takes the lease over only after it
 //! has seen the same version of `leader.json` unchanged for a whole `lease_ttl` on its own
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod lease;
 pub mod nodes;
+pub mod shared;
 pub mod status;
 
 pub use config::ClusterConfig;
