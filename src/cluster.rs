@@ -233,6 +233,7 @@ async fn shared_workspace_id(cfg: &Config, store: &dyn object_store::ObjectStore
 /// the Delta log keeps them exactly once whoever leads.
 async fn commit_own_wal(cfg: &Config) -> anyhow::Result<()> {
     let single = StorageConfig { node_id: None, ..cfg.storage.clone() };
+    let single_dir = single.wal_dir();
     for storage in [single, cfg.storage.clone()] {
         if !storage.wal_dir().is_dir() {
             continue;
@@ -243,6 +244,10 @@ async fn commit_own_wal(cfg: &Config) -> anyhow::Result<()> {
             .with_context(|| format!("opening the tables to commit the WAL in {}", dir.display()))?;
         opened.shutdown().await.with_context(|| format!("committing the WAL in {}", dir.display()))?;
         tracing::info!(wal = %dir.display(), "committed this node's WAL before joining the cluster");
+    }
+    // Everything the single-node WAL held is committed: it is not needed again.
+    if single_dir.is_dir() {
+        std::fs::remove_dir_all(&single_dir).with_context(|| format!("removing {}", single_dir.display()))?;
     }
     Ok(())
 }

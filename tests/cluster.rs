@@ -339,3 +339,45 @@ fn a_leader_cut_off_alone_is_replaced_and_exits_when_it_sees_the_new_leader() {
     cfg.object_store_options.extend(s3.object_store_options());
     assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), &acked);
 }
+
+#[test]
+fn a_single_node_that_joins_a_cluster_first_commits_what_its_own_wal_holds() {
+    let bucket_root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(bucket_root.path().join("fimlake-bucket")).unwrap();
+    let s3 = s3_server::S3Server::start(bucket_root.path());
+    let (mut acked, mut next) = (HashSet::new(), 0);
+    // A single node on the bucket, killed with records only in its WAL (`<data_dir>/wal`).
+    let data = tempfile::tempdir().unwrap();
+    let mut env = s3.server_env(TABLE_URL);
+    env.push(("FIMLAKE_STORAGE_FLUSH_AGE".into(), "1h".into()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut single = Server::start(data.path(), &env_refs);
+    for _ in 0..3 {
+        let (reply, names) = post_batch(&single.url, &mut next);
+        assert_eq!(reply.0, 200, "{}", body_text(&reply));
+        acked.extend(names);
+    }
+    single.kill();
+
+    // The same data directory, now as cluster node a: it commits that WAL, then leads.
+    let listen = free_address();
+    let mut env = node_env(&s3, "a", &listen);
+    env.push(("FIMLAKE_STORAGE_FLUSH_AGE".into(), "1h".into()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let a = Node { id: "a", server: Server::start_node(data.path(), &env_refs, &listen), _data: data };
+    wait_ready(&a, 200, Duration::from_secs(30));
+    assert_eq!(metric(&a.server.url, r#"fimlake_buffered_rows{table="Heartbeat"}"#), 0.0, "committed, not replayed");
+    assert!(!a.server.data_dir.join("wal").exists(), "the single-node WAL, committed, is removed");
+    wait_count(&a, acked.len());
+    let mut a = a;
+    a.server.stop();
+
+    let reader = tempfile::tempdir().unwrap();
+    let mut cfg = fimlake_storage::StorageConfig {
+        data_dir: reader.path().to_path_buf(),
+        table_url: Some(TABLE_URL.into()),
+        ..Default::default()
+    };
+    cfg.object_store_options.extend(s3.object_store_options());
+    assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), &acked);
+}
