@@ -99,6 +99,14 @@ fn wait_committed(node: &Node) {
     }
 }
 
+/// With every node stopped: the Heartbeat table in the bucket (read with an empty WAL) holds
+/// every acknowledged record exactly once.
+fn assert_bucket_holds_exactly_once(s3: &s3_server::S3Server, acked: &HashSet<String>) {
+    let reader = tempfile::tempdir().unwrap();
+    let cfg = s3.storage_config(TABLE_URL, reader.path());
+    assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), acked);
+}
+
 /// Polls `Heartbeat | count` on the leader until it equals `expected` (other nodes' commits
 /// reach it through its periodic read of the Delta log).
 fn wait_count(node: &Node, expected: usize) {
@@ -120,8 +128,7 @@ fn wait_count(node: &Node, expected: usize) {
 #[test]
 fn a_standby_takes_over_from_a_killed_leader_and_every_acknowledged_record_is_stored_once() {
     let bucket_root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(bucket_root.path().join("fimlake-bucket")).unwrap();
-    let s3 = s3_server::S3Server::start(bucket_root.path());
+    let s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
     let (mut acked, mut next) = (HashSet::new(), 0);
 
     let mut a = start(&s3, "a");
@@ -187,14 +194,7 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_acknowledged_record_is_st
     assert_eq!(nodes, 1, "only a is registered");
     a.server.stop();
 
-    let reader = tempfile::tempdir().unwrap();
-    let mut cfg = fimlake_storage::StorageConfig {
-        data_dir: reader.path().to_path_buf(),
-        table_url: Some(TABLE_URL.into()),
-        ..Default::default()
-    };
-    cfg.object_store_options.extend(s3.object_store_options());
-    assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), &acked);
+    assert_bucket_holds_exactly_once(&s3, &acked);
 }
 
 /// `fimlake ARGS` with node `node`'s settings: its standard output, once it succeeded.
@@ -221,8 +221,7 @@ fn run_cli(s3: &s3_server::S3Server, node: &Node, args: &[&str]) -> std::process
 #[test]
 fn a_leader_cut_off_from_the_bucket_keeps_acknowledging_and_nothing_is_lost_whoever_leads_after() {
     let bucket_root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(bucket_root.path().join("fimlake-bucket")).unwrap();
-    let mut s3 = s3_server::S3Server::start(bucket_root.path());
+    let mut s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
     let (mut acked, mut next) = (HashSet::new(), 0);
     let mut a = start(&s3, "a");
     wait_ready(&a, 200, Duration::from_secs(30));
@@ -267,21 +266,13 @@ fn a_leader_cut_off_from_the_bucket_keeps_acknowledging_and_nothing_is_lost_whoe
     a.server.stop();
     b.server.stop();
 
-    let reader = tempfile::tempdir().unwrap();
-    let mut cfg = fimlake_storage::StorageConfig {
-        data_dir: reader.path().to_path_buf(),
-        table_url: Some(TABLE_URL.into()),
-        ..Default::default()
-    };
-    cfg.object_store_options.extend(s3.object_store_options());
-    assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), &acked);
+    assert_bucket_holds_exactly_once(&s3, &acked);
 }
 
 #[test]
 fn a_leader_cut_off_alone_is_replaced_and_exits_when_it_sees_the_new_leader() {
     let bucket_root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(bucket_root.path().join("fimlake-bucket")).unwrap();
-    let s3 = s3_server::S3Server::start(bucket_root.path());
+    let s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
     let link = proxy::Proxy::start(s3.addr);
     let (mut acked, mut next) = (HashSet::new(), 0);
     let mut a = start_via(&s3, "a", &link.endpoint());
@@ -330,21 +321,13 @@ fn a_leader_cut_off_alone_is_replaced_and_exits_when_it_sees_the_new_leader() {
     let mut b = b;
     b.server.stop();
 
-    let reader = tempfile::tempdir().unwrap();
-    let mut cfg = fimlake_storage::StorageConfig {
-        data_dir: reader.path().to_path_buf(),
-        table_url: Some(TABLE_URL.into()),
-        ..Default::default()
-    };
-    cfg.object_store_options.extend(s3.object_store_options());
-    assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), &acked);
+    assert_bucket_holds_exactly_once(&s3, &acked);
 }
 
 #[test]
 fn a_single_node_that_joins_a_cluster_first_commits_what_its_own_wal_holds() {
     let bucket_root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(bucket_root.path().join("fimlake-bucket")).unwrap();
-    let s3 = s3_server::S3Server::start(bucket_root.path());
+    let s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
     let (mut acked, mut next) = (HashSet::new(), 0);
     // A single node on the bucket, killed with records only in its WAL (`<data_dir>/wal`).
     let data = tempfile::tempdir().unwrap();
@@ -372,12 +355,5 @@ fn a_single_node_that_joins_a_cluster_first_commits_what_its_own_wal_holds() {
     let mut a = a;
     a.server.stop();
 
-    let reader = tempfile::tempdir().unwrap();
-    let mut cfg = fimlake_storage::StorageConfig {
-        data_dir: reader.path().to_path_buf(),
-        table_url: Some(TABLE_URL.into()),
-        ..Default::default()
-    };
-    cfg.object_store_options.extend(s3.object_store_options());
-    assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), &acked);
+    assert_bucket_holds_exactly_once(&s3, &acked);
 }

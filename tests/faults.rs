@@ -118,8 +118,7 @@ fn a_full_disk_refuses_writes_with_507_and_writes_resume_when_space_is_freed() {
 #[test]
 fn an_s3_outage_of_30_s_loses_nothing_and_commits_everything_once_s3_returns() {
     let bucket_root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(bucket_root.path().join("fimlake-bucket")).unwrap();
-    let mut s3 = s3_server::S3Server::start(bucket_root.path());
+    let mut s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
     let mut env = s3.server_env("s3://fimlake-bucket/outage");
     env.push(("FIMLAKE_STORAGE_FLUSH_AGE".into(), "200ms".into()));
     // The failing flushes are expected: keep the test's output to fimlake's own warnings.
@@ -192,12 +191,7 @@ fn an_s3_outage_of_30_s_loses_nothing_and_commits_everything_once_s3_returns() {
     server.stop();
 
     assert!(wal_is_empty(data.path(), "Heartbeat"), "every acknowledged row is in the bucket");
-    let mut cfg = fimlake_storage::StorageConfig {
-        data_dir: data.path().to_path_buf(),
-        table_url: Some("s3://fimlake-bucket/outage".into()),
-        ..Default::default()
-    };
-    cfg.object_store_options.extend(s3.object_store_options());
+    let cfg = s3.storage_config("s3://fimlake-bucket/outage", data.path());
     assert_exactly_once(computers(&read_table_with(cfg, "Heartbeat", &["Computer"])), &acked);
 }
 

@@ -13,8 +13,7 @@ mod s3_server;
 #[test]
 fn tables_on_s3_round_trip_and_survive_a_crash() {
     let s3_root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(s3_root.path().join("fimlake-bucket")).unwrap();
-    let s3 = s3_server::S3Server::start(s3_root.path());
+    let s3 = s3_server::S3Server::start_with_bucket(s3_root.path());
     let env = s3.server_env("s3://fimlake-bucket/prod");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let data = tempfile::tempdir().unwrap();
@@ -32,12 +31,7 @@ fn tables_on_s3_round_trip_and_survive_a_crash() {
     assert!(table_dir.join("_delta_log/00000000000000000000.json").exists(), "Delta log in the bucket");
     assert!(!data.path().join("tables").exists(), "nothing written to the local table directory");
 
-    let mut cfg = fimlake_storage::StorageConfig {
-        data_dir: data.path().to_path_buf(),
-        table_url: Some("s3://fimlake-bucket/prod".into()),
-        ..Default::default()
-    };
-    cfg.object_store_options.extend(s3.object_store_options());
+    let cfg = s3.storage_config("s3://fimlake-bucket/prod", data.path());
     for (table, rows) in [("ConfigurationChange", 5), ("ConfigurationData", 4), ("Heartbeat", 3)] {
         assert!(wal_is_empty(data.path(), table), "{table}: all flushed to S3 at shutdown");
         assert_eq!(read_table_with(cfg.clone(), table, &["Computer"]).len(), rows, "{table}");

@@ -27,21 +27,20 @@ impl Server {
 
     /// Like `start`, on a fixed address that a restart keeps (for clients configured with it).
     pub fn start_at(data_dir: &Path, env: &[(&str, &str)], listen: &str) -> Server {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (child, url) = spawn(data_dir, &env, listen);
-        let data_dir = data_dir.to_path_buf();
-        let s = Server { child: Some(child), url, data_dir, env, listen: listen.to_string(), wait_for: "/readyz" };
-        s.wait_ready();
-        s
+        Self::launch(data_dir, env, listen, "/readyz")
     }
 
     /// Like `start_at`, waiting only until it answers `/healthz`: a cluster node that may be a
     /// standby (not ready until it leads).
     pub fn start_node(data_dir: &Path, env: &[(&str, &str)], listen: &str) -> Server {
+        Self::launch(data_dir, env, listen, "/healthz")
+    }
+
+    fn launch(data_dir: &Path, env: &[(&str, &str)], listen: &str, wait_for: &'static str) -> Server {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let (child, url) = spawn(data_dir, &env, listen);
         let data_dir = data_dir.to_path_buf();
-        let s = Server { child: Some(child), url, data_dir, env, listen: listen.to_string(), wait_for: "/healthz" };
+        let s = Server { child: Some(child), url, data_dir, env, listen: listen.to_string(), wait_for };
         s.wait_ready();
         s
     }

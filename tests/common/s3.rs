@@ -17,6 +17,12 @@ pub struct S3Server {
 }
 
 impl S3Server {
+    /// Starts serving `root` on an ephemeral port, with an empty bucket `fimlake-bucket` in it.
+    pub fn start_with_bucket(root: &Path) -> S3Server {
+        std::fs::create_dir(root.join("fimlake-bucket")).unwrap();
+        S3Server::start(root)
+    }
+
     /// Starts serving `root` on an ephemeral port.
     pub fn start(root: &Path) -> S3Server {
         let mut server = S3Server { addr: "127.0.0.1:0".parse().unwrap(), root: root.to_path_buf(), running: None };
@@ -55,6 +61,17 @@ impl S3Server {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+    }
+
+    /// A storage configuration reading the tables at `table_url` here, with the WAL of `data_dir`.
+    pub fn storage_config(&self, table_url: &str, data_dir: &Path) -> fimlake_storage::StorageConfig {
+        let mut cfg = fimlake_storage::StorageConfig {
+            data_dir: data_dir.to_path_buf(),
+            table_url: Some(table_url.into()),
+            ..Default::default()
+        };
+        cfg.object_store_options.extend(self.object_store_options());
+        cfg
     }
 
     /// Stops the server: its port refuses connections and open connections are dropped.
