@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::roles::Roles;
+
 /// `[cluster]`: several nodes on one shared `storage.table_url`. Off unless `node_id` is set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -19,6 +21,9 @@ pub struct ClusterConfig {
     /// How often each node writes its registration (and a standby looks at the lease).
     #[serde(with = "fimlake_settings::duration")]
     pub heartbeat: Duration,
+    /// What this node does: `all` (the default), or some of `ingest`, `query`, `leader`
+    /// (`fimlake serve --role`).
+    pub roles: Roles,
 }
 
 impl Default for ClusterConfig {
@@ -28,6 +33,7 @@ impl Default for ClusterConfig {
             advertise_url: None,
             lease_ttl: Duration::from_secs(15),
             heartbeat: Duration::from_secs(2),
+            roles: Roles::default(),
         }
     }
 }
@@ -46,6 +52,12 @@ impl ClusterConfig {
                     "cluster.node_id '{id}' must be 1 to 64 letters, digits, '.', '_' or '-' (it names an object in the bucket)"
                 ));
             }
+        }
+        if self.node_id.is_none() && !self.roles.is_all() {
+            return Err(format!(
+                "cluster.roles is '{}' but cluster.node_id is not set: a node with some roles only is part of a cluster",
+                self.roles
+            ));
         }
         if self.lease_ttl < Duration::from_secs(1) {
             return Err("cluster.lease_ttl must be at least 1s".to_string());
@@ -76,5 +88,7 @@ mod tests {
         }
         let slow = ClusterConfig { heartbeat: Duration::from_secs(30), ..ClusterConfig::default() };
         assert!(slow.validate().unwrap_err().contains("cluster.heartbeat"));
+        let alone = ClusterConfig { roles: "ingest".parse().unwrap(), ..ClusterConfig::default() };
+        assert!(alone.validate().unwrap_err().contains("cluster.node_id is not set"));
     }
 }

@@ -10,6 +10,8 @@
 //!   leader's work.
 //! - [`nodes`]: one registration per node, `nodes/<node_id>.json`, rewritten every heartbeat:
 //!   what `GET /v1/cluster` and `fimlake cluster status` show.
+//! - [`roles`]: what a node does (`ingest`, `query`, `leader`); only nodes with the leader role
+//!   compete for the lease.
 //! - [`shared`]: values all nodes must agree on (the workspace id), written once.
 //!
 //! Expiry never compares two machines' clocks: a standby takes the lease over only after it
@@ -21,13 +23,15 @@ pub mod config;
 pub mod error;
 pub mod lease;
 pub mod nodes;
+pub mod roles;
 pub mod shared;
 pub mod status;
 
 pub use config::ClusterConfig;
 pub use error::ClusterError;
 pub use lease::{LeaderGuard, Lease, LeaseRecord, Standing};
-pub use nodes::{NodeRecord, NodeRole, Registry};
+pub use nodes::{NodeRecord, NodeRole, Registry, commit_floor};
+pub use roles::{Role, Roles};
 pub use status::{ClusterStatus, LeaderView, NodeView};
 
 /// Where the cluster's objects live, relative to the table root.

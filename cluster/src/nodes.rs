@@ -11,6 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClusterError, Result};
+use crate::roles::Roles;
 
 /// What a node does now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,8 @@ pub enum NodeRole {
     Leader,
     /// Waits for the lease; refuses writes, naming the leader.
     Standby,
+    /// Serves its roles without the leader's: an ingest or query node.
+    Serving,
     /// Stopped cleanly (a registration left by a node that died keeps its last role).
     Stopped,
 }
@@ -31,6 +34,9 @@ pub enum NodeRole {
 pub struct NodeRecord {
     pub node_id: String,
     pub role: NodeRole,
+    /// What it does (registrations written before roles existed read as `all`).
+    #[serde(default)]
+    pub roles: Roles,
     pub advertise_url: Option<String>,
     /// The lease epoch it leads in, when it is the leader.
     pub epoch: Option<u64>,
@@ -38,6 +44,12 @@ pub struct NodeRecord {
     pub last_seen: DateTime<Utc>,
     /// The fimlake release it runs.
     pub version: String,
+    /// An ingest node: every record it received before this instant (µs since the epoch, by
+    /// its clock) is committed. `None`: it holds no uncommitted record (not an ingest node, or
+    /// stopped cleanly with everything committed). A node that died keeps its last value, and
+    /// so holds the leader's alert windows back until it returns or is forgotten.
+    #[serde(default)]
+    pub committed_before: Option<i64>,
 }
 
 /// Reads and writes the registrations; `store` is rooted at the cluster directory.
@@ -100,6 +112,12 @@ impl Registry {
     }
 }
 
+/// Where the leader's per-row alert windows may end for the other nodes' records: the lowest
+/// `committed_before` of the registered nodes other than `leader`; `None` when none holds any.
+pub fn commit_floor(nodes: &[NodeRecord], leader: &str) -> Option<i64> {
+    nodes.iter().filter(|n| n.node_id != leader).filter_map(|n| n.committed_before).min()
+}
+
 fn node_path(node_id: &str) -> Path {
     Path::from(format!("nodes/{node_id}.json"))
 }
@@ -114,12 +132,32 @@ mod tests {
         NodeRecord {
             node_id: id.to_string(),
             role,
+            roles: Roles::default(),
             advertise_url: None,
             epoch: None,
             started_at: Utc::now(),
             last_seen: DateTime::<Utc>::MIN_UTC,
             version: "0.1.0".to_string(),
+            committed_before: None,
         }
+    }
+
+    #[test]
+    fn the_commit_floor_is_the_lowest_other_nodes_mark_and_a_dead_nodes_mark_holds_it() {
+        let with =
+            |id: &str, role: NodeRole, mark: Option<i64>| NodeRecord { committed_before: mark, ..record(id, role) };
+        let nodes = vec![
+            with("leader", NodeRole::Leader, Some(10)),
+            with("ingest-1", NodeRole::Serving, Some(500)),
+            with("ingest-2", NodeRole::Serving, Some(300)),
+            with("query", NodeRole::Serving, None),
+        ];
+        assert_eq!(commit_floor(&nodes, "leader"), Some(300), "the leader's own mark does not count");
+        let mut gone = nodes.clone();
+        gone[2].role = NodeRole::Stopped;
+        gone[2].committed_before = None;
+        assert_eq!(commit_floor(&gone, "leader"), Some(500), "a clean stop holds nothing");
+        assert_eq!(commit_floor(&gone[..1], "leader"), None);
     }
 
     #[tokio::test]
