@@ -20,6 +20,9 @@ pub struct StorageConfig {
     /// log is read again for commits made by other nodes, so that queries see them.
     #[serde(skip)]
     pub refresh: Option<Duration>,
+    /// Who commits this node's flushes (set by the server from `cluster.roles`).
+    #[serde(skip)]
+    pub commits: CommitMode,
     /// Where the Delta tables live: unset for `<data_dir>/tables`, or `s3://bucket/prefix`
     /// (credentials and endpoint from the usual `AWS_*` environment variables).
     pub table_url: Option<String>,
@@ -58,6 +61,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("fimlake-data"),
             node_id: None,
             refresh: None,
+            commits: CommitMode::Own,
             table_url: None,
             object_store_options: Default::default(),
             flush_bytes: 32 << 20,
@@ -71,6 +75,18 @@ impl Default for StorageConfig {
             vacuum_delay: Duration::from_secs(3600),
         }
     }
+}
+
+/// Who commits a node's flushes to the Delta tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// The node commits them itself: a single server, or a cluster's leader.
+    #[default]
+    Own,
+    /// A cluster's ingest or query node: it writes each flush's Parquet files to the bucket,
+    /// stages them ([`crate::staging`]) and waits for the leader to commit them. It creates no
+    /// table, changes no schema and runs no maintenance.
+    Staged,
 }
 
 impl StorageConfig {

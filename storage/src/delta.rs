@@ -107,6 +107,22 @@ pub(crate) async fn open_or_create(def: &TableDef, loc: &Location) -> Result<Del
         .map_err(|e| StorageError::delta(def.name(), e))
 }
 
+/// Loads a table another node creates (a cluster's leader): waits, reading every `poll`,
+/// until it exists. Its schema is the leader's to evolve; this node commits nothing.
+pub(crate) async fn open_existing(def: &TableDef, loc: &Location, poll: std::time::Duration) -> Result<DeltaTable> {
+    let mut table = DeltaTable::new(loc.log_store.clone());
+    let mut said = None::<tokio::time::Instant>;
+    while !table.verify_deltatable_existence().await.map_err(|e| StorageError::delta(def.name(), e))? {
+        if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+            tracing::info!(table = def.name(), "waiting for the cluster's leader to create the table");
+            said = Some(tokio::time::Instant::now());
+        }
+        tokio::time::sleep(poll).await;
+    }
+    table.load().await.map_err(|e| StorageError::delta(def.name(), e))?;
+    Ok(table)
+}
+
 /// Schema evolution on upgrade: columns this release's definition has and the stored table
 /// lacks are added to the Delta schema (one metadata commit); files written before read them
 /// as null. A column whose type changed, or a new column that may not be null, cannot be
@@ -295,6 +311,27 @@ pub(crate) async fn commit_append(
         predicate: None,
     };
     commit(table, def, props, adds.into_iter().map(Action::Add).collect(), op, committer.fence).await
+}
+
+/// Commits the flushes ingest nodes staged ([`crate::staging`]): their files, and for each
+/// node the WAL segment they reach, under the node's application id, atomically.
+pub(crate) async fn commit_staged(
+    table: &mut DeltaTable,
+    def: &TableDef,
+    adds: Vec<Add>,
+    segments: Vec<(String, u64)>,
+    fence: Option<&dyn CommitFence>,
+) -> Result<u64> {
+    let transactions = segments.into_iter().map(|(app_id, upto)| Transaction::new(app_id, upto as i64)).collect();
+    let props = CommitProperties::default()
+        .with_application_transactions(transactions)
+        .with_metadata([("fimlake.operation".to_string(), serde_json::json!("commit staged flushes"))]);
+    let op = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: Some(vec![PARTITION_DATE.to_string(), PARTITION_HOUR.to_string()]),
+        predicate: None,
+    };
+    commit(table, def, props, adds.into_iter().map(Action::Add).collect(), op, fence).await
 }
 
 /// Commits a rewrite (compaction or retention): files added and removed in one atomic step,

@@ -41,6 +41,17 @@ pub enum StorageError {
     #[error("commit to table '{table}' refused: {reason}")]
     Fenced { table: String, reason: String },
 
+    /// A flush an ingest node staged was set aside by the leader without a commit (it did not
+    /// follow the node's last committed one); the node stages it again.
+    #[error("table '{table}': the leader did not commit the staged flush up to WAL segment {upto}: {reason}")]
+    StagedNotCommitted { table: String, upto: u64, reason: String },
+
+    /// A stopping ingest node's last flushes were not committed in time (no leader?).
+    #[error(
+        "no leader committed this node's staged flushes within {waited:?}; its records stay in its WAL and are staged again when it starts"
+    )]
+    NoLeaderCommit { waited: Duration },
+
     #[error("storage is shutting down")]
     ShuttingDown,
 

@@ -13,12 +13,14 @@ pub mod budget;
 pub mod config;
 pub mod delta;
 pub mod error;
+mod handoff;
 pub mod maintenance;
 pub mod metrics;
 pub mod provider;
 pub mod receive;
 pub mod schema;
 mod sorted;
+pub mod staging;
 pub mod table;
 pub mod wal;
 
@@ -34,7 +36,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 pub use budget::BufferBudget;
-pub use config::StorageConfig;
+pub use config::{CommitMode, StorageConfig};
 pub use delta::{CommitFence, DataFile, LEADER_APP_ID};
 pub use error::{Result, StorageError};
 pub use maintenance::MaintenanceReport;
@@ -63,6 +65,9 @@ impl provider::ScanSource for ReadOnlyTable {
     }
 }
 
+/// How long a stopping ingest node waits for the leader to commit its last flushes.
+pub const STAGED_SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+
 /// All tables, opened and running: WAL writers, flush loops and maintenance.
 pub struct Storage {
     config: Arc<StorageConfig>,
@@ -72,6 +77,8 @@ pub struct Storage {
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     table_root: String,
     receive_clock: Arc<ReceiveClock>,
+    /// See [`Storage::set_cluster_floor`].
+    cluster_floor: std::sync::atomic::AtomicI64,
 }
 
 impl Storage {
@@ -99,14 +106,19 @@ impl Storage {
         let (root_store, root_url) = root_store(&config)?;
         let budget = Arc::new(BufferBudget::new(config.max_buffer_bytes));
         metrics.set_buffer_limit(config.max_buffer_bytes);
+        let staging = match config.node_id {
+            Some(_) => Some(staging::Staging::new(store_beside_tables(&config, staging::STAGED_DIR)?)),
+            None => None,
+        };
         let mut tables = HashMap::new();
         for def in registry.tables() {
             let url = root_url
                 .join(&format!("{}/", def.name()))
                 .map_err(|e| StorageError::Config(format!("table URL for {}: {e}", def.name())))?;
             let loc = delta::Location::new(root_store.clone(), url)?;
+            let metrics = metrics.table(def.name());
             let table =
-                Table::open(def.clone(), config.clone(), loc, metrics.table(def.name()), budget.clone(), fence.clone())
+                Table::open(def.clone(), config.clone(), loc, metrics, budget.clone(), fence.clone(), staging.clone())
                     .await?;
             tables.insert(def.name().to_string(), table);
         }
@@ -119,16 +131,22 @@ impl Storage {
             tasks: std::sync::Mutex::new(Vec::new()),
             table_root: root_url.to_string(),
             receive_clock: Arc::default(),
+            cluster_floor: std::sync::atomic::AtomicI64::new(i64::MAX),
         });
-        storage.start_background();
+        storage.start_background(fence.is_some());
         Ok(storage)
     }
 
-    fn start_background(self: &Arc<Self>) {
+    /// The flush loops; in a cluster the refresh loops; where this node commits, maintenance,
+    /// and on a cluster's leader (`leading`) the commit of the ingest nodes' staged flushes.
+    fn start_background(self: &Arc<Self>, leading: bool) {
         let mut tasks = self.tasks.lock().expect("tasks lock");
         if let Some(every) = self.config.refresh {
             for table in self.tables.values() {
                 tasks.push(tokio::spawn(refresh_loop(table.clone(), every, self.shutdown.subscribe())));
+                if leading {
+                    tasks.push(tokio::spawn(commit_staged_loop(table.clone(), every, self.shutdown.subscribe())));
+                }
             }
         }
         let tick = (self.config.flush_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
@@ -157,6 +175,9 @@ impl Storage {
                     }
                 }
             }));
+        }
+        if self.config.commits == CommitMode::Staged {
+            return;
         }
         for table in self.tables.values() {
             let table = table.clone();
@@ -241,9 +262,25 @@ impl Storage {
     }
 
     /// Every record received before this instant (µs) is visible to queries or was refused:
-    /// where a window over `_TimeReceived` may end without missing anything.
+    /// where a window over `_TimeReceived` may end without missing anything. On a cluster's
+    /// leader, also below the ingest nodes' floor ([`Storage::set_cluster_floor`]).
     pub fn visible_before(&self) -> i64 {
-        self.receive_clock.visible_before()
+        let floor = self.cluster_floor.load(std::sync::atomic::Ordering::Acquire);
+        self.receive_clock.visible_before().min(floor)
+    }
+
+    /// On a cluster's leader: every record the other nodes received before `floor` (µs) is
+    /// committed (`i64::MAX`: no other node holds records).
+    pub fn set_cluster_floor(&self, floor: i64) {
+        self.cluster_floor.store(floor, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Every record this node received before this instant (µs) is committed, or was refused:
+    /// what an ingest node publishes for the leader's alert windows.
+    pub fn committed_before(&self) -> i64 {
+        let buffered = self.tables.values().filter_map(|t| t.oldest_uncommitted_receipt()).min();
+        let visible = self.receive_clock.visible_before();
+        buffered.map_or(visible, |oldest| oldest.min(visible))
     }
 
     pub fn table(&self, name: &str) -> Result<&Arc<Table>> {
@@ -275,13 +312,19 @@ impl Storage {
 
     /// Stops the background loops and flushes every buffer. Rows that cannot be flushed stay
     /// in the WAL and are replayed at the next start.
+    /// A node whose flushes the leader commits waits for it at most [`STAGED_SHUTDOWN_WAIT`].
     pub async fn shutdown(&self) -> Result<()> {
         let _ = self.shutdown.send(true);
         let tasks: Vec<_> = self.tasks.lock().expect("tasks lock").drain(..).collect();
         for t in tasks {
             let _ = t.await;
         }
-        self.flush_all().await
+        match self.config.commits {
+            CommitMode::Own => self.flush_all().await,
+            CommitMode::Staged => tokio::time::timeout(STAGED_SHUTDOWN_WAIT, self.flush_all())
+                .await
+                .map_err(|_| StorageError::NoLeaderCommit { waited: STAGED_SHUTDOWN_WAIT })?,
+        }
     }
 }
 
@@ -294,6 +337,23 @@ async fn refresh_loop(table: Arc<Table>, every: Duration, mut stop: watch::Recei
         }
         if let Err(e) = table.refresh().await {
             tracing::warn!(table = table.name(), error = %e, "reading the Delta log for other nodes' commits failed");
+        }
+    }
+}
+
+/// On a cluster's leader: commits the ingest nodes' staged flushes of a table every `every`.
+async fn commit_staged_loop(table: Arc<Table>, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => break,
+        }
+        match table.commit_staged().await {
+            Ok(0) => {}
+            Ok(rows) => tracing::debug!(table = table.name(), rows, "committed the ingest nodes' staged flushes"),
+            Err(e) => {
+                tracing::warn!(table = table.name(), error = %e, "committing the ingest nodes' staged flushes failed")
+            }
         }
     }
 }

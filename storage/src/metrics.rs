@@ -19,6 +19,7 @@ pub struct StorageMetrics {
     compactions: IntCounterVec,
     retention_removed_files: IntCounterVec,
     log_read_timestamp: IntGaugeVec,
+    staged_rows: IntCounterVec,
     buffer_limit_bytes: IntGauge,
 }
 
@@ -39,6 +40,8 @@ pub struct TableMetrics {
     pub retention_removed_files: IntCounter,
     /// In a cluster: when the table's Delta log was last read for other nodes' commits.
     pub log_read_timestamp: IntGauge,
+    /// On a cluster's leader: rows of the ingest nodes' staged flushes it committed.
+    pub staged_rows: IntCounter,
 }
 
 impl StorageMetrics {
@@ -93,6 +96,13 @@ impl StorageMetrics {
                 ),
                 t,
             )?,
+            staged_rows: IntCounterVec::new(
+                Opts::new(
+                    "fimlake_staged_rows_committed_total",
+                    "On a cluster's leader: rows of the flushes ingest nodes staged that it committed",
+                ),
+                t,
+            )?,
             buffer_limit_bytes: IntGauge::new(
                 "fimlake_buffer_limit_bytes",
                 "Bytes all tables may buffer together (max_buffer_bytes); past it writes get 503",
@@ -112,6 +122,7 @@ impl StorageMetrics {
         registry.register(Box::new(m.compactions.clone()))?;
         registry.register(Box::new(m.retention_removed_files.clone()))?;
         registry.register(Box::new(m.log_read_timestamp.clone()))?;
+        registry.register(Box::new(m.staged_rows.clone()))?;
         Ok(m)
     }
 
@@ -136,6 +147,7 @@ impl StorageMetrics {
             compactions: self.compactions.with_label_values(l),
             retention_removed_files: self.retention_removed_files.with_label_values(l),
             log_read_timestamp: self.log_read_timestamp.with_label_values(l),
+            staged_rows: self.staged_rows.with_label_values(l),
         }
     }
 }

@@ -52,6 +52,10 @@ impl SortedRows {
         Ok(SortedRows { def, batches, order })
     }
 
+    pub(crate) fn rows(&self) -> usize {
+        self.order.len()
+    }
+
     /// The sorted rows in chunks of at most [`CHUNK_ROWS`], in the Delta schema (the table's
     /// columns, then the UTC day and hour of `TimeGenerated`).
     pub(crate) fn chunks(&self) -> impl Iterator<Item = Result<RecordBatch>> + '_ {

@@ -4,18 +4,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use deltalake_core::DeltaTable;
 use parquet::file::properties::WriterProperties;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::budget::BufferBudget;
-use crate::config::StorageConfig;
+use crate::config::{CommitMode, StorageConfig};
 use crate::delta::{self, CommitFence, Committer, DataFile, Location};
 use crate::error::{Result, StorageError};
 use crate::metrics::TableMetrics;
 use crate::schema::TableDef;
 use crate::sorted::SortedRows;
+use crate::staging::Staging;
 use crate::wal::{self, Sealed, WalOp, WalWriter};
 
 /// Acknowledged rows that are not in a Delta commit yet. `active` takes new rows; `flushing`
@@ -66,7 +67,7 @@ impl Buffer {
         self.flushing.clone()
     }
 
-    fn finish_flush(&mut self) {
+    pub(crate) fn finish_flush(&mut self) {
         self.budget.give_back(self.flushing_bytes);
         self.flushing.clear();
         self.flushing_rows = 0;
@@ -85,9 +86,21 @@ impl Buffer {
         self.active_rows + self.flushing_rows
     }
 
+    /// The oldest `_TimeReceived` (µs) of the rows held, flushing or not.
+    fn oldest_received(&self) -> Option<i64> {
+        self.flushing.iter().chain(&self.active).filter_map(oldest_received).min()
+    }
+
     fn batches(&self) -> Vec<RecordBatch> {
         self.flushing.iter().chain(&self.active).cloned().collect()
     }
+}
+
+/// The smallest `_TimeReceived` of a batch, when the table has the column.
+fn oldest_received(batch: &RecordBatch) -> Option<i64> {
+    let column = batch.column_by_name(crate::schema::TIME_RECEIVED_COLUMN)?;
+    let micros = arrow::compute::cast(column, &arrow::datatypes::DataType::Int64).ok()?;
+    arrow::compute::min(micros.as_primitive::<arrow::datatypes::Int64Type>())
 }
 
 impl Drop for Buffer {
@@ -148,7 +161,19 @@ pub struct Table {
     /// In a cluster, the leader lease every commit is fenced with; `None` on a single node and
     /// while a node commits its own WAL before it joins.
     pub(crate) fence: Option<Arc<dyn CommitFence>>,
-    wal_app_id: String,
+    pub(crate) wal_app_id: String,
+    /// In a cluster: the staged flushes (an ingest node's own, all of them for the leader).
+    pub(crate) staging: Option<Staging>,
+    /// Staged mode: the WAL segment of the flush waiting for the leader's commit, and the
+    /// last segment committed (what the next staged flush follows).
+    pub(crate) staged: Mutex<StagedState>,
+}
+
+/// An ingest node's view of its staged flushes ([`crate::handoff`]).
+#[derive(Debug, Default)]
+pub(crate) struct StagedState {
+    pub(crate) waiting_upto: Option<u64>,
+    pub(crate) committed: Option<u64>,
 }
 
 impl Table {
@@ -161,9 +186,21 @@ impl Table {
         metrics: TableMetrics,
         budget: Arc<BufferBudget>,
         fence: Option<Arc<dyn CommitFence>>,
+        staging: Option<Staging>,
     ) -> Result<Arc<Table>> {
-        let delta = delta::open_or_create(&def, &loc).await?;
         let wal_app_id = config.wal_app_id();
+        let delta = match (config.commits, &staging) {
+            (CommitMode::Own, _) => delta::open_or_create(&def, &loc).await?,
+            (CommitMode::Staged, Some(staging)) => {
+                let poll = config.refresh.unwrap_or(Duration::from_secs(2));
+                let node_id = config.node_id.as_deref().expect("a staged table belongs to a cluster node");
+                crate::handoff::wait_until_unstaged(staging, def.name(), node_id, poll).await?;
+                delta::open_existing(&def, &loc, poll).await?
+            }
+            (CommitMode::Staged, None) => {
+                return Err(StorageError::Config("staged commits need a cluster node's staging area".into()));
+            }
+        };
         let committed = delta::committed_wal_segment(&delta, def.name(), &wal_app_id).await?;
         let files = delta::live_files(&delta, def.name())?;
         let wal_dir = config.wal_dir().join(def.name());
@@ -202,6 +239,8 @@ impl Table {
             budget,
             fence,
             wal_app_id,
+            staging,
+            staged: Mutex::new(StagedState { waiting_upto: None, committed }),
         });
         table.update_gauges();
         Ok(table)
@@ -270,7 +309,7 @@ impl Table {
     }
 
     /// Publishes the buffer and file gauges; returns the active buffer's bytes.
-    fn update_gauges(&self) -> usize {
+    pub(crate) fn update_gauges(&self) -> usize {
         let st = self.state.lock().expect("table state lock");
         self.metrics.buffered_rows.set(st.buffer.total_rows() as i64);
         self.metrics.buffered_bytes.set(st.buffer.total_bytes() as i64);
@@ -291,6 +330,11 @@ impl Table {
     pub fn snapshot(&self) -> TableSnapshot {
         let st = self.state.lock().expect("table state lock");
         TableSnapshot { files: st.files.clone(), batches: st.buffer.batches() }
+    }
+
+    /// The oldest `_TimeReceived` (µs) among the rows not committed yet, if any.
+    pub fn oldest_uncommitted_receipt(&self) -> Option<i64> {
+        self.state.lock().expect("table state lock").buffer.oldest_received()
     }
 
     /// Whether the flush loop should flush now.
@@ -362,6 +406,20 @@ impl Table {
         let batches = sealed.batches.clone();
         let sorted =
             tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")?;
+        let (version, nfiles) = match self.config.commits {
+            CommitMode::Own => self.commit_sorted(&sorted, sealed, retry).await?,
+            CommitMode::Staged => self.stage_sorted(&sorted, sealed).await?,
+        };
+        self.update_gauges();
+        self.metrics.flushes.inc();
+        self.metrics.flushed_rows.inc_by(rows as u64);
+        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(table = self.name(), rows, files = nfiles, "flushed");
+        Ok(FlushOutcome { rows, files: nfiles, version })
+    }
+
+    /// Commits a flush's sorted rows itself; returns the commit's version and its file count.
+    async fn commit_sorted(&self, sorted: &SortedRows, sealed: &Sealed, retry: bool) -> Result<(Option<u64>, usize)> {
         let mut delta = self.delta.lock().await;
         if retry || self.config.refresh.is_some() {
             // An earlier attempt may have committed and then failed to say so; in a cluster,
@@ -375,7 +433,7 @@ impl Table {
         let (version, nfiles) = if already {
             (delta.version(), 0)
         } else {
-            let adds = delta::write_files(&delta, &self.def, &sorted, self.props.clone()).await?;
+            let adds = delta::write_files(&delta, &self.def, sorted, self.props.clone()).await?;
             let n = adds.len();
             let v = match delta::commit_append(&mut delta, &self.def, adds, sealed.upto, self.committer()).await {
                 Ok(v) => v,
@@ -392,13 +450,7 @@ impl Table {
             st.files = Arc::new(files);
             st.buffer.finish_flush();
         }
-        drop(delta);
-        self.update_gauges();
-        self.metrics.flushes.inc();
-        self.metrics.flushed_rows.inc_by(rows as u64);
-        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
-        tracing::debug!(table = self.name(), rows, files = nfiles, "flushed");
-        Ok(FlushOutcome { rows, files: nfiles, version })
+        Ok((version, nfiles))
     }
 
     pub(crate) fn committer(&self) -> Committer<'_> {
@@ -407,17 +459,33 @@ impl Table {
 
     /// Reads the Delta log again for commits made by other nodes and publishes the live files.
     /// Under the commit lock, so the file list and the buffer stay consistent.
+    /// On an ingest node, the commit of its staged flush shows here: its rows then leave the
+    /// buffer in the same step as its files join the live files.
     pub async fn refresh(&self) -> Result<()> {
         let mut delta = self.delta.lock().await;
         let before = delta.version();
         delta.update_state().await.map_err(|e| StorageError::delta(self.name(), e))?;
         self.metrics.log_read_timestamp.set(chrono::Utc::now().timestamp());
-        if delta.version() != before {
-            let files = delta::live_files(&delta, self.name())?;
-            self.state.lock().expect("table state lock").files = Arc::new(files);
-            drop(delta);
-            self.update_gauges();
+        let waiting = self.staged.lock().expect("staged state lock").waiting_upto;
+        if delta.version() == before && waiting.is_none() {
+            return Ok(());
         }
+        let recorded = match waiting {
+            Some(_) => delta::committed_wal_segment(&delta, self.name(), &self.wal_app_id).await?,
+            None => None,
+        };
+        let files = delta::live_files(&delta, self.name())?;
+        {
+            let mut st = self.state.lock().expect("table state lock");
+            st.files = Arc::new(files);
+            if let Some(upto) = waiting.filter(|upto| recorded.is_some_and(|r| r >= *upto)) {
+                st.buffer.finish_flush();
+                *self.staged.lock().expect("staged state lock") =
+                    StagedState { waiting_upto: None, committed: Some(upto) };
+            }
+        }
+        drop(delta);
+        self.update_gauges();
         Ok(())
     }
 
