@@ -18,22 +18,28 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use fimlake_cluster::{
-    CLUSTER_DIR, ClusterStatus, LeaderGuard, Lease, LeaseRecord, NodeRecord, NodeRole, Registry, Standing,
+    CLUSTER_DIR, ClusterStatus, LeaderGuard, Lease, LeaseRecord, NodeRole, Registry, Role, Standing,
 };
 use fimlake_ingest::ApiError;
-use fimlake_storage::{CommitFence, Storage, StorageConfig, TableRegistry};
+use fimlake_storage::{CommitFence, CommitMode, Storage, StorageConfig, TableRegistry};
 
 use crate::config::Config;
 
-/// What the server needs to run as the cluster's leader.
+mod commands;
+mod membership;
+
+pub use commands::{forget, print_status};
+use membership::Membership;
+
+/// What the server needs to run as a node of a cluster: the lease when it leads.
 pub(crate) struct Leading {
-    guard: LeaderGuard,
+    /// `None` on a node without the leader role: it commits nothing itself.
+    lease: Option<(LeaderGuard, ClusterMetrics)>,
     membership: Membership,
     /// The standby's listening socket, kept so that the leader answers on the same address.
     listener: Option<std::net::TcpListener>,
     /// Printed under the server's banner.
     banner: String,
-    metrics: ClusterMetrics,
 }
 
 /// The leader's side of the cluster, at `/metrics`.
@@ -85,20 +91,27 @@ pub(crate) struct LeadingParts {
     pub(crate) banner: Option<String>,
     /// `GET /v1/cluster` (behind the API keys, as any read).
     pub(crate) router: Router,
+    /// The node's registration, to [`Membership::track`] its storage once open.
+    pub(crate) membership: Option<Membership>,
 }
 
 impl Leading {
     /// Splits `leading` into what the server wires in, registering the cluster's metrics.
     pub(crate) fn parts(leading: Option<Leading>, registry: &prometheus::Registry) -> anyhow::Result<LeadingParts> {
         let Some(leading) = leading else { return Ok(LeadingParts::default()) };
-        registry.register(Box::new(leading.metrics.epoch.clone()))?;
-        registry.register(Box::new(leading.metrics.leading.clone()))?;
-        registry.register(Box::new(leading.metrics.lost.clone()))?;
+        let mut fence: Option<Arc<dyn CommitFence>> = None;
+        if let Some((guard, metrics)) = leading.lease {
+            registry.register(Box::new(metrics.epoch))?;
+            registry.register(Box::new(metrics.leading))?;
+            registry.register(Box::new(metrics.lost))?;
+            fence = Some(Arc::new(LeaseFence(guard)));
+        }
         Ok(LeadingParts {
-            fence: Some(Arc::new(LeaseFence(leading.guard))),
+            fence,
             listener: leading.listener,
             banner: Some(leading.banner),
-            router: Router::new().route("/v1/cluster", get(status)).with_state(leading.membership),
+            router: Router::new().route("/v1/cluster", get(status)).with_state(leading.membership.clone()),
+            membership: Some(leading.membership),
         })
     }
 }
@@ -111,68 +124,22 @@ impl CommitFence for LeaseFence {
     }
 }
 
-/// This node's registration, written at every change of role and every heartbeat.
-#[derive(Clone)]
-struct Membership {
-    registry: Registry,
-    record: Arc<Mutex<NodeRecord>>,
-    heartbeat: Duration,
-}
-
-impl Membership {
-    fn new(registry: Registry, cfg: &fimlake_cluster::ClusterConfig, node_id: &str) -> Membership {
-        let record = NodeRecord {
-            node_id: node_id.to_string(),
-            role: NodeRole::Starting,
-            advertise_url: cfg.advertise_url.clone(),
-            epoch: None,
-            started_at: chrono::Utc::now(),
-            last_seen: chrono::Utc::now(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        };
-        Membership { registry, record: Arc::new(Mutex::new(record)), heartbeat: cfg.heartbeat }
-    }
-
-    async fn set(&self, role: NodeRole, epoch: Option<u64>) -> fimlake_cluster::error::Result<()> {
-        {
-            let mut record = self.record.lock().expect("node record lock");
-            record.role = role;
-            record.epoch = epoch;
-        }
-        self.publish().await
-    }
-
-    async fn publish(&self) -> fimlake_cluster::error::Result<()> {
-        let mut record = self.record.lock().expect("node record lock").clone();
-        self.registry.publish(&mut record).await
-    }
-
-    fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(me.heartbeat).await;
-                if let Err(e) = me.publish().await {
-                    tracing::warn!(error = %e, "writing this node's registration in the bucket failed");
-                }
-            }
-        })
-    }
-
-    fn node_id(&self) -> String {
-        self.record.lock().expect("node record lock").node_id.clone()
-    }
-}
-
 /// Runs this node until a shutdown signal: registration, its WAL committed, standby, leader.
 pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
     let node_id = cfg.cluster.node_id.clone().context("cluster mode needs cluster.node_id")?;
     let store = fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?;
     cfg.workspace_id = Some(shared_workspace_id(&cfg, store.as_ref()).await?);
     let membership = Membership::new(Registry::new(store.clone()), &cfg.cluster, &node_id);
+    membership.keep_previous_hold().await.context("reading this node's last registration in the bucket")?;
     membership.set(NodeRole::Starting, None).await.context("registering this node in the bucket")?;
     let heartbeat = membership.spawn_heartbeat();
-    commit_own_wal(&cfg).await?;
+    if !cfg.cluster.roles.has(Role::Leader) {
+        let result = serve_without_lease(cfg, insecure, &membership).await;
+        heartbeat.abort();
+        result?;
+        return leave(&membership).await;
+    }
+    commit_own_wal(&cfg, true).await?;
     let lease = Lease::new(store, &node_id, cfg.cluster.advertise_url.clone(), cfg.cluster.lease_ttl);
     let lease = Arc::new(tokio::sync::Mutex::new(lease));
     let Some((epoch, listener)) = standby(&cfg, &lease, &membership).await? else {
@@ -187,7 +154,7 @@ pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
     metrics.set(&Standing::Leader { epoch, valid_until: tokio::time::Instant::now() }, &guard);
     let renewals = tokio::spawn(keep_lease(lease.clone(), cfg.cluster.renew_every(), node_id.clone(), metrics.clone()));
     let banner = format!("cluster: node {node_id} leads (lease epoch {epoch})");
-    let leading = Leading { guard, membership: membership.clone(), listener, banner, metrics };
+    let leading = Leading { lease: Some((guard, metrics)), membership: membership.clone(), listener, banner };
     let result = crate::server::serve_as(cfg, insecure, Some(leading)).await;
     renewals.abort();
     let _ = renewals.await;
@@ -197,6 +164,18 @@ pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
     heartbeat.abort();
     result?;
     leave(&membership).await
+}
+
+/// A node without the leader role (ingest, query): it serves at once, and the leader commits
+/// its flushes, which it stages ([`fimlake_storage::staging`]).
+async fn serve_without_lease(mut cfg: Config, insecure: bool, membership: &Membership) -> anyhow::Result<()> {
+    commit_own_wal(&cfg, false).await?;
+    cfg.storage.commits = CommitMode::Staged;
+    membership.set(NodeRole::Serving, None).await.context("registering this node in the bucket")?;
+    let banner =
+        format!("cluster: node {} serves {} (the leader commits its flushes)", membership.node_id(), cfg.cluster.roles);
+    let node = Leading { lease: None, membership: membership.clone(), listener: None, banner };
+    crate::server::serve_as(cfg, insecure, Some(node)).await
 }
 
 /// Records a clean stop in this node's registration.
@@ -231,10 +210,17 @@ async fn shared_workspace_id(cfg: &Config, store: &dyn object_store::ObjectStore
 /// and first a single-node WAL left in the data directory by a node that ran alone before.
 /// These commits are not the leader's: each records the node's own WAL application id, so
 /// the Delta log keeps them exactly once whoever leads.
-async fn commit_own_wal(cfg: &Config) -> anyhow::Result<()> {
+///
+/// A node without the leader role (`with_cluster_wal` false) commits only the single-node WAL
+/// here: its cluster WAL is staged for the leader like any flush.
+async fn commit_own_wal(cfg: &Config, with_cluster_wal: bool) -> anyhow::Result<()> {
     let single = StorageConfig { node_id: None, ..cfg.storage.clone() };
     let single_dir = single.wal_dir();
-    for storage in [single, cfg.storage.clone()] {
+    let mut wals = vec![single];
+    if with_cluster_wal {
+        wals.push(cfg.storage.clone());
+    }
+    for storage in wals {
         if !storage.wal_dir().is_dir() {
             continue;
         }
@@ -387,80 +373,4 @@ async fn status(State(membership): State<Membership>) -> Response {
         }
         .into_response(),
     }
-}
-
-/// `fimlake cluster status`: the cluster as the bucket shows it, read with this node's
-/// configuration (so it works while no node serves).
-pub async fn print_status(cfg: &Config, json: bool) -> anyhow::Result<()> {
-    let (_, status) = read_status(cfg).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-        return Ok(());
-    }
-    print!("{}", render(&status));
-    Ok(())
-}
-
-/// The cluster as the bucket shows it, read with a node's configuration.
-async fn read_status(cfg: &Config) -> anyhow::Result<(Registry, ClusterStatus)> {
-    anyhow::ensure!(cfg.cluster.enabled(), "cluster.node_id is not set: this configuration is not a cluster node's");
-    let registry = Registry::new(fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?);
-    let me = cfg.cluster.node_id.clone().unwrap_or_default();
-    let status = ClusterStatus::read(&registry, &me, cfg.cluster.heartbeat)
-        .await
-        .context("reading the cluster's state from the bucket")?;
-    Ok((registry, status))
-}
-
-/// `fimlake cluster forget NODE`: removes the registration of a node that is gone for good.
-pub async fn forget(cfg: &Config, node_id: &str) -> anyhow::Result<()> {
-    let (registry, status) = read_status(cfg).await?;
-    let Some(node) = status.nodes.iter().find(|n| n.record.node_id == node_id) else {
-        anyhow::bail!("no node '{node_id}' is registered (fimlake cluster status lists them)");
-    };
-    anyhow::ensure!(
-        !node.alive || node.record.role == NodeRole::Stopped,
-        "node '{node_id}' was seen {:.1} s ago: stop it before forgetting it",
-        node.seconds_since_seen
-    );
-    registry.forget(node_id).await.context("removing the registration from the bucket")?;
-    tracing::info!(node = node_id, "forgot a node's registration");
-    println!("forgot node {node_id}");
-    Ok(())
-}
-
-fn render(status: &ClusterStatus) -> String {
-    let mut out = String::new();
-    match &status.leader {
-        Some(l) if l.released => {
-            out.push_str(&format!("leader: none (node {} released the lease, epoch {})\n", l.node_id, l.epoch))
-        }
-        Some(l) => out.push_str(&format!(
-            "leader: {} (epoch {}, lease renewed {}, expires {}{})\n",
-            l.node_id,
-            l.epoch,
-            l.renewed_at.format("%Y-%m-%dT%H:%M:%SZ"),
-            l.lease_expires_at.format("%Y-%m-%dT%H:%M:%SZ"),
-            l.advertise_url.as_ref().map(|u| format!(", {u}")).unwrap_or_default()
-        )),
-        None => out.push_str("leader: none yet\n"),
-    }
-    out.push_str(&format!("{:<24} {:<9} {:<6} {:>10}  {}\n", "NODE", "ROLE", "ALIVE", "SEEN (s)", "URL"));
-    for n in &status.nodes {
-        let role = match n.record.role {
-            NodeRole::Starting => "starting",
-            NodeRole::Leader => "leader",
-            NodeRole::Standby => "standby",
-            NodeRole::Stopped => "stopped",
-        };
-        out.push_str(&format!(
-            "{:<24} {:<9} {:<6} {:>10.1}  {}\n",
-            n.record.node_id,
-            role,
-            if n.alive { "yes" } else { "NO" },
-            n.seconds_since_seen,
-            n.record.advertise_url.as_deref().unwrap_or("-")
-        ));
-    }
-    out
 }

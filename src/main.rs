@@ -11,6 +11,7 @@ mod limits;
 mod machines;
 mod memory;
 mod query_cli;
+mod roles;
 mod server;
 mod tls;
 
@@ -74,6 +75,10 @@ enum Command {
         /// and read).
         #[arg(long)]
         insecure: bool,
+        /// In a cluster: what this node does, `all` (the default) or some of `ingest`, `query`,
+        /// `leader` separated by commas (`[cluster] roles`).
+        #[arg(long, value_name = "ROLES")]
+        role: Option<fimlake_cluster::Roles>,
     },
     /// A cluster's nodes and leader, as the shared bucket shows them.
     Cluster {
@@ -252,13 +257,17 @@ fn main() -> anyhow::Result<()> {
     let profile = client_profile::ProfileFile::from_environment(&environment);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve { config, data_dir, listen, insecure } => {
+        Command::Serve { config, data_dir, listen, insecure, role } => {
             let mut cfg = Config::load(config.as_deref(), environment.into_iter())?;
             if let Some(d) = data_dir {
                 cfg.data_dir = d.clone();
                 cfg.storage.data_dir = d;
             }
             cfg.listen = listen.unwrap_or(cfg.listen);
+            if let Some(roles) = role {
+                cfg.cluster.roles = roles;
+                cfg.cluster.validate().map_err(anyhow::Error::msg)?;
+            }
             match cfg.cluster.enabled() {
                 true => rt.block_on(cluster::serve(cfg, insecure)),
                 false => rt.block_on(server::serve(cfg, insecure)),

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use fimlake_cluster::{Role, Roles};
 use fimlake_ingest::{IngestMetrics, IngestState};
 use fimlake_storage::{Storage, TableRegistry};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, Registry, TextEncoder};
@@ -50,11 +51,14 @@ pub(crate) async fn serve_as(
     let tls = cfg.tls.as_ref().map(crate::tls::server_config).transpose().context("TLS settings ([tls])")?;
     let registry = Registry::new();
     let workspace = workspace_id(&cfg)?;
-    let crate::cluster::LeadingParts { fence, listener: kept, banner: cluster_banner, router: cluster } =
+    let crate::cluster::LeadingParts { fence, listener: kept, banner: cluster_banner, router: cluster, membership } =
         crate::cluster::Leading::parts(leading, &registry)?;
     let storage = Storage::open_fenced(cfg.storage.clone(), tables, &registry, fence.clone())
         .await
         .with_context(|| format!("opening storage in {}", cfg.data_dir.display()))?;
+    if let Some(membership) = &membership {
+        membership.track(&storage, fence.is_some()).await;
+    }
     let ingest_metrics = IngestMetrics::new(&registry)?;
     let http_seconds = http_metrics(&registry)?;
     let engine = Arc::new(fimlake_query::QueryEngine::new(storage.clone(), &cfg.query));
@@ -71,30 +75,33 @@ pub(crate) async fn serve_as(
     if let Some(lease) = fence.clone() {
         alerting.run_while(Arc::new(move || lease.epoch().is_ok()));
     }
+    if !cfg.cluster.roles.has(Role::Leader) {
+        // Alert rules are the leader's work; this node's would notify a second time.
+        alerting.run_while(Arc::new(|| false));
+    }
     let state = ServerState { storage: storage.clone(), lease: fence.clone(), registry, http_seconds };
-    let console = console_router(&cfg, &engine, &alerting, &auth, &fleet, tls.is_some())?;
-    let machines = crate::machines::router(engine.clone(), fleet.clone());
-    let query = fimlake_query::api::router(fimlake_query::api::QueryState::new(engine, workspace.clone()));
-    let ingest = fimlake_ingest::router(IngestState::new(
-        storage.clone(),
-        cfg.ingest.clone(),
-        ingest_metrics,
-        workspace.clone(),
-    ));
+    let console = match cfg.cluster.roles.has(Role::Query) {
+        true => console_router(&cfg, &engine, &alerting, &auth, &fleet, tls.is_some())?,
+        false => Router::new(),
+    };
+    let apis = Apis {
+        ingest: fimlake_ingest::router(IngestState::new(
+            storage.clone(),
+            cfg.ingest.clone(),
+            ingest_metrics,
+            workspace.clone(),
+        )),
+        query: fimlake_query::api::router(fimlake_query::api::QueryState::new(engine.clone(), workspace.clone()))
+            .merge(crate::machines::router(engine, fleet.clone())),
+        leader: fimlake_alerting::api::router(alerting.clone()),
+        every_node: fimlake_fleet::api::router(fleet.clone(), cfg.fleet.enrollments_per_minute).merge(cluster),
+    };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state.clone())
-        .merge(ingest)
-        .merge(query)
-        .merge(fimlake_alerting::api::router(alerting.clone()))
-        .merge(fimlake_fleet::api::router(fleet.clone(), cfg.fleet.enrollments_per_minute))
-        .merge(machines)
-        .merge(cluster)
-        // Unknown routes go through the key check too (404 only with a key); the console's
-        // routes, merged below, are not unknown.
-        .fallback(|| async { StatusCode::NOT_FOUND })
+        .merge(apis.for_roles(cfg.cluster.roles))
         .layer(axum::middleware::from_fn_with_state(
             crate::auth::Guard { auth, audit: alerting.audit().clone(), body_read_timeout: cfg.body_read_timeout },
             crate::auth::check,
@@ -127,6 +134,28 @@ pub(crate) async fn serve_as(
     storage.shutdown().await.context("flushing buffers at shutdown")?;
     println!("fimlake stopped");
     Ok(())
+}
+
+/// The HTTP APIs, by the role that serves them.
+struct Apis {
+    ingest: Router,
+    query: Router,
+    leader: Router,
+    every_node: Router,
+}
+
+impl Apis {
+    /// The APIs a node with `roles` serves. Unknown routes go through the key check too (404
+    /// only with a key; 421 for another role's API).
+    fn for_roles(self, roles: Roles) -> Router {
+        let mut app = self.every_node;
+        for (role, router) in [(Role::Ingest, self.ingest), (Role::Query, self.query), (Role::Leader, self.leader)] {
+            if roles.has(role) {
+                app = app.merge(router);
+            }
+        }
+        crate::roles::fallback(app, roles)
+    }
 }
 
 /// The request latency histogram (and, on Linux, the process's own metrics), registered.
