@@ -1,0 +1,193 @@
+//! A cluster of nodes with roles on one S3 bucket (s3s-fs on 127.0.0.1, started by the test):
+//! two leader candidates, two ingest nodes, one query node, all separate `fimlake serve`
+//! processes. Records posted round-robin to the ingest nodes are acknowledged by them and
+//! committed by the leader; an ingest node and then the leader are killed with SIGKILL and
+//! restarted or replaced; at the end the query node counts every acknowledged record and the
+//! bucket holds each exactly once.
+
+mod common;
+
+#[path = "common/s3.rs"]
+mod s3_server;
+
+#[path = "common/cluster_nodes.rs"]
+mod cluster_nodes;
+
+#[path = "common/hooks.rs"]
+mod hooks;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use cluster_nodes::*;
+use common::header;
+use common::records::{body_text, metric, post_batch};
+use serde_json::json;
+
+/// Posts `rounds` batches to each ingest node in turn.
+fn post_round_robin(nodes: &[&Node], rounds: usize, next: &mut usize, acked: &mut HashSet<String>) {
+    for _ in 0..rounds {
+        for node in nodes {
+            post_group(node, 1, next, acked);
+        }
+    }
+}
+
+/// Posts to the ingest nodes in turn for `how_long`, a batch every 100 ms: some records are
+/// always waiting for their commit when the leader evaluates its rules.
+fn post_for(nodes: &[&Node], how_long: Duration, next: &mut usize, acked: &mut HashSet<String>) {
+    let started = Instant::now();
+    while started.elapsed() < how_long {
+        post_round_robin(nodes, 1, next, acked);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn query_url(node: &Node) -> String {
+    let ws = std::fs::read_to_string(node.server.data_dir.join("workspace-id")).unwrap();
+    format!("/v1/workspaces/{}/query", ws.trim())
+}
+
+/// Each role's API answers only on the nodes with that role; the others name the role.
+fn assert_roles_route_requests(ingest: &Node, query: &Node) {
+    let mut next = 1_000_000;
+    let (refused, _) = post_batch(&query.server.url, &mut next);
+    assert_eq!(refused.0, 421, "{}", body_text(&refused));
+    assert_eq!(header(&refused.1, "x-ms-error-code"), Some("WrongRole"));
+    assert!(body_text(&refused).contains("the ingest role"), "{}", body_text(&refused));
+    let (status, body) = ingest.server.call("POST", &query_url(ingest), None, r#"{"query":"Heartbeat | count"}"#);
+    assert_eq!(status, 421, "{body}");
+    assert!(body.to_string().contains("the query role"), "{body}");
+    let (status, body) = ingest.server.call("GET", "/v1/alert-rules", None, "");
+    assert_eq!(status, 421, "{body}");
+    assert!(body.to_string().contains("the leader role"), "{body}");
+}
+
+/// On the leader: a webhook action group and a per-row rule matching every hundredth host.
+fn add_rule(leader: &Node, hook_addr: &str) {
+    let group = json!({"webhooks": [{"url": format!("http://{hook_addr}/hook")}]});
+    let (status, body) = leader.server.call("PUT", "/v1/action-groups/ops", None, &group.to_string());
+    assert!(status == 200 || status == 201, "{body}");
+    let rule = json!({
+        "severity": 3,
+        "description": "every hundredth host",
+        "query": "Heartbeat | where Computer endswith '00' | project Computer",
+        "frequency": "10s",
+        "condition": {"kind": "per_row"},
+        "actions": ["ops"],
+    });
+    let (status, body) = leader.server.call("PUT", "/v1/alert-rules/hundredth", None, &rule.to_string());
+    assert_eq!(status, 201, "{body}");
+}
+
+/// The hosts the webhook was told about, once each: every acknowledged hundredth host.
+fn assert_each_alerted_once(hooks: &hooks::Hooks, acked: &HashSet<String>) {
+    let wanted: HashSet<&String> = acked.iter().filter(|name| name.ends_with("00")).collect();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let told = || -> Vec<String> {
+        (0..hooks.len())
+            .flat_map(|i| {
+                let (_, _, body) = hooks.get(i);
+                let rows = body["data"]["alertContext"]["searchResults"]["tables"][0]["rows"].clone();
+                rows.as_array().unwrap().iter().map(|row| row[0].as_str().unwrap().to_string()).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    while told().len() < wanted.len() {
+        assert!(Instant::now() < deadline, "alerted {} of {} hosts", told().len(), wanted.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let told = told();
+    let unique: HashSet<&String> = told.iter().collect();
+    assert_eq!(unique.len(), told.len(), "a host alerted twice: {told:?}");
+    assert_eq!(unique, wanted, "alerted hosts differ from the acknowledged ones");
+}
+
+/// Waits until the query node's count is `expected`; returns how long that took.
+fn wait_query_count(node: &Node, expected: usize) -> Duration {
+    let started = Instant::now();
+    wait_count(node, expected);
+    started.elapsed()
+}
+
+#[test]
+fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_record_once() {
+    let bucket_root = tempfile::tempdir().unwrap();
+    let s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
+    let (mut acked, mut next) = (HashSet::new(), 0);
+
+    let mut first = start_as(&s3, "leader-1", "leader");
+    wait_ready(&first, 200, Duration::from_secs(30));
+    let second = start_as(&s3, "leader-2", "leader");
+    let mut ingest_1 = start_as(&s3, "ingest-1", "ingest");
+    let ingest_2 = start_as(&s3, "ingest-2", "ingest");
+    let query = start_as(&s3, "query-1", "query");
+    for node in [&ingest_1, &ingest_2, &query] {
+        wait_ready(node, 200, Duration::from_secs(30));
+    }
+    assert_roles_route_requests(&ingest_1, &query);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (hooks, hook_addr) = hooks::receiver_on_any_port(&rt);
+    add_rule(&first, &hook_addr);
+    let status = cluster_status(&query);
+    let states: Vec<(String, String, String)> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node_id"].as_str().unwrap().into(),
+                n["role"].as_str().unwrap().into(),
+                n["roles"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("ingest-1".into(), "serving".into(), "ingest".into()),
+            ("ingest-2".into(), "serving".into(), "ingest".into()),
+            ("leader-1".into(), "leader".into(), "leader".into()),
+            ("leader-2".into(), "standby".into(), "leader".into()),
+            ("query-1".into(), "serving".into(), "query".into()),
+        ]
+    );
+
+    // Acknowledged by the ingest nodes, committed by the leader, seen by the query node.
+    post_round_robin(&[&ingest_1, &ingest_2], 4, &mut next, &mut acked);
+    let seen = wait_query_count(&query, acked.len());
+    eprintln!("query node counted {} records {seen:?} after the last acknowledgement", acked.len());
+    assert!(metric(&first.server.url, r#"fimlake_staged_rows_committed_total{table="Heartbeat"}"#) > 0.0);
+
+    // An ingest node killed with records only in its WAL (or staged) commits them after its restart.
+    post_round_robin(&[&ingest_1, &ingest_2], 3, &mut next, &mut acked);
+    ingest_1.server.kill();
+    ingest_1.server.restart();
+    wait_ready(&ingest_1, 200, Duration::from_secs(30));
+    // Longer than the rule's period: it evaluates while records wait for their commit.
+    post_for(&[&ingest_1, &ingest_2], Duration::from_secs(12), &mut next, &mut acked);
+    // The leader's per-row rule saw each matching record once, though other nodes received
+    // them and they were committed seconds later (the nodes' commit floor bounds its windows).
+    assert_each_alerted_once(&hooks, &acked);
+
+    // The leader killed: the ingest nodes keep acknowledging, the standby takes over and commits.
+    first.server.kill();
+    let killed = Instant::now();
+    post_round_robin(&[&ingest_1, &ingest_2], 3, &mut next, &mut acked);
+    wait_ready(&second, 200, Duration::from_secs(30));
+    let takeover = killed.elapsed();
+    assert!(takeover < LEASE_TTL + LEASE_TTL / 4 + Duration::from_secs(5), "takeover took {takeover:?}");
+    post_round_robin(&[&ingest_1, &ingest_2], 3, &mut next, &mut acked);
+    let seen = wait_query_count(&query, acked.len());
+    eprintln!(
+        "standby leading {takeover:?} after the leader's SIGKILL; query node complete {seen:?} after the last acknowledgement"
+    );
+
+    // Clean stops: the ingest nodes' last flushes are committed by the leader before they exit.
+    let (mut ingest_2, mut query, mut second) = (ingest_2, query, second);
+    ingest_1.server.stop();
+    ingest_2.server.stop();
+    query.server.stop();
+    second.server.stop();
+    assert_bucket_holds_exactly_once(&s3, &acked);
+}
