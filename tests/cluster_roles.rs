@@ -158,6 +158,14 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     let seen = wait_query_count(&query, acked.len());
     eprintln!("query node counted {} records {seen:?} after the last acknowledgement", acked.len());
     assert!(metric(&first.server.url, r#"fimlake_staged_rows_committed_total{table="Heartbeat"}"#) > 0.0);
+    // Each ingest node says how far its acknowledged records are behind being committed.
+    for node in cluster_status(&query)["nodes"].as_array().unwrap() {
+        let lag = &node["commit_lag_seconds"];
+        match node["roles"].as_str() {
+            Some("ingest") => assert!(lag.as_f64().is_some_and(|l| l < 30.0), "{node}"),
+            _ => assert!(lag.is_null(), "{node}"),
+        }
+    }
 
     // An ingest node killed with records only in its WAL (or staged) commits them after its restart.
     post_round_robin(&[&ingest_1, &ingest_2], 3, &mut next, &mut acked);

@@ -178,6 +178,16 @@ mod tests {
         assert_eq!(left, vec!["a"]);
     }
 
+    #[test]
+    fn a_registration_written_before_roles_reads_as_a_node_doing_everything_and_holding_nothing() {
+        // As the release before roles wrote it.
+        let old = r#"{"node_id":"a","role":"leader","advertise_url":null,"epoch":3,
+            "started_at":"2026-12-01T10:00:00Z","last_seen":"2026-12-01T10:05:00Z","version":"0.1.0"}"#;
+        let record: NodeRecord = serde_json::from_str(old).unwrap();
+        assert!(record.roles.is_all());
+        assert_eq!((record.role, record.epoch, record.committed_before), (NodeRole::Leader, Some(3), None));
+    }
+
     #[tokio::test]
     async fn a_damaged_registration_is_an_error_naming_its_object() {
         let store = Arc::new(InMemory::new());

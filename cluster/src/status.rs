@@ -39,6 +39,9 @@ pub struct NodeView {
     pub seconds_since_seen: f64,
     /// Written within the last three heartbeats.
     pub alive: bool,
+    /// An ingest node: seconds between now and its `committed_before` (how far its
+    /// acknowledged records are behind being committed, as of its last registration).
+    pub commit_lag_seconds: Option<f64>,
 }
 
 impl LeaderView {
@@ -68,6 +71,12 @@ impl ClusterStatus {
 impl NodeView {
     fn of(record: NodeRecord, now: DateTime<Utc>, heartbeat: Duration) -> NodeView {
         let age = (now - record.last_seen).num_milliseconds().max(0) as f64 / 1000.0;
-        NodeView { record, seconds_since_seen: age, alive: age <= 3.0 * heartbeat.as_secs_f64() }
+        let lag = record.committed_before.map(|mark| (now.timestamp_micros() - mark).max(0) as f64 / 1e6);
+        NodeView {
+            record,
+            seconds_since_seen: age,
+            alive: age <= 3.0 * heartbeat.as_secs_f64(),
+            commit_lag_seconds: lag,
+        }
     }
 }

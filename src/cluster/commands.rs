@@ -63,8 +63,8 @@ fn render(status: &ClusterStatus) -> String {
         None => out.push_str("leader: none yet\n"),
     }
     out.push_str(&format!(
-        "{:<24} {:<9} {:<20} {:<6} {:>10}  {}\n",
-        "NODE", "STATE", "ROLES", "ALIVE", "SEEN (s)", "URL"
+        "{:<24} {:<9} {:<20} {:<6} {:>10} {:>10}  {}\n",
+        "NODE", "STATE", "ROLES", "ALIVE", "SEEN (s)", "LAG (s)", "URL"
     ));
     for n in &status.nodes {
         let role = match n.record.role {
@@ -75,12 +75,13 @@ fn render(status: &ClusterStatus) -> String {
             NodeRole::Stopped => "stopped",
         };
         out.push_str(&format!(
-            "{:<24} {:<9} {:<20} {:<6} {:>10.1}  {}\n",
+            "{:<24} {:<9} {:<20} {:<6} {:>10.1} {:>10}  {}\n",
             n.record.node_id,
             role,
             n.record.roles.to_string(),
             if n.alive { "yes" } else { "NO" },
             n.seconds_since_seen,
+            n.commit_lag_seconds.map_or("-".to_string(), |lag| format!("{lag:.1}")),
             n.record.advertise_url.as_deref().unwrap_or("-")
         ));
     }
