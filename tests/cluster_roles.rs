@@ -199,3 +199,33 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     second.server.stop();
     assert_bucket_holds_exactly_once(&s3, &acked);
 }
+
+#[test]
+fn an_ingest_node_keeps_acknowledging_through_an_s3_outage_and_everything_is_committed_after() {
+    let bucket_root = tempfile::tempdir().unwrap();
+    let mut s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
+    let (mut acked, mut next) = (HashSet::new(), 0);
+    let mut leader = start_as(&s3, "leader", "all");
+    wait_ready(&leader, 200, Duration::from_secs(30));
+    let mut ingest = start_as(&s3, "ingest", "ingest");
+    wait_ready(&ingest, 200, Duration::from_secs(30));
+    post_group(&ingest, 2, &mut next, &mut acked);
+    wait_count(&leader, acked.len());
+
+    // Two lease TTLs without the bucket: the ingest node acknowledges into its WAL, its flushes
+    // cannot be staged, the leader cannot commit.
+    s3.pause();
+    let outage = Instant::now();
+    while outage.elapsed() < 2 * LEASE_TTL {
+        post_group(&ingest, 1, &mut next, &mut acked);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    s3.resume();
+    // No restart: the leader takes its lease back, the ingest node stages again.
+    wait_ready(&leader, 200, Duration::from_secs(30));
+    post_group(&ingest, 1, &mut next, &mut acked);
+    wait_count(&leader, acked.len());
+    ingest.server.stop();
+    leader.server.stop();
+    assert_bucket_holds_exactly_once(&s3, &acked);
+}
