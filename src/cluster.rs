@@ -140,6 +140,7 @@ pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
         return leave(&membership).await;
     }
     commit_own_wal(&cfg, true).await?;
+    membership.clear_hold();
     let lease = Lease::new(store, &node_id, cfg.cluster.advertise_url.clone(), cfg.cluster.lease_ttl);
     let lease = Arc::new(tokio::sync::Mutex::new(lease));
     let Some((epoch, listener)) = standby(&cfg, &lease, &membership).await? else {

@@ -11,7 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClusterError, Result};
-use crate::roles::Roles;
+use crate::roles::{Role, Roles};
 
 /// What a node does now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +112,21 @@ impl Registry {
     }
 }
 
+/// The `committed_before` mark a node writes in its registration, given the mark its open
+/// storage gives (`None` while it is not open). A node taking records (serving, or leading with
+/// the ingest role) publishes its storage's mark; until its storage is open it keeps the mark
+/// it had (a restarted node holds the windows where its last life left them); a clean stop
+/// publishes none.
+pub fn mark_to_publish(record: &NodeRecord, storage_mark: Option<i64>) -> Option<i64> {
+    match record.role {
+        NodeRole::Stopped => None,
+        NodeRole::Serving | NodeRole::Leader if record.roles.has(Role::Ingest) => {
+            storage_mark.or(record.committed_before)
+        }
+        _ => record.committed_before,
+    }
+}
+
 /// Where the leader's per-row alert windows may end for the other nodes' records: the lowest
 /// `committed_before` of the registered nodes other than `leader`; `None` when none holds any.
 pub fn commit_floor(nodes: &[NodeRecord], leader: &str) -> Option<i64> {
@@ -176,6 +191,26 @@ mod tests {
         assert!(!registry.forget("b").await.unwrap(), "forgotten already");
         let left: Vec<String> = registry.list().await.unwrap().into_iter().map(|n| n.node_id).collect();
         assert_eq!(left, vec!["a"]);
+    }
+
+    #[test]
+    fn a_node_taking_records_publishes_its_storages_mark_and_keeps_its_last_until_it_has_one() {
+        let with = |role: NodeRole, roles: &str, mark: Option<i64>| NodeRecord {
+            roles: roles.parse().unwrap(),
+            committed_before: mark,
+            ..record("n", role)
+        };
+        assert_eq!(mark_to_publish(&with(NodeRole::Serving, "ingest", Some(5)), Some(9)), Some(9));
+        assert_eq!(mark_to_publish(&with(NodeRole::Serving, "ingest", Some(5)), None), Some(5), "restarting");
+        assert_eq!(mark_to_publish(&with(NodeRole::Starting, "ingest", Some(5)), Some(9)), Some(5));
+        assert_eq!(mark_to_publish(&with(NodeRole::Leader, "all", None), Some(9)), Some(9), "a leader taking records");
+        assert_eq!(mark_to_publish(&with(NodeRole::Leader, "leader", None), Some(9)), None);
+        assert_eq!(
+            mark_to_publish(&with(NodeRole::Serving, "query", None), Some(9)),
+            None,
+            "a query node takes no records"
+        );
+        assert_eq!(mark_to_publish(&with(NodeRole::Stopped, "ingest", Some(5)), Some(9)), None, "a clean stop");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use fimlake_cluster::{NodeRecord, NodeRole, Registry, Role, commit_floor};
+use fimlake_cluster::{NodeRecord, NodeRole, Registry, commit_floor, mark_to_publish};
 use fimlake_storage::Storage;
 
 /// This node's registration, written at every change of role and every heartbeat.
@@ -41,15 +41,10 @@ impl Membership {
         self.publish().await
     }
 
-    /// Writes the registration; a serving ingest node's carries what it has committed, and
-    /// after a clean stop (everything committed) it carries nothing.
+    /// Writes the registration, with the node's commit mark ([`mark_to_publish`]).
     async fn publish(&self) -> fimlake_cluster::error::Result<()> {
         let mut record = self.record.lock().expect("node record lock").clone();
-        record.committed_before = match (record.role, self.storage.get()) {
-            (NodeRole::Serving, Some(storage)) if record.roles.has(Role::Ingest) => Some(storage.committed_before()),
-            (NodeRole::Stopped, _) => None,
-            _ => record.committed_before,
-        };
+        record.committed_before = mark_to_publish(&record, self.storage.get().map(|s| s.committed_before()));
         self.record.lock().expect("node record lock").committed_before = record.committed_before;
         self.registry.publish(&mut record).await
     }
@@ -64,6 +59,12 @@ impl Membership {
             self.record.lock().expect("node record lock").committed_before = Some(hold);
         }
         Ok(())
+    }
+
+    /// Once everything the node's WAL held is committed (a leader candidate commits it before
+    /// it waits as a standby): it holds nothing back any more.
+    pub(super) fn clear_hold(&self) {
+        self.record.lock().expect("node record lock").committed_before = None;
     }
 
     /// Called once the node's storage is open. On the leader, the other nodes' commit floor
