@@ -85,6 +85,7 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_acknowledged_record_is_st
     assert!(printed.lines().any(|l| l.starts_with('b') && l.contains("stopped")), "{printed}");
     // A node taken out for good is forgotten; a live one is not.
     assert!(cli(&s3, &a, &["cluster", "forget", "b"]).contains("forgot node b"));
+    assert!(cli(&s3, &a, &["cluster", "status"]).contains("forgotten: b at"), "the forgetting is recorded");
     let refused = cli_refused(&s3, &a, &["cluster", "forget", "a"]);
     assert!(refused.contains("node 'a' was seen") && refused.contains("stop it before"), "{refused}");
     let nodes = cluster_status(&a)["nodes"].as_array().unwrap().len();

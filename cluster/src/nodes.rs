@@ -52,6 +52,15 @@ pub struct NodeRecord {
     pub committed_before: Option<i64>,
 }
 
+/// A node an operator declared gone (`fimlake cluster forget`): its last registration, kept.
+/// Its `committed_before` says from when on its acknowledged records may be missing from the
+/// tables (they are in its WAL) and from the leader's alert windows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgottenNode {
+    pub registration: NodeRecord,
+    pub forgotten_at: DateTime<Utc>,
+}
+
 /// Reads and writes the registrations; `store` is rooted at the cluster directory.
 #[derive(Clone)]
 pub struct Registry {
@@ -75,17 +84,43 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes a node's registration (a machine taken out of the cluster for good); `false`
-    /// when there was none.
-    pub async fn forget(&self, node_id: &str) -> Result<bool> {
+    /// Removes a node's registration (a machine taken out of the cluster for good), first
+    /// recording it under `forgotten/<node_id>.json` (what it was, when it was forgotten);
+    /// `None` when there was none.
+    pub async fn forget(&self, node_id: &str) -> Result<Option<ForgottenNode>> {
         let path = node_path(node_id);
-        match self.store.head(&path).await {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+        let bytes = match self.store.get(&path).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
-        }
+        };
+        let registration: NodeRecord = serde_json::from_slice(&bytes).map_err(|source| ClusterError::Corrupt {
+            path: format!("_cluster/{path}"),
+            what: "node registration",
+            source,
+        })?;
+        let forgotten = ForgottenNode { registration, forgotten_at: Utc::now() };
+        let body = serde_json::to_vec(&forgotten).expect("a forgotten node serializes");
+        self.store.put(&Path::from(format!("forgotten/{node_id}.json")), PutPayload::from(body)).await?;
         self.store.delete(&path).await?;
-        Ok(true)
+        Ok(Some(forgotten))
+    }
+
+    /// The nodes forgotten so far (the latest time for each), by node id.
+    pub async fn forgotten(&self) -> Result<Vec<ForgottenNode>> {
+        let metas: Vec<_> = self.store.list(Some(&Path::from("forgotten"))).try_collect().await?;
+        let mut nodes = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let bytes = self.store.get(&meta.location).await?.bytes().await?;
+            let node = serde_json::from_slice(&bytes).map_err(|source| ClusterError::Corrupt {
+                path: format!("_cluster/{}", meta.location),
+                what: "forgotten node",
+                source,
+            })?;
+            nodes.push(node);
+        }
+        nodes.sort_by(|a: &ForgottenNode, b| a.registration.node_id.cmp(&b.registration.node_id));
+        Ok(nodes)
     }
 
     /// Every registration, by node id.
@@ -187,8 +222,10 @@ mod tests {
         let nodes = registry.list().await.unwrap();
         let seen: Vec<(&str, NodeRole)> = nodes.iter().map(|n| (n.node_id.as_str(), n.role)).collect();
         assert_eq!(seen, vec![("a", NodeRole::Leader), ("b", NodeRole::Leader)]);
-        assert!(registry.forget("b").await.unwrap());
-        assert!(!registry.forget("b").await.unwrap(), "forgotten already");
+        let forgotten = registry.forget("b").await.unwrap().expect("b was registered");
+        assert_eq!(forgotten.registration.node_id, "b");
+        assert!(registry.forget("b").await.unwrap().is_none(), "forgotten already");
+        assert_eq!(registry.forgotten().await.unwrap(), vec![forgotten], "the forgetting is recorded");
         let left: Vec<String> = registry.list().await.unwrap().into_iter().map(|n| n.node_id).collect();
         assert_eq!(left, vec!["a"]);
     }

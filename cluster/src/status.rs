@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::lease::{Lease, LeaseRecord};
-use crate::nodes::{NodeRecord, Registry};
+use crate::nodes::{ForgottenNode, NodeRecord, Registry};
 
 /// The cluster as the bucket shows it now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +16,9 @@ pub struct ClusterStatus {
     pub answered_by: String,
     pub leader: Option<LeaderView>,
     pub nodes: Vec<NodeView>,
+    /// Nodes an operator declared gone (`fimlake cluster forget`).
+    #[serde(default)]
+    pub forgotten: Vec<ForgottenNode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +67,8 @@ impl ClusterStatus {
         let leader = Lease::read(registry.store().as_ref()).await?.map(LeaderView::of);
         let now = Utc::now();
         let nodes = registry.list().await?.into_iter().map(|record| NodeView::of(record, now, heartbeat)).collect();
-        Ok(ClusterStatus { answered_by: answered_by.to_string(), leader, nodes })
+        let forgotten = registry.forgotten().await?;
+        Ok(ClusterStatus { answered_by: answered_by.to_string(), leader, nodes, forgotten })
     }
 }
 

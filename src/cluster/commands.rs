@@ -40,10 +40,21 @@ pub async fn forget(cfg: &Config, node_id: &str) -> anyhow::Result<()> {
         "node '{node_id}' was seen {:.1} s ago: stop it before forgetting it",
         node.seconds_since_seen
     );
-    registry.forget(node_id).await.context("removing the registration from the bucket")?;
-    tracing::info!(node = node_id, "forgot a node's registration");
+    let forgotten = registry.forget(node_id).await.context("removing the registration from the bucket")?;
+    tracing::info!(node = node_id, "forgot a node's registration (recorded in _cluster/forgotten/)");
     println!("forgot node {node_id}");
+    if let Some(mark) = forgotten.and_then(|f| f.registration.committed_before) {
+        println!(
+            "node {node_id} held records received from {} on that were not committed: they stay in its WAL, and the leader's alert rules no longer wait for them",
+            format_micros(mark)
+        );
+    }
     Ok(())
+}
+
+fn format_micros(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map_or(us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
 fn render(status: &ClusterStatus) -> String {
@@ -83,6 +94,16 @@ fn render(status: &ClusterStatus) -> String {
             n.seconds_since_seen,
             n.commit_lag_seconds.map_or("-".to_string(), |lag| format!("{lag:.1}")),
             n.record.advertise_url.as_deref().unwrap_or("-")
+        ));
+    }
+    for f in &status.forgotten {
+        let held =
+            f.registration.committed_before.map(|mark| format!("; it held records from {}", format_micros(mark)));
+        out.push_str(&format!(
+            "forgotten: {} at {}{}\n",
+            f.registration.node_id,
+            f.forgotten_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            held.unwrap_or_default()
         ));
     }
     out
