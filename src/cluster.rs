@@ -179,6 +179,18 @@ async fn serve_without_lease(mut cfg: Config, insecure: bool, membership: &Membe
     crate::server::serve_as(cfg, insecure, Some(node)).await
 }
 
+/// Where the alert rules' states are kept: in a cluster, in the bucket
+/// (`_cluster/alerting/state/`), so that the next leader resumes each rule where the last one
+/// left it; else in the data directory.
+pub(crate) fn rule_states(cfg: &Config) -> anyhow::Result<fimlake_alerting::state::StateStore> {
+    if !cfg.cluster.enabled() {
+        return Ok(fimlake_alerting::state::StateStore::in_data_dir(&cfg.data_dir));
+    }
+    let cluster = fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?;
+    let states = object_store::prefix::PrefixStore::new(cluster, "alerting/state");
+    Ok(fimlake_alerting::state::StateStore::in_bucket(Arc::new(states)))
+}
+
 /// Records a clean stop in this node's registration.
 async fn leave(membership: &Membership) -> anyhow::Result<()> {
     if let Err(e) = membership.set(NodeRole::Stopped, None).await {

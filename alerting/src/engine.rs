@@ -183,6 +183,21 @@ impl Alerting {
         tenant_id: String,
         registry: &prometheus::Registry,
     ) -> Result<Arc<Alerting>, AlertingError> {
+        let states = StateStore::in_data_dir(data_dir);
+        Alerting::open_with_states(cfg, data_dir, storage, engine, tenant_id, registry, states).await
+    }
+
+    /// [`Alerting::open`] with the rules' states kept in `states` (a cluster's bucket, so that
+    /// the next leader resumes each rule where this one left it).
+    pub async fn open_with_states(
+        cfg: AlertingConfig,
+        data_dir: &Path,
+        storage: Arc<Storage>,
+        engine: Arc<QueryEngine>,
+        tenant_id: String,
+        registry: &prometheus::Registry,
+        states: StateStore,
+    ) -> Result<Arc<Alerting>, AlertingError> {
         let rules_dir = cfg.rules_dir.clone().unwrap_or_else(|| data_dir.join("rules"));
         std::fs::create_dir_all(&rules_dir).map_err(io(format!("creating {}", rules_dir.display())))?;
         let set = load_dir(&rules_dir)?;
@@ -195,7 +210,6 @@ impl Alerting {
         let gate = crate::gate::Gate::default();
         let deliverer =
             Deliverer::new(outbox.clone(), cfg.delivery.clone(), metrics.clone(), audit.clone(), gate.clone());
-        let states = StateStore::new(&base.join("state"));
         let (stop, _) = tokio::sync::watch::channel(false);
         let me = Alerting {
             cfg,

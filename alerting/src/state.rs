@@ -3,6 +3,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -142,39 +146,84 @@ pub struct Deferred {
     pub total: u64,
 }
 
-/// Reads and writes rule states in one directory.
+/// Reads and writes rule states: in a directory of the node, or in a cluster's bucket, so that
+/// the next leader resumes each rule where the last one left it. Called from blocking threads.
 #[derive(Debug, Clone)]
-pub struct StateStore {
-    dir: PathBuf,
+pub enum StateStore {
+    Dir(PathBuf),
+    /// `store` rooted where the states go; `runtime` runs its calls from a blocking thread.
+    Bucket {
+        store: Arc<dyn ObjectStore>,
+        runtime: tokio::runtime::Handle,
+    },
 }
 
 impl StateStore {
     pub fn new(dir: &Path) -> Self {
-        StateStore { dir: dir.to_path_buf() }
+        StateStore::Dir(dir.to_path_buf())
     }
 
-    fn path(&self, rule: &str) -> PathBuf {
-        self.dir.join(format!("{rule}.json"))
+    /// A node's own states, in its data directory.
+    pub fn in_data_dir(data_dir: &Path) -> Self {
+        StateStore::new(&data_dir.join("alerting").join("state"))
+    }
+
+    /// States in the bucket; call from within the runtime the store's calls will run on.
+    pub fn in_bucket(store: Arc<dyn ObjectStore>) -> Self {
+        StateStore::Bucket { store, runtime: tokio::runtime::Handle::current() }
+    }
+
+    fn name(rule: &str) -> String {
+        format!("{rule}.json")
     }
 
     /// The saved state, `None` for a rule never evaluated.
     pub fn load(&self, rule: &str) -> std::io::Result<Option<RuleState>> {
-        match std::fs::read(self.path(rule)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", self.path(rule).display()))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        let (bytes, place) = match self {
+            StateStore::Dir(dir) => {
+                let path = dir.join(StateStore::name(rule));
+                match std::fs::read(&path) {
+                    Ok(bytes) => (bytes, path.display().to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            StateStore::Bucket { store, runtime } => {
+                let path = ObjectPath::from(StateStore::name(rule));
+                let got = runtime.block_on(async { store.get(&path).await?.bytes().await });
+                match got {
+                    Ok(bytes) => (bytes.to_vec(), format!("the bucket's {path}")),
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(std::io::Error::other(e)),
+                }
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{place}: {e}")))
     }
 
     pub fn save(&self, rule: &str, state: &RuleState) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(state).expect("rule state serialises");
-        crate::store::write_atomic(&self.path(rule), &bytes)
+        match self {
+            StateStore::Dir(dir) => crate::store::write_atomic(&dir.join(StateStore::name(rule)), &bytes),
+            StateStore::Bucket { store, runtime } => {
+                let path = ObjectPath::from(StateStore::name(rule));
+                runtime.block_on(store.put(&path, PutPayload::from(bytes))).map(|_| ()).map_err(std::io::Error::other)
+            }
+        }
     }
 
     pub fn remove(&self, rule: &str) -> std::io::Result<()> {
-        crate::store::remove_durable(&self.path(rule))
+        match self {
+            StateStore::Dir(dir) => crate::store::remove_durable(&dir.join(StateStore::name(rule))),
+            StateStore::Bucket { store, runtime } => {
+                match runtime.block_on(store.delete(&ObjectPath::from(StateStore::name(rule)))) {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(std::io::Error::other(e)),
+                }
+            }
+        }
     }
 }
 
@@ -185,5 +234,31 @@ impl RuleState {
         while self.recent.len() > RECENT_ALERTS {
             self.recent.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    /// What a leader saves, the next one (another process, the same bucket) loads.
+    fn saved_then_loaded(store: StateStore) {
+        assert!(store.load("r").unwrap().is_none(), "never evaluated");
+        let state = RuleState { watermark_us: 42, ..RuleState::default() };
+        store.save("r", &state).unwrap();
+        assert_eq!(store.load("r").unwrap().map(|s| s.watermark_us), Some(42));
+        store.remove("r").unwrap();
+        store.remove("r").unwrap();
+        assert!(store.load("r").unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn rule_states_in_a_bucket_or_a_directory_read_back_what_was_saved() {
+        let bucket = StateStore::in_bucket(Arc::new(InMemory::new()));
+        tokio::task::spawn_blocking(move || saved_then_loaded(bucket)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        saved_then_loaded(StateStore::in_data_dir(dir.path()));
     }
 }

@@ -42,20 +42,26 @@ pub fn start(s3: &s3_server::S3Server, id: &'static str) -> Node {
 
 /// A node that reaches the S3 server at `endpoint` (a proxy the test can cut).
 pub fn start_via(s3: &s3_server::S3Server, id: &'static str, endpoint: &str) -> Node {
-    start_with(s3, id, endpoint, "all")
+    start_with(s3, id, endpoint, "all", &[])
 }
 
 /// A node with `roles` (`all`, or some of `ingest`, `query`, `leader`).
 pub fn start_as(s3: &s3_server::S3Server, id: &'static str, roles: &str) -> Node {
-    start_with(s3, id, &s3.endpoint(), roles)
+    start_with(s3, id, &s3.endpoint(), roles, &[])
 }
 
-fn start_with(s3: &s3_server::S3Server, id: &'static str, endpoint: &str, roles: &str) -> Node {
+/// [`start_as`] with more settings (`FIMLAKE_*` variables).
+pub fn start_as_with(s3: &s3_server::S3Server, id: &'static str, roles: &str, more: &[(&str, &str)]) -> Node {
+    start_with(s3, id, &s3.endpoint(), roles, more)
+}
+
+fn start_with(s3: &s3_server::S3Server, id: &'static str, endpoint: &str, roles: &str, more: &[(&str, &str)]) -> Node {
     let data = tempfile::tempdir().unwrap();
     let listen = free_address();
     let mut env = node_env(s3, id, &listen);
     env.push(("AWS_ENDPOINT".into(), endpoint.into()));
     env.push(("FIMLAKE_CLUSTER_ROLES".into(), roles.into()));
+    env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Node { id, server: Server::start_node(data.path(), &env, &listen), _data: data }
 }
