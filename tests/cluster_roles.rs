@@ -245,3 +245,50 @@ fn an_ingest_node_keeps_acknowledging_through_an_s3_outage_and_everything_is_com
     leader.server.stop();
     assert_bucket_holds_exactly_once(&s3, &acked);
 }
+
+#[test]
+fn without_a_leader_an_ingest_node_acknowledges_until_its_buffers_are_full_then_refuses_saying_why() {
+    let bucket_root = tempfile::tempdir().unwrap();
+    let s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
+    let (mut acked, mut next) = (HashSet::new(), 0);
+    let mut leader = start_as(&s3, "leader", "leader");
+    wait_ready(&leader, 200, Duration::from_secs(30));
+    let small_buffers = [("FIMLAKE_STORAGE_FLUSH_BYTES", "20000"), ("FIMLAKE_STORAGE_MAX_BUFFER_BYTES", "400000")];
+    let mut ingest = start_as_with(&s3, "ingest", "ingest", &small_buffers);
+    wait_ready(&ingest, 200, Duration::from_secs(30));
+    leader.server.stop();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refusal = loop {
+        assert!(Instant::now() < deadline, "the ingest node never refused");
+        let (reply, names) = post_batch(&ingest.server.url, &mut next);
+        match reply.0 {
+            200 => acked.extend(names),
+            // Full while the flush is still being written: refused, and tried again.
+            503 if !body_text(&reply).contains("waits for the cluster's leader") => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            503 => break reply,
+            other => panic!("unexpected {other}: {}", body_text(&reply)),
+        }
+    };
+    assert!(header(&refusal.1, "retry-after").is_some());
+    assert!(body_text(&refusal).contains("is a leader running?"), "{}", body_text(&refusal));
+
+    // A leader again: the staged flushes are committed and the node takes records again.
+    leader.server.restart();
+    wait_ready(&leader, 200, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (reply, names) = post_batch(&ingest.server.url, &mut next);
+        if reply.0 == 200 {
+            acked.extend(names);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {}", body_text(&reply));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ingest.server.stop();
+    leader.server.stop();
+    assert_bucket_holds_exactly_once(&s3, &acked);
+}

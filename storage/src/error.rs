@@ -15,11 +15,20 @@ pub enum StorageError {
     /// `retry_after`.
     /// `flush_failure` is why this table's last flush failed, when it did (storage unreachable,
     /// disk full): what keeps the buffers full.
+    /// `awaiting_leader`: on a cluster's ingest node, its flush is staged and waits for the
+    /// leader's commit (none is running, or it cannot reach the bucket).
     #[error(
-        "the write buffers are full ({buffered_bytes} bytes buffered by all tables) and table '{table}' takes no more records until a flush; retry later{}",
-        flush_failure.as_ref().map(|f| format!(" (its last flush failed: {f})")).unwrap_or_default()
+        "the write buffers are full ({buffered_bytes} bytes buffered by all tables) and table '{table}' takes no more records until a flush; retry later{}{}",
+        flush_failure.as_ref().map(|f| format!(" (its last flush failed: {f})")).unwrap_or_default(),
+        if *awaiting_leader { " (its flush is staged and waits for the cluster's leader to commit it: is a leader running?)" } else { "" }
     )]
-    Backpressure { table: String, buffered_bytes: usize, retry_after: Duration, flush_failure: Option<String> },
+    Backpressure {
+        table: String,
+        buffered_bytes: usize,
+        retry_after: Duration,
+        flush_failure: Option<String>,
+        awaiting_leader: bool,
+    },
 
     /// A WAL write or fsync failed. The WAL is then closed for writes: after a failed fsync the
     /// state of the file is unknown, so no further acknowledgement can be trusted.

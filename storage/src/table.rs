@@ -305,6 +305,7 @@ impl Table {
             buffered_bytes,
             retry_after: Duration::from_secs(1),
             flush_failure: self.flush_failure.lock().expect("flush failure lock").clone(),
+            awaiting_leader: self.staged.lock().expect("staged state lock").waiting_upto.is_some(),
         }
     }
 
