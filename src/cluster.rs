@@ -179,16 +179,15 @@ async fn serve_without_lease(mut cfg: Config, insecure: bool, membership: &Membe
     crate::server::serve_as(cfg, insecure, Some(node)).await
 }
 
-/// Where the alert rules' states are kept: in a cluster, in the bucket
-/// (`_cluster/alerting/state/`), so that the next leader resumes each rule where the last one
-/// left it; else in the data directory.
-pub(crate) fn rule_states(cfg: &Config) -> anyhow::Result<fimlake_alerting::state::StateStore> {
+/// Where the alerting engine keeps the rules' states and the outbox: in a cluster, in the
+/// bucket (`_cluster/alerting/`), so that the next leader resumes each rule where the last one
+/// left it and delivers what it had not; else in the data directory.
+pub(crate) fn alerting_place(cfg: &Config) -> anyhow::Result<fimlake_alerting::place::Place> {
     if !cfg.cluster.enabled() {
-        return Ok(fimlake_alerting::state::StateStore::in_data_dir(&cfg.data_dir));
+        return Ok(fimlake_alerting::place::Place::Dir(cfg.data_dir.join("alerting")));
     }
     let cluster = fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?;
-    let states = object_store::prefix::PrefixStore::new(cluster, "alerting/state");
-    Ok(fimlake_alerting::state::StateStore::in_bucket(Arc::new(states)))
+    Ok(fimlake_alerting::place::Place::in_bucket(cluster).child("alerting"))
 }
 
 /// Records a clean stop in this node's registration.

@@ -62,14 +62,14 @@ pub(crate) async fn serve_as(
     let ingest_metrics = IngestMetrics::new(&registry)?;
     let http_seconds = http_metrics(&registry)?;
     let engine = Arc::new(fimlake_query::QueryEngine::new(storage.clone(), &cfg.query));
-    let alerting = fimlake_alerting::Alerting::open_with_states(
+    let alerting = fimlake_alerting::Alerting::open_in(
         cfg.alerting.clone(),
         &cfg.data_dir,
+        crate::cluster::alerting_place(&cfg)?,
         storage.clone(),
         engine.clone(),
         workspace.clone(),
         &registry,
-        crate::cluster::rule_states(&cfg)?,
     )
     .await
     .context("loading alert rules")?;

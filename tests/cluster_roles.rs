@@ -189,10 +189,18 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     let state = bucket_root.path().join("fimlake-bucket/cluster/_cluster/alerting/state/hundredth.json");
     assert!(state.is_file(), "no rule state at {}", state.display());
 
-    // The leader killed: the ingest nodes keep acknowledging, the standby takes over and commits.
-    // Some records are committed by the killed leader after its rule's last run.
+    // The webhook receiver down: the leader's notifications wait in its outbox (in the bucket).
+    // Then the leader killed: the ingest nodes keep acknowledging, the standby takes over,
+    // commits, and delivers what the killed leader had not.
+    hooks.refuse(true);
     post_for(&[&ingest_1, &ingest_2], Duration::from_secs(8), &mut next, &mut acked);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hooks.refused() == 0 {
+        assert!(Instant::now() < deadline, "the leader never tried to notify");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     first.server.kill();
+    hooks.refuse(false);
     let killed = Instant::now();
     post_round_robin(&[&ingest_1, &ingest_2], 3, &mut next, &mut acked);
     wait_ready(&second, 200, Duration::from_secs(30));
@@ -203,8 +211,9 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     eprintln!(
         "standby leading {takeover:?} after the leader's SIGKILL; query node complete {seen:?} after the last acknowledgement"
     );
-    // The new leader resumed the rule where the killed one left it: nothing missed, nothing
-    // alerted twice (a notification delivered again keeps its Idempotency-Key).
+    // The new leader resumed the rule where the killed one left it and delivered the killed
+    // one's pending notifications: nothing missed, nothing alerted twice (a notification
+    // delivered again keeps its Idempotency-Key).
     assert_each_alerted_once(&hooks, &acked);
 
     // Clean stops: the ingest nodes' last flushes are committed by the leader before they exit.

@@ -33,6 +33,7 @@ use crate::evaluation;
 use crate::metrics::Metrics;
 use crate::notify::{self, Notification};
 use crate::outbox::{Entry, Outbox, Target};
+use crate::place::Place;
 use crate::rule::{ActionGroup, Condition, LoadError, Rule, check_rule, load_dir};
 use crate::state::{AlertRecord, MonitorCondition, RuleState, StateStore};
 use crate::store::stable_id;
@@ -183,28 +184,32 @@ impl Alerting {
         tenant_id: String,
         registry: &prometheus::Registry,
     ) -> Result<Arc<Alerting>, AlertingError> {
-        let states = StateStore::in_data_dir(data_dir);
-        Alerting::open_with_states(cfg, data_dir, storage, engine, tenant_id, registry, states).await
+        let place = Place::Dir(data_dir.join("alerting"));
+        Alerting::open_in(cfg, data_dir, place, storage, engine, tenant_id, registry).await
     }
 
-    /// [`Alerting::open`] with the rules' states kept in `states` (a cluster's bucket, so that
-    /// the next leader resumes each rule where this one left it).
-    pub async fn open_with_states(
+    /// [`Alerting::open`] with the rules' states and the outbox in `place` (`state/`,
+    /// `outbox/`): the data directory's `alerting/`, or a cluster's bucket, so that the next
+    /// leader resumes each rule where this one left it and delivers what it had not.
+    pub async fn open_in(
         cfg: AlertingConfig,
         data_dir: &Path,
+        place: Place,
         storage: Arc<Storage>,
         engine: Arc<QueryEngine>,
         tenant_id: String,
         registry: &prometheus::Registry,
-        states: StateStore,
     ) -> Result<Arc<Alerting>, AlertingError> {
         let rules_dir = cfg.rules_dir.clone().unwrap_or_else(|| data_dir.join("rules"));
         std::fs::create_dir_all(&rules_dir).map_err(io(format!("creating {}", rules_dir.display())))?;
         let set = load_dir(&rules_dir)?;
-        let base = data_dir.join("alerting");
-        let outbox = Arc::new(
-            Outbox::open(&base.join("outbox")).map_err(io(format!("opening the outbox in {}", base.display())))?,
-        );
+        let (outbox_place, described) = (place.child("outbox"), place.describe("outbox"));
+        let outbox = tokio::task::spawn_blocking(move || Outbox::open(outbox_place))
+            .await
+            .expect("outbox open panicked")
+            .map_err(io(format!("opening the outbox in {described}")))?;
+        let outbox = Arc::new(outbox);
+        let states = StateStore::new(place.child("state"));
         let metrics = Metrics::new(registry)?;
         let audit = Audit::new(storage.clone(), tenant_id, metrics.clone());
         let gate = crate::gate::Gate::default();

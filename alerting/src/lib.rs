@@ -19,6 +19,7 @@ pub mod gate;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod place;
 pub mod preview;
 pub mod response;
 pub mod rule;

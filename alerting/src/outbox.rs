@@ -1,14 +1,16 @@
 //! The durable outbox: every notification is written here (one fsynced file per delivery to one
 //! target) before anything is sent, and removed only once delivered or given up on (then it
-//! moves to `failed/`, where it stays visible). A restart resumes every pending delivery.
+//! moves to `failed/`, where it stays visible). A restart resumes every pending delivery; in a
+//! cluster the outbox is in the bucket ([`Place`]), so the next leader delivers what the last
+//! one had not.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::notify::EmailContent;
+use crate::place::Place;
 use crate::rule::{Email, Webhook};
 
 /// One notification for one target.
@@ -73,29 +75,25 @@ impl Target {
 }
 
 pub struct Outbox {
-    dir: PathBuf,
-    failed_dir: PathBuf,
+    place: Place,
+    failed: Place,
     pending: Mutex<BTreeMap<String, Entry>>,
     wake: tokio::sync::Notify,
 }
 
 impl Outbox {
-    /// Opens (creating) `dir` and loads every pending entry.
-    pub fn open(dir: &Path) -> std::io::Result<Outbox> {
-        let failed_dir = dir.join("failed");
-        std::fs::create_dir_all(&failed_dir)?;
+    /// Opens `place` (a directory is created) and loads every pending entry. Blocks.
+    pub fn open(place: Place) -> std::io::Result<Outbox> {
+        let failed = place.child("failed");
         let mut pending = BTreeMap::new();
-        for e in std::fs::read_dir(dir)? {
-            let path = e?.path();
-            if path.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let entry: Entry = serde_json::from_slice(&std::fs::read(&path)?).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+        for name in place.json_names()? {
+            let Some(bytes) = place.read(&name)? else { continue };
+            let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", place.describe(&name)))
             })?;
             pending.insert(entry.id.clone(), entry);
         }
-        Ok(Outbox { dir: dir.to_path_buf(), failed_dir, pending: Mutex::new(pending), wake: Default::default() })
+        Ok(Outbox { place, failed, pending: Mutex::new(pending), wake: Default::default() })
     }
 
     /// Stores new entries durably; an entry whose id is already pending is left as it is (an
@@ -108,7 +106,7 @@ impl Outbox {
             }
             // Written atomically: a crash mid-write must not leave a torn entry that stops the
             // next start.
-            write_entry(&self.dir, &e)?;
+            write_entry(&self.place, &e)?;
             self.pending.lock().expect("outbox lock").insert(e.id.clone(), e);
             added += 1;
         }
@@ -120,21 +118,21 @@ impl Outbox {
 
     /// Records an attempt's outcome on a pending entry.
     pub fn update(&self, e: &Entry) -> std::io::Result<()> {
-        write_entry(&self.dir, e)?;
+        write_entry(&self.place, e)?;
         self.pending.lock().expect("outbox lock").insert(e.id.clone(), e.clone());
         Ok(())
     }
 
     /// Delivered: the entry is gone.
     pub fn complete(&self, id: &str) -> std::io::Result<()> {
-        crate::store::remove_durable(&self.dir.join(format!("{id}.json")))?;
+        self.place.remove(&format!("{id}.json"))?;
         self.pending.lock().expect("outbox lock").remove(id);
         Ok(())
     }
 
     /// Given up on: the entry moves to `failed/`, where it stays visible.
     pub fn fail(&self, e: &Entry) -> std::io::Result<()> {
-        write_entry(&self.failed_dir, e)?;
+        write_entry(&self.failed, e)?;
         self.complete(&e.id)
     }
 
@@ -165,10 +163,9 @@ impl Outbox {
     /// Deliveries given up on, newest first.
     pub fn failed(&self) -> std::io::Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for e in std::fs::read_dir(&self.failed_dir)? {
-            let path = e?.path();
-            if path.extension().is_some_and(|x| x == "json")
-                && let Ok(entry) = serde_json::from_slice::<Entry>(&std::fs::read(&path)?)
+        for name in self.failed.json_names()? {
+            if let Some(bytes) = self.failed.read(&name)?
+                && let Ok(entry) = serde_json::from_slice::<Entry>(&bytes)
             {
                 out.push(entry);
             }
@@ -180,21 +177,18 @@ impl Outbox {
     /// A delivery given up on goes back to the pending entries, due now, with a new deadline
     /// `retry_for_us` from now (a person asked to try again). Its attempts keep counting.
     pub fn retry(&self, id: &str, now_us: i64, retry_for_us: i64) -> std::io::Result<Option<Entry>> {
-        let path = self.failed_dir.join(format!("{id}.json"));
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut entry: Entry = serde_json::from_slice(&bytes)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+        let name = format!("{id}.json");
+        let Some(bytes) = self.failed.read(&name)? else { return Ok(None) };
+        let mut entry: Entry = serde_json::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", self.failed.describe(&name)))
+        })?;
         entry.next_attempt_us = now_us;
         entry.deadline_us = now_us + retry_for_us;
         // Pending first, then out of failed/: a crash between the two shows it in both, never
         // in neither.
-        write_entry(&self.dir, &entry)?;
+        write_entry(&self.place, &entry)?;
         self.pending.lock().expect("outbox lock").insert(entry.id.clone(), entry.clone());
-        crate::store::remove_durable(&path)?;
+        self.failed.remove(&name)?;
         self.wake.notify_one();
         Ok(Some(entry))
     }
@@ -205,8 +199,8 @@ impl Outbox {
     }
 }
 
-/// `<dir>/<id>.json`, replaced atomically and durably.
-fn write_entry(dir: &Path, e: &Entry) -> std::io::Result<()> {
+/// `<id>.json` in `place`, replaced atomically and durably.
+fn write_entry(place: &Place, e: &Entry) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(e).expect("an outbox entry serialises");
-    crate::store::write_atomic(&dir.join(format!("{}.json", e.id)), &bytes)
+    place.write(&format!("{}.json", e.id), &bytes)
 }

@@ -2,13 +2,10 @@
 //! `<state_dir>/<rule>.json` ([`crate::store::write_atomic`]) after every evaluation.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use serde::{Deserialize, Serialize};
+
+use crate::place::Place;
 use serde_json::Value;
 
 /// How many fired/resolved alerts of a rule `GET /v1/alerts` keeps (all of them are in the
@@ -146,31 +143,17 @@ pub struct Deferred {
     pub total: u64,
 }
 
-/// Reads and writes rule states: in a directory of the node, or in a cluster's bucket, so that
-/// the next leader resumes each rule where the last one left it. Called from blocking threads.
+/// Reads and writes rule states ([`Place`]: a directory of the node, or a cluster's bucket so
+/// that the next leader resumes each rule where the last one left it). Called from blocking
+/// threads.
 #[derive(Debug, Clone)]
-pub enum StateStore {
-    Dir(PathBuf),
-    /// `store` rooted where the states go; `runtime` runs its calls from a blocking thread.
-    Bucket {
-        store: Arc<dyn ObjectStore>,
-        runtime: tokio::runtime::Handle,
-    },
+pub struct StateStore {
+    place: Place,
 }
 
 impl StateStore {
-    pub fn new(dir: &Path) -> Self {
-        StateStore::Dir(dir.to_path_buf())
-    }
-
-    /// A node's own states, in its data directory.
-    pub fn in_data_dir(data_dir: &Path) -> Self {
-        StateStore::new(&data_dir.join("alerting").join("state"))
-    }
-
-    /// States in the bucket; call from within the runtime the store's calls will run on.
-    pub fn in_bucket(store: Arc<dyn ObjectStore>) -> Self {
-        StateStore::Bucket { store, runtime: tokio::runtime::Handle::current() }
+    pub fn new(place: Place) -> Self {
+        StateStore { place }
     }
 
     fn name(rule: &str) -> String {
@@ -179,51 +162,22 @@ impl StateStore {
 
     /// The saved state, `None` for a rule never evaluated.
     pub fn load(&self, rule: &str) -> std::io::Result<Option<RuleState>> {
-        let (bytes, place) = match self {
-            StateStore::Dir(dir) => {
-                let path = dir.join(StateStore::name(rule));
-                match std::fs::read(&path) {
-                    Ok(bytes) => (bytes, path.display().to_string()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(e),
-                }
-            }
-            StateStore::Bucket { store, runtime } => {
-                let path = ObjectPath::from(StateStore::name(rule));
-                let got = runtime.block_on(async { store.get(&path).await?.bytes().await });
-                match got {
-                    Ok(bytes) => (bytes.to_vec(), format!("the bucket's {path}")),
-                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                    Err(e) => return Err(std::io::Error::other(e)),
-                }
-            }
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{place}: {e}")))
+        let Some(bytes) = self.place.read(&StateStore::name(rule))? else { return Ok(None) };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", self.place.describe(&StateStore::name(rule))),
+            )
+        })
     }
 
     pub fn save(&self, rule: &str, state: &RuleState) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(state).expect("rule state serialises");
-        match self {
-            StateStore::Dir(dir) => crate::store::write_atomic(&dir.join(StateStore::name(rule)), &bytes),
-            StateStore::Bucket { store, runtime } => {
-                let path = ObjectPath::from(StateStore::name(rule));
-                runtime.block_on(store.put(&path, PutPayload::from(bytes))).map(|_| ()).map_err(std::io::Error::other)
-            }
-        }
+        self.place.write(&StateStore::name(rule), &bytes)
     }
 
     pub fn remove(&self, rule: &str) -> std::io::Result<()> {
-        match self {
-            StateStore::Dir(dir) => crate::store::remove_durable(&dir.join(StateStore::name(rule))),
-            StateStore::Bucket { store, runtime } => {
-                match runtime.block_on(store.delete(&ObjectPath::from(StateStore::name(rule)))) {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(std::io::Error::other(e)),
-                }
-            }
-        }
+        self.place.remove(&StateStore::name(rule))
     }
 }
 
@@ -239,6 +193,8 @@ impl RuleState {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use object_store::memory::InMemory;
 
     use super::*;
@@ -256,9 +212,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn rule_states_in_a_bucket_or_a_directory_read_back_what_was_saved() {
-        let bucket = StateStore::in_bucket(Arc::new(InMemory::new()));
+        let bucket = StateStore::new(Place::in_bucket(Arc::new(InMemory::new())).child("state"));
         tokio::task::spawn_blocking(move || saved_then_loaded(bucket)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        saved_then_loaded(StateStore::in_data_dir(dir.path()));
+        saved_then_loaded(StateStore::new(Place::Dir(dir.path().join("state"))));
     }
 }

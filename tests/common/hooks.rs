@@ -1,20 +1,34 @@
 //! A webhook receiver on 127.0.0.1 for the alerting tests: answers 200 and records each call.
 #![allow(dead_code, reason = "each test uses some of these")]
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::Value;
 
 #[derive(Clone, Default)]
-pub struct Hooks(Arc<Mutex<Vec<(Instant, String, Value)>>>);
+pub struct Hooks {
+    received: Arc<Mutex<Vec<(Instant, String, Value)>>>,
+    /// While set, every call is answered 503 and only counted.
+    refusing: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+}
 
 impl Hooks {
     pub fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
+        self.received.lock().unwrap().len()
     }
     pub fn get(&self, i: usize) -> (Instant, String, Value) {
-        self.0.lock().unwrap()[i].clone()
+        self.received.lock().unwrap()[i].clone()
+    }
+    /// Answer 503 (a receiver that is down) until told otherwise.
+    pub fn refuse(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::SeqCst);
+    }
+    /// Calls answered 503 so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 }
 
@@ -39,9 +53,13 @@ fn serve_hooks(rt: &tokio::runtime::Runtime, listener: tokio::net::TcpListener) 
         axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
             let h = h.clone();
             async move {
+                if h.refusing.load(Ordering::SeqCst) {
+                    h.refused.fetch_add(1, Ordering::SeqCst);
+                    return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down");
+                }
                 let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                h.0.lock().unwrap().push((Instant::now(), key, serde_json::from_str(&body).unwrap()));
-                "ok"
+                h.received.lock().unwrap().push((Instant::now(), key, serde_json::from_str(&body).unwrap()));
+                (axum::http::StatusCode::OK, "ok")
             }
         }),
     );
