@@ -1,9 +1,10 @@
 //! A cluster of nodes with roles on one S3 bucket (s3s-fs on 127.0.0.1, started by the test):
-//! two leader candidates, two ingest nodes, one query node, all separate `fimlake serve`
-//! processes. Records posted round-robin to the ingest nodes are acknowledged by them and
-//! committed by the leader; an ingest node and then the leader are killed with SIGKILL and
-//! restarted or replaced; at the end the query node counts every acknowledged record and the
-//! bucket holds each exactly once.
+//! two leader candidates, three ingest nodes, one query node, all separate `fimlake serve`
+//! processes. Records posted round-robin to the ingest nodes (by four clients at once in the
+//! long phases) are acknowledged by them and committed by the leader; an ingest node and then
+//! the leader are killed with SIGKILL and restarted or replaced; at the end the query node
+//! counts every acknowledged record, a per-row rule notified each matching record once across
+//! the failover, and the bucket holds each record exactly once.
 
 mod common;
 
@@ -33,14 +34,35 @@ fn post_round_robin(nodes: &[&Node], rounds: usize, next: &mut usize, acked: &mu
     }
 }
 
-/// Posts to the ingest nodes in turn for `how_long`, a batch every 100 ms: some records are
-/// always waiting for their commit when the leader evaluates its rules.
+/// Clients posting at once in [`post_for`].
+const CLIENTS: usize = 4;
+
+/// `CLIENTS` clients post to the ingest nodes round-robin for `how_long`, each a batch every
+/// 100 ms: some records are always waiting for their commit when the leader evaluates its
+/// rules. Each client names its records from its own range.
 fn post_for(nodes: &[&Node], how_long: Duration, next: &mut usize, acked: &mut HashSet<String>) {
+    const RANGE: usize = 10_000_000;
     let started = Instant::now();
-    while started.elapsed() < how_long {
-        post_round_robin(nodes, 1, next, acked);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let names: Vec<HashSet<String>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let mut own_next = *next + client * RANGE;
+                scope.spawn(move || {
+                    let mut own = HashSet::new();
+                    let mut turn = client;
+                    while started.elapsed() < how_long {
+                        post_group(nodes[turn % nodes.len()], 1, &mut own_next, &mut own);
+                        turn += 1;
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    own
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    *next += CLIENTS * RANGE;
+    acked.extend(names.into_iter().flatten());
 }
 
 fn query_url(node: &Node) -> String {
@@ -106,6 +128,20 @@ fn assert_each_alerted_once(hooks: &hooks::Hooks, acked: &HashSet<String>) {
     assert_eq!(unique, wanted, "alerted hosts differ from the acknowledged ones");
 }
 
+/// Waits until the lease names `node` (as `node_id`, not released), read through `via`; returns
+/// how long that took.
+fn wait_for_leader(via: &Node, node: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let leader = cluster_status(via)["leader"].clone();
+        if leader["node_id"] == node && leader["released"] == false {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{node} did not take the lease: {leader}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until the query node's count is `expected`; returns how long that took.
 fn wait_query_count(node: &Node, expected: usize) -> Duration {
     let started = Instant::now();
@@ -128,8 +164,9 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     let second = start_as_with(&s3, "leader-2", "leader", &shared_rules);
     let mut ingest_1 = start_as(&s3, "ingest-1", "ingest");
     let ingest_2 = start_as(&s3, "ingest-2", "ingest");
+    let ingest_3 = start_as(&s3, "ingest-3", "ingest");
     let query = start_as(&s3, "query-1", "query");
-    for node in [&ingest_1, &ingest_2, &query] {
+    for node in [&ingest_1, &ingest_2, &ingest_3, &query] {
         wait_ready(node, 200, Duration::from_secs(30));
     }
     assert_roles_route_requests(&ingest_1, &query);
@@ -154,6 +191,7 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
         vec![
             ("ingest-1".into(), "serving".into(), "ingest".into()),
             ("ingest-2".into(), "serving".into(), "ingest".into()),
+            ("ingest-3".into(), "serving".into(), "ingest".into()),
             ("leader-1".into(), "leader".into(), "leader".into()),
             ("leader-2".into(), "standby".into(), "leader".into()),
             ("query-1".into(), "serving".into(), "query".into()),
@@ -161,7 +199,7 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     );
 
     // Acknowledged by the ingest nodes, committed by the leader, seen by the query node.
-    post_round_robin(&[&ingest_1, &ingest_2], 4, &mut next, &mut acked);
+    post_round_robin(&[&ingest_1, &ingest_2, &ingest_3], 4, &mut next, &mut acked);
     let seen = wait_query_count(&query, acked.len());
     eprintln!("query node counted {} records {seen:?} after the last acknowledgement", acked.len());
     assert!(metric(&first.server.url, r#"fimlake_staged_rows_committed_total{table="Heartbeat"}"#) > 0.0);
@@ -175,12 +213,12 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     }
 
     // An ingest node killed with records only in its WAL (or staged) commits them after its restart.
-    post_round_robin(&[&ingest_1, &ingest_2], 3, &mut next, &mut acked);
+    post_round_robin(&[&ingest_1, &ingest_2, &ingest_3], 3, &mut next, &mut acked);
     ingest_1.server.kill();
     ingest_1.server.restart();
     wait_ready(&ingest_1, 200, Duration::from_secs(30));
     // Longer than the rule's period: it evaluates while records wait for their commit.
-    post_for(&[&ingest_1, &ingest_2], Duration::from_secs(12), &mut next, &mut acked);
+    post_for(&[&ingest_1, &ingest_2, &ingest_3], Duration::from_secs(12), &mut next, &mut acked);
     // The leader's per-row rule saw each matching record once, though other nodes received
     // them and they were committed seconds later (the nodes' commit floor bounds its windows).
     assert_each_alerted_once(&hooks, &acked);
@@ -193,7 +231,7 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     // Then the leader killed: the ingest nodes keep acknowledging, the standby takes over,
     // commits, and delivers what the killed leader had not.
     hooks.refuse(true);
-    post_for(&[&ingest_1, &ingest_2], Duration::from_secs(8), &mut next, &mut acked);
+    post_for(&[&ingest_1, &ingest_2, &ingest_3], Duration::from_secs(8), &mut next, &mut acked);
     let deadline = Instant::now() + Duration::from_secs(30);
     while hooks.refused() == 0 {
         assert!(Instant::now() < deadline, "the leader never tried to notify");
@@ -201,12 +239,25 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     }
     first.server.kill();
     hooks.refuse(false);
-    let killed = Instant::now();
-    post_round_robin(&[&ingest_1, &ingest_2], 3, &mut next, &mut acked);
-    wait_ready(&second, 200, Duration::from_secs(30));
-    let takeover = killed.elapsed();
-    assert!(takeover < LEASE_TTL + LEASE_TTL / 4 + Duration::from_secs(5), "takeover took {takeover:?}");
-    post_round_robin(&[&ingest_1, &ingest_2], 3, &mut next, &mut acked);
+    // Records posted while the standby takes over, timed from the kill.
+    let first_name = next;
+    let (takeover, posted_next) = std::thread::scope(|scope| {
+        let posting = scope.spawn(|| {
+            let (mut own_next, mut own) = (first_name, HashSet::new());
+            post_round_robin(&[&ingest_1, &ingest_2, &ingest_3], 3, &mut own_next, &mut own);
+            (own_next, own)
+        });
+        let takeover = wait_for_leader(&query, "leader-2");
+        let serving = wait_ready(&second, 200, Duration::from_secs(30));
+        eprintln!("leader-2 took the lease {takeover:?} after the SIGKILL and served {serving:?} after it");
+        let (posted_next, posted) = posting.join().unwrap();
+        acked.extend(posted);
+        (takeover, posted_next)
+    });
+    next = posted_next;
+    // A whole TTL unchanged, then the standby's next look; the rest is polling and a busy machine.
+    assert!(takeover < LEASE_TTL + LEASE_TTL / 4 + Duration::from_secs(2), "takeover took {takeover:?}");
+    post_round_robin(&[&ingest_1, &ingest_2, &ingest_3], 3, &mut next, &mut acked);
     let seen = wait_query_count(&query, acked.len());
     eprintln!(
         "standby leading {takeover:?} after the leader's SIGKILL; query node complete {seen:?} after the last acknowledgement"
@@ -217,9 +268,10 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     assert_each_alerted_once(&hooks, &acked);
 
     // Clean stops: the ingest nodes' last flushes are committed by the leader before they exit.
-    let (mut ingest_2, mut query, mut second) = (ingest_2, query, second);
+    let (mut ingest_2, mut ingest_3, mut query, mut second) = (ingest_2, ingest_3, query, second);
     ingest_1.server.stop();
     ingest_2.server.stop();
+    ingest_3.server.stop();
     query.server.stop();
     second.server.stop();
     assert_bucket_holds_exactly_once(&s3, &acked);

@@ -86,8 +86,7 @@ impl Outbox {
     pub fn open(place: Place) -> std::io::Result<Outbox> {
         let failed = place.child("failed");
         let mut pending = BTreeMap::new();
-        for name in place.json_names()? {
-            let Some(bytes) = place.read(&name)? else { continue };
+        for (name, bytes) in place.read_many(&place.json_names()?)? {
             let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", place.describe(&name)))
             })?;
@@ -163,10 +162,8 @@ impl Outbox {
     /// Deliveries given up on, newest first.
     pub fn failed(&self) -> std::io::Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for name in self.failed.json_names()? {
-            if let Some(bytes) = self.failed.read(&name)?
-                && let Ok(entry) = serde_json::from_slice::<Entry>(&bytes)
-            {
+        for (_, bytes) in self.failed.read_many(&self.failed.json_names()?)? {
+            if let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) {
                 out.push(entry);
             }
         }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -61,6 +62,28 @@ impl Place {
                 }
             }
         }
+    }
+
+    /// The contents of `names` (those that exist), read at once from a bucket.
+    pub fn read_many(&self, names: &[String]) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+        const AT_ONCE: usize = 32;
+        let found: Vec<(String, Option<Vec<u8>>)> = match self {
+            Place::Dir(_) => names.iter().map(|n| Ok((n.clone(), self.read(n)?))).collect::<std::io::Result<_>>()?,
+            Place::Bucket { store, prefix, runtime } => runtime.block_on(async {
+                futures::stream::iter(names.iter().cloned())
+                    .map(|name| async move {
+                        match store.get(&prefix.clone().join(name.as_str())).await {
+                            Ok(got) => Ok((name, Some(got.bytes().await.map_err(std::io::Error::other)?.to_vec()))),
+                            Err(object_store::Error::NotFound { .. }) => Ok((name, None)),
+                            Err(e) => Err(std::io::Error::other(e)),
+                        }
+                    })
+                    .buffered(AT_ONCE)
+                    .try_collect()
+                    .await
+            })?,
+        };
+        Ok(found.into_iter().filter_map(|(name, bytes)| Some((name, bytes?))).collect())
     }
 
     /// Replaces `name` with `bytes`, atomically and durably.
@@ -121,6 +144,8 @@ mod tests {
         place.write("a.json", b"2").unwrap();
         place.child("failed").write("b.json", b"3").unwrap();
         assert_eq!(place.read("a.json").unwrap().as_deref(), Some(&b"2"[..]));
+        let many = place.read_many(&["a.json".to_string(), "gone.json".to_string()]).unwrap();
+        assert_eq!(many, vec![("a.json".to_string(), b"2".to_vec())]);
         assert_eq!(place.json_names().unwrap(), vec!["a.json"], "not what is in a place inside it");
         assert_eq!(place.child("failed").json_names().unwrap(), vec!["b.json"]);
         place.remove("a.json").unwrap();
