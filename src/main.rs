@@ -258,16 +258,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve { config, data_dir, listen, insecure, role } => {
-            let mut cfg = Config::load(config.as_deref(), environment.into_iter())?;
-            if let Some(d) = data_dir {
-                cfg.data_dir = d.clone();
-                cfg.storage.data_dir = d;
-            }
-            cfg.listen = listen.unwrap_or(cfg.listen);
-            if let Some(roles) = role {
-                cfg.cluster.roles = roles;
-                cfg.cluster.validate().map_err(anyhow::Error::msg)?;
-            }
+            let cfg = serve_config(config.as_deref(), environment, data_dir, listen, role)?;
             match cfg.cluster.enabled() {
                 true => rt.block_on(cluster::serve(cfg, insecure)),
                 false => rt.block_on(server::serve(cfg, insecure)),
@@ -436,6 +427,27 @@ fn print_tables(only: Option<&str>, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `fimlake serve`'s configuration: the file and the environment, then the flags.
+fn serve_config(
+    file: Option<&std::path::Path>,
+    environment: Vec<(String, String)>,
+    data_dir: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    role: Option<fimlake_cluster::Roles>,
+) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(file, environment.into_iter())?;
+    if let Some(d) = data_dir {
+        cfg.data_dir = d.clone();
+        cfg.storage.data_dir = d;
+    }
+    cfg.listen = listen.unwrap_or(cfg.listen);
+    if let Some(roles) = role {
+        cfg.cluster.roles = roles;
+        cfg.cluster.validate().map_err(anyhow::Error::msg)?;
+    }
+    Ok(cfg)
 }
 
 /// `fimlake cluster ...`, with a node's configuration.

@@ -62,24 +62,7 @@ pub(crate) async fn serve_as(
     let ingest_metrics = IngestMetrics::new(&registry)?;
     let http_seconds = http_metrics(&registry)?;
     let engine = Arc::new(fimlake_query::QueryEngine::new(storage.clone(), &cfg.query));
-    let alerting = fimlake_alerting::Alerting::open_in(
-        cfg.alerting.clone(),
-        &cfg.data_dir,
-        crate::cluster::alerting_place(&cfg)?,
-        storage.clone(),
-        engine.clone(),
-        workspace.clone(),
-        &registry,
-    )
-    .await
-    .context("loading alert rules")?;
-    if let Some(lease) = fence.clone() {
-        alerting.run_while(Arc::new(move || lease.epoch().is_ok()));
-    }
-    if !cfg.cluster.roles.has(Role::Leader) {
-        // Alert rules are the leader's work; this node's would notify a second time.
-        alerting.run_while(Arc::new(|| false));
-    }
+    let alerting = open_alerting(&cfg, &storage, &engine, &workspace, &registry, fence.clone()).await?;
     let state = ServerState { storage: storage.clone(), lease: fence.clone(), registry, http_seconds };
     let console = match cfg.cluster.roles.has(Role::Query) {
         true => console_router(&cfg, &engine, &alerting, &auth, &fleet, tls.is_some())?,
@@ -135,6 +118,37 @@ pub(crate) async fn serve_as(
     storage.shutdown().await.context("flushing buffers at shutdown")?;
     println!("fimlake stopped");
     Ok(())
+}
+
+/// The alerting engine: its rules run only where this node may (a cluster's leader, while it
+/// counts on its lease).
+async fn open_alerting(
+    cfg: &Config,
+    storage: &Arc<Storage>,
+    engine: &Arc<fimlake_query::QueryEngine>,
+    workspace: &str,
+    registry: &Registry,
+    lease: Option<Arc<dyn fimlake_storage::CommitFence>>,
+) -> anyhow::Result<Arc<fimlake_alerting::Alerting>> {
+    let alerting = fimlake_alerting::Alerting::open_in(
+        cfg.alerting.clone(),
+        &cfg.data_dir,
+        crate::cluster::alerting_place(cfg)?,
+        storage.clone(),
+        engine.clone(),
+        workspace.to_string(),
+        registry,
+    )
+    .await
+    .context("loading alert rules")?;
+    if let Some(lease) = lease {
+        alerting.run_while(Arc::new(move || lease.epoch().is_ok()));
+    }
+    if !cfg.cluster.roles.has(Role::Leader) {
+        // Alert rules are the leader's work; this node's would notify a second time.
+        alerting.run_while(Arc::new(|| false));
+    }
+    Ok(alerting)
 }
 
 /// The HTTP APIs, by the role that serves them.
