@@ -108,42 +108,37 @@ impl Registry {
 
     /// The nodes forgotten so far (the latest time for each), by node id.
     pub async fn forgotten(&self) -> Result<Vec<ForgottenNode>> {
-        let metas: Vec<_> = self.store.list(Some(&Path::from("forgotten"))).try_collect().await?;
-        let mut nodes = Vec::with_capacity(metas.len());
-        for meta in metas {
-            let bytes = self.store.get(&meta.location).await?.bytes().await?;
-            let node = serde_json::from_slice(&bytes).map_err(|source| ClusterError::Corrupt {
-                path: format!("_cluster/{}", meta.location),
-                what: "forgotten node",
-                source,
-            })?;
-            nodes.push(node);
-        }
-        nodes.sort_by(|a: &ForgottenNode, b| a.registration.node_id.cmp(&b.registration.node_id));
+        let mut nodes: Vec<ForgottenNode> = self.read_all("forgotten", "forgotten node").await?;
+        nodes.sort_by(|a, b| a.registration.node_id.cmp(&b.registration.node_id));
         Ok(nodes)
     }
 
     /// Every registration, by node id.
     pub async fn list(&self) -> Result<Vec<NodeRecord>> {
-        let prefix = Path::from("nodes");
-        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-        let mut nodes = Vec::with_capacity(metas.len());
+        let mut nodes: Vec<NodeRecord> = self.read_all("nodes", "node registration").await?;
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        Ok(nodes)
+    }
+
+    /// Every object under `dir`, read as JSON (`what` names them in errors); one removed
+    /// between the listing and its read is left out.
+    async fn read_all<T: serde::de::DeserializeOwned>(&self, dir: &str, what: &'static str) -> Result<Vec<T>> {
+        let metas: Vec<_> = self.store.list(Some(&Path::from(dir))).try_collect().await?;
+        let mut read = Vec::with_capacity(metas.len());
         for meta in metas {
             let bytes = match self.store.get(&meta.location).await {
                 Ok(got) => got.bytes().await?,
-                // Removed between the listing and the read (`fimlake cluster forget`).
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let record = serde_json::from_slice(&bytes).map_err(|source| ClusterError::Corrupt {
+            let value = serde_json::from_slice(&bytes).map_err(|source| ClusterError::Corrupt {
                 path: format!("_cluster/{}", meta.location),
-                what: "node registration",
+                what,
                 source,
             })?;
-            nodes.push(record);
+            read.push(value);
         }
-        nodes.sort_by(|a: &NodeRecord, b| a.node_id.cmp(&b.node_id));
-        Ok(nodes)
+        Ok(read)
     }
 }
 

@@ -46,15 +46,10 @@ pub async fn forget(cfg: &Config, node_id: &str) -> anyhow::Result<()> {
     if let Some(mark) = forgotten.and_then(|f| f.registration.committed_before) {
         println!(
             "node {node_id} held records received from {} on that were not committed: they stay in its WAL, and the leader's alert rules no longer wait for them",
-            format_micros(mark)
+            fimlake_alerting::notify::datetime(mark)
         );
     }
     Ok(())
-}
-
-fn format_micros(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map_or(us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
 fn render(status: &ClusterStatus) -> String {
@@ -97,8 +92,10 @@ fn render(status: &ClusterStatus) -> String {
         ));
     }
     for f in &status.forgotten {
-        let held =
-            f.registration.committed_before.map(|mark| format!("; it held records from {}", format_micros(mark)));
+        let held = f
+            .registration
+            .committed_before
+            .map(|mark| format!("; it held records from {}", fimlake_alerting::notify::datetime(mark)));
         out.push_str(&format!(
             "forgotten: {} at {}{}\n",
             f.registration.node_id,

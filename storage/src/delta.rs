@@ -111,11 +111,10 @@ pub(crate) async fn open_or_create(def: &TableDef, loc: &Location) -> Result<Del
 /// until it exists. Its schema is the leader's to evolve; this node commits nothing.
 pub(crate) async fn open_existing(def: &TableDef, loc: &Location, poll: std::time::Duration) -> Result<DeltaTable> {
     let mut table = DeltaTable::new(loc.log_store.clone());
-    let mut said = None::<tokio::time::Instant>;
+    let mut said = None;
     while !table.verify_deltatable_existence().await.map_err(|e| StorageError::delta(def.name(), e))? {
-        if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+        if crate::handoff::time_to_say(&mut said) {
             tracing::info!(table = def.name(), "waiting for the cluster's leader to create the table");
-            said = Some(tokio::time::Instant::now());
         }
         tokio::time::sleep(poll).await;
     }
@@ -305,12 +304,7 @@ pub(crate) async fn commit_append(
     let props = CommitProperties::default()
         .with_application_transaction(Transaction::new(committer.wal_app_id, wal_upto as i64))
         .with_metadata([("fimlake.operation".to_string(), serde_json::json!("flush"))]);
-    let op = DeltaOperation::Write {
-        mode: SaveMode::Append,
-        partition_by: Some(vec![PARTITION_DATE.to_string(), PARTITION_HOUR.to_string()]),
-        predicate: None,
-    };
-    commit(table, def, props, adds.into_iter().map(Action::Add).collect(), op, committer.fence).await
+    commit(table, def, props, adds.into_iter().map(Action::Add).collect(), append(), committer.fence).await
 }
 
 /// Commits the flushes ingest nodes staged ([`crate::staging`]): their files, and for each
@@ -326,12 +320,16 @@ pub(crate) async fn commit_staged(
     let props = CommitProperties::default()
         .with_application_transactions(transactions)
         .with_metadata([("fimlake.operation".to_string(), serde_json::json!("commit staged flushes"))]);
-    let op = DeltaOperation::Write {
+    commit(table, def, props, adds.into_iter().map(Action::Add).collect(), append(), fence).await
+}
+
+/// What a commit of new rows is in the Delta log: an append to the day/hour partitions.
+fn append() -> DeltaOperation {
+    DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: Some(vec![PARTITION_DATE.to_string(), PARTITION_HOUR.to_string()]),
         predicate: None,
-    };
-    commit(table, def, props, adds.into_iter().map(Action::Add).collect(), op, fence).await
+    }
 }
 
 /// Commits a rewrite (compaction or retention): files added and removed in one atomic step,

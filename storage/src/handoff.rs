@@ -16,22 +16,30 @@ use crate::wal::Sealed;
 /// How often a waiting node says what it waits for.
 const SAY_EVERY: Duration = Duration::from_secs(10);
 
+/// Whether a waiting loop should log what it waits for now: at once, then every [`SAY_EVERY`].
+pub(crate) fn time_to_say(said: &mut Option<Instant>) -> bool {
+    if said.is_some_and(|t| t.elapsed() < SAY_EVERY) {
+        return false;
+    }
+    *said = Some(Instant::now());
+    true
+}
+
 /// Before an ingest node replays its WAL: waits until the leader has committed (or set aside)
 /// every flush the node staged before it stopped, so that none of their rows is staged twice.
 pub(crate) async fn wait_until_unstaged(staging: &Staging, table: &str, node_id: &str, poll: Duration) -> Result<()> {
-    let mut said = None::<Instant>;
+    let mut said = None;
     loop {
         let waiting = staging.count_of(table, node_id).await?;
         if waiting == 0 {
             return Ok(());
         }
-        if said.is_none_or(|t| t.elapsed() >= SAY_EVERY) {
+        if time_to_say(&mut said) {
             tracing::info!(
                 table,
                 waiting,
                 "waiting for the cluster's leader to commit the flushes this node staged before it stopped"
             );
-            said = Some(Instant::now());
         }
         tokio::time::sleep(poll).await;
     }
@@ -85,7 +93,8 @@ impl Table {
     /// Reads the table until it records `upto` for this node. Errors only when the leader set
     /// the staged flush aside; an unreachable bucket or an absent leader is waited out.
     async fn wait_for_commit(&self, staging: &Staging, node_id: &str, upto: u64) -> Result<()> {
-        let mut said = Instant::now();
+        // Said once the wait has lasted SAY_EVERY, not at once.
+        let mut said = Some(Instant::now());
         loop {
             if let Err(e) = self.refresh().await {
                 tracing::warn!(table = self.name(), error = %e, "reading the table for the leader's commit failed");
@@ -110,9 +119,8 @@ impl Table {
                 Ok(true) => {}
                 Err(e) => tracing::warn!(table = self.name(), error = %e, "looking for the staged flush failed"),
             }
-            if said.elapsed() >= SAY_EVERY {
+            if time_to_say(&mut said) {
                 tracing::info!(table = self.name(), upto, "a staged flush waits for the cluster's leader to commit it");
-                said = Instant::now();
             }
             tokio::time::sleep(self.poll_interval()).await;
         }

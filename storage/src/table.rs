@@ -99,8 +99,7 @@ impl Buffer {
 /// The smallest `_TimeReceived` of a batch, when the table has the column.
 fn oldest_received(batch: &RecordBatch) -> Option<i64> {
     let column = batch.column_by_name(crate::schema::TIME_RECEIVED_COLUMN)?;
-    let micros = arrow::compute::cast(column, &arrow::datatypes::DataType::Int64).ok()?;
-    arrow::compute::min(micros.as_primitive::<arrow::datatypes::Int64Type>())
+    arrow::compute::min(column.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>()?)
 }
 
 impl Drop for Buffer {
@@ -468,18 +467,19 @@ impl Table {
         delta.update_state().await.map_err(|e| StorageError::delta(self.name(), e))?;
         self.metrics.log_read_timestamp.set(chrono::Utc::now().timestamp());
         let waiting = self.staged.lock().expect("staged state lock").waiting_upto;
-        if delta.version() == before && waiting.is_none() {
-            return Ok(());
-        }
         let recorded = match waiting {
             Some(_) => delta::committed_wal_segment(&delta, self.name(), &self.wal_app_id).await?,
             None => None,
         };
+        let finished = waiting.filter(|upto| recorded.is_some_and(|r| r >= *upto));
+        if delta.version() == before && finished.is_none() {
+            return Ok(());
+        }
         let files = delta::live_files(&delta, self.name())?;
         {
             let mut st = self.state.lock().expect("table state lock");
             st.files = Arc::new(files);
-            if let Some(upto) = waiting.filter(|upto| recorded.is_some_and(|r| r >= *upto)) {
+            if let Some(upto) = finished {
                 st.buffer.finish_flush();
                 *self.staged.lock().expect("staged state lock") =
                     StagedState { waiting_upto: None, committed: Some(upto) };
