@@ -2,6 +2,7 @@
 //! HTTP API shaped like the Log Analytics Query API ([`api`]).
 
 pub mod api;
+pub mod distributed;
 pub mod encode;
 pub mod table;
 pub mod timespan;
@@ -15,7 +16,10 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
+use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use fimlake_kql::{KqlError, PlanOptions, TableList};
 use fimlake_storage::Storage;
@@ -126,6 +130,10 @@ pub struct QueryEngine {
     pushdown_filters: bool,
     /// One runtime for every query: its memory pool is shared by all queries running at once.
     runtime: Arc<RuntimeEnv>,
+    /// In a cluster's query node: large queries fan out over the query nodes' workers.
+    distribution: Option<distributed::Distribution>,
+    /// How many queries ran fanned out.
+    distributed_queries: std::sync::atomic::AtomicU64,
 }
 
 /// A runtime whose memory pool of `bytes` the sessions made with it share.
@@ -154,6 +162,8 @@ impl QueryEngine {
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
             runtime: shared_runtime(config.max_memory_bytes),
+            distribution: None,
+            distributed_queries: Default::default(),
         }
     }
 
@@ -166,6 +176,8 @@ impl QueryEngine {
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
             runtime: shared_runtime(config.max_memory_bytes),
+            distribution: None,
+            distributed_queries: Default::default(),
         }
     }
 
@@ -180,6 +192,57 @@ impl QueryEngine {
         let mut engine = Self::over(tables, config);
         engine.watchlists = Some(storage.data_dir.join("watchlists"));
         Ok(engine)
+    }
+
+    /// Fans queries reading more than `distribution.above_files` files out over its workers.
+    pub fn with_distribution(mut self, distribution: distributed::Distribution) -> Self {
+        self.distribution = Some(distribution);
+        self
+    }
+
+    /// The runtime queries run on (its memory pool), which this node's worker shares.
+    pub fn runtime(&self) -> Arc<RuntimeEnv> {
+        self.runtime.clone()
+    }
+
+    /// How many queries ran fanned out over the cluster's workers.
+    pub fn distributed_queries(&self) -> u64 {
+        self.distributed_queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The physical plan of `plan` (optimized first): fanned out over the workers when the node has some and
+    /// its scans read enough files ([`distributed::Distribution::worth_it`]), else local.
+    async fn physical_plan(
+        &self,
+        ctx: &SessionContext,
+        plan: &LogicalPlan,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Arc<datafusion::execution::TaskContext>), DataFusionError> {
+        let state = ctx.state();
+        let local = state.create_physical_plan(plan).await?;
+        let Some(distribution) = &self.distribution else {
+            return Ok((local, state.task_ctx()));
+        };
+        let size = distributed::scan_size(&local);
+        if !distribution.worth_it(size) {
+            return Ok((local, state.task_ctx()));
+        }
+        let functions = fimlake_kql::udf::kql_functions(plan)?;
+        let state = distribution.session(state, size, &functions)?;
+        let fanned_out = state.create_physical_plan(plan).await?;
+        self.distributed_queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((fanned_out, state.task_ctx()))
+    }
+
+    /// Starts `plan`: its output schema and the stream of its rows.
+    async fn start(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+    ) -> Result<(SchemaRef, datafusion::physical_plan::SendableRecordBatchStream), QueryError> {
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let (physical, task) = self.physical_plan(ctx, &plan).await.map_err(|e| self.execution_error(e))?;
+        let stream = datafusion::physical_plan::execute_stream(physical, task).map_err(|e| self.execution_error(e))?;
+        Ok((schema, stream))
     }
 
     /// A session whose operators draw on the engine's one memory pool of `max_memory_bytes`.
@@ -247,7 +310,10 @@ impl QueryEngine {
     pub async fn explain(&self, text: &str, time_range: Option<(i64, i64)>) -> Result<String, QueryError> {
         let plan = self.plan(text, time_range)?;
         let ctx = self.session()?;
-        let physical = ctx.state().create_physical_plan(&plan).await.map_err(|e| self.execution_error(e))?;
+        let (physical, _) = self.physical_plan(&ctx, &plan).await.map_err(|e| self.execution_error(e))?;
+        if physical.downcast_ref::<datafusion_distributed::DistributedExec>().is_some() {
+            return Ok(datafusion_distributed::display_plan_ascii(physical.as_ref(), false));
+        }
         Ok(datafusion::physical_plan::displayable(physical.as_ref()).indent(true).to_string())
     }
 
@@ -297,9 +363,7 @@ impl QueryEngine {
         let plan = self.plan_with(text, options)?;
         let ctx = self.session()?;
         let work = async move {
-            let df = ctx.execute_logical_plan(plan).await.map_err(|e| self.execution_error(e))?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df.execute_stream().await.map_err(|e| self.execution_error(e))?;
+            let (schema, mut stream) = self.start(&ctx, plan).await?;
             let mut batches = Vec::new();
             let mut rows = 0;
             let mut truncated = false;
@@ -351,12 +415,7 @@ impl QueryEngine {
     ) -> Result<(SchemaRef, datafusion::physical_plan::SendableRecordBatchStream), QueryError> {
         let plan = self.plan_with(text, options)?;
         let ctx = self.session_with(partitions)?;
-        let work = async move {
-            let df = ctx.execute_logical_plan(plan).await.map_err(|e| self.execution_error(e))?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let stream = df.execute_stream().await.map_err(|e| self.execution_error(e))?;
-            Ok((schema, stream))
-        };
+        let work = self.start(&ctx, plan);
         tokio::time::timeout(timeout, work).await.map_err(|_| QueryError::Timeout(timeout))?
     }
 

@@ -62,6 +62,12 @@ impl TableScanProvider {
         ObjectStoreUrl::parse(format!("fimlake://{}", self.table.def().name().to_ascii_lowercase()))
             .expect("table names are valid URL hosts")
     }
+
+    /// Where its scans read files from: the URL its plans name and the store behind it (a node
+    /// running another node's plan fragment registers them to read the same files).
+    pub fn object_store(&self) -> (ObjectStoreUrl, Arc<dyn ObjectStore>) {
+        (self.object_store_url(), self.table.store())
+    }
 }
 
 impl std::fmt::Debug for TableScanProvider {

@@ -111,8 +111,8 @@ pub fn dyn_elements(d: Expr) -> Expr {
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct DynElements {
-    signature: Signature,
+pub(super) struct DynElements {
+    pub(super) signature: Signature,
 }
 
 fn element_field() -> FieldRef {
@@ -158,13 +158,18 @@ fn elements(value: ArgValue) -> Vec<Value> {
 /// The positions `[0, 1, ...]` of the rows that expanding the values side by side gives: as
 /// many as the longest of them has elements (for `mv-expand with_itemindex` and `limit`).
 pub fn dyn_element_indices(values: Vec<Expr>) -> Expr {
-    let signature = Signature::variadic_any(Volatility::Immutable);
-    ScalarUDF::new_from_impl(DynElementIndices { signature }).call(values)
+    ScalarUDF::new_from_impl(DynElementIndices::new()).call(values)
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct DynElementIndices {
+pub(super) struct DynElementIndices {
     signature: Signature,
+}
+
+impl DynElementIndices {
+    pub(super) fn new() -> DynElementIndices {
+        DynElementIndices { signature: Signature::variadic_any(Volatility::Immutable) }
+    }
 }
 
 impl ScalarUDFImpl for DynElementIndices {

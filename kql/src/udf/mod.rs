@@ -28,6 +28,7 @@ mod series_analysis;
 mod sets;
 mod string;
 mod text;
+mod wire;
 
 pub use conversion::totimespan;
 pub use datetime::{local_to_utc, make_datetime, make_timespan, utc_to_local};
@@ -48,6 +49,7 @@ pub use text::{
     base64_decode, base64_encode, countof, hash, hash_md5, hash_sha256, indexof, parse_path, url_decode, url_encode,
     url_encode_component,
 };
+pub use wire::{kql_functions, rebuild};
 
 /// What a UDF returns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,6 +68,8 @@ type RowFn = fn(&[ArgValue]) -> Out;
 #[derive(Debug)]
 struct RowUdf {
     name: &'static str,
+    /// The name and, when some arguments are dynamic, which: `parse_json[1]` ([`wire`]).
+    wire_name: String,
     signature: Signature,
     ret: Ret,
     eval: RowFn,
@@ -155,6 +159,16 @@ enum Out {
     Timespan(i64),
 }
 
+impl RowUdf {
+    fn new(name: &'static str, signature: Signature, ret: Ret, eval: RowFn, dynamic_args: u64) -> RowUdf {
+        let wire_name = match dynamic_args {
+            0 => name.to_string(),
+            bits => wire::name(name, &serde_json::json!([bits])),
+        };
+        RowUdf { name, wire_name, signature, ret, eval, dynamic_args }
+    }
+}
+
 impl PartialEq for RowUdf {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name && self.dynamic_args == other.dynamic_args
@@ -172,7 +186,7 @@ impl std::hash::Hash for RowUdf {
 
 impl ScalarUDFImpl for RowUdf {
     fn name(&self) -> &str {
-        self.name
+        &self.wire_name
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -352,7 +366,7 @@ pub(crate) fn json_to_string(v: &Value) -> String {
 }
 
 fn make(name: &'static str, signature: Signature, ret: Ret, eval: RowFn, args: Vec<Expr>, dynamic_args: u64) -> Expr {
-    ScalarUDF::new_from_impl(RowUdf { name, signature, ret, eval, dynamic_args }).call(args)
+    ScalarUDF::new_from_impl(RowUdf::new(name, signature, ret, eval, dynamic_args)).call(args)
 }
 
 fn any(n: usize) -> Signature {

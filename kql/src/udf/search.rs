@@ -14,7 +14,7 @@ use memchr::memmem;
 use super::any;
 
 /// What a search looks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Search {
     /// The needle anywhere (`contains`).
     Substring,
@@ -30,7 +30,9 @@ pub fn text_search(text: Expr, needle: &str, search: Search, case_sensitive: boo
 }
 
 #[derive(Debug)]
-struct TextSearch {
+pub(super) struct TextSearch {
+    /// The operator and its needle: `has["nginx"]` ([`super::wire`]).
+    name: String,
     signature: Signature,
     needle: String,
     search: Search,
@@ -56,10 +58,12 @@ impl Hash for TextSearch {
 }
 
 impl TextSearch {
-    fn new(needle: &str, search: Search, case_sensitive: bool) -> TextSearch {
+    pub(super) fn new(needle: &str, search: Search, case_sensitive: bool) -> TextSearch {
         let empty_term = needle.is_empty() && matches!(search, Search::Term { .. });
         let ascii = (needle.is_ascii() && !empty_term).then(|| AsciiSearcher::new(needle, case_sensitive));
+        let operator = operator_name(search, case_sensitive);
         TextSearch {
+            name: super::wire::name(operator, &serde_json::json!([needle])),
             signature: any(1),
             needle: needle.to_string(),
             search,
@@ -159,16 +163,7 @@ impl AsciiSearcher {
 
 impl ScalarUDFImpl for TextSearch {
     fn name(&self) -> &str {
-        match (self.search, self.case_sensitive) {
-            (Search::Substring, false) => "contains",
-            (Search::Substring, true) => "contains_cs",
-            (Search::Term { start: true, end: true }, false) => "has",
-            (Search::Term { start: true, end: true }, true) => "has_cs",
-            (Search::Term { start: true, end: false }, false) => "hasprefix",
-            (Search::Term { start: true, end: false }, true) => "hasprefix_cs",
-            (Search::Term { end: true, .. }, false) => "hassuffix",
-            (Search::Term { .. }, _) => "hassuffix_cs",
-        }
+        &self.name
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -177,18 +172,50 @@ impl ScalarUDFImpl for TextSearch {
         Ok(DataType::Boolean)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let text = args.args[0].to_array(args.number_rows)?;
-        let out = match text.data_type() {
-            DataType::Utf8 => self.evaluate(text.as_string::<i32>().iter())?,
-            DataType::LargeUtf8 => self.evaluate(text.as_string::<i64>().iter())?,
-            DataType::Utf8View => self.evaluate(text.as_string_view().iter())?,
-            _ => {
-                let text: ArrayRef = arrow::compute::cast(&text, &DataType::Utf8)?;
-                self.evaluate(text.as_string::<i32>().iter())?
-            }
-        };
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        search_rows(self, args)
     }
+}
+
+/// The KQL operator a search is.
+pub(super) fn operator_name(search: Search, case_sensitive: bool) -> &'static str {
+    match (search, case_sensitive) {
+        (Search::Substring, false) => "contains",
+        (Search::Substring, true) => "contains_cs",
+        (Search::Term { start: true, end: true }, false) => "has",
+        (Search::Term { start: true, end: true }, true) => "has_cs",
+        (Search::Term { start: true, end: false }, false) => "hasprefix",
+        (Search::Term { start: true, end: false }, true) => "hasprefix_cs",
+        (Search::Term { end: true, .. }, false) => "hassuffix",
+        (Search::Term { .. }, _) => "hassuffix_cs",
+    }
+}
+
+/// The search and case sensitivity of the KQL operator `name` (as [`operator_name`] names them).
+pub(super) fn operator(name: &str) -> Option<(Search, bool)> {
+    let case_sensitive = name.ends_with("_cs");
+    let search = match name.trim_end_matches("_cs") {
+        "contains" => Search::Substring,
+        "has" => Search::Term { start: true, end: true },
+        "hasprefix" => Search::Term { start: true, end: false },
+        "hassuffix" => Search::Term { start: false, end: true },
+        _ => return None,
+    };
+    Some((search, case_sensitive))
+}
+
+/// Every row of the argument searched.
+fn search_rows(search: &TextSearch, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    let text = args.args[0].to_array(args.number_rows)?;
+    let out = match text.data_type() {
+        DataType::Utf8 => search.evaluate(text.as_string::<i32>().iter())?,
+        DataType::LargeUtf8 => search.evaluate(text.as_string::<i64>().iter())?,
+        DataType::Utf8View => search.evaluate(text.as_string_view().iter())?,
+        _ => {
+            let text: ArrayRef = arrow::compute::cast(&text, &DataType::Utf8)?;
+            search.evaluate(text.as_string::<i32>().iter())?
+        }
+    };
+    Ok(ColumnarValue::Array(Arc::new(out)))
 }
 
 #[cfg(test)]

@@ -5,20 +5,31 @@ use super::*;
 /// `percentile(x, p)` from the sorted, non-null values of a group (`array_agg` ordered by `x`):
 /// the nearest-rank value, the element at rank `ceil(p/100 * n)`, of `x`'s own type.
 pub fn nearest_rank(sorted: Expr, p: f64) -> Expr {
-    ScalarUDF::new_from_impl(NearestRank { signature: any(1), permille: (p * 1000.0).round() as i64 })
-        .call(vec![sorted])
+    ScalarUDF::new_from_impl(NearestRank::new((p * 1000.0).round() as i64)).call(vec![sorted])
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct NearestRank {
+pub(super) struct NearestRank {
+    /// `percentile[permille]` ([`super::wire`]).
+    name: String,
     signature: Signature,
     /// The percentile times 1000 (kept integral so the UDF can be hashed).
-    permille: i64,
+    pub(super) permille: i64,
+}
+
+impl NearestRank {
+    pub(super) fn new(permille: i64) -> NearestRank {
+        NearestRank {
+            name: super::wire::name("percentile", &serde_json::json!([permille])),
+            signature: any(1),
+            permille,
+        }
+    }
 }
 
 impl ScalarUDFImpl for NearestRank {
     fn name(&self) -> &str {
-        "percentile"
+        &self.name
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -59,13 +70,13 @@ pub fn range_list(from: Expr, to: Expr, step: Expr) -> Expr {
 pub const MAX_RANGE: i64 = 10_000_000;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct RangeList {
-    signature: Signature,
+pub(super) struct RangeList {
+    pub(super) signature: Signature,
 }
 
 impl ScalarUDFImpl for RangeList {
     fn name(&self) -> &str {
-        "range"
+        "kql_range"
     }
     fn signature(&self) -> &Signature {
         &self.signature

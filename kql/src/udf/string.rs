@@ -51,19 +51,28 @@ pub fn strcat_array(d: Expr, delimiter: Expr) -> Expr {
 
 /// `extract(regex, group, text)`: the capture group of the first match, "" when none.
 pub fn extract(regex: &regex::Regex, group: usize, text: Expr) -> Expr {
-    ScalarUDF::new_from_impl(Extract { signature: any(1), regex: regex.as_str().to_string(), group }).call(vec![text])
+    ScalarUDF::new_from_impl(Extract::new(regex.as_str().to_string(), group)).call(vec![text])
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct Extract {
+pub(super) struct Extract {
+    /// `extract[regex, group]` ([`super::wire`]).
+    name: String,
     signature: Signature,
-    regex: String,
-    group: usize,
+    pub(super) regex: String,
+    pub(super) group: usize,
+}
+
+impl Extract {
+    pub(super) fn new(regex: String, group: usize) -> Extract {
+        let name = super::wire::name("extract", &serde_json::json!([regex, group]));
+        Extract { name, signature: any(1), regex, group }
+    }
 }
 
 impl ScalarUDFImpl for Extract {
     fn name(&self) -> &str {
-        "extract"
+        &self.name
     }
     fn signature(&self) -> &Signature {
         &self.signature
