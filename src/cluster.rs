@@ -27,9 +27,11 @@ use crate::config::Config;
 
 mod commands;
 mod membership;
+mod workers;
 
 pub use commands::{forget, print_status};
 use membership::Membership;
+pub(crate) use workers::query_engine;
 
 /// What the server needs to run as a node of a cluster: the lease when it leads.
 pub(crate) struct Leading {

@@ -296,5 +296,8 @@ mod tests {
         assert_eq!(cfg.alerting.query_timeout, defaults.query_timeout);
         assert_eq!(cfg.alerting.max_catch_up, std::time::Duration::from_secs(2 * 86400), "the variable wins");
         assert_eq!(cfg.storage.retention_days, StorageConfig::default().retention_days);
+        let cluster = fimlake_cluster::ClusterConfig::default();
+        assert_eq!(cfg.cluster.distribute_above_files, cluster.distribute_above_files);
+        assert_eq!(cfg.cluster.worker_listen, cluster.worker_listen);
     }
 }

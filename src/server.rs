@@ -61,7 +61,7 @@ pub(crate) async fn serve_as(
     }
     let ingest_metrics = IngestMetrics::new(&registry)?;
     let http_seconds = http_metrics(&registry)?;
-    let engine = Arc::new(fimlake_query::QueryEngine::new(storage.clone(), &cfg.query));
+    let engine = crate::cluster::query_engine(&cfg, &storage, membership.as_ref(), &registry).await?;
     let alerting = open_alerting(&cfg, &storage, &engine, &workspace, &registry, fence.clone()).await?;
     let state = ServerState { storage: storage.clone(), lease: fence.clone(), registry, http_seconds };
     let console = match cfg.cluster.roles.has(Role::Query) {

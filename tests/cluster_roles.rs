@@ -353,3 +353,99 @@ fn without_a_leader_an_ingest_node_acknowledges_until_its_buffers_are_full_then_
     leader.server.stop();
     assert_bucket_holds_exactly_once(&s3, &acked);
 }
+
+/// Asks `node` `kql`: the rows of the answer's first table.
+fn query_rows(node: &Node, kql: &str) -> serde_json::Value {
+    let body = json!({ "query": kql }).to_string();
+    let (status, answer) = node.server.call("POST", &query_url(node), None, &body);
+    assert_eq!(status, 200, "{}: {kql}: {answer}", node.id);
+    answer["tables"][0]["rows"].clone()
+}
+
+fn explain(node: &Node, kql: &str) -> String {
+    let body = json!({ "query": kql }).to_string();
+    let (status, answer) = node.server.call("POST", &query_url(node).replace("/query", "/explain"), None, &body);
+    assert_eq!(status, 200, "{}: {kql}: {answer}", node.id);
+    answer["plan"].as_str().unwrap().to_string()
+}
+
+fn wait_metric(node: &Node, sample: &str, expected: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = metric(&node.server.url, sample);
+        if value == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node {}: {sample} is {value}, never reached {expected}", node.id);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Queries over several files, and whether the distributed planner fans them out (it keeps a
+/// plan whose hash join collects one side, as `arg_max` and `top` become, in one task).
+const FANNED_OUT_QUERIES: &[(&str, bool)] = &[
+    ("Heartbeat | count", true),
+    ("Heartbeat | summarize n = count(), hosts = dcount(Computer) by Category | order by Category asc", true),
+    (
+        "Heartbeat | where Computer has_any (\"host-000007\", \"host-000123\") or Computer endswith \"99\" | summarize count(), min(Computer), max(Computer)",
+        true,
+    ),
+    (
+        "Heartbeat | extend n = toint(extract(@\"host-0*(\\d+)\", 1, Computer)) | summarize c = count() by bucket = n % 7 | order by bucket asc",
+        true,
+    ),
+    ("Heartbeat | summarize arg_max(TimeGenerated, *) by Computer | count", false),
+    ("Heartbeat | top 5 by Computer desc | project Computer", false),
+];
+
+/// Two query nodes fan large queries out over each other with datafusion-distributed, and
+/// answer what one node alone answers; a query node killed drops out of the others' plans.
+#[test]
+fn query_nodes_fan_a_large_query_out_over_each_other_and_answer_as_one_node_does() {
+    let bucket_root = tempfile::tempdir().unwrap();
+    let s3 = s3_server::S3Server::start_with_bucket(bucket_root.path());
+    let leader = start_as(&s3, "leader", "leader,ingest");
+    wait_ready(&leader, 200, Duration::from_secs(30));
+    let fanning = start_as_with(&s3, "query-1", "query", &[("FIMLAKE_CLUSTER_DISTRIBUTE_ABOVE_FILES", "0")]);
+    let mut local = start_as_with(&s3, "query-2", "query", &[("FIMLAKE_CLUSTER_DISTRIBUTE_ABOVE_FILES", "100000")]);
+    for node in [&fanning, &local] {
+        wait_ready(node, 200, Duration::from_secs(30));
+        wait_metric(node, "fimlake_cluster_query_workers", 2.0);
+    }
+    let workers: Vec<String> = cluster_status(&fanning)["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["worker_url"].as_str().map(|u| format!("{}={u}", n["node_id"].as_str().unwrap())))
+        .collect();
+    assert_eq!(workers.len(), 2, "each query node registers its worker: {workers:?}");
+
+    // Several commits, so several files to split.
+    let (mut acked, mut next) = (HashSet::new(), 0);
+    for _ in 0..4 {
+        post_group(&leader, 3, &mut next, &mut acked);
+        wait_count(&local, acked.len());
+    }
+    wait_count(&fanning, acked.len());
+    // Its count queries fanned out too: counted from here, once the metric has caught up.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = metric(&fanning.server.url, "fimlake_distributed_queries_total");
+    let mut fanned_out = 0;
+    for &(kql, fans_out) in FANNED_OUT_QUERIES {
+        if fans_out {
+            assert!(explain(&fanning, kql).contains("DistributedExec"), "{kql} fans out");
+            fanned_out += 1;
+        }
+        assert!(!explain(&local, kql).contains("DistributedExec"), "{kql} stays local below the threshold");
+        assert_eq!(query_rows(&fanning, kql), query_rows(&local, kql), "{kql}");
+    }
+    assert_eq!(query_rows(&fanning, "Heartbeat | count")[0][0], acked.len());
+    wait_metric(&fanning, "fimlake_distributed_queries_total", before + (fanned_out + 1) as f64);
+
+    // A worker killed: the query that finds it gone runs again on its node, and the node
+    // leaves it out of its next plans once its registration is three heartbeats old.
+    local.server.kill();
+    assert_eq!(query_rows(&fanning, "Heartbeat | count")[0][0], acked.len());
+    wait_metric(&fanning, "fimlake_cluster_query_workers", 1.0);
+    assert!(!explain(&fanning, "Heartbeat | count").contains("DistributedExec"), "one worker left: local");
+}

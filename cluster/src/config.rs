@@ -1,3 +1,4 @@
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,16 @@ pub struct ClusterConfig {
     /// What this node does: `all` (the default), or some of `ingest`, `query`, `leader`
     /// (`fimlake serve --role`).
     pub roles: Roles,
+    /// A query node fans a query out over the cluster's query nodes when its scans read more
+    /// files than this (and more than one query node is alive); smaller queries run locally.
+    pub distribute_above_files: usize,
+    /// Where a query node's worker (the gRPC endpoint other query nodes send plan fragments
+    /// to) listens. Port 0 picks a free port. Keep it on a private network: it is guarded by
+    /// the cluster's worker token only, without TLS.
+    pub worker_listen: SocketAddr,
+    /// The URL other query nodes reach this node's worker at; by default `http://` and the
+    /// address `worker_listen` bound (which must then not be a wildcard address).
+    pub worker_advertise_url: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -34,6 +45,9 @@ impl Default for ClusterConfig {
             lease_ttl: Duration::from_secs(15),
             heartbeat: Duration::from_secs(2),
             roles: Roles::default(),
+            distribute_above_files: 64,
+            worker_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            worker_advertise_url: None,
         }
     }
 }
@@ -65,7 +79,21 @@ impl ClusterConfig {
         if self.heartbeat.is_zero() || self.heartbeat > self.lease_ttl {
             return Err("cluster.heartbeat must be above 0 and at most cluster.lease_ttl".to_string());
         }
-        Ok(())
+        self.validate_worker()
+    }
+
+    /// The worker's address must be one other nodes can reach.
+    fn validate_worker(&self) -> Result<(), String> {
+        match &self.worker_advertise_url {
+            Some(url) if !(url.starts_with("http://") && url.len() > "http://".len()) => Err(format!(
+                "cluster.worker_advertise_url '{url}' must be an http:// URL (the worker port has no TLS: keep it on a private network)"
+            )),
+            None if self.worker_listen.ip().is_unspecified() => Err(format!(
+                "cluster.worker_listen is {} (every interface): set cluster.worker_advertise_url to the address other query nodes reach this one at",
+                self.worker_listen
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// How often the holder renews the lease: four times per `lease_ttl`.
@@ -90,5 +118,11 @@ mod tests {
         assert!(slow.validate().unwrap_err().contains("cluster.heartbeat"));
         let alone = ClusterConfig { roles: "ingest".parse().unwrap(), ..ClusterConfig::default() };
         assert!(alone.validate().unwrap_err().contains("cluster.node_id is not set"));
+        let wildcard = ClusterConfig { worker_listen: "0.0.0.0:7070".parse().unwrap(), ..ClusterConfig::default() };
+        assert!(wildcard.validate().unwrap_err().contains("cluster.worker_advertise_url"));
+        let advertised = ClusterConfig { worker_advertise_url: Some("http://10.0.0.5:7070".into()), ..wildcard };
+        assert!(advertised.validate().is_ok());
+        let tls = ClusterConfig { worker_advertise_url: Some("https://q1:7070".into()), ..advertised };
+        assert!(tls.validate().unwrap_err().contains("must be an http:// URL"));
     }
 }

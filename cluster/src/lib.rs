@@ -30,7 +30,7 @@ pub mod status;
 pub use config::ClusterConfig;
 pub use error::ClusterError;
 pub use lease::{LeaderGuard, Lease, LeaseRecord, Standing};
-pub use nodes::{ForgottenNode, NodeRecord, NodeRole, Registry, commit_floor, mark_to_publish};
+pub use nodes::{ForgottenNode, NodeRecord, NodeRole, Registry, commit_floor, mark_to_publish, query_workers};
 pub use roles::{Role, Roles};
 pub use status::{ClusterStatus, LeaderView, NodeView};
 

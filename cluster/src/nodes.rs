@@ -50,6 +50,10 @@ pub struct NodeRecord {
     /// so holds the leader's alert windows back until it returns or is forgotten.
     #[serde(default)]
     pub committed_before: Option<i64>,
+    /// A query node: where its worker takes plan fragments from the other query nodes
+    /// (registrations written before distributed queries have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_url: Option<String>,
 }
 
 /// A node an operator declared gone (`fimlake cluster forget`): its last registration, kept.
@@ -157,6 +161,22 @@ pub fn mark_to_publish(record: &NodeRecord, storage_mark: Option<i64>) -> Option
     }
 }
 
+/// The workers a query may fan out over: the worker URLs of the query nodes serving now whose
+/// registration was written within the last three `heartbeat`s (as `fimlake cluster status`
+/// counts a node alive), sorted.
+pub fn query_workers(nodes: &[NodeRecord], now: DateTime<Utc>, heartbeat: std::time::Duration) -> Vec<String> {
+    let alive_since = now - chrono::Duration::from_std(heartbeat * 3).unwrap_or(chrono::Duration::MAX);
+    let mut urls: Vec<String> = nodes
+        .iter()
+        .filter(|n| matches!(n.role, NodeRole::Serving | NodeRole::Leader) && n.roles.has(Role::Query))
+        .filter(|n| n.last_seen >= alive_since)
+        .filter_map(|n| n.worker_url.clone())
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
 /// Where the leader's per-row alert windows may end for the other nodes' records: the lowest
 /// `committed_before` of the registered nodes other than `leader`; `None` when none holds any.
 pub fn commit_floor(nodes: &[NodeRecord], leader: &str) -> Option<i64> {
@@ -184,7 +204,31 @@ mod tests {
             last_seen: DateTime::<Utc>::MIN_UTC,
             version: "0.1.0".to_string(),
             committed_before: None,
+            worker_url: None,
         }
+    }
+
+    #[test]
+    fn queries_fan_out_over_the_query_nodes_serving_now_and_seen_lately() {
+        let now = Utc::now();
+        let node = |id: &str, role: NodeRole, roles: &str, seen_secs_ago: i64| NodeRecord {
+            roles: roles.parse().unwrap(),
+            last_seen: now - chrono::Duration::seconds(seen_secs_ago),
+            worker_url: Some(format!("http://{id}:7070")),
+            ..record(id, role)
+        };
+        let nodes = vec![
+            node("q2", NodeRole::Serving, "query", 1),
+            node("q1", NodeRole::Serving, "query", 0),
+            node("all", NodeRole::Leader, "all", 2),
+            node("ingest", NodeRole::Serving, "ingest", 0),
+            node("standby", NodeRole::Standby, "all", 0),
+            node("stopped", NodeRole::Stopped, "query", 0),
+            node("silent", NodeRole::Serving, "query", 7),
+            NodeRecord { worker_url: None, ..node("old", NodeRole::Serving, "query", 0) },
+        ];
+        let workers = query_workers(&nodes, now, std::time::Duration::from_secs(2));
+        assert_eq!(workers, vec!["http://all:7070", "http://q1:7070", "http://q2:7070"]);
     }
 
     #[test]

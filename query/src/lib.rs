@@ -112,6 +112,13 @@ impl Default for QueryConfig {
     }
 }
 
+/// A started execution: its schema, its rows' stream, and whether it runs on the workers.
+struct Started {
+    schema: SchemaRef,
+    stream: datafusion::physical_plan::SendableRecordBatchStream,
+    fanned_out: bool,
+}
+
 /// Rows of a result, and whether the row limit cut them.
 pub struct QueryResult {
     pub schema: SchemaRef,
@@ -205,21 +212,23 @@ impl QueryEngine {
         self.runtime.clone()
     }
 
-    /// How many queries ran fanned out over the cluster's workers.
+    /// How many queries ran fanned out over the cluster's workers (explained ones do not count).
     pub fn distributed_queries(&self) -> u64 {
         self.distributed_queries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The physical plan of `plan` (optimized first): fanned out over the workers when the node has some and
     /// its scans read enough files ([`distributed::Distribution::worth_it`]), else local.
+    /// `fan_out` false keeps it local whatever its size.
     async fn physical_plan(
         &self,
         ctx: &SessionContext,
         plan: &LogicalPlan,
+        fan_out: bool,
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<datafusion::execution::TaskContext>), DataFusionError> {
         let state = ctx.state();
         let local = state.create_physical_plan(plan).await?;
-        let Some(distribution) = &self.distribution else {
+        let Some(distribution) = self.distribution.as_ref().filter(|_| fan_out) else {
             return Ok((local, state.task_ctx()));
         };
         let size = distributed::scan_size(&local);
@@ -228,9 +237,8 @@ impl QueryEngine {
         }
         let functions = fimlake_kql::udf::kql_functions(plan)?;
         let state = distribution.session(state, size, &functions)?;
-        let fanned_out = state.create_physical_plan(plan).await?;
-        self.distributed_queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok((fanned_out, state.task_ctx()))
+        // The distributed planner may yet keep the plan in one task.
+        Ok((state.create_physical_plan(plan).await?, state.task_ctx()))
     }
 
     /// Starts `plan`: its output schema and the stream of its rows.
@@ -239,10 +247,70 @@ impl QueryEngine {
         ctx: &SessionContext,
         plan: LogicalPlan,
     ) -> Result<(SchemaRef, datafusion::physical_plan::SendableRecordBatchStream), QueryError> {
+        let started = self.start_placed(ctx, &plan, true).await.map_err(|(e, _)| e)?;
+        Ok((started.schema, started.stream))
+    }
+
+    /// Starts `plan`, fanned out if `fan_out` and it is worth it; an error says whether the
+    /// plan was fanned out.
+    async fn start_placed(
+        &self,
+        ctx: &SessionContext,
+        plan: &LogicalPlan,
+        fan_out: bool,
+    ) -> Result<Started, (QueryError, bool)> {
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let (physical, task) = self.physical_plan(ctx, &plan).await.map_err(|e| self.execution_error(e))?;
-        let stream = datafusion::physical_plan::execute_stream(physical, task).map_err(|e| self.execution_error(e))?;
-        Ok((schema, stream))
+        let (physical, task) =
+            self.physical_plan(ctx, plan, fan_out).await.map_err(|e| (self.execution_error(e), false))?;
+        let fanned_out = physical.downcast_ref::<datafusion_distributed::DistributedExec>().is_some();
+        if fanned_out {
+            self.distributed_queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let stream = datafusion::physical_plan::execute_stream(physical, task)
+            .map_err(|e| (self.execution_error(e), fanned_out))?;
+        Ok(Started { schema, stream, fanned_out })
+    }
+
+    /// Runs `plan` to the end, keeping at most `max_rows` rows. A fanned-out run that fails for
+    /// a reason other than the query itself (a worker gone since the last heartbeat, say) runs
+    /// again on this node alone: nothing was handed to the caller yet.
+    async fn collect(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        max_rows: usize,
+    ) -> Result<QueryResult, QueryError> {
+        match self.collect_placed(ctx, &plan, max_rows, true).await {
+            Err((QueryError::Execution(e), true)) => {
+                tracing::warn!(error = %e, "a query fanned out over the cluster's workers failed; running it on this node");
+                self.collect_placed(ctx, &plan, max_rows, false).await.map_err(|(e, _)| e)
+            }
+            result => result.map_err(|(e, _)| e),
+        }
+    }
+
+    async fn collect_placed(
+        &self,
+        ctx: &SessionContext,
+        plan: &LogicalPlan,
+        max_rows: usize,
+        fan_out: bool,
+    ) -> Result<QueryResult, (QueryError, bool)> {
+        let Started { schema, mut stream, fanned_out } = self.start_placed(ctx, plan, fan_out).await?;
+        let mut batches = Vec::new();
+        let mut rows = 0;
+        let mut truncated = false;
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(|e| (self.execution_error(e), fanned_out))?;
+            if rows + b.num_rows() > max_rows {
+                batches.push(b.slice(0, max_rows - rows));
+                truncated = true;
+                break;
+            }
+            rows += b.num_rows();
+            batches.push(b);
+        }
+        Ok(QueryResult { schema, batches, truncated })
     }
 
     /// A session whose operators draw on the engine's one memory pool of `max_memory_bytes`.
@@ -310,7 +378,7 @@ impl QueryEngine {
     pub async fn explain(&self, text: &str, time_range: Option<(i64, i64)>) -> Result<String, QueryError> {
         let plan = self.plan(text, time_range)?;
         let ctx = self.session()?;
-        let (physical, _) = self.physical_plan(&ctx, &plan).await.map_err(|e| self.execution_error(e))?;
+        let (physical, _) = self.physical_plan(&ctx, &plan, true).await.map_err(|e| self.execution_error(e))?;
         if physical.downcast_ref::<datafusion_distributed::DistributedExec>().is_some() {
             return Ok(datafusion_distributed::display_plan_ascii(physical.as_ref(), false));
         }
@@ -362,23 +430,7 @@ impl QueryEngine {
     ) -> Result<QueryResult, QueryError> {
         let plan = self.plan_with(text, options)?;
         let ctx = self.session()?;
-        let work = async move {
-            let (schema, mut stream) = self.start(&ctx, plan).await?;
-            let mut batches = Vec::new();
-            let mut rows = 0;
-            let mut truncated = false;
-            while let Some(b) = stream.next().await {
-                let b = b.map_err(|e| self.execution_error(e))?;
-                if rows + b.num_rows() > max_rows {
-                    batches.push(b.slice(0, max_rows - rows));
-                    truncated = true;
-                    break;
-                }
-                rows += b.num_rows();
-                batches.push(b);
-            }
-            Ok(QueryResult { schema, batches, truncated })
-        };
+        let work = async move { self.collect(&ctx, plan, max_rows).await };
         // Dropping the future on timeout drops the stream, which cancels the execution.
         tokio::time::timeout(timeout, work).await.map_err(|_| QueryError::Timeout(timeout))?
     }

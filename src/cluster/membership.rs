@@ -28,6 +28,7 @@ impl Membership {
             last_seen: chrono::Utc::now(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             committed_before: None,
+            worker_url: None,
         };
         Membership { registry, record: Arc::new(Mutex::new(record)), heartbeat: cfg.heartbeat, storage: Arc::default() }
     }
@@ -38,6 +39,12 @@ impl Membership {
             record.role = role;
             record.epoch = epoch;
         }
+        self.publish().await
+    }
+
+    /// A query node's worker is up: other query nodes may send it plan fragments.
+    pub(super) async fn set_worker_url(&self, url: String) -> fimlake_cluster::error::Result<()> {
+        self.record.lock().expect("node record lock").worker_url = Some(url);
         self.publish().await
     }
 
