@@ -54,8 +54,18 @@ async fn the_benchmark_runs_end_to_end_on_tiny_sizes() {
     assert!(ui.pages.iter().all(|p| p.bytes > 500 && p.last_byte_median_ms >= p.headers_median_ms), "{ui:?}");
     let changes = report.rows.configuration_change;
     assert!(ui.csv.rows > changes / 2 && ui.csv.rows <= changes, "{:?} of {changes}", ui.csv);
+    // The cluster: every ingest node count acknowledged records, and every query answered the
+    // same on a query node alone and fanned out (compared inside `run`); most fanned out.
+    let cluster = report.cluster.as_ref().unwrap();
+    let nodes: Vec<usize> = cluster.ingest.iter().map(|i| i.ingest_nodes).collect();
+    assert_eq!(nodes, vec![1, 2, 3]);
+    assert!(cluster.ingest.iter().all(|i| i.result.records > 0), "{cluster:?}");
+    assert_eq!(cluster.loaded_records, report.rows.configuration_change + report.rows.heartbeat);
+    assert_eq!(cluster.queries.len(), fimlake_bench::queries::QUERIES.len());
+    assert!(cluster.queries.iter().filter(|q| q.fanned_out).count() * 2 > cluster.queries.len(), "{cluster:?}");
     // Both result files, with every target listed.
     let md = std::fs::read_to_string(opts.out_dir.join("results.md")).unwrap();
+    assert!(md.contains("## Cluster"), "the cluster's section is in results.md");
     for t in &report.targets {
         assert!(md.contains(&t.what), "{} missing from results.md", t.what);
     }

@@ -94,17 +94,44 @@ pub struct IngestResult {
     pub fraction_of_parse_bound_per_core: f64,
 }
 
+/// Where an ingest load goes: the servers it posts to (client `i` to server `i % n`), and the
+/// other processes whose CPU time and memory count too (a cluster's leader).
+pub struct Target<'a> {
+    pub post_to: Vec<&'a ServerProcess>,
+    pub also_measured: Vec<&'a ServerProcess>,
+}
+
+impl<'a> Target<'a> {
+    pub fn one(server: &'a ServerProcess) -> Target<'a> {
+        Target { post_to: vec![server], also_measured: Vec::new() }
+    }
+
+    fn measured(&self) -> impl Iterator<Item = &&'a ServerProcess> {
+        self.post_to.iter().chain(&self.also_measured)
+    }
+
+    /// The CPU seconds of every measured process.
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        self.measured().map(|s| s.cpu_seconds()).sum()
+    }
+
+    /// The highest peak RSS of the measured processes.
+    fn peak_rss(&self) -> anyhow::Result<u64> {
+        self.measured().map(|s| s.peak_rss()).try_fold(0, |max, rss| rss.map(|r| r.max(max)))
+    }
+}
+
 /// Posts the bodies round-robin from `case.clients` tasks for `warmup + measure`, counting only
 /// what is acknowledged within the measured period.
 pub async fn drive(
-    server: &ServerProcess,
+    target: &Target<'_>,
     table: &str,
     case: IngestCase,
     bodies: &Bodies,
     warmup: Duration,
     measure: Duration,
 ) -> anyhow::Result<IngestResult> {
-    let url = format!("{}/v1/tables/{table}/records", server.url);
+    let urls: Vec<String> = target.post_to.iter().map(|s| format!("{}/v1/tables/{table}/records", s.url)).collect();
     let client =
         reqwest::Client::builder().pool_max_idle_per_host(case.clients).timeout(Duration::from_secs(120)).build()?;
     let next = Arc::new(AtomicUsize::new(0));
@@ -113,8 +140,9 @@ pub async fn drive(
     let end = measure_from + measure;
     let mut tasks = Vec::new();
     let shared = Arc::new((bodies.bodies.clone(), bodies.records.clone(), bodies.raw_bytes.clone()));
-    for _ in 0..case.clients {
-        let (client, url, next, shared) = (client.clone(), url.clone(), next.clone(), shared.clone());
+    for task in 0..case.clients {
+        let url = urls[task % urls.len()].clone();
+        let (client, next, shared) = (client.clone(), next.clone(), shared.clone());
         tasks.push(tokio::spawn(async move {
             let mut t = Tally::default();
             while Instant::now() < end {
@@ -143,9 +171,9 @@ pub async fn drive(
     }
     // CPU time over the measured period only.
     tokio::time::sleep_until(measure_from.into()).await;
-    let (server_cpu0, client_cpu0) = (server.cpu_seconds()?, cpu_seconds("/proc/self/stat")?);
+    let (server_cpu0, client_cpu0) = (target.cpu_seconds()?, cpu_seconds("/proc/self/stat")?);
     tokio::time::sleep_until(end.into()).await;
-    let (server_cpu1, client_cpu1) = (server.cpu_seconds()?, cpu_seconds("/proc/self/stat")?);
+    let (server_cpu1, client_cpu1) = (target.cpu_seconds()?, cpu_seconds("/proc/self/stat")?);
     let mut total = Tally::default();
     for t in tasks {
         let t = t.await.context("a load task panicked")??;
@@ -172,7 +200,7 @@ pub async fn drive(
         ack_p99_ms: percentile_ms(&total.latencies, 0.99),
         ack_max_ms: total.latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
         refused: total.refused,
-        server_peak_rss_mib: server.peak_rss()? as f64 / (1 << 20) as f64,
+        server_peak_rss_mib: target.peak_rss()? as f64 / (1 << 20) as f64,
         server_cores,
         client_cores: (client_cpu1 - client_cpu0) / secs,
         fraction_of_parse_bound_per_core: 0.0,

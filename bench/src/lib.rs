@@ -12,13 +12,18 @@
 //! 6. the console's pages on the same server: time to headers and to the last byte, a change
 //!    list 1,000 pages deep, the CSV export's rate and memory (`ui::measure`);
 //! 7. the latency from an acknowledged record to its alert's webhook (`alert::measure`);
+//! 8. (run after 3) a cluster on an S3 server on this machine: ingest over 1, 2 and 3 ingest
+//!    nodes, and the queries on a query node fanning out against one that does not
+//!    (`cluster::measure`);
 //!
 //! and writes `results.json` and `results.md` (`report`).
 
 pub mod alert;
+pub mod cluster;
 pub mod ingest;
 pub mod queries;
 pub mod report;
+pub mod s3;
 pub mod server;
 pub mod ui;
 
@@ -60,6 +65,9 @@ pub struct Options {
     pub load_clients: usize,
     pub load_batch: usize,
     pub query_rounds: usize,
+    /// Timed runs of each query on each query node in the cluster step (after the compared one).
+    #[serde(default)]
+    pub cluster_query_rounds: usize,
     pub alert_samples: usize,
     pub alert_frequency_s: u64,
     /// Which parts run (all by default; fewer when working on one of them).
@@ -80,6 +88,10 @@ pub struct Steps {
     #[serde(default = "yes")]
     pub ui: bool,
     pub alert: bool,
+    /// Ingest over 1, 2 and 3 ingest nodes, and queries local against fanned out, on a cluster
+    /// sharing a bucket (s3s-fs) on this machine.
+    #[serde(default)]
+    pub cluster: bool,
 }
 
 fn yes() -> bool {
@@ -89,16 +101,19 @@ fn yes() -> bool {
 impl std::str::FromStr for Steps {
     type Err = String;
     /// A comma-separated list of `ingest`, `queries` (the load, storage size and queries), `ui`
-    /// (the console's pages on the loaded data), `alert`.
+    /// (the console's pages on the loaded data), `alert`, `cluster`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let mut steps = Steps { ingest: false, queries: false, ui: false, alert: false };
+        let mut steps = Steps { ingest: false, queries: false, ui: false, alert: false, cluster: false };
         for part in s.split(',').map(str::trim) {
             match part {
                 "ingest" => steps.ingest = true,
                 "queries" => steps.queries = true,
                 "alert" => steps.alert = true,
                 "ui" => steps.ui = true,
-                other => return Err(format!("unknown step '{other}': the steps are ingest, queries, ui, alert")),
+                "cluster" => steps.cluster = true,
+                other => {
+                    return Err(format!("unknown step '{other}': the steps are ingest, queries, ui, alert, cluster"));
+                }
             }
         }
         Ok(steps)
@@ -130,9 +145,10 @@ impl Options {
             load_clients: 8,
             load_batch: 10_000,
             query_rounds: 10,
+            cluster_query_rounds: 5,
             alert_samples: 5,
             alert_frequency_s: 10,
-            steps: Steps { ingest: true, queries: true, ui: true, alert: true },
+            steps: Steps { ingest: true, queries: true, ui: true, alert: true, cluster: true },
             reuse: false,
             server_config: String::new(),
         }
@@ -151,6 +167,8 @@ impl Options {
             load_clients: 2,
             load_batch: 500,
             query_rounds: 2,
+            // The answers are compared all the same; debug builds over S3 are slow to time.
+            cluster_query_rounds: 0,
             alert_samples: 1,
             ..Options::full()
         }
@@ -158,12 +176,12 @@ impl Options {
 }
 
 /// Settings every benchmark server gets: bodies large enough for the biggest batches.
-const SERVER_CONFIG: &str = "[ingest]\nmax_body_bytes = 33554432\nmax_decompressed_bytes = 67108864\n";
+pub(crate) const SERVER_CONFIG: &str = "[ingest]\nmax_body_bytes = 33554432\nmax_decompressed_bytes = 67108864\n";
 /// The query server also compacts every partition with two files or more, soon: the layout a
 /// server reaches in steady state, when maintenance has merged each hour's flushes. Buffers are
 /// flushed after 2 s, so that the loaded data set is all in Parquet soon after the load.
-const QUERY_SERVER_CONFIG: &str =
-    "[storage]\ncompact_min_files = 2\nmaintenance_interval = \"5s\"\nflush_age = \"2s\"\n";
+pub(crate) const QUERY_STORAGE_CONFIG: &str =
+    "compact_min_files = 2\nmaintenance_interval = \"5s\"\nflush_age = \"2s\"\n";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -182,6 +200,8 @@ pub struct Report {
     #[serde(default)]
     pub ui: Option<ui::UiResult>,
     pub alert: Option<alert::AlertResult>,
+    #[serde(default)]
+    pub cluster: Option<cluster::ClusterResult>,
     pub targets: Vec<report::Target>,
 }
 
@@ -280,9 +300,15 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
         let dir = work.join(format!("ingest-{i}"));
         let mut server =
             ServerProcess::start(&opts.server_bin, &dir, &format!("{SERVER_CONFIG}{}", opts.server_config)).await?;
-        let mut r =
-            ingest::drive(&server, "ConfigurationChange", *case, &bodies, opts.ingest_warmup, opts.ingest_measure)
-                .await?;
+        let mut r = ingest::drive(
+            &ingest::Target::one(&server),
+            "ConfigurationChange",
+            *case,
+            &bodies,
+            opts.ingest_warmup,
+            opts.ingest_measure,
+        )
+        .await?;
         server.stop().await?;
         std::fs::remove_dir_all(&dir)?;
         r.fraction_of_parse_bound_per_core = if r.server_cores > 0.0 {
@@ -296,6 +322,12 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
         ));
         ingest_results.push(r);
     }
+    let cluster = if opts.steps.cluster {
+        log("cluster: ingest over 1, 2, 3 ingest nodes; queries local against fanned out");
+        Some(cluster::measure(opts, &work, &pool, &files, log).await?)
+    } else {
+        None
+    };
     drop(pool);
     drop(pool_bytes);
 
@@ -307,19 +339,7 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
     };
 
     // 6. Alert latency.
-    let alert = if opts.steps.alert {
-        log("alert latency");
-        let (hook, mut rx) = alert::receiver().await?;
-        let dir = work.join("alert");
-        alert::write_rules(&dir.join("rules"), &hook, opts.alert_frequency_s)?;
-        let mut server =
-            ServerProcess::start(&opts.server_bin, &dir, &format!("{SERVER_CONFIG}{}", opts.server_config)).await?;
-        let alert = alert::measure(&server, &mut rx, opts.alert_frequency_s, opts.alert_samples).await?;
-        server.stop().await?;
-        Some(alert)
-    } else {
-        None
-    };
+    let alert = if opts.steps.alert { Some(alert_latency(opts, &work, log).await?) } else { None };
 
     let mut report = Report {
         machine: report::Machine::read(),
@@ -335,6 +355,7 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
         queries: query_results,
         ui,
         alert,
+        cluster,
         targets: Vec::new(),
     };
     report.targets = report::targets(&report);
@@ -342,6 +363,19 @@ pub async fn run(opts: &Options, log: &dyn Fn(&str)) -> anyhow::Result<Report> {
     std::fs::write(opts.out_dir.join("results.json"), serde_json::to_string_pretty(&report)?)?;
     std::fs::write(opts.out_dir.join("results.md"), report::markdown(&report))?;
     Ok(report)
+}
+
+/// Step 7 on a fresh server: a per-row rule's webhook, timed from each record's acknowledgement.
+async fn alert_latency(opts: &Options, work: &Path, log: &dyn Fn(&str)) -> anyhow::Result<alert::AlertResult> {
+    log("alert latency");
+    let (hook, mut rx) = alert::receiver().await?;
+    let dir = work.join("alert");
+    alert::write_rules(&dir.join("rules"), &hook, opts.alert_frequency_s)?;
+    let mut server =
+        ServerProcess::start(&opts.server_bin, &dir, &format!("{SERVER_CONFIG}{}", opts.server_config)).await?;
+    let alert = alert::measure(&server, &mut rx, opts.alert_frequency_s, opts.alert_samples).await?;
+    server.stop().await?;
+    Ok(alert)
 }
 
 type QueryStep = (Rows, Load, Vec<report::TableSize>, String, Vec<queries::QueryResult>, Option<ui::UiResult>);
@@ -359,7 +393,7 @@ async fn load_and_query(
     let mut server = ServerProcess::start(
         &opts.server_bin,
         &dir,
-        &format!("{SERVER_CONFIG}{QUERY_SERVER_CONFIG}{}", opts.server_config),
+        &format!("{SERVER_CONFIG}[storage]\n{QUERY_STORAGE_CONFIG}{}", opts.server_config),
     )
     .await?;
     if reuse {
@@ -376,15 +410,9 @@ async fn load_and_query(
         for f in files(table)? {
             let bytes = std::fs::read(&f)?;
             raw += bytes.len() as u64;
-            let lines: Vec<&[u8]> = ingest::ndjson_lines(&bytes).collect();
-            let n = lines.len() as u64;
+            let n = ingest::ndjson_lines(&bytes).count() as u64;
             if !reuse {
-                let bodies = ingest::prepare(&lines, opts.load_batch, false);
-                let mut posts = futures::stream::iter(bodies.bodies.into_iter().map(|b| post(&client, &url, b)))
-                    .buffer_unordered(opts.load_clients);
-                while let Some(r) = posts.next().await {
-                    refused += r?;
-                }
+                refused += post_file(opts, &client, &url, &bytes).await?;
             }
             loaded += n;
             match table {
@@ -479,6 +507,25 @@ fn generate(opts: &Options, end: chrono::DateTime<chrono::Utc>, data: &Path, log
     Ok(())
 }
 
+/// Posts the NDJSON lines of `bytes` to `url` in batches of `load_batch` from `load_clients`
+/// clients at once; answers how often a batch was refused.
+pub(crate) async fn post_file(
+    opts: &Options,
+    client: &reqwest::Client,
+    url: &str,
+    bytes: &[u8],
+) -> anyhow::Result<u64> {
+    let lines: Vec<&[u8]> = ingest::ndjson_lines(bytes).collect();
+    let bodies = ingest::prepare(&lines, opts.load_batch, false);
+    let mut posts = futures::stream::iter(bodies.bodies.into_iter().map(|b| post(client, url, b)))
+        .buffer_unordered(opts.load_clients);
+    let mut refused = 0;
+    while let Some(r) = posts.next().await {
+        refused += r?;
+    }
+    Ok(refused)
+}
+
 /// Posts one body until it is accepted ([`ingest::post_once`]); answers how often it was refused.
 /// A cut connection is retried only while the body has been refused fewer than 1,000 times.
 async fn post(client: &reqwest::Client, url: &str, body: bytes::Bytes) -> anyhow::Result<u64> {
@@ -499,7 +546,7 @@ async fn post(client: &reqwest::Client, url: &str, body: bytes::Bytes) -> anyhow
 
 /// Waits until nothing is buffered and maintenance has stopped changing the file lists (at most
 /// 30 minutes).
-async fn settle(server: &ServerProcess) -> anyhow::Result<()> {
+pub(crate) async fn settle(server: &ServerProcess) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(1800);
     let mut last = (f64::NAN, f64::NAN);
     let mut stable = 0;

@@ -48,7 +48,7 @@ struct Args {
     /// TOML added to every server's configuration, e.g. "[query]\nparquet_pushdown_filters = false"
     #[arg(long, default_value = "")]
     server_config: String,
-    /// Only these parts, comma-separated: ingest, queries, ui, alert
+    /// Only these parts, comma-separated: ingest, queries, ui, alert, cluster
     #[arg(long)]
     steps: Option<fimlake_bench::Steps>,
 }

@@ -274,26 +274,27 @@ pub async fn run_fimlake(client: &reqwest::Client, server: &ServerProcess, kql: 
     Ok(Answer { ms, rows: rows.len() as u64, sums })
 }
 
-/// Checks that both engines gave the same answer to `q`.
-pub fn compare(q: &Query, ours: &Answer, theirs: &Answer) -> anyhow::Result<()> {
+/// Checks that both engines (or nodes), named by `names`, gave the same answer to `q`.
+pub fn compare(q: &Query, ours: &Answer, theirs: &Answer, names: [&str; 2]) -> anyhow::Result<()> {
+    let [a_name, b_name] = names;
     let close = |a: f64, b: f64| {
         if q.uses_now { (a - b).abs() <= (a.abs().max(b.abs()) * 0.001).max(2.0) } else { a == b }
     };
     if !close(ours.rows as f64, theirs.rows as f64) {
-        bail!("{}: fimlake returned {} rows, DuckDB {}", q.name, ours.rows, theirs.rows);
+        bail!("{}: {a_name} returned {} rows, {b_name} {}", q.name, ours.rows, theirs.rows);
     }
     if let Some(col) = q.sum_of {
         let (a, b) = (ours.sums.get(col), theirs.sums.get(col));
         let (Some(a), Some(b)) = (a, b) else {
             bail!(
-                "{}: column {col} missing from an answer (fimlake {:?}, DuckDB {:?})",
+                "{}: column {col} missing from an answer ({a_name} {:?}, {b_name} {:?})",
                 q.name,
                 ours.sums,
                 theirs.sums
             );
         };
         if !close(*a, *b) {
-            bail!("{}: sum of {col} is {a} in fimlake and {b} in DuckDB", q.name);
+            bail!("{}: sum of {col} is {a} in {a_name} and {b} in {b_name}", q.name);
         }
     }
     Ok(())
@@ -312,7 +313,7 @@ pub async fn run_all(
     for q in QUERIES {
         let ours = run_fimlake(&client, server, q.kql).await.with_context(|| format!("query {}", q.name))?;
         let theirs = duck.run(q.sql).with_context(|| format!("query {}", q.name))?;
-        compare(q, &ours, &theirs)?;
+        compare(q, &ours, &theirs, ["fimlake", "DuckDB"])?;
         log(&format!("  {}: {} rows, same answer in both", q.name, ours.rows));
         times.push((Vec::new(), Vec::new(), ours.rows));
     }
@@ -373,6 +374,8 @@ fn stats(mut ms: Vec<f64>) -> (f64, f64) {
 mod tests {
     use super::*;
 
+    const NAMES: [&str; 2] = ["fimlake", "DuckDB"];
+
     fn answer(rows: u64, sum: f64) -> Answer {
         Answer { ms: 1.0, rows, sums: [("n".to_string(), sum)].into() }
     }
@@ -380,12 +383,12 @@ mod tests {
     #[test]
     fn answers_must_agree_exactly_unless_the_query_reads_the_clock() {
         let mut q = Query { name: "q", kql: "", sql: "", sum_of: Some("n"), uses_now: false };
-        assert!(compare(&q, &answer(3, 10.0), &answer(3, 10.0)).is_ok());
-        assert!(compare(&q, &answer(3, 10.0), &answer(4, 10.0)).unwrap_err().to_string().contains("rows"));
-        assert!(compare(&q, &answer(3, 10.0), &answer(3, 11.0)).unwrap_err().to_string().contains("sum of n"));
+        assert!(compare(&q, &answer(3, 10.0), &answer(3, 10.0), NAMES).is_ok());
+        assert!(compare(&q, &answer(3, 10.0), &answer(4, 10.0), NAMES).unwrap_err().to_string().contains("rows"));
+        assert!(compare(&q, &answer(3, 10.0), &answer(3, 11.0), NAMES).unwrap_err().to_string().contains("sum of n"));
         q.uses_now = true;
-        assert!(compare(&q, &answer(3, 10_000.0), &answer(3, 10_002.0)).is_ok());
-        assert!(compare(&q, &answer(3, 10_000.0), &answer(3, 10_500.0)).is_err());
+        assert!(compare(&q, &answer(3, 10_000.0), &answer(3, 10_002.0), NAMES).is_ok());
+        assert!(compare(&q, &answer(3, 10_000.0), &answer(3, 10_500.0), NAMES).is_err());
     }
 
     #[test]

@@ -179,6 +179,7 @@ pub fn markdown(r: &Report) -> String {
     queries_and_storage_section(&mut s, r);
     console_section(&mut s, r);
     alert_section(&mut s, r);
+    cluster_section(&mut s, r);
     s
 }
 
@@ -292,6 +293,49 @@ fn alert_section(s: &mut String, r: &Report) {
             "\n## Alert\n\nIngest-to-webhook latency, per-row rule every {} s: {} ms.",
             a.rule_frequency_s,
             a.latencies_ms.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ")
+        );
+    }
+}
+
+/// Ingest by number of ingest nodes, and each query local against fanned out.
+fn cluster_section(s: &mut String, r: &Report) {
+    let Some(c) = &r.cluster else { return };
+    let _ = writeln!(
+        s,
+        "\n## Cluster (every node and the S3 server on this machine)\n\n\
+         | ingest nodes | records/s | ack p50 ms | ack p99 ms | refused | cores (all nodes) | peak RSS MiB (largest node) |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for i in &c.ingest {
+        let x = &i.result;
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.2} | {:.0} |",
+            i.ingest_nodes,
+            x.records_per_second,
+            x.ack_p50_ms,
+            x.ack_p99_ms,
+            x.refused,
+            x.server_cores,
+            x.server_peak_rss_mib
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nQueries over {} loaded records, on a query node alone and fanned out over two query nodes:\n\n\
+         | query | rows | fanned out | local ms | distributed ms | ratio |\n|---|---|---|---|---|---|",
+        c.loaded_records
+    );
+    for q in &c.queries {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1} | {:.1} | {:.2} |",
+            q.name,
+            q.rows,
+            if q.fanned_out { "yes" } else { "no (one task)" },
+            q.local_median_ms,
+            q.distributed_median_ms,
+            q.ratio
         );
     }
 }
