@@ -14,7 +14,8 @@ use std::sync::{Arc, RwLock};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry, ObjectStoreUrl};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_distributed::{DistributedExt, SessionStateBuilderExt, Worker, WorkerQueryContext, WorkerResolver};
@@ -135,22 +136,26 @@ fn functions_sent(headers: &http::HeaderMap) -> Result<Vec<String>> {
     serde_json::from_slice(&bytes).map_err(|_| malformed())
 }
 
+/// Why a query worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("setting up the query worker's runtime: {0}")]
+    Runtime(#[from] DataFusionError),
+    #[error("serving the query worker: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
 /// Serves the worker of a query node on `listener` until `stop` resolves: runs the plan
-/// fragments other query nodes send, on `runtime` (the node's query memory pool), reading the
-/// tables of `storage`; refuses a request without `token`.
+/// fragments other query nodes send, drawing on the memory pool of `runtime` (the node's
+/// queries'), reading the tables of `storage` and nothing else; refuses a request without `token`.
 pub async fn serve_worker(
     listener: tokio::net::TcpListener,
     storage: &Storage,
-    runtime: Arc<RuntimeEnv>,
+    runtime: &RuntimeEnv,
     token: String,
     stop: impl Future<Output = ()>,
-) -> std::result::Result<(), tonic::transport::Error> {
-    for (_, provider) in storage.providers() {
-        let (url, store) = provider.object_store();
-        if runtime.object_store(&url).is_err() {
-            runtime.register_object_store(url.as_ref(), store);
-        }
-    }
+) -> std::result::Result<(), WorkerError> {
+    let runtime = worker_runtime(storage, runtime)?;
     let token = Arc::new(token);
     let builder = move |ctx: WorkerQueryContext| {
         let token = token.clone();
@@ -160,7 +165,24 @@ pub async fn serve_worker(
     tonic::transport::Server::builder()
         .add_service(worker.into_worker_server())
         .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), stop)
-        .await
+        .await?;
+    Ok(())
+}
+
+/// The runtime fragments run on: the node's query memory pool, and an object store registry
+/// holding only the tables' stores, so that a plan fragment can read the tables and no other
+/// path (not the node's local files: the default registry serves `file://`).
+fn worker_runtime(storage: &Storage, queries: &RuntimeEnv) -> Result<Arc<RuntimeEnv>> {
+    let stores = DefaultObjectStoreRegistry::new();
+    stores.deregister_store(ObjectStoreUrl::local_filesystem().as_ref())?;
+    for (_, provider) in storage.providers() {
+        let (url, store) = provider.object_store();
+        stores.register_store(url.as_ref(), store);
+    }
+    RuntimeEnvBuilder::new()
+        .with_memory_pool(queries.memory_pool.clone())
+        .with_object_store_registry(Arc::new(stores))
+        .build_arc()
 }
 
 /// The session one fragment runs in, once its token is checked: with the KQL functions its

@@ -90,9 +90,9 @@ async fn start_workers(storage: &Arc<Storage>) -> Workers {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         urls.push(url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap());
         let storage = storage.clone();
-        let runtime = Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default());
+        let runtime = datafusion::execution::runtime_env::RuntimeEnv::default();
         tokio::spawn(async move {
-            serve_worker(listener, &storage, runtime, TOKEN.to_string(), std::future::pending()).await.unwrap();
+            serve_worker(listener, &storage, &runtime, TOKEN.to_string(), std::future::pending()).await.unwrap();
         });
     }
     let workers = Workers::default();
@@ -277,4 +277,44 @@ async fn a_query_whose_worker_is_gone_runs_again_on_the_planning_node() {
         compare(&local, &fanned, kql, true).await;
     }
     assert_eq!(fanned.distributed_queries(), 2, "both were planned fanned out");
+}
+
+/// A plan fragment naming a file outside the tables (here a node's local file, through a table
+/// of the planning node's own) is refused by the worker: it reads the tables' stores only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_reads_the_tables_and_no_other_file() {
+    use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path()).await;
+    let workers = start_workers(&storage).await;
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "Secret",
+        arrow::datatypes::DataType::Utf8,
+        true,
+    )]));
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    for file in 0..4 {
+        let values: Vec<String> = (0..1000).map(|i| format!("secret-{file}-{i}")).collect();
+        let column = Arc::new(arrow::array::StringArray::from(values));
+        let rows = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
+        let out = std::fs::File::create(secrets.join(format!("{file}.parquet"))).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None).unwrap();
+        writer.write(&rows).unwrap();
+        writer.close().unwrap();
+    }
+    let format = Arc::new(datafusion::datasource::file_format::parquet::ParquetFormat::default());
+    let config = ListingTableConfig::new(ListingTableUrl::parse(format!("{}/", secrets.display())).unwrap())
+        .with_listing_options(ListingOptions::new(format).with_file_extension(".parquet"))
+        .with_schema(schema);
+    let table: Arc<dyn datafusion::datasource::TableProvider> = Arc::new(ListingTable::try_new(config).unwrap());
+    let distribution = Distribution { workers, above_files: 0, token: TOKEN.to_string() };
+    let engine = QueryEngine::over(vec![("Secrets".to_string(), table)], &fimlake_query::QueryConfig::default())
+        .with_distribution(distribution);
+    assert!(engine.explain("Secrets | summarize count() by Secret", None).await.unwrap().contains("DistributedExec"));
+    let options = fimlake_kql::PlanOptions::default();
+    let (_, mut stream) =
+        engine.stream("Secrets | summarize count() by Secret", options, Duration::from_secs(60)).await.unwrap();
+    let error = stream.next().await.unwrap().err().unwrap();
+    assert!(error.to_string().contains("No suitable object store found for file://"), "{error}");
 }

@@ -52,7 +52,7 @@ async fn start_worker(
     let parsed = url::Url::parse(&url).with_context(|| format!("the query worker's URL '{url}'"))?;
     let (storage, runtime, served_token) = (storage.clone(), engine.runtime(), token.clone());
     tokio::spawn(async move {
-        if let Err(e) = serve_worker(listener, &storage, runtime, served_token, std::future::pending()).await {
+        if let Err(e) = serve_worker(listener, &storage, &runtime, served_token, std::future::pending()).await {
             tracing::error!(error = %e, "the query worker stopped: other query nodes' fragments fail here");
         }
     });
