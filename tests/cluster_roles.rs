@@ -1,8 +1,8 @@
 //! A cluster of nodes with roles on one S3 bucket (s3s-fs on 127.0.0.1, started by the test):
 //! two leader candidates, three ingest nodes, one query node, all separate `fimlake serve`
-//! processes. Records posted round-robin to the ingest nodes (by four clients at once in the
-//! long phases) are acknowledged by them and committed by the leader; an ingest node and then
-//! the leader are killed with SIGKILL and restarted or replaced; at the end the query node
+//! processes. Records posted round-robin to the ingest nodes (by four clients at once for 60 s
+//! in the two long phases) are acknowledged by them and committed by the leader; an ingest node
+//! and then the leader are killed with SIGKILL and restarted or replaced; at the end the query node
 //! counts every acknowledged record, a per-row rule notified each matching record once across
 //! the failover, and the bucket holds each record exactly once.
 
@@ -218,7 +218,7 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     ingest_1.server.restart();
     wait_ready(&ingest_1, 200, Duration::from_secs(30));
     // Longer than the rule's period: it evaluates while records wait for their commit.
-    post_for(&[&ingest_1, &ingest_2, &ingest_3], Duration::from_secs(12), &mut next, &mut acked);
+    post_for(&[&ingest_1, &ingest_2, &ingest_3], Duration::from_secs(30), &mut next, &mut acked);
     // The leader's per-row rule saw each matching record once, though other nodes received
     // them and they were committed seconds later (the nodes' commit floor bounds its windows).
     assert_each_alerted_once(&hooks, &acked);
@@ -231,7 +231,7 @@ fn ingest_nodes_acknowledge_the_leader_commits_and_the_query_node_sees_every_rec
     // Then the leader killed: the ingest nodes keep acknowledging, the standby takes over,
     // commits, and delivers what the killed leader had not.
     hooks.refuse(true);
-    post_for(&[&ingest_1, &ingest_2, &ingest_3], Duration::from_secs(8), &mut next, &mut acked);
+    post_for(&[&ingest_1, &ingest_2, &ingest_3], Duration::from_secs(30), &mut next, &mut acked);
     let deadline = Instant::now() + Duration::from_secs(30);
     while hooks.refused() == 0 {
         assert!(Instant::now() < deadline, "the leader never tried to notify");
