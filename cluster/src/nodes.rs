@@ -56,6 +56,18 @@ pub struct NodeRecord {
     pub worker_url: Option<String>,
 }
 
+impl NodeRecord {
+    /// Seconds between `now` and the registration's last writing (0 if written later).
+    pub fn seconds_since_seen(&self, now: DateTime<Utc>) -> f64 {
+        (now - self.last_seen).num_milliseconds().max(0) as f64 / 1000.0
+    }
+
+    /// Whether the node wrote its registration within the last three `heartbeat`s.
+    pub fn alive(&self, now: DateTime<Utc>, heartbeat: std::time::Duration) -> bool {
+        self.seconds_since_seen(now) <= 3.0 * heartbeat.as_secs_f64()
+    }
+}
+
 /// A node an operator declared gone (`fimlake cluster forget`): its last registration, kept.
 /// Its `committed_before` says from when on its acknowledged records may be missing from the
 /// tables (they are in its WAL) and from the leader's alert windows.
@@ -165,11 +177,10 @@ pub fn mark_to_publish(record: &NodeRecord, storage_mark: Option<i64>) -> Option
 /// registration was written within the last three `heartbeat`s (as `fimlake cluster status`
 /// counts a node alive), sorted.
 pub fn query_workers(nodes: &[NodeRecord], now: DateTime<Utc>, heartbeat: std::time::Duration) -> Vec<String> {
-    let alive_since = now - chrono::Duration::from_std(heartbeat * 3).unwrap_or(chrono::Duration::MAX);
     let mut urls: Vec<String> = nodes
         .iter()
         .filter(|n| matches!(n.role, NodeRole::Serving | NodeRole::Leader) && n.roles.has(Role::Query))
-        .filter(|n| n.last_seen >= alive_since)
+        .filter(|n| n.alive(now, heartbeat))
         .filter_map(|n| n.worker_url.clone())
         .collect();
     urls.sort();

@@ -74,13 +74,12 @@ impl ClusterStatus {
 
 impl NodeView {
     fn of(record: NodeRecord, now: DateTime<Utc>, heartbeat: Duration) -> NodeView {
-        let age = (now - record.last_seen).num_milliseconds().max(0) as f64 / 1000.0;
         let lag = record.committed_before.map(|mark| (now.timestamp_micros() - mark).max(0) as f64 / 1e6);
         NodeView {
-            record,
-            seconds_since_seen: age,
-            alive: age <= 3.0 * heartbeat.as_secs_f64(),
+            seconds_since_seen: record.seconds_since_seen(now),
+            alive: record.alive(now, heartbeat),
             commit_lag_seconds: lag,
+            record,
         }
     }
 }

@@ -88,6 +88,11 @@ pub fn scan_size(plan: &Arc<dyn ExecutionPlan>) -> ScanSize {
     size
 }
 
+/// Whether `plan` runs on the workers (the distributed planner may keep a plan in one task).
+pub fn is_fanned_out(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.downcast_ref::<datafusion_distributed::DistributedExec>().is_some()
+}
+
 impl Distribution {
     /// Whether a plan reading `size` is worth fanning out: more files than the threshold, and
     /// more than one worker to share them.

@@ -262,7 +262,7 @@ impl QueryEngine {
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let (physical, task) =
             self.physical_plan(ctx, plan, fan_out).await.map_err(|e| (self.execution_error(e), false))?;
-        let fanned_out = physical.downcast_ref::<datafusion_distributed::DistributedExec>().is_some();
+        let fanned_out = distributed::is_fanned_out(&physical);
         if fanned_out {
             self.distributed_queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -379,7 +379,7 @@ impl QueryEngine {
         let plan = self.plan(text, time_range)?;
         let ctx = self.session()?;
         let (physical, _) = self.physical_plan(&ctx, &plan, true).await.map_err(|e| self.execution_error(e))?;
-        if physical.downcast_ref::<datafusion_distributed::DistributedExec>().is_some() {
+        if distributed::is_fanned_out(&physical) {
             return Ok(datafusion_distributed::display_plan_ascii(physical.as_ref(), false));
         }
         Ok(datafusion::physical_plan::displayable(physical.as_ref()).indent(true).to_string())

@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use common::open;
 use fimlake_query::QueryEngine;
 use fimlake_query::distributed::{Distribution, Workers, serve_worker};
-use fimlake_storage::{Storage, StorageConfig, TableRegistry};
+use fimlake_storage::Storage;
 use futures::StreamExt;
+
+mod common;
 
 #[path = "../../kql/tests/common/public_corpus.rs"]
 #[allow(dead_code, reason = "the corpus' expected failures are the KQL crate's concern")]
@@ -17,17 +20,6 @@ mod public_corpus;
 
 const TOKEN: &str = "test-token";
 const HOUR_US: i64 = 3_600_000_000;
-
-/// Storage in `dir` that flushes only when told.
-async fn open(dir: &std::path::Path) -> Arc<Storage> {
-    let cfg = StorageConfig {
-        data_dir: dir.to_path_buf(),
-        flush_age: Duration::from_secs(3600),
-        maintenance_interval: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    Storage::open(cfg, TableRegistry::builtin(), &prometheus::Registry::new()).await.unwrap()
-}
 
 /// Rows of `table` from JSON objects.
 fn batch(storage: &Storage, table: &str, rows: &[serde_json::Value]) -> RecordBatch {
@@ -98,6 +90,28 @@ async fn start_workers(storage: &Arc<Storage>) -> Workers {
     let workers = Workers::default();
     workers.set(urls);
     workers
+}
+
+/// Loaded tables, two workers reading them, and two engines over the tables: one on its node
+/// alone, one fanning queries reading more than `above_files` files out with `token`.
+struct Fixture {
+    /// Kept to the end of the test: dropping it removes the tables.
+    _dir: tempfile::TempDir,
+    workers: Workers,
+    local: QueryEngine,
+    fanned: QueryEngine,
+}
+
+async fn fixture(above_files: usize, token: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path()).await;
+    load(&storage).await;
+    let workers = start_workers(&storage).await;
+    let config = fimlake_query::QueryConfig::default();
+    let local = QueryEngine::new(storage.clone(), &config);
+    let distribution = Distribution { workers: workers.clone(), above_files, token: token.to_string() };
+    let fanned = QueryEngine::new(storage, &config).with_distribution(distribution);
+    Fixture { _dir: dir, workers, local, fanned }
 }
 
 /// The rows of a result as text, sorted (rows a query sorts by keys with ties may come in
@@ -175,14 +189,7 @@ const QUERIES: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_fanned_out_over_two_workers_answers_as_on_one_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = open(dir.path()).await;
-    load(&storage).await;
-    let workers = start_workers(&storage).await;
-    let config = fimlake_query::QueryConfig::default();
-    let local = QueryEngine::new(storage.clone(), &config);
-    let distribution = Distribution { workers, above_files: 2, token: TOKEN.to_string() };
-    let fanned = QueryEngine::new(storage.clone(), &config).with_distribution(distribution);
+    let Fixture { _dir, local, fanned, .. } = fixture(2, TOKEN).await;
 
     let plan = fanned.explain("ConfigurationChange | summarize count() by Computer", None).await.unwrap();
     assert!(plan.contains("DistributedExec") && plan.contains("tasks=2"), "fanned out over both workers:\n{plan}");
@@ -223,14 +230,7 @@ async fn compare(local: &QueryEngine, fanned: &QueryEngine, kql: &str, unique_ke
 /// The 154 public queries users paste in: each answers the same fanned out (or fails the same).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_corpus_answers_the_same_fanned_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = open(dir.path()).await;
-    load(&storage).await;
-    let workers = start_workers(&storage).await;
-    let config = fimlake_query::QueryConfig::default();
-    let local = QueryEngine::new(storage.clone(), &config);
-    let distribution = Distribution { workers, above_files: 0, token: TOKEN.to_string() };
-    let fanned = QueryEngine::new(storage.clone(), &config).with_distribution(distribution);
+    let Fixture { _dir, local, fanned, .. } = fixture(0, TOKEN).await;
     let corpus = include_str!("../../kql/tests/data/public-queries.jsonl");
     let mut answered = 0;
     for line in corpus.lines() {
@@ -245,13 +245,7 @@ async fn the_public_corpus_answers_the_same_fanned_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_refuses_a_plan_without_the_cluster_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = open(dir.path()).await;
-    load(&storage).await;
-    let workers = start_workers(&storage).await;
-    let config = fimlake_query::QueryConfig::default();
-    let distribution = Distribution { workers, above_files: 0, token: "not-the-token".to_string() };
-    let intruder = QueryEngine::new(storage.clone(), &config).with_distribution(distribution);
+    let Fixture { _dir, fanned: intruder, .. } = fixture(0, "not-the-token").await;
     let options = fimlake_kql::PlanOptions::default();
     let (_, mut stream) =
         intruder.stream("ConfigurationChange | count", options, Duration::from_secs(60)).await.unwrap();
@@ -263,16 +257,9 @@ async fn a_worker_refuses_a_plan_without_the_cluster_token() {
 /// runs again on the planning node alone, with the same answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_whose_worker_is_gone_runs_again_on_the_planning_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = open(dir.path()).await;
-    load(&storage).await;
-    let workers = start_workers(&storage).await;
+    let Fixture { _dir, workers, local, fanned } = fixture(0, TOKEN).await;
     let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     workers.set([workers.urls(), vec![url::Url::parse(&format!("http://{gone}")).unwrap()]].concat());
-    let config = fimlake_query::QueryConfig::default();
-    let local = QueryEngine::new(storage.clone(), &config);
-    let distribution = Distribution { workers, above_files: 0, token: TOKEN.to_string() };
-    let fanned = QueryEngine::new(storage.clone(), &config).with_distribution(distribution);
     for kql in ["ConfigurationChange | count", "ConfigurationChange | summarize count() by Computer"] {
         compare(&local, &fanned, kql, true).await;
     }

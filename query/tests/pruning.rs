@@ -1,11 +1,13 @@
 //! A time-windowed KQL query over many hourly partitions opens only the matching files.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
+use common::open;
 use fimlake_query::QueryEngine;
-use fimlake_storage::{Storage, StorageConfig, TableRegistry};
 
 /// One heartbeat per time, from the computer `computer` names for its index.
 fn heartbeats(
@@ -25,17 +27,6 @@ fn heartbeats(
         })
         .collect();
     RecordBatch::try_new(schema.clone(), cols).unwrap()
-}
-
-/// Storage in `dir` that flushes and maintains only when told.
-async fn open(dir: &std::path::Path) -> Arc<Storage> {
-    let cfg = StorageConfig {
-        data_dir: dir.to_path_buf(),
-        flush_age: Duration::from_secs(3600),
-        maintenance_interval: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    Storage::open(cfg, TableRegistry::builtin(), &prometheus::Registry::new()).await.unwrap()
 }
 
 #[tokio::test]

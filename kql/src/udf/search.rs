@@ -172,7 +172,17 @@ impl ScalarUDFImpl for TextSearch {
         Ok(DataType::Boolean)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        search_rows(self, args)
+        let text = args.args[0].to_array(args.number_rows)?;
+        let out = match text.data_type() {
+            DataType::Utf8 => self.evaluate(text.as_string::<i32>().iter())?,
+            DataType::LargeUtf8 => self.evaluate(text.as_string::<i64>().iter())?,
+            DataType::Utf8View => self.evaluate(text.as_string_view().iter())?,
+            _ => {
+                let text: ArrayRef = arrow::compute::cast(&text, &DataType::Utf8)?;
+                self.evaluate(text.as_string::<i32>().iter())?
+            }
+        };
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 
@@ -201,21 +211,6 @@ pub(super) fn operator(name: &str) -> Option<(Search, bool)> {
         _ => return None,
     };
     Some((search, case_sensitive))
-}
-
-/// Every row of the argument searched.
-fn search_rows(search: &TextSearch, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-    let text = args.args[0].to_array(args.number_rows)?;
-    let out = match text.data_type() {
-        DataType::Utf8 => search.evaluate(text.as_string::<i32>().iter())?,
-        DataType::LargeUtf8 => search.evaluate(text.as_string::<i64>().iter())?,
-        DataType::Utf8View => search.evaluate(text.as_string_view().iter())?,
-        _ => {
-            let text: ArrayRef = arrow::compute::cast(&text, &DataType::Utf8)?;
-            search.evaluate(text.as_string::<i32>().iter())?
-        }
-    };
-    Ok(ColumnarValue::Array(Arc::new(out)))
 }
 
 #[cfg(test)]
