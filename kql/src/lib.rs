@@ -7,11 +7,13 @@
 pub mod ast;
 pub mod error;
 pub mod lexer;
+pub mod optimize;
 pub mod parser;
 pub mod plan;
 pub mod sexpr;
 pub mod udf;
 
 pub use error::{ErrorKind, KqlError, Span};
+pub use optimize::optimizer_rules;
 pub use parser::parse;
 pub use plan::{Catalog, PlanOptions, TableList, plan_query, plan_query_with};

@@ -331,7 +331,13 @@ impl QueryEngine {
             Some(n) => config.with_target_partitions(n),
             None => config,
         };
-        Ok(SessionContext::new_with_config_rt(config, self.runtime.clone()))
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .with_optimizer_rules(fimlake_kql::optimizer_rules())
+            .build();
+        Ok(SessionContext::new_with_state(state))
     }
 
     fn execution_error(&self, e: datafusion::error::DataFusionError) -> QueryError {

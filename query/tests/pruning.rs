@@ -81,3 +81,31 @@ async fn the_last_hours_of_a_day_read_only_their_files() {
     let all = engine.explain("Heartbeat | count", None).await.unwrap();
     assert_eq!(all.matches(".parquet").count(), hb.snapshot().files.len(), "without a time filter every file is read");
 }
+
+#[tokio::test]
+async fn a_string_filter_reaches_the_parquet_scan_on_the_plain_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path()).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let schema = hb.def().schema().clone();
+    let now = chrono::Utc::now().timestamp_micros();
+    let times: Vec<i64> = (1..=6).map(|h| now - h * 3_600_000_000).collect();
+    hb.append(heartbeats(&schema, &times, |i| ["web-01", "db-02"][i % 2])).await.unwrap();
+    hb.flush().await.unwrap();
+
+    let engine = QueryEngine::new(storage.clone(), &fimlake_query::QueryConfig::default());
+    // Kusto strings are never null, so `Computer` is read as `coalesce(Computer, '')`; a filter
+    // false on '' needs no coalesce, and the scan can prune by the column's statistics.
+    let q = r#"Heartbeat | where Computer == "web-01" | count"#;
+    let plan = engine.explain(q, None).await.unwrap();
+    let scan = plan.lines().find(|l| l.contains("DataSourceExec")).unwrap_or_else(|| panic!("a scan:\n{plan}"));
+    assert!(scan.contains("predicate=Computer@") && scan.contains("Computer_min@"), "{plan}");
+    assert!(!plan.contains("IS NOT NULL THEN Computer"), "no coalesce left in the filter:\n{plan}");
+    let result = engine.run(q, None, Duration::from_secs(30)).await.unwrap();
+    let count = result.batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0);
+    assert_eq!(count, 3);
+
+    // A filter true on '' keeps the coalesce: the rows whose Computer is missing count as empty.
+    let negated = engine.explain(r#"Heartbeat | where Computer != "web-01" | count"#, None).await.unwrap();
+    assert!(negated.contains("IS NOT NULL THEN Computer"), "{negated}");
+}

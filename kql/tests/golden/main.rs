@@ -11,8 +11,9 @@ mod records;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, RecordBatch};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
-use fimlake_kql::{KqlError, TableList, parse, plan_query, sexpr};
+use fimlake_kql::{KqlError, TableList, optimizer_rules, parse, plan_query, sexpr};
 use fimlake_kusto::KustoType;
 use records::{Kind, Record};
 
@@ -112,7 +113,9 @@ async fn query_output(prefix: &str, text: &str, rowsort: bool) -> Vec<String> {
         .map(|f| format!("{}:{}", f.name(), KustoType::of_field(f)))
         .collect::<Vec<_>>()
         .join(" | ");
-    let ctx = SessionContext::new();
+    // The optimizer rules fimlake's query engine runs, KQL's own among them.
+    let state = SessionStateBuilder::new().with_default_features().with_optimizer_rules(optimizer_rules()).build();
+    let ctx = SessionContext::new_with_state(state);
     let batches = match ctx.execute_logical_plan(plan).await {
         Ok(frame) => frame.collect().await,
         Err(e) => Err(e),
