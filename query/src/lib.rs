@@ -323,6 +323,12 @@ impl QueryEngine {
         let config = datafusion::prelude::SessionConfig::new()
             .set_bool("datafusion.execution.parquet.pushdown_filters", self.pushdown_filters)
             .set_bool("datafusion.execution.parquet.reorder_filters", self.pushdown_filters)
+            // The tables' files are written without bloom filters, so looking for them only
+            // costs (DataFusion opens each file a second time when it may read them); the page
+            // index adds a read per file and prunes little inside hour files whose row groups
+            // (128k rows) statistics already prune. Measured in BENCHMARKS.md (2026-12-03).
+            .set_bool("datafusion.execution.parquet.enable_page_index", false)
+            .set_bool("datafusion.execution.parquet.bloom_filter_on_read", false)
             // A hash join collects its build side once: its dynamic filter is then plain bounds
             // of the keys, which prune files and row groups by their statistics (a partitioned
             // join routes its filter through a hash of the keys, which statistics cannot read).
