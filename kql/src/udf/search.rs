@@ -1,11 +1,13 @@
 //! `contains`, `has`, `hasprefix` and `hassuffix` with a literal: one searcher per query (the
-//! needle folded once, a SIMD substring finder), used on every ASCII row; a row with other characters is matched by the Unicode-aware regular
-//! expression the operator is defined by, so answers do not depend on which path a row takes.
+//! needle folded once, a SIMD substring finder). An array whose text is all ASCII is searched
+//! whole, in one pass over its values; otherwise row by row, the ASCII rows by the finder and a
+//! row with other characters by the Unicode-aware regular expression the operator is defined
+//! by, so answers do not depend on which path a row takes.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, StringArray};
 use arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature};
@@ -102,18 +104,14 @@ impl TextSearch {
             return Ok(self.regex()?.is_match(row));
         };
         let haystack = searcher.haystack(row.as_bytes(), folded);
-        let length = self.needle.len();
         Ok(match self.search {
             Search::Substring => searcher.find(haystack, 0).is_some(),
-            Search::Term { start, end } => {
-                let free = |at: Option<&u8>| at.is_none_or(|b| !b.is_ascii_alphanumeric());
+            Search::Term { .. } => {
                 // Every occurrence, overlapping ones too: one that fails its bounds may overlap
                 // one that holds (`a-a` in `xa-a-a`).
                 let mut from = 0;
                 while let Some(at) = searcher.find(haystack, from) {
-                    if (!start || free(at.checked_sub(1).and_then(|i| haystack.get(i))))
-                        && (!end || free(haystack.get(at + length)))
-                    {
+                    if self.bounds_hold(haystack, at) {
                         return Ok(true);
                     }
                     from = at + 1;
@@ -126,6 +124,52 @@ impl TextSearch {
     fn evaluate<'a>(&self, rows: impl Iterator<Item = Option<&'a str>>) -> Result<BooleanArray> {
         let mut folded = Vec::new();
         rows.map(|row| row.map(|r| self.matches(r, &mut folded)).transpose()).collect()
+    }
+
+    /// A `Utf8` array whose text is all ASCII, searched whole: its values folded to lowercase in
+    /// one pass (when case is ignored), one finder pass over them, each occurrence checked
+    /// against its row's bounds. `None` when the array takes the row path (text beyond ASCII, an
+    /// empty needle, no ASCII searcher). Answers as [`TextSearch::matches`] row by row.
+    fn evaluate_ascii_values(&self, array: &StringArray) -> Option<BooleanArray> {
+        let searcher = self.ascii.as_ref().filter(|_| !self.needle.is_empty())?;
+        let offsets = array.value_offsets();
+        let base = offsets[0] as usize;
+        let values = &array.value_data()[base..offsets[array.len()] as usize];
+        if !values.is_ascii() {
+            return None;
+        }
+        let folded;
+        let haystack = if searcher.case_sensitive {
+            values
+        } else {
+            folded = values.to_ascii_lowercase();
+            folded.as_slice()
+        };
+        let row_end = |row: usize| offsets[row + 1] as usize - base;
+        let mut matched = BooleanBufferBuilder::new(array.len());
+        matched.append_n(array.len(), false);
+        let (mut row, mut from) = (0, 0);
+        while let Some(at) = searcher.find(haystack, from) {
+            while row_end(row) <= at {
+                row += 1;
+            }
+            let (start, end) = (offsets[row] as usize - base, row_end(row));
+            if at + self.needle.len() <= end && self.bounds_hold(&haystack[start..end], at - start) {
+                matched.set_bit(row, true);
+                from = end;
+            } else {
+                from = at + 1;
+            }
+        }
+        Some(BooleanArray::new(matched.finish(), array.nulls().cloned()))
+    }
+
+    /// Whether the occurrence of the needle at `at` in `row` is one the search wants: a term
+    /// needs no letter or digit on the sides it names.
+    fn bounds_hold(&self, row: &[u8], at: usize) -> bool {
+        let Search::Term { start, end } = self.search else { return true };
+        let free = |byte: Option<&u8>| byte.is_none_or(|b| !b.is_ascii_alphanumeric());
+        (!start || free(at.checked_sub(1).and_then(|i| row.get(i)))) && (!end || free(row.get(at + self.needle.len())))
     }
 }
 
@@ -174,7 +218,13 @@ impl ScalarUDFImpl for TextSearch {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let text = args.args[0].to_array(args.number_rows)?;
         let out = match text.data_type() {
-            DataType::Utf8 => self.evaluate(text.as_string::<i32>().iter())?,
+            DataType::Utf8 => {
+                let strings = text.as_string::<i32>();
+                match self.evaluate_ascii_values(strings) {
+                    Some(matched) => matched,
+                    None => self.evaluate(strings.iter())?,
+                }
+            }
             DataType::LargeUtf8 => self.evaluate(text.as_string::<i64>().iter())?,
             DataType::Utf8View => self.evaluate(text.as_string_view().iter())?,
             _ => {
@@ -257,7 +307,51 @@ mod tests {
         assert!(!check("", HAS, false, "abc"));
     }
 
+    /// The whole-array path against the row path, on `rows` sliced from `skip` on.
+    fn check_array(needle: &str, search: Search, case_sensitive: bool, rows: &[Option<String>], skip: usize) {
+        let searcher = TextSearch::new(needle, search, case_sensitive);
+        let array = StringArray::from(rows.to_vec());
+        let array = array.slice(skip.min(rows.len()), rows.len() - skip.min(rows.len()));
+        let by_rows = searcher.evaluate(array.iter()).unwrap();
+        if let Some(whole) = searcher.evaluate_ascii_values(&array) {
+            assert_eq!(
+                whole, by_rows,
+                "{needle:?} in {rows:?} from {skip} ({search:?}, case sensitive: {case_sensitive})"
+            );
+        }
+    }
+
+    #[test]
+    fn the_whole_array_path_keeps_occurrences_within_their_rows() {
+        let rows = |r: &[&str]| r.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        check_array("ab", Search::Substring, false, &rows(&["xa", "bx", "AB", ""]), 0);
+        check_array("ab", HAS, false, &rows(&["ab", "cab", "ab-c", "a", "b"]), 1);
+        check_array("a-a", HAS, true, &rows(&["xa-a-a", "a-a"]), 0);
+        check_array("x", Search::Substring, false, &[None, Some("x".into()), None], 0);
+        let searcher = TextSearch::new("ab", Search::Substring, false);
+        let matched = searcher.evaluate_ascii_values(&StringArray::from(vec!["a", "b", "xAB"])).unwrap();
+        assert_eq!(matched, BooleanArray::from(vec![false, false, true]), "not across the rows a|b");
+        assert!(searcher.evaluate_ascii_values(&StringArray::from(vec!["é"])).is_none(), "beyond ASCII: the rows");
+    }
+
     proptest::proptest! {
+        #[test]
+        fn the_whole_array_path_answers_as_the_row_path_does(
+            rows in proptest::collection::vec(proptest::option::of("[aAbB1_ .\\-]{0,8}"), 0..12),
+            needle in "[aAbB1_ .\\-]{0,3}",
+            case_sensitive: bool,
+            mode in 0..4u8,
+            skip in 0..3usize,
+        ) {
+            let search = match mode {
+                0 => Search::Substring,
+                1 => HAS,
+                2 => Search::Term { start: true, end: false },
+                _ => Search::Term { start: false, end: true },
+            };
+            check_array(&needle, search, case_sensitive, &rows, skip);
+        }
+
         #[test]
         fn the_searcher_answers_as_the_defining_regex_does(
             row in "[aAbB1_ .\\-é]{0,12}",
