@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{AgentConfig, Item, wildcard};
-use crate::state::{CaptureOptions, FileKind, FileState, capture};
+use crate::state::{CaptureOptions, FileKind, FileState, capture, capture_listed_file};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Category {
@@ -131,11 +131,11 @@ pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
     for item in cfg.items.iter().filter(|i| i.enabled) {
         let (root, recursive) = watch_root(item);
         let glob = split_glob(item.path.trim_end_matches('/')).1.is_some();
-        let covering: CoveringItem = Arc::new((item.name.clone(), item.group.clone()));
+        let covering_item: CoveringItem = Arc::new((item.name.clone(), item.group.clone()));
         let single_file = !glob && !Path::new(&item.path).is_dir();
         if single_file {
             if std::fs::symlink_metadata(&item.path).is_ok() && in_scope(item, &item.path) {
-                out.entry(item.path.clone()).or_insert_with(|| covering.clone());
+                out.entry(item.path.clone()).or_insert_with(|| Covering { item: covering_item.clone(), listed: None });
             }
             continue;
         }
@@ -150,7 +150,8 @@ pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
                     if (glob && e.depth() == 0) || !in_scope(item, &p) {
                         continue;
                     }
-                    out.entry(p).or_insert_with(|| covering.clone());
+                    let listed = Some(FileKind::of(e.file_type()));
+                    out.entry(p).or_insert_with(|| Covering { item: covering_item.clone(), listed });
                 }
                 Err(e) => {
                     // The root of an item that does not exist is not an error: it has no files.
@@ -174,8 +175,16 @@ pub fn item_for(cfg: &AgentConfig, path: &str) -> Option<(String, String)> {
 /// The item (name, group) covering a path, shared by all the paths it covers.
 pub type CoveringItem = Arc<(String, String)>;
 
+/// The item covering a path, and what the listing of the path's directory said it is (`None`
+/// when the path was not found by listing its directory: an item's own path, a real-time event's).
+#[derive(Debug, Clone)]
+pub struct Covering {
+    pub item: CoveringItem,
+    pub listed: Option<FileKind>,
+}
+
 /// Every covered path and the item covering it.
-pub type Covered = BTreeMap<String, CoveringItem>;
+pub type Covered = BTreeMap<String, Covering>;
 
 /// The new state of paths to record (`None`: no longer in the baseline).
 pub type Updates = Vec<(String, Option<FileState>)>;
@@ -185,7 +194,7 @@ pub type Updates = Vec<(String, Option<FileState>)>;
 pub fn diff(
     cfg: &AgentConfig,
     baseline: &BTreeMap<String, FileState>,
-    entries: &[(&String, &CoveringItem)],
+    entries: &[(&String, &Covering)],
     errors: &mut Vec<ScanError>,
 ) -> (Vec<Change>, Updates) {
     let base = CaptureOptions { max_hash_bytes: cfg.max_hash_bytes, md5: cfg.md5, content_max: None };
@@ -193,10 +202,13 @@ pub fn diff(
     let mut updates = Vec::new();
     // Reading (stat, hash) is the costly part: `scan_threads` threads share it.
     let olds = baseline_entries(baseline, entries);
-    let capture_one = |((path, item), old): (&(&String, &CoveringItem), &Option<&FileState>)| {
-        let upload = cfg.items.iter().find(|i| i.name == item.0 && i.upload_content);
+    let capture_one = |((path, covering), old): (&(&String, &Covering), &Option<&FileState>)| {
+        let upload = cfg.items.iter().find(|i| i.name == covering.item.0 && i.upload_content);
         let opts = CaptureOptions { content_max: upload.map(|i| i.max_content_bytes), ..base };
-        capture(Path::new(path), *old, opts)
+        match (old, covering.listed) {
+            (None, Some(FileKind::File)) => capture_listed_file(Path::new(path), opts),
+            _ => capture(Path::new(path), *old, opts),
+        }
     };
     let threads = cfg.scan_threads.clamp(1, 64);
     let captured: Vec<std::io::Result<FileState>> = if threads == 1 || entries.len() < 1024 {
@@ -212,7 +224,8 @@ pub fn diff(
             handles.into_iter().flat_map(|h| h.join().expect("a scan thread panicked")).collect()
         })
     };
-    for ((&(path, item), old), result) in entries.iter().zip(olds).zip(captured) {
+    for ((&(path, covering), old), result) in entries.iter().zip(olds).zip(captured) {
+        let item = &covering.item;
         match result {
             Ok(new) => {
                 if let Some(err) = &new.rare().hash_error
@@ -277,7 +290,7 @@ pub fn vanished(
 /// over the baseline's range, not a lookup per path.
 fn baseline_entries<'a>(
     baseline: &'a BTreeMap<String, FileState>,
-    entries: &[(&String, &CoveringItem)],
+    entries: &[(&String, &Covering)],
 ) -> Vec<Option<&'a FileState>> {
     debug_assert!(entries.is_sorted_by_key(|(path, _)| *path), "entries sorted by path");
     let Some((first, _)) = entries.first() else { return Vec::new() };
@@ -329,7 +342,7 @@ pub fn affected(
     for p in changed {
         let s = p.to_string_lossy().into_owned();
         if let Some(item) = item_for(cfg, &s) {
-            out.insert(s.clone(), Arc::new(item));
+            out.insert(s.clone(), Covering { item: Arc::new(item), listed: None });
         }
         let prefix = format!("{}/", s.trim_end_matches('/'));
         for (b, _) in baseline.range(prefix.clone()..) {
@@ -337,7 +350,7 @@ pub fn affected(
                 break;
             }
             if let Some(item) = item_for(cfg, b) {
-                out.insert(b.clone(), Arc::new(item));
+                out.insert(b.clone(), Covering { item: Arc::new(item), listed: None });
             }
         }
         if p.is_dir() {
@@ -346,7 +359,8 @@ pub fn affected(
                     Ok(e) => {
                         let ps = e.path().to_string_lossy().into_owned();
                         if let Some(item) = item_for(cfg, &ps) {
-                            out.insert(ps, Arc::new(item));
+                            let listed = Some(FileKind::of(e.file_type()));
+                            out.insert(ps, Covering { item: Arc::new(item), listed });
                         }
                     }
                     Err(e) => errors.push(ScanError { path: s.clone(), item: String::new(), message: e.to_string() }),
@@ -399,7 +413,7 @@ mod tests {
         };
         let baseline: BTreeMap<String, FileState> =
             ["/a", "/b", "/b/c", "/d", "/z"].iter().map(|p| (p.to_string(), state.clone())).collect();
-        let covering: CoveringItem = Arc::new(("etc".into(), String::new()));
+        let covering = Covering { item: Arc::new(("etc".into(), String::new())), listed: None };
         for (covered, expected) in [
             (vec!["/b", "/d"], vec!["/a", "/b/c", "/z"]),
             (vec![], vec!["/a", "/b", "/b/c", "/d", "/z"]),
@@ -409,7 +423,7 @@ mod tests {
             let covered: Covered = covered.iter().map(|p| (p.to_string(), covering.clone())).collect();
             let left: Vec<&str> = not_in(&baseline, &covered).map(|(p, _)| p.as_str()).collect();
             assert_eq!(left, expected, "covered {:?}", covered.keys().collect::<Vec<_>>());
-            let entries: Vec<(&String, &CoveringItem)> = covered.iter().collect();
+            let entries: Vec<(&String, &Covering)> = covered.iter().collect();
             let found = baseline_entries(&baseline, &entries);
             let looked_up: Vec<Option<&FileState>> = entries.iter().map(|(p, _)| baseline.get(*p)).collect();
             assert_eq!(found, looked_up, "covered {:?}", covered.keys().collect::<Vec<_>>());

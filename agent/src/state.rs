@@ -27,10 +27,57 @@ pub fn set_hash_rate(bytes_per_second: u64) {
 /// Reads the state of `path`. `previous` lets an unchanged file keep its hashes without being
 /// read again: same inode, size, mtime and ctime.
 pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) -> std::io::Result<FileState> {
-    let md = std::fs::symlink_metadata(path)?;
-    let ft = md.file_type();
-    let mut st = FileState {
-        kind: FileKind::of(ft),
+    let mut st = state_of(&std::fs::symlink_metadata(path)?);
+    if st.kind == FileKind::Symlink {
+        st.rare_mut().link_target = std::fs::read_link(path).ok().map(|t| t.to_string_lossy().into_owned());
+    } else {
+        // Setting an xattr or ACL moves the ctime: while it has not moved, they are as they were
+        // (one system call less per unchanged file on a rescan).
+        match previous.filter(|p| p.kind == st.kind && p.inode == st.inode && p.ctime_ns == st.ctime_ns) {
+            Some(p) => keep_xattrs(p, &mut st),
+            None => read_xattrs(xattr::list(path), |name| xattr::get(path, name), &mut st),
+        }
+    }
+    if st.kind == FileKind::File {
+        match unchanged(previous, &st, opts) {
+            Some(p) => {
+                st.sha256 = p.sha256;
+                st.md5 = p.md5;
+                st.rare_mut().content = p.rare().content.clone();
+            }
+            None => read_content(path, None, opts, &mut st),
+        }
+    }
+    Ok(st.settle())
+}
+
+/// Reads the state of a path its directory's listing showed as a regular file and that the
+/// baseline does not hold yet (every file of a first scan): the file is opened first, and its
+/// status, xattrs and content read through the descriptor, so the kernel looks the path up once
+/// instead of three times. A path that is something else by now (a link, a FIFO, a directory)
+/// or cannot be opened is read as [`capture`] reads it. Opening is safe only on the listing's
+/// word: a device node made in its place in between (which takes root) would be opened.
+pub fn capture_listed_file(path: &Path, opts: CaptureOptions) -> std::io::Result<FileState> {
+    use xattr::FileExt;
+    let file = match open_for_hash(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => return capture(path, None, opts),
+    };
+    let md = file.metadata()?;
+    if !md.file_type().is_file() {
+        return capture(path, None, opts);
+    }
+    let mut st = state_of(&md);
+    read_xattrs(file.list_xattr(), |name| file.get_xattr(name), &mut st);
+    read_content(path, Some(file), opts, &mut st);
+    Ok(st.settle())
+}
+
+/// What `lstat` (or `fstat`) says of a path, before its xattrs and content are read.
+fn state_of(md: &std::fs::Metadata) -> FileState {
+    FileState {
+        kind: FileKind::of(md.file_type()),
         size: md.size(),
         mode: md.mode() & 0o7777,
         uid: md.uid(),
@@ -43,57 +90,59 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
         sha256: None,
         md5: None,
         rare: None,
+    }
+}
+
+/// The earlier capture of a file whose content cannot have changed since (same inode, size,
+/// mtime and ctime) and that holds all `opts` asks for.
+fn unchanged<'p>(previous: Option<&'p FileState>, st: &FileState, opts: CaptureOptions) -> Option<&'p FileState> {
+    previous.filter(|p| {
+        p.kind == FileKind::File
+            && p.inode == st.inode
+            && p.size == st.size
+            && p.mtime_ns == st.mtime_ns
+            && p.ctime_ns == st.ctime_ns
+            && p.rare().hash_error.is_none()
+            && (p.md5.is_some() || !opts.md5)
+            && (opts.content_max.is_none() || p.rare().content.is_some())
+    })
+}
+
+/// Hashes the file `st` describes (through `opened`, when it is open already) and keeps its
+/// content where `opts` asks for it.
+fn read_content(path: &Path, opened: Option<std::fs::File>, opts: CaptureOptions, st: &mut FileState) {
+    if st.size > opts.max_hash_bytes {
+        st.rare_mut().hash_error = Some(format!("larger than max_hash_bytes ({} bytes)", opts.max_hash_bytes));
+        return;
+    }
+    let hashed = match opened {
+        Some(file) => hash_open(file, opts.md5, st),
+        None => hash(path, opts.md5, st),
     };
-    if ft.is_symlink() {
-        st.rare_mut().link_target = std::fs::read_link(path).ok().map(|t| t.to_string_lossy().into_owned());
-    }
-    if !ft.is_symlink() {
-        // Setting an xattr or ACL moves the ctime: while it has not moved, they are as they were
-        // (one system call less per unchanged file on a rescan).
-        match previous.filter(|p| p.kind == st.kind && p.inode == st.inode && p.ctime_ns == st.ctime_ns) {
-            Some(p) => keep_xattrs(p, &mut st),
-            None => read_xattrs(path, &mut st),
+    match hashed {
+        Ok((sha, md5)) => {
+            st.sha256 = Some(sha);
+            st.md5 = md5;
         }
+        Err(e) => st.rare_mut().hash_error = Some(e),
     }
-    if ft.is_file() {
-        let unchanged = previous.filter(|p| {
-            p.kind == FileKind::File
-                && p.inode == st.inode
-                && p.size == st.size
-                && p.mtime_ns == st.mtime_ns
-                && p.ctime_ns == st.ctime_ns
-                && p.rare().hash_error.is_none()
-                && (p.md5.is_some() || !opts.md5)
-        });
-        if let Some(p) = unchanged.filter(|p| opts.content_max.is_none() || p.rare().content.is_some()) {
-            st.sha256 = p.sha256;
-            st.md5 = p.md5;
-            st.rare_mut().content = p.rare().content.clone();
-        } else if st.size > opts.max_hash_bytes {
-            st.rare_mut().hash_error = Some(format!("larger than max_hash_bytes ({} bytes)", opts.max_hash_bytes));
-        } else {
-            match hash(path, opts.md5, &st) {
-                Ok((sha, md5)) => {
-                    st.sha256 = Some(sha);
-                    st.md5 = md5;
-                }
-                Err(e) => st.rare_mut().hash_error = Some(e),
-            }
-            if let Some(max) = opts.content_max
-                && st.size <= max
-                && crate::config::content_allowed(&path.to_string_lossy())
-            {
-                st.rare_mut().content = std::fs::read(path).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
-            }
-        }
+    if let Some(max) = opts.content_max
+        && st.size <= max
+        && crate::config::content_allowed(&path.to_string_lossy())
+    {
+        st.rare_mut().content = std::fs::read(path).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
     }
-    Ok(st.settle())
 }
 
 /// Streams the file through SHA-256 (and MD5); fails if the file is not the one `st` describes
 /// (replaced, or modified since its `lstat`) once read.
 fn hash(path: &Path, md5: bool, st: &FileState) -> Result<(Checksum<32>, Option<Checksum<16>>), String> {
-    let mut f = open_for_hash(path).map_err(|e| format!("cannot read: {e}"))?;
+    let file = open_for_hash(path).map_err(|e| format!("cannot read: {e}"))?;
+    hash_open(file, md5, st)
+}
+
+/// [`hash`] of a file open already.
+fn hash_open(mut f: std::fs::File, md5: bool, st: &FileState) -> Result<(Checksum<32>, Option<Checksum<16>>), String> {
     let mut sha = sha2::Sha256::new();
     let mut m5 = md5.then(md5::Md5::new);
     // A small file needs a small buffer (a large one would be mapped and unmapped per file).
@@ -153,14 +202,23 @@ fn keep_xattrs(previous: &FileState, st: &mut FileState) {
     }
 }
 
-fn read_xattrs(path: &Path, st: &mut FileState) {
-    let Ok(names) = xattr::list(path) else { return };
+/// Records the ACL and the `security.*` xattrs among `names`, each value read by `get`.
+fn read_xattrs(
+    names: std::io::Result<xattr::XAttrs>,
+    get: impl Fn(&std::ffi::OsStr) -> std::io::Result<Option<Vec<u8>>>,
+    st: &mut FileState,
+) {
+    let Ok(names) = names else { return };
     for name in names {
-        let name = name.to_string_lossy().into_owned();
-        let Ok(Some(value)) = xattr::get(path, &name) else { continue };
+        let name_text = name.to_string_lossy();
+        if name_text != "system.posix_acl_access" && !name_text.starts_with("security.") {
+            continue;
+        }
+        let Ok(Some(value)) = get(&name) else { continue };
+        let name = name_text.into_owned();
         if name == "system.posix_acl_access" {
             st.rare_mut().acl = render_acl(&value);
-        } else if name.starts_with("security.") {
+        } else {
             let text = match std::str::from_utf8(&value) {
                 Ok(s) if s.chars().all(|c| !c.is_control() || c == '\0') => s.trim_end_matches('\0').to_string(),
                 _ => hex::encode(&value),
@@ -275,6 +333,46 @@ mod tests {
         assert!(st.sha256.is_some(), "hashed");
         let accessed = std::fs::metadata(&path).unwrap().accessed().unwrap();
         assert_eq!(accessed, long_ago, "the scan updated the access time");
+    }
+
+    #[test]
+    fn a_listed_file_read_through_its_descriptor_is_captured_as_by_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = CaptureOptions { max_hash_bytes: 1 << 20, md5: true, content_max: None };
+        let file = dir.path().join("app.conf");
+        std::fs::write(&file, "content").unwrap();
+        let acl = acl_xattr(&[(1, 6, u32::MAX), (2, 4, 0), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 4, u32::MAX)]);
+        let acl_set = xattr::set(&file, "system.posix_acl_access", &acl).is_ok();
+        let label_set = xattr::set(&file, "security.fimlake-test", b"label").is_ok();
+        let large = dir.path().join("large.bin");
+        std::fs::write(&large, vec![b'x'; 2 << 20]).unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("app.conf", &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        // What a listing said was a regular file may be anything by the time it is read.
+        for path in [&file, &large, &sub, &link, &fifo] {
+            let listed = capture_listed_file(path, opts).unwrap();
+            assert_eq!(listed, capture(path, None, opts).unwrap(), "{path:?}");
+        }
+        let read = capture_listed_file(&file, opts).unwrap();
+        assert_eq!(
+            read.sha256.unwrap().to_string(),
+            "ed7002b439e9ac845f22357d822bac1444730fbdb6016d3ec9432297b9ec9f73"
+        );
+        assert_eq!(read.md5.unwrap().to_string(), "9a0364b9e99bb480dd25e1f0284c8555");
+        if acl_set {
+            assert_eq!(read.rare().acl, "user:root:r--,mask::r--");
+        }
+        if label_set {
+            assert_eq!(read.rare().xattrs["security.fimlake-test"], "label");
+        }
+        let large = capture_listed_file(&large, opts).unwrap();
+        assert!(large.rare().hash_error.as_deref().unwrap().contains("max_hash_bytes"), "{large:?}");
+        let missing = capture_listed_file(&dir.path().join("gone"), opts).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     }
 
     #[test]
