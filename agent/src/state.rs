@@ -43,7 +43,10 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
             Some(p) => {
                 st.sha256 = p.sha256;
                 st.md5 = p.md5;
-                st.rare_mut().content = p.rare().content.clone();
+                // Most files keep no content: no `Rare` is made for them (an allocation per file).
+                if let Some(content) = &p.rare().content {
+                    st.rare_mut().content = Some(content.clone());
+                }
             }
             None => read_content(path, None, opts, &mut st),
         }
