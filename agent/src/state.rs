@@ -56,7 +56,7 @@ pub fn capture(path: &Path, previous: Option<&FileState>, opts: CaptureOptions) 
 
 /// Reads the state of a path its directory's listing showed as a regular file and that the
 /// baseline does not hold yet (every file of a first scan): the file is opened first, and its
-/// status, xattrs and content read through the descriptor, so the kernel looks the path up once
+/// status, xattrs and checksums read through the descriptor, so the kernel looks the path up once
 /// instead of three times. A path that is something else by now (a link, a FIFO, a directory)
 /// or cannot be opened is read as [`capture`] reads it. Opening is safe only on the listing's
 /// word: a device node made in its place in between (which takes root) would be opened.
