@@ -127,7 +127,9 @@ pub fn watch_root(item: &Item) -> (PathBuf, bool) {
 
 /// Every path the enabled items cover now, with the item that covers it first.
 pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
-    let mut out = BTreeMap::new();
+    // Gathered in walk order, then sorted once and the map built from the sorted run (cheaper
+    // than an insertion per path).
+    let mut out: Vec<(String, Covering)> = Vec::new();
     for item in cfg.items.iter().filter(|i| i.enabled) {
         let (root, recursive) = watch_root(item);
         let glob = split_glob(item.path.trim_end_matches('/')).1.is_some();
@@ -135,7 +137,7 @@ pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
         let single_file = !glob && !Path::new(&item.path).is_dir();
         if single_file {
             if std::fs::symlink_metadata(&item.path).is_ok() && in_scope(item, &item.path) {
-                out.entry(item.path.clone()).or_insert_with(|| Covering { item: covering_item.clone(), listed: None });
+                out.push((item.path.clone(), Covering { item: covering_item.clone(), listed: None }));
             }
             continue;
         }
@@ -146,12 +148,12 @@ pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
         for entry in walk {
             match entry {
                 Ok(e) => {
-                    let p = e.path().to_string_lossy().into_owned();
-                    if (glob && e.depth() == 0) || !in_scope(item, &p) {
+                    let (depth, listed) = (e.depth(), Some(FileKind::of(e.file_type())));
+                    let p = path_text(e.into_path());
+                    if (glob && depth == 0) || !in_scope(item, &p) {
                         continue;
                     }
-                    let listed = Some(FileKind::of(e.file_type()));
-                    out.entry(p).or_insert_with(|| Covering { item: covering_item.clone(), listed });
+                    out.push((p, Covering { item: covering_item.clone(), listed }));
                 }
                 Err(e) => {
                     // The root of an item that does not exist is not an error: it has no files.
@@ -164,7 +166,16 @@ pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
             }
         }
     }
-    out
+    // A path two items cover belongs to the first (the sort is stable; `dedup_by` keeps the
+    // first of equal paths).
+    out.sort_by(|(a, _), (b, _)| a.cmp(b));
+    out.dedup_by(|(later, _), (earlier, _)| later == earlier);
+    out.into_iter().collect()
+}
+
+/// A walked path as text: moved when it is UTF-8 (nearly always), lossily copied when not.
+fn path_text(path: PathBuf) -> String {
+    path.into_os_string().into_string().unwrap_or_else(|raw| raw.to_string_lossy().into_owned())
 }
 
 /// The item covering `path`, if any.
@@ -392,6 +403,37 @@ mod tests {
         let mut i = item("/var/log", true);
         i.exclude = vec!["*.gz".into()];
         assert!(!in_scope(&i, "/var/log/syslog.1.gz"));
+    }
+
+    #[test]
+    fn a_path_two_items_cover_belongs_to_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_string_lossy().into_owned();
+        for name in ["b.conf", "a.txt", "sub/c.conf", "sub/d.txt"] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        let confs = Item { name: "confs".into(), ..item(&format!("{root}/*.conf"), true) };
+        let tree = Item { name: "tree".into(), ..item(&root, true) };
+        let cfg = AgentConfig { items: vec![confs, tree], ..AgentConfig::default() };
+        let mut errors = Vec::new();
+        let covered = enumerate(&cfg, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let found: Vec<(String, &str, Option<FileKind>)> = covered
+            .iter()
+            .map(|(path, covering)| (path.replacen(&root, "", 1), covering.item.0.as_str(), covering.listed))
+            .collect();
+        let (file, folder) = (Some(FileKind::File), Some(FileKind::Dir));
+        let expected = vec![
+            (String::new(), "tree", folder),
+            ("/a.txt".to_string(), "tree", file),
+            ("/b.conf".to_string(), "confs", file),
+            ("/sub".to_string(), "tree", folder),
+            ("/sub/c.conf".to_string(), "confs", file),
+            ("/sub/d.txt".to_string(), "tree", file),
+        ];
+        assert_eq!(found, expected);
     }
 
     #[test]
