@@ -128,6 +128,8 @@ impl CommitFence for LeaseFence {
 
 /// Runs this node until a shutdown signal: registration, its WAL committed, standby, leader.
 pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
+    // Listened for from the start: a SIGTERM while the node turns from standby to leader stops it.
+    let shutdown = crate::server::Shutdown::listen()?;
     let node_id = cfg.cluster.node_id.clone().context("cluster mode needs cluster.node_id")?;
     let store = fimlake_storage::store_beside_tables(&cfg.storage, CLUSTER_DIR)?;
     cfg.workspace_id = Some(shared_workspace_id(&cfg, store.as_ref()).await?);
@@ -136,7 +138,7 @@ pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
     membership.set(NodeRole::Starting, None).await.context("registering this node in the bucket")?;
     let heartbeat = membership.spawn_heartbeat();
     if !cfg.cluster.roles.has(Role::Leader) {
-        let result = serve_without_lease(cfg, insecure, &membership).await;
+        let result = serve_without_lease(cfg, insecure, &membership, shutdown).await;
         heartbeat.abort();
         result?;
         return leave(&membership).await;
@@ -145,7 +147,7 @@ pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
     membership.clear_hold();
     let lease = Lease::new(store, &node_id, cfg.cluster.advertise_url.clone(), cfg.cluster.lease_ttl);
     let lease = Arc::new(tokio::sync::Mutex::new(lease));
-    let Some((epoch, listener)) = standby(&cfg, &lease, &membership).await? else {
+    let Some((epoch, listener)) = standby(&cfg, &lease, &membership, shutdown.clone()).await? else {
         heartbeat.abort();
         return leave(&membership).await;
     };
@@ -158,7 +160,7 @@ pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
     let renewals = tokio::spawn(keep_lease(lease.clone(), cfg.cluster.renew_every(), node_id.clone(), metrics.clone()));
     let banner = format!("cluster: node {node_id} leads (lease epoch {epoch})");
     let leading = Leading { lease: Some((guard, metrics)), membership: membership.clone(), listener, banner };
-    let result = crate::server::serve_as(cfg, insecure, Some(leading)).await;
+    let result = crate::server::serve_as(cfg, insecure, Some(leading), shutdown).await;
     renewals.abort();
     let _ = renewals.await;
     if let Err(e) = lease.lock().await.release().await {
@@ -171,14 +173,19 @@ pub async fn serve(mut cfg: Config, insecure: bool) -> anyhow::Result<()> {
 
 /// A node without the leader role (ingest, query): it serves at once, and the leader commits
 /// its flushes, which it stages ([`fimlake_storage::staging`]).
-async fn serve_without_lease(mut cfg: Config, insecure: bool, membership: &Membership) -> anyhow::Result<()> {
+async fn serve_without_lease(
+    mut cfg: Config,
+    insecure: bool,
+    membership: &Membership,
+    shutdown: crate::server::Shutdown,
+) -> anyhow::Result<()> {
     commit_own_wal(&cfg, false).await?;
     cfg.storage.commits = CommitMode::Staged;
     membership.set(NodeRole::Serving, None).await.context("registering this node in the bucket")?;
     let banner =
         format!("cluster: node {} serves {} (the leader commits its flushes)", membership.node_id(), cfg.cluster.roles);
     let node = Leading { lease: None, membership: membership.clone(), listener: None, banner };
-    crate::server::serve_as(cfg, insecure, Some(node)).await
+    crate::server::serve_as(cfg, insecure, Some(node), shutdown).await
 }
 
 /// Where the alerting engine keeps the rules' states and the outbox: in a cluster, in the
@@ -258,6 +265,7 @@ async fn standby(
     cfg: &Config,
     lease: &tokio::sync::Mutex<Lease>,
     membership: &Membership,
+    shutdown: crate::server::Shutdown,
 ) -> anyhow::Result<Option<(u64, Option<std::net::TcpListener>)>> {
     let leader = Arc::new(Mutex::new(match lease.lock().await.step().await {
         Standing::Leader { epoch, .. } => return Ok(Some((epoch, None))),
@@ -283,7 +291,7 @@ async fn standby(
             crate::server::accept(listener, tls, app, &cfg, stop).await
         })
     };
-    let signal = crate::server::shutdown_signal();
+    let signal = shutdown.requested();
     tokio::pin!(signal);
     let outcome = loop {
         tokio::select! {

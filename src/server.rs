@@ -27,7 +27,7 @@ struct ServerState {
 }
 
 pub async fn serve(cfg: Config, insecure: bool) -> anyhow::Result<()> {
-    serve_as(cfg, insecure, None).await
+    serve_as(cfg, insecure, None, Shutdown::listen()?).await
 }
 
 /// The server; `leading` when this node leads a cluster: its commits are fenced by the lease
@@ -36,6 +36,7 @@ pub(crate) async fn serve_as(
     cfg: Config,
     insecure: bool,
     leading: Option<crate::cluster::Leading>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let tables = TableRegistry::builtin();
     let table_names: Vec<String> = tables.names().iter().map(|t| t.to_string()).collect();
@@ -112,7 +113,7 @@ pub(crate) async fn serve_as(
     if cfg.ui.enabled {
         println!("console: {scheme}://{addr}/");
     }
-    accept(listener, tls, app, &cfg, shutdown_signal()).await?;
+    accept(listener, tls, app, &cfg, shutdown.requested()).await?;
     alerting.stop();
     tracing::info!("shutting down: flushing buffers");
     storage.shutdown().await.context("flushing buffers at shutdown")?;
@@ -260,22 +261,31 @@ fn limit_slow_clients(
     b.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
 }
 
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+/// A request to shut down (SIGTERM or Ctrl-C), listened for from the moment it is made to the
+/// end of the process: a signal that comes while no one awaits it (a standby turning leader, a
+/// node opening its tables) is kept, not lost.
+#[derive(Clone)]
+pub(crate) struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Starts listening for the signals (the handlers are in place when this returns).
+    pub(crate) fn listen() -> anyhow::Result<Shutdown> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("listening for SIGINT")?;
+        let (requested, shutdown) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! { _ = term.recv() => {}, _ = interrupt.recv() => {} }
+            let _ = requested.send(true);
+        });
+        Ok(Shutdown(shutdown))
+    }
+
+    /// Completes once a shutdown was requested (at once if it was already).
+    pub(crate) async fn requested(mut self) {
+        let _ = self.0.wait_for(|requested| *requested).await;
+    }
 }
 
 /// Writes when keys were last used, once a minute (a crash loses at most that much of it).
@@ -314,4 +324,21 @@ async fn observe(State(st): State<ServerState>, req: Request, next: Next) -> Res
         .with_label_values(&[method.as_str(), route.as_str(), resp.status().as_str()])
         .observe(started.elapsed().as_secs_f64());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shutdown;
+
+    #[tokio::test]
+    async fn a_sigterm_that_came_while_no_one_awaited_it_still_stops_the_server() {
+        let shutdown = Shutdown::listen().unwrap();
+        // The signal comes while nothing awaits it (as when a standby turns leader) ...
+        let status = std::process::Command::new("kill").arg("-TERM").arg(std::process::id().to_string()).status();
+        assert!(status.unwrap().success(), "sending SIGTERM to this test process");
+        // ... and what awaits it afterwards (the leader's server) sees it.
+        let later = shutdown.clone();
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(10), later.requested()).await;
+        assert!(seen.is_ok(), "the SIGTERM was lost");
+    }
 }
