@@ -368,9 +368,9 @@ pub fn affected(
             for entry in walkdir::WalkDir::new(p).min_depth(1).follow_links(false) {
                 match entry {
                     Ok(e) => {
-                        let ps = e.path().to_string_lossy().into_owned();
+                        let listed = Some(FileKind::of(e.file_type()));
+                        let ps = path_text(e.into_path());
                         if let Some(item) = item_for(cfg, &ps) {
-                            let listed = Some(FileKind::of(e.file_type()));
                             out.insert(ps, Covering { item: Arc::new(item), listed });
                         }
                     }

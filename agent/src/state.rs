@@ -214,19 +214,19 @@ fn read_xattrs(
     let Ok(names) = names else { return };
     for name in names {
         let name_text = name.to_string_lossy();
-        if name_text != "system.posix_acl_access" && !name_text.starts_with("security.") {
+        let acl = name_text == "system.posix_acl_access";
+        if !acl && !name_text.starts_with("security.") {
             continue;
         }
         let Ok(Some(value)) = get(&name) else { continue };
-        let name = name_text.into_owned();
-        if name == "system.posix_acl_access" {
+        if acl {
             st.rare_mut().acl = render_acl(&value);
         } else {
             let text = match std::str::from_utf8(&value) {
                 Ok(s) if s.chars().all(|c| !c.is_control() || c == '\0') => s.trim_end_matches('\0').to_string(),
                 _ => hex::encode(&value),
             };
-            st.rare_mut().xattrs.insert(name, text);
+            st.rare_mut().xattrs.insert(name_text.into_owned(), text);
         }
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use fimlake_kql::TableList;
 
@@ -283,9 +282,7 @@ async fn corpus_queries_plan_and_run() {
             Ok(q) => match fimlake_kql::plan_query(&q, &query, &catalog, 1_714_564_800_000_000) {
                 Err(e) => Err(e.to_string()),
                 Ok(plan) => {
-                    let rules = fimlake_kql::optimizer_rules();
-                    let state = SessionStateBuilder::new().with_default_features().with_optimizer_rules(rules).build();
-                    let ctx = SessionContext::new_with_state(state);
+                    let ctx = SessionContext::new_with_state(fimlake_kql::session_state().build());
                     match ctx.execute_logical_plan(plan).await {
                         Ok(df) => df.collect().await.map(|_| ()).map_err(|e| format!("execution: {e}")),
                         Err(e) => Err(format!("optimisation: {e}")),

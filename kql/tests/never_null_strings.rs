@@ -11,10 +11,9 @@ use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::catalog::MemTable;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use fimlake_kql::{TableList, optimizer_rules, parse, plan_query};
+use fimlake_kql::{TableList, parse, plan_query, session_state};
 
 /// Filters whose leaves can read `Name` plainly: false on `''`, false or null on null.
 const PLAIN: &[&str] = &[
@@ -73,8 +72,7 @@ fn plan(filter: &str) -> LogicalPlan {
 }
 
 fn with_kql_rules() -> SessionContext {
-    let state = SessionStateBuilder::new().with_default_features().with_optimizer_rules(optimizer_rules()).build();
-    SessionContext::new_with_state(state)
+    SessionContext::new_with_state(session_state().build())
 }
 
 async fn answer(ctx: &SessionContext, filter: &str) -> String {

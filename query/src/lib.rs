@@ -337,12 +337,7 @@ impl QueryEngine {
             Some(n) => config.with_target_partitions(n),
             None => config,
         };
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(self.runtime.clone())
-            .with_default_features()
-            .with_optimizer_rules(fimlake_kql::optimizer_rules())
-            .build();
+        let state = fimlake_kql::session_state().with_config(config).with_runtime_env(self.runtime.clone()).build();
         Ok(SessionContext::new_with_state(state))
     }
 

@@ -4,9 +4,16 @@ mod never_null_strings;
 
 use std::sync::Arc;
 
+use datafusion::execution::SessionStateBuilder;
 use datafusion::optimizer::{Optimizer, OptimizerRule};
 
 pub use never_null_strings::NeverNullStrings;
+
+/// A session state for running KQL plans: DataFusion's defaults with [`optimizer_rules`]. Add
+/// the configuration and runtime, then `build()`.
+pub fn session_state() -> SessionStateBuilder {
+    SessionStateBuilder::new().with_default_features().with_optimizer_rules(optimizer_rules())
+}
 
 /// DataFusion's optimizer rules with fimlake's: [`NeverNullStrings`] right after
 /// `push_down_filter`, so that it sees the filters pushed next to their scans before

@@ -334,6 +334,16 @@ mod tests {
         assert!(searcher.evaluate_ascii_values(&StringArray::from(vec!["é"])).is_none(), "beyond ASCII: the rows");
     }
 
+    /// The search a property test's `mode` (0..4) stands for.
+    fn search_of(mode: u8) -> Search {
+        match mode {
+            0 => Search::Substring,
+            1 => HAS,
+            2 => Search::Term { start: true, end: false },
+            _ => Search::Term { start: false, end: true },
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn the_whole_array_path_answers_as_the_row_path_does(
@@ -343,13 +353,7 @@ mod tests {
             mode in 0..4u8,
             skip in 0..3usize,
         ) {
-            let search = match mode {
-                0 => Search::Substring,
-                1 => HAS,
-                2 => Search::Term { start: true, end: false },
-                _ => Search::Term { start: false, end: true },
-            };
-            check_array(&needle, search, case_sensitive, &rows, skip);
+            check_array(&needle, search_of(mode), case_sensitive, &rows, skip);
         }
 
         #[test]
@@ -359,13 +363,7 @@ mod tests {
             case_sensitive: bool,
             mode in 0..4u8,
         ) {
-            let search = match mode {
-                0 => Search::Substring,
-                1 => HAS,
-                2 => Search::Term { start: true, end: false },
-                _ => Search::Term { start: false, end: true },
-            };
-            check(&needle, search, case_sensitive, &row);
+            check(&needle, search_of(mode), case_sensitive, &row);
         }
     }
 }

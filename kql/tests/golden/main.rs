@@ -11,9 +11,8 @@ mod records;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, RecordBatch};
-use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
-use fimlake_kql::{KqlError, TableList, optimizer_rules, parse, plan_query, sexpr};
+use fimlake_kql::{KqlError, TableList, parse, plan_query, session_state, sexpr};
 use fimlake_kusto::KustoType;
 use records::{Kind, Record};
 
@@ -114,8 +113,7 @@ async fn query_output(prefix: &str, text: &str, rowsort: bool) -> Vec<String> {
         .collect::<Vec<_>>()
         .join(" | ");
     // The optimizer rules fimlake's query engine runs, KQL's own among them.
-    let state = SessionStateBuilder::new().with_default_features().with_optimizer_rules(optimizer_rules()).build();
-    let ctx = SessionContext::new_with_state(state);
+    let ctx = SessionContext::new_with_state(session_state().build());
     let batches = match ctx.execute_logical_plan(plan).await {
         Ok(frame) => frame.collect().await,
         Err(e) => Err(e),
