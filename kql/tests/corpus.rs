@@ -240,13 +240,19 @@ const WATCHLISTS: &[(&str, &[(&str, &str)])] = &[
     ("FeodoTracker", &[("SearchKey", "string"), ("DstIP", "string"), ("Port", "string"), ("Malware", "string")]),
 ];
 
+/// An empty table of `columns`, strings as `Utf8View` as a stored table's scan reads them.
 fn empty_table(columns: &[(&str, &str)]) -> Arc<dyn TableProvider> {
     let fields: Vec<arrow::datatypes::Field> = columns
         .iter()
         .map(|(name, ty)| {
-            arrow::datatypes::Field::new(*name, fimlake_kql::plan::kusto_type(ty).unwrap(), true).with_metadata(
-                std::collections::HashMap::from([(fimlake_kql::plan::KUSTO_TYPE_KEY.to_string(), ty.to_string())]),
-            )
+            let data_type = match fimlake_kql::plan::kusto_type(ty).unwrap() {
+                arrow::datatypes::DataType::Utf8 => arrow::datatypes::DataType::Utf8View,
+                other => other,
+            };
+            arrow::datatypes::Field::new(*name, data_type, true).with_metadata(std::collections::HashMap::from([(
+                fimlake_kql::plan::KUSTO_TYPE_KEY.to_string(),
+                ty.to_string(),
+            )]))
         })
         .collect();
     let schema = Arc::new(arrow::datatypes::Schema::new(fields));

@@ -3,7 +3,8 @@
 //! strings add, exactly when that keeps the same rows. Each query runs on a table whose strings
 //! are values, empty and null, once with fimlake's optimizer rules and once with DataFusion's
 //! alone; the answers must be equal, and the optimized plan's filters must read the column
-//! plainly (or not) as listed.
+//! plainly (or not) as listed. Each runs with the strings as `Utf8` (computed columns, datatables)
+//! and as `Utf8View` (how a stored table's scan reads them).
 
 use std::sync::Arc;
 
@@ -49,10 +50,13 @@ const COALESCED: &[&str] = &[
     "Name != 'sshd' and Size > 1",
 ];
 
-fn table() -> TableList {
+/// The two string types a column reaches a filter in.
+const STRING_TYPES: [DataType; 2] = [DataType::Utf8, DataType::Utf8View];
+
+fn table(strings: &DataType) -> TableList {
     let schema = Arc::new(Schema::new(vec![
-        Field::new("Name", DataType::Utf8, true),
-        Field::new("Other", DataType::Utf8, true),
+        Field::new("Name", strings.clone(), true),
+        Field::new("Other", strings.clone(), true),
         Field::new("Size", DataType::Int64, true),
     ]));
     let names = ["sshd", "", "", "SSHD_config", "/etc/ssh/sshd_config", "nginx conf", "é-SSH"];
@@ -60,30 +64,32 @@ fn table() -> TableList {
     let name: StringArray = names.iter().zip(nulls).map(|(n, null)| (!null).then_some(*n)).collect();
     let other = StringArray::from(vec![Some("sshd"), None, Some(""), None, Some("x"), Some("nginx conf"), Some("")]);
     let size = Int64Array::from(vec![1, 2, 3, 4, 5, 6, 7]);
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(name), Arc::new(other), Arc::new(size)]).unwrap();
+    let name = arrow::compute::cast(&name, strings).unwrap();
+    let other = arrow::compute::cast(&other, strings).unwrap();
+    let batch = RecordBatch::try_new(schema.clone(), vec![name, other, Arc::new(size)]).unwrap();
     let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
     TableList(vec![("T".to_string(), Arc::new(table))])
 }
 
-fn plan(filter: &str) -> LogicalPlan {
+fn plan(filter: &str, strings: &DataType) -> LogicalPlan {
     let text = format!("T | where {filter} | project Size, Name | order by Size asc");
     let query = parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
-    plan_query(&query, &text, &table(), 0).unwrap_or_else(|e| panic!("{text}: {e}"))
+    plan_query(&query, &text, &table(strings), 0).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
 fn with_kql_rules() -> SessionContext {
     SessionContext::new_with_state(session_state().build())
 }
 
-async fn answer(ctx: &SessionContext, filter: &str) -> String {
-    let batches = ctx.execute_logical_plan(plan(filter)).await.unwrap().collect().await.unwrap();
+async fn answer(ctx: &SessionContext, filter: &str, strings: &DataType) -> String {
+    let batches = ctx.execute_logical_plan(plan(filter, strings)).await.unwrap().collect().await.unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
 }
 
 /// Whether any filter of the optimized plan still reads a column through `coalesce` (or the
 /// `case` DataFusion's simplifier makes of it).
-fn filters_coalesce(ctx: &SessionContext, filter: &str) -> bool {
-    let optimized = ctx.state().optimize(&plan(filter)).unwrap();
+fn filters_coalesce(ctx: &SessionContext, filter: &str, strings: &DataType) -> bool {
+    let optimized = ctx.state().optimize(&plan(filter, strings)).unwrap();
     let text = optimized.display_indent().to_string();
     text.lines()
         .map(str::trim_start)
@@ -95,27 +101,38 @@ fn filters_coalesce(ctx: &SessionContext, filter: &str) -> bool {
 async fn filters_answer_alike_with_and_without_the_rule() {
     let kql = with_kql_rules();
     let datafusion = SessionContext::new();
-    for filter in PLAIN.iter().chain(COALESCED) {
-        let expected = answer(&datafusion, filter).await;
-        assert_eq!(answer(&kql, filter).await, expected, "where {filter}");
+    for (filter, strings) in PLAIN.iter().chain(COALESCED).flat_map(|f| STRING_TYPES.iter().map(move |s| (f, s))) {
+        let expected = answer(&datafusion, filter, strings).await;
+        assert_eq!(answer(&kql, filter, strings).await, expected, "where {filter} ({strings})");
     }
 }
 
 #[tokio::test]
 async fn filters_read_the_plain_column_only_where_that_keeps_the_rows() {
     let kql = with_kql_rules();
-    for filter in PLAIN {
-        assert!(!filters_coalesce(&kql, filter), "where {filter}: still reads the column through coalesce");
-    }
-    for filter in COALESCED {
-        assert!(filters_coalesce(&kql, filter), "where {filter}: reads the plain column, which drops null rows");
+    for strings in &STRING_TYPES {
+        for filter in PLAIN {
+            assert!(
+                !filters_coalesce(&kql, filter, strings),
+                "where {filter} ({strings}): still reads the column through coalesce"
+            );
+        }
+        for filter in COALESCED {
+            assert!(
+                filters_coalesce(&kql, filter, strings),
+                "where {filter} ({strings}): reads the plain column, which drops null rows"
+            );
+        }
     }
 }
 
 #[tokio::test]
 async fn the_null_row_counts_as_empty_in_a_negated_filter() {
     // Why the coalesce stays there: Kusto's `!=` keeps the rows whose string is empty or missing.
-    let batches = with_kql_rules().execute_logical_plan(plan("Name != 'sshd' and Size < 4")).await.unwrap();
-    let rows: usize = batches.collect().await.unwrap().iter().map(RecordBatch::num_rows).sum();
-    assert_eq!(rows, 2, "the empty and the null Name");
+    for strings in &STRING_TYPES {
+        let plan = plan("Name != 'sshd' and Size < 4", strings);
+        let batches = with_kql_rules().execute_logical_plan(plan).await.unwrap();
+        let rows: usize = batches.collect().await.unwrap().iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 2, "the empty and the null Name ({strings})");
+    }
 }

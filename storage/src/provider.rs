@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -78,8 +79,9 @@ impl std::fmt::Debug for TableScanProvider {
 
 #[async_trait]
 impl TableProvider for TableScanProvider {
+    /// Strings as `Utf8View` ([`TableDef::scan_schema`]).
     fn schema(&self) -> SchemaRef {
-        self.table.def().schema().clone()
+        self.table.def().scan_schema().clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -130,8 +132,8 @@ impl TableProvider for TableScanProvider {
             inputs.push(DataSourceExec::from_data_source(config));
         }
         if !snapshot.batches.is_empty() {
-            let mem = MemorySourceConfig::try_new(&[snapshot.batches], schema.clone(), projection.cloned())?
-                .with_limit(limit);
+            let batches = as_scanned(&snapshot.batches, &schema)?;
+            let mem = MemorySourceConfig::try_new(&[batches], schema.clone(), projection.cloned())?.with_limit(limit);
             inputs.push(DataSourceExec::from_data_source(mem));
         }
         if inputs.is_empty() {
@@ -143,6 +145,26 @@ impl TableProvider for TableScanProvider {
         }
         UnionExec::try_new(inputs)
     }
+}
+
+/// The buffered rows in the scan's schema: their `Utf8` columns as views of the same bytes (a
+/// view per row is made, no string is copied).
+fn as_scanned(batches: &[RecordBatch], schema: &SchemaRef) -> DfResult<Vec<RecordBatch>> {
+    batches
+        .iter()
+        .map(|batch| {
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(column, field)| match column.data_type() == field.data_type() {
+                    true => Ok(column.clone()),
+                    false => arrow::compute::cast(column, field.data_type()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        })
+        .collect()
 }
 
 /// Spreads files over up to `n` groups of similar total size (largest first), each group

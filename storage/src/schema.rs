@@ -64,6 +64,8 @@ pub struct TableDef {
     columns: Vec<Column>,
     index: HashMap<String, usize>,
     schema: SchemaRef,
+    /// `schema` as queries read it: see [`TableDef::scan_schema`].
+    scan_schema: SchemaRef,
     internal: bool,
 }
 
@@ -110,12 +112,14 @@ impl TableDef {
         }
         let index = columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
         let fields: Vec<Field> = columns.iter().map(|c| c.ty.field(&c.name)).collect();
+        let schema = Arc::new(Schema::new(fields));
         TableDef {
             name: name.to_string(),
             description: description.to_string(),
             columns,
             index,
-            schema: Arc::new(Schema::new(fields)),
+            scan_schema: string_views(&schema),
+            schema,
             internal: false,
         }
     }
@@ -152,6 +156,15 @@ impl TableDef {
         &self.schema
     }
 
+    /// The schema a query's scan produces: [`TableDef::schema`] with every `Utf8` column read as
+    /// `Utf8View`. A Parquet page's strings are then referenced where they were decoded instead
+    /// of copied into one new buffer per batch (a dictionary page into a fresh array for each
+    /// batch), which was the largest single cost of the scans of string columns (BENCHMARKS.md).
+    /// Field names and metadata (the Kusto type) are those of `schema`.
+    pub fn scan_schema(&self) -> &SchemaRef {
+        &self.scan_schema
+    }
+
     /// The Delta table schema: the queryable schema plus the two partition columns.
     pub fn delta_schema(&self) -> SchemaRef {
         let mut fields: Vec<Field> = self.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -159,6 +172,19 @@ impl TableDef {
         fields.push(Field::new(PARTITION_HOUR, DataType::Int32, true));
         Arc::new(Schema::new(fields))
     }
+}
+
+/// `schema` with each `Utf8` field as `Utf8View`, names and metadata kept.
+fn string_views(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 fn std_column(name: &str, ty: KustoType, description: &str, origin: Origin) -> Column {
@@ -248,7 +274,7 @@ impl TableRegistry {
         self.tables
             .iter()
             .map(|t| {
-                let mem = datafusion::datasource::MemTable::try_new(t.schema().clone(), vec![vec![]])
+                let mem = datafusion::datasource::MemTable::try_new(t.scan_schema().clone(), vec![vec![]])
                     .expect("an empty table of a valid schema");
                 (t.name().to_string(), Arc::new(mem) as Arc<dyn datafusion::catalog::TableProvider>)
             })
@@ -291,6 +317,22 @@ mod tests {
         }
         assert_eq!(reg.get("ConfigurationChange").unwrap().columns().len(), 62);
         assert_eq!(reg.get("Heartbeat").unwrap().columns().len(), 38);
+    }
+
+    #[test]
+    fn a_scan_reads_every_string_column_as_views_and_nothing_else_differs() {
+        for def in TableRegistry::builtin().tables() {
+            let (stored, scanned) = (def.schema(), def.scan_schema());
+            assert_eq!(stored.fields().len(), scanned.fields().len(), "{}", def.name());
+            for (s, v) in stored.fields().iter().zip(scanned.fields()) {
+                let expected = match s.data_type() {
+                    DataType::Utf8 => DataType::Utf8View,
+                    other => other.clone(),
+                };
+                assert_eq!(v.data_type(), &expected, "{}.{}", def.name(), s.name());
+                assert_eq!((v.name(), v.metadata(), v.is_nullable()), (s.name(), s.metadata(), s.is_nullable()));
+            }
+        }
     }
 
     #[test]

@@ -79,7 +79,8 @@ async fn computers(storage: &Storage) -> Vec<String> {
         ctx.table("Heartbeat").await.unwrap().select(vec![ident("Computer")]).unwrap().collect().await.unwrap();
     let mut out: Vec<String> = batches
         .iter()
-        .flat_map(|b| b.column(0).as_string::<i32>().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>())
+        // A scan reads strings as views (`TableDef::scan_schema`).
+        .flat_map(|b| b.column(0).as_string_view().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>())
         .collect();
     out.sort();
     out

@@ -71,41 +71,45 @@ fn kept_when_true(predicate: Expr) -> Result<Transformed<Expr>> {
 
 /// `leaf` on the plain column, when it is false on `''` and false or null on null.
 fn plain_leaf(leaf: Expr) -> Transformed<Expr> {
-    let Some(column) = first_never_null_column(&leaf) else {
+    let Some((column, empty)) = first_never_null_column(&leaf) else {
         return Transformed::no(leaf);
     };
-    let on_empty = constant(replaced(leaf.clone(), &column, string(Some(""))));
-    let on_null = constant(replaced(leaf.clone(), &column, string(None)));
+    let on_empty = constant(replaced(leaf.clone(), &column, Expr::Literal(empty.clone(), None)));
+    let on_null = constant(replaced(leaf.clone(), &column, string_null(&empty)));
     if on_empty != Some(Some(false)) || !matches!(on_null, Some(None | Some(false))) {
         return Transformed::no(leaf);
     }
     Transformed::yes(replaced(leaf, &column, Expr::Column(column.clone())))
 }
 
-/// The column of the first `coalesce(column, '')` in `e` (see [`never_null_column`]).
-fn first_never_null_column(e: &Expr) -> Option<Column> {
+/// The column of the first `coalesce(column, '')` in `e`, with its `''` (see
+/// [`never_null_column`]).
+fn first_never_null_column(e: &Expr) -> Option<(Column, ScalarValue)> {
     let mut found = None;
     e.apply(|node| {
-        found = never_null_column(node).cloned();
+        found = never_null_column(node).map(|(column, empty)| (column.clone(), empty.clone()));
         Ok(if found.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
     })
     .expect("the visit cannot fail");
     found
 }
 
-/// `column` if `e` is `coalesce(column, '')`, or the `case` DataFusion's simplifier makes of it
-/// (`case when column is not null then column else '' end`).
-fn never_null_column(e: &Expr) -> Option<&Column> {
+/// `column` and its `''` if `e` is `coalesce(column, '')`, or the `case` DataFusion's
+/// simplifier makes of it (`case when column is not null then column else '' end`). The `''` is
+/// of the column's string type (`Utf8View` for a stored table's column, `Utf8` for a computed
+/// one).
+fn never_null_column(e: &Expr) -> Option<(&Column, &ScalarValue)> {
     match e {
         Expr::ScalarFunction(call) if call.func.name() == "coalesce" => match call.args.as_slice() {
-            [Expr::Column(column), otherwise] if is_empty_string(otherwise) => Some(column),
+            [Expr::Column(column), otherwise] => Some((column, empty_string(otherwise)?)),
             _ => None,
         },
-        Expr::Case(Case { expr: None, when_then_expr, else_expr: Some(otherwise) }) if is_empty_string(otherwise) => {
+        Expr::Case(Case { expr: None, when_then_expr, else_expr: Some(otherwise) }) => {
+            let empty = empty_string(otherwise)?;
             match when_then_expr.as_slice() {
                 [(when, then)] => match (when.as_ref(), then.as_ref()) {
                     (Expr::IsNotNull(tested), Expr::Column(column)) if **tested == Expr::Column(column.clone()) => {
-                        Some(column)
+                        Some((column, empty))
                     }
                     _ => None,
                 },
@@ -116,15 +120,22 @@ fn never_null_column(e: &Expr) -> Option<&Column> {
     }
 }
 
-fn is_empty_string(e: &Expr) -> bool {
-    matches!(e, Expr::Literal(ScalarValue::Utf8(Some(s)), _) if s.is_empty())
+/// The literal of `e` if it is an empty string, of any of Arrow's string types.
+fn empty_string(e: &Expr) -> Option<&ScalarValue> {
+    match e {
+        Expr::Literal(
+            value @ (ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s))),
+            _,
+        ) if s.is_empty() => Some(value),
+        _ => None,
+    }
 }
 
 /// `e` with every `coalesce(column, '')` replaced by `by`.
 fn replaced(e: Expr, column: &Column, by: Expr) -> Expr {
     e.transform_up(|node| {
         Ok(match never_null_column(&node) {
-            Some(c) if c == column => Transformed::yes(by.clone()),
+            Some((c, _)) if c == column => Transformed::yes(by.clone()),
             _ => Transformed::no(node),
         })
     })
@@ -132,8 +143,10 @@ fn replaced(e: Expr, column: &Column, by: Expr) -> Expr {
     .data
 }
 
-fn string(value: Option<&str>) -> Expr {
-    Expr::Literal(ScalarValue::Utf8(value.map(str::to_string)), None)
+/// A null of the string type of `like`.
+fn string_null(like: &ScalarValue) -> Expr {
+    let null = ScalarValue::try_from(like.data_type()).expect("a string type has a null");
+    Expr::Literal(null, None)
 }
 
 /// The value of `e` when it reads no column and folds to a boolean constant (`Some(None)`: null).

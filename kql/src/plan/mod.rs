@@ -126,7 +126,31 @@ pub fn plan_query_with(
     for l in &query.lets {
         p.bind_let(l)?;
     }
-    p.pipeline(&query.body)
+    let plan = p.pipeline(&query.body)?;
+    strings_as_utf8(plan).map_err(|e| p.df_err(e, query.body.span))
+}
+
+/// `plan` with its `Utf8View` columns (strings as stored tables' scans read them) cast to `Utf8`:
+/// a query's answer holds its strings in one buffer per column, as every reader of answers
+/// expects. Names and field metadata (the Kusto type) are kept.
+fn strings_as_utf8(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    let schema = plan.schema().clone();
+    if !schema.fields().iter().any(|f| f.data_type() == &DataType::Utf8View) {
+        return Ok(plan);
+    }
+    let columns = schema.iter().map(|(qualifier, field)| {
+        let column = DfExpr::Column(Column::new(qualifier.cloned(), field.name()));
+        if field.data_type() != &DataType::Utf8View {
+            return column;
+        }
+        let metadata = datafusion::common::metadata::FieldMetadata::from(field.as_ref());
+        let cast = cast(column, DataType::Utf8);
+        match qualifier {
+            Some(q) => cast.alias_qualified_with_metadata(Some(q.clone()), field.name(), Some(metadata)),
+            None => cast.alias_with_metadata(field.name(), Some(metadata)),
+        }
+    });
+    LogicalPlanBuilder::from(plan).project(columns)?.build()
 }
 
 #[derive(Clone)]

@@ -176,6 +176,7 @@ impl Planner<'_> {
         let i = self.scalar(index, schema)?;
         let i = match self.type_of(&i, schema, index.span)? {
             DataType::Utf8 => i,
+            DataType::Utf8View | DataType::LargeUtf8 => cast(i, DataType::Utf8),
             DataType::Int64 | DataType::Int32 => cast(i, DataType::Int64),
             other => {
                 return Err(self.err(

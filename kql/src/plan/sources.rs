@@ -36,7 +36,7 @@ impl Planner<'_> {
             .iter()
             .map(|field| {
                 let c = ident(field.name());
-                let is_string = field.data_type() == &DataType::Utf8
+                let is_string = matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View)
                     && field.metadata().get(KUSTO_TYPE_KEY).is_none_or(|t| t == "string");
                 if is_string { f::coalesce(vec![c, lit("")]).alias(field.name()) } else { c }
             })

@@ -237,21 +237,22 @@ impl Reader<'_> {
     }
 }
 
+/// A string cell: JSON text when its column is `dynamic`, else the string.
+fn text_value(text: &str, dynamic: bool) -> ArgValue {
+    match dynamic {
+        true => ArgValue::Json(serde_json::from_str(text).unwrap_or(Value::Null)),
+        false => ArgValue::Str(text.into()),
+    }
+}
+
 fn value_at(a: &ArrayRef, i: usize, dynamic: bool) -> ArgValue {
     if a.is_null(i) {
         return ArgValue::Null;
     }
     match a.data_type() {
-        DataType::Utf8 => {
-            let s = a.as_string::<i32>().value(i);
-            if dynamic {
-                ArgValue::Json(serde_json::from_str(s).unwrap_or(Value::Null))
-            } else {
-                ArgValue::Str(s.into())
-            }
-        }
-        DataType::LargeUtf8 => ArgValue::Str(a.as_string::<i64>().value(i).into()),
-        DataType::Utf8View => ArgValue::Str(a.as_string_view().value(i).into()),
+        DataType::Utf8 => text_value(a.as_string::<i32>().value(i), dynamic),
+        DataType::LargeUtf8 => text_value(a.as_string::<i64>().value(i), dynamic),
+        DataType::Utf8View => text_value(a.as_string_view().value(i), dynamic),
         DataType::Int64 => ArgValue::Long(a.as_primitive::<arrow::datatypes::Int64Type>().value(i)),
         DataType::Int32 => ArgValue::Long(a.as_primitive::<arrow::datatypes::Int32Type>().value(i) as i64),
         DataType::UInt64 => ArgValue::Long(a.as_primitive::<arrow::datatypes::UInt64Type>().value(i) as i64),

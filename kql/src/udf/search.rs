@@ -1,19 +1,24 @@
 //! `contains`, `has`, `hasprefix` and `hassuffix` with a literal: one searcher per query (the
-//! needle folded once, a SIMD substring finder). An array whose text is all ASCII is searched
-//! whole, in one pass over its values; otherwise row by row, the ASCII rows by the finder and a
+//! needle folded once, a SIMD substring finder). A `Utf8` array whose text is all ASCII is
+//! searched whole, in one pass over its values; a `Utf8View` array (a stored table's column)
+//! once per distinct view; otherwise row by row, the ASCII rows by the finder and a
 //! row with other characters by the Unicode-aware regular expression the operator is defined
 //! by, so answers do not depend on which path a row takes.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, StringArray, StringViewArray};
 use arrow::datatypes::DataType;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::{DataFusionError, HashMap, Result};
 use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature};
 use memchr::memmem;
 
 use super::any;
+
+/// How many distinct views [`TextSearch::evaluate_views`] remembers the answer for at once (a
+/// batch of unique strings would otherwise keep one entry per row).
+const MAX_VIEWS_REMEMBERED: usize = 4096;
 
 /// What a search looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -164,6 +169,31 @@ impl TextSearch {
         Some(BooleanArray::new(matched.finish(), array.nulls().cloned()))
     }
 
+    /// A `Utf8View` array searched by view: two rows with the same 16-byte view hold the same
+    /// string (a string of up to 12 bytes is inside its view; a longer one is named by its
+    /// buffer and offset, and the rows of a Parquet dictionary page share their entry's view),
+    /// so each distinct view is searched once. Answers as [`TextSearch::matches`] row by row.
+    fn evaluate_views(&self, array: &StringViewArray) -> Result<BooleanArray> {
+        let mut folded = Vec::new();
+        let mut searched: HashMap<u128, bool> = HashMap::new();
+        let mut matched = BooleanBufferBuilder::new(array.len());
+        for (row, view) in array.views().iter().enumerate() {
+            let hit = match searched.get(view) {
+                Some(hit) => *hit,
+                None => {
+                    let hit = self.matches(array.value(row), &mut folded)?;
+                    if searched.len() == MAX_VIEWS_REMEMBERED {
+                        searched.clear();
+                    }
+                    searched.insert(*view, hit);
+                    hit
+                }
+            };
+            matched.append(hit);
+        }
+        Ok(BooleanArray::new(matched.finish(), array.nulls().cloned()))
+    }
+
     /// Whether the occurrence of the needle at `at` in `row` is one the search wants: a term
     /// needs no letter or digit on the sides it names.
     fn bounds_hold(&self, row: &[u8], at: usize) -> bool {
@@ -226,7 +256,7 @@ impl ScalarUDFImpl for TextSearch {
                 }
             }
             DataType::LargeUtf8 => self.evaluate(text.as_string::<i64>().iter())?,
-            DataType::Utf8View => self.evaluate(text.as_string_view().iter())?,
+            DataType::Utf8View => self.evaluate_views(text.as_string_view())?,
             _ => {
                 let text: ArrayRef = arrow::compute::cast(&text, &DataType::Utf8)?;
                 self.evaluate(text.as_string::<i32>().iter())?
@@ -266,6 +296,7 @@ pub(super) fn operator(name: &str) -> Option<(Search, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::StringViewBuilder;
 
     fn check(needle: &str, search: Search, case_sensitive: bool, row: &str) -> bool {
         let searcher = TextSearch::new(needle, search, case_sensitive);
@@ -319,6 +350,16 @@ mod tests {
                 "{needle:?} in {rows:?} from {skip} ({search:?}, case sensitive: {case_sensitive})"
             );
         }
+        // As views, each repeated string sharing one view, as a dictionary page's rows do.
+        let mut builder = StringViewBuilder::new().with_deduplicate_strings();
+        rows.iter().for_each(|row| builder.append_option(row.as_deref()));
+        let views = builder.finish();
+        let views = views.slice(skip.min(rows.len()), rows.len() - skip.min(rows.len()));
+        assert_eq!(
+            searcher.evaluate_views(&views).unwrap(),
+            by_rows,
+            "views: {needle:?} in {rows:?} from {skip} ({search:?}, case sensitive: {case_sensitive})"
+        );
     }
 
     #[test]
@@ -347,7 +388,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn the_whole_array_path_answers_as_the_row_path_does(
-            rows in proptest::collection::vec(proptest::option::of("[aAbB1_ .\\-]{0,8}"), 0..12),
+            rows in proptest::collection::vec(proptest::option::of("[aAbB1_ .\\-]{0,8}|[aAbB1_ .\\-]{13,16}"), 0..12),
             needle in "[aAbB1_ .\\-]{0,3}",
             case_sensitive: bool,
             mode in 0..4u8,
