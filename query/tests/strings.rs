@@ -94,4 +94,8 @@ async fn stored_strings_mix_with_the_strings_a_query_makes() {
 
     let counted = run(&engine, "Heartbeat | summarize Computers = dcount(Computer), Last = max(Computer)").await;
     assert_eq!(strings(&counted, "Last"), ["web-03"]);
+
+    // A count reads no column of the buffered rows, yet counts them.
+    let rows = run(&engine, "Heartbeat | count").await;
+    assert_eq!(rows.column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0), 3);
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -131,38 +131,49 @@ impl TableProvider for TableScanProvider {
                 .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }
+        let projected = match projection {
+            Some(p) => Arc::new(schema.project(p)?),
+            None => schema,
+        };
         if !snapshot.batches.is_empty() {
-            let batches = as_scanned(&snapshot.batches, &schema)?;
-            let mem = MemorySourceConfig::try_new(&[batches], schema.clone(), projection.cloned())?.with_limit(limit);
+            let batches = as_scanned(&snapshot.batches, projection, &projected)?;
+            let mem = MemorySourceConfig::try_new(&[batches], projected.clone(), None)?.with_limit(limit);
             inputs.push(DataSourceExec::from_data_source(mem));
         }
         if inputs.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema,
-            };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
         UnionExec::try_new(inputs)
     }
 }
 
-/// The buffered rows in the scan's schema: their `Utf8` columns as views of the same bytes (a
-/// view per row is made, no string is copied).
-fn as_scanned(batches: &[RecordBatch], schema: &SchemaRef) -> DfResult<Vec<RecordBatch>> {
+/// The buffered rows' `projection` in the scan's schema (`projected`): their `Utf8` columns as
+/// views of the same bytes (a view per row is made, no string is copied), and only the columns
+/// the query reads.
+fn as_scanned(
+    batches: &[RecordBatch],
+    projection: Option<&Vec<usize>>,
+    projected: &SchemaRef,
+) -> DfResult<Vec<RecordBatch>> {
     batches
         .iter()
         .map(|batch| {
+            let batch = match projection {
+                Some(p) => batch.project(p)?,
+                None => batch.clone(),
+            };
             let columns = batch
                 .columns()
                 .iter()
-                .zip(schema.fields())
+                .zip(projected.fields())
                 .map(|(column, field)| match column.data_type() == field.data_type() {
                     true => Ok(column.clone()),
                     false => arrow::compute::cast(column, field.data_type()),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+            // No column at all when the query only counts rows: the count is kept.
+            let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            Ok(RecordBatch::try_new_with_options(projected.clone(), columns, &rows)?)
         })
         .collect()
 }

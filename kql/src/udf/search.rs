@@ -178,6 +178,11 @@ impl TextSearch {
         let mut searched: HashMap<u128, bool> = HashMap::new();
         let mut matched = BooleanBufferBuilder::new(array.len());
         for (row, view) in array.views().iter().enumerate() {
+            // A null row's view may name no string: it is not read (the null mask answers).
+            if array.is_null(row) {
+                matched.append(false);
+                continue;
+            }
             let hit = match searched.get(view) {
                 Some(hit) => *hit,
                 None => {
