@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, RecordBatchOptions};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -14,7 +14,7 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
@@ -24,6 +24,7 @@ use datafusion::physical_plan::union::UnionExec;
 
 use crate::delta::DataFile;
 use crate::schema::TIME_COLUMN;
+use crate::wal::conform;
 use object_store::ObjectStore;
 
 use crate::schema::TableDef;
@@ -147,9 +148,9 @@ impl TableProvider for TableScanProvider {
     }
 }
 
-/// The buffered rows' `projection` in the scan's schema (`projected`): their `Utf8` columns as
-/// views of the same bytes (a view per row is made, no string is copied), and only the columns
-/// the query reads.
+/// The buffered rows' `projection` in the scan's schema (`projected`): only the columns the
+/// query reads, their `Utf8` columns as views of the same bytes (a view per row is made, no
+/// string is copied).
 fn as_scanned(
     batches: &[RecordBatch],
     projection: Option<&Vec<usize>>,
@@ -162,18 +163,7 @@ fn as_scanned(
                 Some(p) => batch.project(p)?,
                 None => batch.clone(),
             };
-            let columns = batch
-                .columns()
-                .iter()
-                .zip(projected.fields())
-                .map(|(column, field)| match column.data_type() == field.data_type() {
-                    true => Ok(column.clone()),
-                    false => arrow::compute::cast(column, field.data_type()),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            // No column at all when the query only counts rows: the count is kept.
-            let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-            Ok(RecordBatch::try_new_with_options(projected.clone(), columns, &rows)?)
+            conform(&batch, projected).map_err(|e| DataFusionError::External(Box::new(e)))
         })
         .collect()
 }

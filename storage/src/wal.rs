@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::{RecordBatch, new_null_array};
+use arrow::array::{RecordBatch, RecordBatchOptions, new_null_array};
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
@@ -198,9 +198,10 @@ fn decode_payload(payload: &[u8], schema: &SchemaRef) -> Result<Vec<RecordBatch>
     reader.map(|b| conform(&b?, schema)).collect()
 }
 
-/// Adapts a batch written under an older schema (a WAL entry, a Parquet file) to `schema`, by
-/// column name: columns the batch lacks become nulls, columns of another type are cast, and a
-/// value that cannot be cast is an error, never a silent null.
+/// Adapts a batch written under an older schema (a WAL entry, a Parquet file), or buffered rows
+/// to a scan's schema, to `schema`, by column name: columns the batch lacks become nulls,
+/// columns of another type are cast, and a value that cannot be cast is an error, never a silent
+/// null. The row count is kept when `schema` has no column (a scan that only counts rows).
 pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     if batch.schema_ref() == schema {
         return Ok(batch.clone());
@@ -218,7 +219,8 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
             None => Ok(new_null_array(f.data_type(), batch.num_rows())),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+    let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(schema.clone(), cols, &rows)?)
 }
 
 pub(crate) enum WalOp {
