@@ -166,11 +166,8 @@ pub fn enumerate(cfg: &AgentConfig, errors: &mut Vec<ScanError>) -> Covered {
             }
         }
     }
-    // A path two items cover belongs to the first (the sort is stable; `dedup_by` keeps the
-    // first of equal paths).
-    out.sort_by(|(a, _), (b, _)| a.cmp(b));
-    out.dedup_by(|(later, _), (earlier, _)| later == earlier);
-    out.into_iter().collect()
+    // A path two items cover belongs to the first.
+    Covered::from_unsorted(out)
 }
 
 /// A walked path as text: moved when it is UTF-8 (nearly always), lossily copied when not.
@@ -194,8 +191,38 @@ pub struct Covering {
     pub listed: Option<FileKind>,
 }
 
-/// Every covered path and the item covering it.
-pub type Covered = BTreeMap<String, Covering>;
+/// Every covered path and the item covering it: sorted by path, each path once. A sorted
+/// vector, not a map: a full scan holds one entry per monitored path, and the comparison only
+/// ever walks it in order.
+#[derive(Debug, Default)]
+pub struct Covered(Vec<(String, Covering)>);
+
+impl Covered {
+    /// Paths in any order; of equal paths, the first is kept (the sort is stable, `dedup_by`
+    /// keeps the first of a run).
+    pub fn from_unsorted(mut paths: Vec<(String, Covering)>) -> Covered {
+        paths.sort_by(|(a, _), (b, _)| a.cmp(b));
+        paths.dedup_by(|(later, _), (earlier, _)| later == earlier);
+        Covered(paths)
+    }
+
+    /// The paths and their coverings, in order.
+    pub fn entries(&self) -> &[(String, Covering)] {
+        &self.0
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(path, _)| path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// The new state of paths to record (`None`: no longer in the baseline).
 pub type Updates = Vec<(String, Option<FileState>)>;
@@ -205,7 +232,7 @@ pub type Updates = Vec<(String, Option<FileState>)>;
 pub fn diff(
     cfg: &AgentConfig,
     baseline: &BTreeMap<String, FileState>,
-    entries: &[(&String, &Covering)],
+    entries: &[(String, Covering)],
     errors: &mut Vec<ScanError>,
 ) -> (Vec<Change>, Updates) {
     let base = CaptureOptions { max_hash_bytes: cfg.max_hash_bytes, md5: cfg.md5, content_max: None };
@@ -213,7 +240,7 @@ pub fn diff(
     let mut updates = Vec::new();
     // Reading (stat, hash) is the costly part: `scan_threads` threads share it.
     let olds = baseline_entries(baseline, entries);
-    let capture_one = |((path, covering), old): (&(&String, &Covering), &Option<&FileState>)| {
+    let capture_one = |((path, covering), old): (&(String, Covering), &Option<&FileState>)| {
         let upload = cfg.items.iter().find(|i| i.name == covering.item.0 && i.upload_content);
         let opts = CaptureOptions { content_max: upload.map(|i| i.max_content_bytes), ..base };
         match (old, covering.listed) {
@@ -235,7 +262,7 @@ pub fn diff(
             handles.into_iter().flat_map(|h| h.join().expect("a scan thread panicked")).collect()
         })
     };
-    for ((&(path, covering), old), result) in entries.iter().zip(olds).zip(captured) {
+    for (((path, covering), old), result) in entries.iter().zip(olds).zip(captured) {
         let item = &covering.item;
         match result {
             Ok(new) => {
@@ -301,17 +328,17 @@ pub fn vanished(
 /// over the baseline's range, not a lookup per path.
 fn baseline_entries<'a>(
     baseline: &'a BTreeMap<String, FileState>,
-    entries: &[(&String, &Covering)],
+    entries: &[(String, Covering)],
 ) -> Vec<Option<&'a FileState>> {
-    debug_assert!(entries.is_sorted_by_key(|(path, _)| *path), "entries sorted by path");
+    debug_assert!(entries.is_sorted_by_key(|(path, _)| path), "entries sorted by path");
     let Some((first, _)) = entries.first() else { return Vec::new() };
     let mut walk =
         baseline.range::<str, _>((std::ops::Bound::Included(first.as_str()), std::ops::Bound::Unbounded)).peekable();
     entries
         .iter()
         .map(|(path, _)| {
-            while walk.next_if(|(k, _)| k < path).is_some() {}
-            walk.peek().filter(|(k, _)| k == path).map(|(_, state)| *state)
+            while walk.next_if(|(k, _)| *k < path).is_some() {}
+            walk.peek().filter(|(k, _)| *k == path).map(|(_, state)| *state)
         })
         .collect()
 }
@@ -379,7 +406,8 @@ pub fn affected(
             }
         }
     }
-    out
+    // The map's order and keys are the vector's invariant.
+    Covered(out.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -421,6 +449,7 @@ mod tests {
         let covered = enumerate(&cfg, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
         let found: Vec<(String, &str, Option<FileKind>)> = covered
+            .entries()
             .iter()
             .map(|(path, covering)| (path.replacen(&root, "", 1), covering.item.0.as_str(), covering.listed))
             .collect();
@@ -462,12 +491,12 @@ mod tests {
             (vec!["/0", "/a", "/b", "/b/c", "/c", "/d", "/z", "/zz"], vec![]),
             (vec!["/c"], vec!["/a", "/b", "/b/c", "/d", "/z"]),
         ] {
-            let covered: Covered = covered.iter().map(|p| (p.to_string(), covering.clone())).collect();
+            let covered = Covered::from_unsorted(covered.iter().map(|p| (p.to_string(), covering.clone())).collect());
             let left: Vec<&str> = not_in(&baseline, &covered).map(|(p, _)| p.as_str()).collect();
             assert_eq!(left, expected, "covered {:?}", covered.keys().collect::<Vec<_>>());
-            let entries: Vec<(&String, &Covering)> = covered.iter().collect();
-            let found = baseline_entries(&baseline, &entries);
-            let looked_up: Vec<Option<&FileState>> = entries.iter().map(|(p, _)| baseline.get(*p)).collect();
+            let entries = covered.entries();
+            let found = baseline_entries(&baseline, entries);
+            let looked_up: Vec<Option<&FileState>> = entries.iter().map(|(p, _)| baseline.get(p)).collect();
             assert_eq!(found, looked_up, "covered {:?}", covered.keys().collect::<Vec<_>>());
         }
     }

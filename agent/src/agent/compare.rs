@@ -12,7 +12,7 @@ use super::Agent;
 use crate::baseline::Baseline;
 use crate::config::AgentConfig;
 use crate::records;
-use crate::scan::{self, Category, Change, Covered, Covering, ScanError, Updates};
+use crate::scan::{self, Category, Change, Covered, ScanError, Updates};
 
 /// Paths read and compared per step: enough for the scan threads to share, few enough that a
 /// step's states and changes stay a few MiB.
@@ -92,8 +92,7 @@ impl Agent {
     ) -> anyhow::Result<Compared> {
         let mut context = Context { mode, activity: OnceCell::new(), rows };
         let mut out = self.record(b, Vec::new(), Vec::new(), errors, &mut context)?;
-        let entries: Vec<(&String, &Covering)> = covered.iter().collect();
-        for step in entries.chunks(STEP_PATHS) {
+        for step in covered.entries().chunks(STEP_PATHS) {
             let mut errors = Vec::new();
             let (changes, updates) = scan::diff(cfg, &b.files, step, &mut errors);
             out.add(self.record(b, changes, updates, errors, &mut context)?);
