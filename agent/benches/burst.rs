@@ -4,7 +4,10 @@
 //! records are in the agent's spool. Reported: idle RSS, peak RSS (the process's VmHWM), and the
 //! time from the burst to its last spooled record, and the RSS then. The server is unreachable, so every record
 //! stays in the spool (as during an outage) and is counted there.
-#![allow(clippy::disallowed_methods, reason = "bench sizes come from the environment (FIMLAKE_BENCH_BURST_FILES)")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "bench sizes and the binary come from the environment (FIMLAKE_BENCH_BURST_FILES, FIMLAKE_BENCH_AGENT)"
+)]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -75,7 +78,9 @@ fn burst(files: usize) {
     std::fs::create_dir_all(&root).unwrap();
     let config_path = dir.path().join("agent.toml");
     std::fs::write(&config_path, config(&root, &data)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_fimlake-agent"))
+    // Another build of the agent (`FIMLAKE_BENCH_AGENT`), to compare two in turn.
+    let binary = std::env::var("FIMLAKE_BENCH_AGENT").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fimlake-agent").into());
+    let child = Command::new(binary)
         .args(["--config", config_path.to_str().unwrap(), "run"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

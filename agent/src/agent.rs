@@ -22,6 +22,7 @@ use crate::scan::{self, ScanError};
 use crate::spool::Spool;
 
 mod compare;
+mod events;
 mod reconfigure;
 mod run;
 

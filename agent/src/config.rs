@@ -41,6 +41,9 @@ pub struct AgentConfig {
     /// Changes to one path within this window are reported once.
     #[serde(with = "fimlake_settings::duration")]
     pub debounce: Duration,
+    /// Real-time events waiting to be checked at most (~150 bytes each). Past it, events are
+    /// dropped and a full scan runs at once, so a burst's memory does not follow its size.
+    pub realtime_queue_events: usize,
     #[serde(with = "fimlake_settings::duration")]
     pub heartbeat_interval: Duration,
     /// A `ConfigurationData` snapshot of every monitored file at least this often.
@@ -95,6 +98,7 @@ impl Default for AgentConfig {
             scan_interval: Duration::from_secs(15 * 60),
             realtime: true,
             debounce: Duration::from_millis(200),
+            realtime_queue_events: 16_384,
             heartbeat_interval: Duration::from_secs(60),
             snapshot_interval: Duration::from_secs(24 * 3600),
             max_hash_bytes: 1 << 30,
@@ -135,6 +139,9 @@ impl AgentConfig {
         let mut problems = self.monitoring().problems();
         if self.batch_records == 0 {
             problems.push("batch_records must be above 0".into());
+        }
+        if self.realtime_queue_events == 0 {
+            problems.push("realtime_queue_events must be above 0".into());
         }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems.join("; "))) }
     }

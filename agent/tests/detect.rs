@@ -237,8 +237,12 @@ struct Running {
 }
 
 fn run_agent(t: &Tree) -> Running {
+    run_agent_with(t, config(&t.root, &t.data))
+}
+
+fn run_agent_with(t: &Tree, cfg: AgentConfig) -> Running {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let agent = Arc::new(Agent::open(config(&t.root, &t.data)).unwrap());
+    let agent = Arc::new(Agent::open(cfg).unwrap());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let handle = rt.spawn(agent::run(agent, stopped));
     let start = Instant::now();
@@ -519,4 +523,53 @@ fn a_file_written_continuously_does_not_hold_back_the_changes_of_others() {
     writing.store(false, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     running.stop();
+}
+
+#[test]
+fn a_burst_larger_than_the_event_queue_is_found_by_a_full_scan_each_file_once() {
+    let t = tree();
+    let mut cfg = config(&t.root, &t.data);
+    cfg.realtime_queue_events = 8;
+    let running = run_agent_with(&t, cfg);
+    // Files written outside the tree and moved in: each arrives whole, so one Added record each.
+    let staging = t.data.parent().unwrap().join("staging");
+    std::fs::create_dir(&staging).unwrap();
+    let burst = t.root.join("burst");
+    std::fs::create_dir(&burst).unwrap();
+    let names: Vec<String> = (0..2000).map(|i| format!("f{i:04}.conf")).collect();
+    for name in &names {
+        std::fs::write(staging.join(name), name).unwrap();
+    }
+    for name in &names {
+        std::fs::rename(staging.join(name), burst.join(name)).unwrap();
+    }
+    let added = |records: &[Value]| -> Vec<String> {
+        let mut paths: Vec<String> = records
+            .iter()
+            .filter(|r| r["ChangeCategory"] == "Added" && r["ConfigChangeType"] == "Files")
+            .filter_map(|r| {
+                r["FileSystemPath"].as_str()?.strip_prefix(&format!("{}/", burst.display())).map(String::from)
+            })
+            .collect();
+        paths.sort();
+        paths
+    };
+    let start = Instant::now();
+    while added(&spooled(&t.data)).len() < names.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} of 2,000 files reported",
+            added(&spooled(&t.data)).len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running.stop();
+    let records = spooled(&t.data);
+    assert_eq!(added(&records), names, "each file reported once");
+    let lost: Vec<&str> = records
+        .iter()
+        .filter(|r| r["ChangeCategory"] == "CoverageLost")
+        .filter_map(|r| r["Current"].as_str())
+        .collect();
+    assert!(lost.iter().any(|m| m.contains("event queue full")), "the dropped events are said: {lost:?}");
 }

@@ -7,22 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::events::{self, EventSender};
 use super::{Agent, report_coverage};
 use crate::central::{self, Polled};
 use crate::config::AgentConfig;
 use crate::scan::{self, ScanError};
 
-/// Watches every enabled item; events (and errors) go to `tx`.
-fn watcher(
-    cfg: &AgentConfig,
-    tx: mpsc::UnboundedSender<notify::Result<notify::Event>>,
-) -> (Option<notify::RecommendedWatcher>, Vec<ScanError>) {
+/// Watches every enabled item; events (and errors) go to `sender`.
+fn watcher(cfg: &AgentConfig, sender: EventSender) -> (Option<notify::RecommendedWatcher>, Vec<ScanError>) {
     let mut errors = Vec::new();
-    let mut w = match notify::recommended_watcher(move |ev| {
-        let _ = tx.send(ev);
-    }) {
+    let mut w = match notify::recommended_watcher(move |ev| sender.offer(ev)) {
         Ok(w) => w,
         Err(e) => {
             errors.push(ScanError {
@@ -59,7 +55,7 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
         poll_configuration(&agent, &client).await;
     }
     let sender = tokio::spawn(agent.clone().sender(stop.clone()));
-    let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+    let (tx, mut queue) = events::queue(agent.local.realtime_queue_events);
     let mut watch_handle = None;
     let mut scan_tick = tokio::time::interval(agent.cfg().scan_interval);
     let mut heartbeat_tick = tokio::time::interval(agent.local.heartbeat_interval);
@@ -94,7 +90,13 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
                     }
                 }
             }
-            Some(ev) = rx.recv() => rescan |= on_watch_event(&agent, ev, &mut pending),
+            // Events wait in their bounded queue while the paths pending are due.
+            Some(ev) = queue.events.recv(), if !pending.is_full() => rescan |= on_watch_event(&agent, ev, &mut pending),
+            _ = queue.overflowed.notified() => {
+                tracing::warn!("more file events than the agent's queue holds: rescanning now");
+                report_coverage(agent.as_ref(), "/", "real-time event queue full: events were dropped; a full scan runs now");
+                rescan = true;
+            }
             _ = debounce => {
                 let paths = pending.take();
                 let a = agent.clone();
@@ -122,6 +124,9 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
         }
         if rescan {
             rescan = false;
+            // The scan starts after every event waiting now and the paths pending: it covers them.
+            let discarded = queue.discard_waiting() + pending.take().len();
+            tracing::debug!(discarded, "events and paths covered by the full scan");
             if agent.cfg().realtime && watch_handle.is_none() {
                 watch_handle = start_watching(&agent, &tx);
             }
@@ -152,7 +157,7 @@ impl Pending {
 
     fn extend(&mut self, paths: Vec<PathBuf>) {
         self.paths.extend(paths);
-        if self.paths.len() >= Self::MAX_PATHS {
+        if self.is_full() {
             self.due = Some(tokio::time::Instant::now());
         } else if !self.paths.is_empty() && self.due.is_none() {
             self.due = Some(tokio::time::Instant::now() + self.debounce);
@@ -170,6 +175,11 @@ impl Pending {
         }
     }
 
+    /// Whether as many paths wait as are checked at once.
+    fn is_full(&self) -> bool {
+        self.paths.len() >= Self::MAX_PATHS
+    }
+
     fn take(&mut self) -> BTreeSet<PathBuf> {
         self.due = None;
         std::mem::take(&mut self.paths)
@@ -185,8 +195,6 @@ fn on_watch_event(agent: &Agent, event: notify::Result<notify::Event>, pending: 
             report_coverage(agent, "/", "inotify queue overflow: events were lost; a full scan runs now");
             true
         }
-        // Reads (the agent's own scans among them) change nothing.
-        Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => false,
         Ok(ev) => {
             pending.extend(ev.paths);
             false
@@ -219,10 +227,7 @@ fn interval_after(period: Duration) -> tokio::time::Interval {
 }
 
 /// Watches the items of the configuration in effect; what cannot be watched is reported.
-fn start_watching(
-    agent: &Agent,
-    tx: &mpsc::UnboundedSender<notify::Result<notify::Event>>,
-) -> Option<notify::RecommendedWatcher> {
+fn start_watching(agent: &Agent, tx: &EventSender) -> Option<notify::RecommendedWatcher> {
     let (w, errors) = watcher(&agent.cfg(), tx.clone());
     for e in &errors {
         report_coverage(agent, &e.path, &e.message);
