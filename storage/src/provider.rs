@@ -65,6 +65,15 @@ impl TableScanProvider {
             .expect("table names are valid URL hosts")
     }
 
+    /// Lower bounds of `TimeGenerated`, tightest first, each with at least `rows` of the
+    /// committed files' rows at or after it by the files' statistics: the first from the newest
+    /// files that hold `rows` rows, each next from four times as many files. A search for the
+    /// newest rows (a top-k) looks that far back first. Empty when a file lacks statistics or
+    /// the files hold fewer rows.
+    pub fn newest_rows_bounds(&self, rows: usize) -> Vec<i64> {
+        newest_rows_bounds(&self.table.snapshot().files, rows)
+    }
+
     /// Where its scans read files from: the URL its plans name and the store behind it (a node
     /// running another node's plan fragment registers them to read the same files).
     pub fn object_store(&self) -> (ObjectStoreUrl, Arc<dyn ObjectStore>) {
@@ -168,10 +177,38 @@ fn as_scanned(
         .collect()
 }
 
+/// [`TableScanProvider::newest_rows_bounds`] of `files`.
+fn newest_rows_bounds(files: &[DataFile], rows: usize) -> Vec<i64> {
+    let mut newest_first: Vec<(i64, i64, u64)> = Vec::with_capacity(files.len());
+    for file in files {
+        let ((Some(min), Some(max)), Some(count)) = (file.time_bounds(), file.rows) else { return Vec::new() };
+        newest_first.push((min, max, u64::try_from(count).unwrap_or(0)));
+    }
+    newest_first.sort_by_key(|(_, max, _)| std::cmp::Reverse(*max));
+    let wanted = u64::try_from(rows).unwrap_or(u64::MAX);
+    let (mut seen, mut lowest, mut next_at) = (0u64, i64::MAX, None);
+    let mut bounds = Vec::new();
+    for (index, (min, _, count)) in newest_first.iter().enumerate() {
+        seen += count;
+        lowest = lowest.min(*min);
+        let files_taken = index + 1;
+        let take = match next_at {
+            None => seen >= wanted,
+            Some(at) => files_taken == at,
+        };
+        if take {
+            bounds.push(lowest);
+            next_at = Some(files_taken * 4);
+        }
+    }
+    bounds
+}
+
 /// Spreads files over up to `n` groups of similar total size (largest first), each group
 /// read newest first: a query for the latest rows (`top 100 by TimeGenerated`, `sort by
 /// TimeGenerated desc | take 10`) finds them in the first files, and DataFusion's dynamic filter
-/// then skips the older files by their statistics instead of decoding them.
+/// then skips older files by their statistics (not all: files are prepared ahead of the
+/// filter, their first batch read; `fimlake_query`'s `topk.rs` bounds such a query up front).
 fn file_groups(files: &[&DataFile], schema: &SchemaRef, n: usize) -> Vec<FileGroup> {
     let n = n.max(1).min(files.len());
     let mut sorted: Vec<&&DataFile> = files.iter().collect();
@@ -314,6 +351,28 @@ mod tests {
         for (filters, expected) in cases {
             assert_eq!(time_bounds(&filters), expected, "{filters:?}");
         }
+    }
+
+    #[test]
+    fn newest_rows_bounds_widen_four_times_as_many_files_at_a_time() {
+        let file = |hour: i64, rows: i64| DataFile {
+            path: format!("h{hour}").as_str().into(),
+            action_path: format!("h{hour}"),
+            size: 1,
+            rows: Some(rows),
+            min_time: Some(hour * 100),
+            max_time: Some(hour * 100 + 50),
+            date: None,
+            hour: None,
+        };
+        // Ten files of 10 rows, hours 0..10, listed in no order.
+        let files: Vec<DataFile> = [3, 9, 0, 5, 7, 1, 8, 2, 6, 4].iter().map(|h| file(*h, 10)).collect();
+        assert_eq!(newest_rows_bounds(&files, 25), [700], "the 3 newest files hold 25 rows; 12 is more than there are");
+        assert_eq!(newest_rows_bounds(&files, 5), [900, 600], "1 file, then 4; 16 is more than there are");
+        assert_eq!(newest_rows_bounds(&files, 101), Vec::<i64>::new(), "fewer rows than wanted");
+        let mut unknown = files.clone();
+        unknown[4].rows = None;
+        assert_eq!(newest_rows_bounds(&unknown, 5), Vec::<i64>::new(), "a file without statistics");
     }
 
     #[test]
