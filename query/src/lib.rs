@@ -6,6 +6,7 @@ pub mod distributed;
 pub mod encode;
 pub mod table;
 pub mod timespan;
+mod topk;
 pub mod watchlist;
 
 pub use table::{Cell, Column, Table};
@@ -226,6 +227,8 @@ impl QueryEngine {
         plan: &LogicalPlan,
         fan_out: bool,
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<datafusion::execution::TaskContext>), DataFusionError> {
+        let narrowed = topk::with_threshold(ctx, plan).await?;
+        let plan = narrowed.as_ref().unwrap_or(plan);
         let state = ctx.state();
         let local = state.create_physical_plan(plan).await?;
         let Some(distribution) = self.distribution.as_ref().filter(|_| fan_out) else {

@@ -79,8 +79,8 @@ fn narrowable_keys(plan: &LogicalPlan, sorts: &[SortExpr], n: usize) -> Option<V
             _ => None,
         })
         .collect::<Option<_>>()?;
-    // Sorted by time first, the plain top-k already reads little: files are read newest first
-    // and its own dynamic filter skips the older ones once it holds `n` rows.
+    // Sorted by time first, the query engine bounds the top-k at execution (`fimlake_query`'s
+    // `topk.rs`: a first pass finds the n-th time, the scan then prunes by it).
     if keys[0].name == TIME_COLUMN {
         return None;
     }
