@@ -144,11 +144,17 @@ pub struct QueryEngine {
     distributed_queries: std::sync::atomic::AtomicU64,
 }
 
+/// Parsed Parquet footers and page indexes kept between queries, at most (the scans read
+/// through the runtime's metadata cache; a file never changes once written). Part of the room
+/// `memory_limit` leaves beside its shares for caches.
+pub const METADATA_CACHE_BYTES: usize = 48 << 20;
+
 /// A runtime whose memory pool of `bytes` the sessions made with it share.
 fn shared_runtime(bytes: usize) -> Arc<RuntimeEnv> {
     let pool = datafusion::execution::memory_pool::FairSpillPool::new(bytes);
     datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
+        .with_metadata_cache_limit(METADATA_CACHE_BYTES)
         .build_arc()
         .expect("a runtime with the default disk manager, which creates its directory when it first spills")
 }

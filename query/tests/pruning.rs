@@ -109,3 +109,27 @@ async fn a_string_filter_reaches_the_parquet_scan_on_the_plain_column() {
     let negated = engine.explain(r#"Heartbeat | where Computer != "web-01" | count"#, None).await.unwrap();
     assert!(negated.contains("IS NOT NULL THEN Computer"), "{negated}");
 }
+
+#[tokio::test]
+async fn file_footers_are_parsed_once_and_kept_for_the_next_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path()).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let schema = hb.def().schema().clone();
+    let hour = 3_600_000_000i64;
+    let now = chrono::Utc::now().timestamp_micros();
+    let times: Vec<i64> = (1..=3).map(|h| now - h * hour).collect();
+    hb.append(heartbeats(&schema, &times, |_| "a")).await.unwrap();
+    hb.flush().await.unwrap();
+    let files = hb.snapshot().files.len();
+    assert!(files >= 3, "a file per hour: {files}");
+
+    let engine = QueryEngine::new(storage.clone(), &fimlake_query::QueryConfig::default());
+    let cache = engine.runtime().cache_manager.get_file_metadata_cache();
+    assert_eq!(cache.len(), 0);
+    engine.run("Heartbeat | count", None, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(cache.len(), files, "each file's footer is in the runtime's metadata cache");
+    engine.run("Heartbeat | summarize count() by Computer", None, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(cache.len(), files, "the next query finds them there");
+    assert_eq!(engine.runtime().cache_manager.get_metadata_cache_limit(), fimlake_query::METADATA_CACHE_BYTES);
+}

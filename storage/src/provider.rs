@@ -12,6 +12,7 @@ use datafusion::common::{DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -125,9 +126,17 @@ impl TableProvider for TableScanProvider {
             }
             // Row-filter pushdown as the session says (`QueryConfig::parquet_pushdown_filters`).
             let options = state.config_options().execution.parquet.clone();
-            let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(
-                datafusion::config::TableParquetOptions { global: options, ..Default::default() },
-            );
+            // Footers and page indexes parsed once per file and kept in the runtime's metadata
+            // cache (files never change once written): a query over 700 hourly files parsed
+            // every footer again.
+            let metadata_cache = env.cache_manager.get_file_metadata_cache();
+            let readers = CachedParquetFileReaderFactory::new(self.table.store(), metadata_cache);
+            let mut source = ParquetSource::new(schema.clone())
+                .with_table_parquet_options(datafusion::config::TableParquetOptions {
+                    global: options,
+                    ..Default::default()
+                })
+                .with_parquet_file_reader_factory(Arc::new(readers));
             if let Some(pred) = conjunction(filters.to_vec()) {
                 let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
                 let physical = state.create_physical_expr(pred, &df_schema)?;
