@@ -17,9 +17,9 @@
 //! values none of them null (else there is no threshold and the query runs as it is; a bounded
 //! first pass only where nulls sort last), and a sort whose input is a plain chain of filters
 //! and projections over one table, with no volatile expression (read twice, it must give the
-//! same rows). Sorts by other keys than time are narrowed at planning instead (`fimlake_kql`'s
-//! `plan/first_rows.rs`, by a join on the first keys); this pass needs the first pass's answer
-//! as a literal, so it runs at execution.
+//! same rows). N is at most [`UP_TO_ROWS`]. Sorts by other keys than time are narrowed at
+//! planning instead (`fimlake_kql`'s `plan/first_rows.rs`, by a join on the first keys); this
+//! pass needs the first pass's answer as a literal, so it runs at execution.
 
 use std::sync::Arc;
 
@@ -36,6 +36,10 @@ use fimlake_storage::TableScanProvider;
 
 /// A scan reading fewer columns than this is read whole at little cost: no first pass.
 pub const WIDE_SCAN_COLUMNS: usize = 8;
+
+/// More rows than this are most of a table's newest files anyway: the first pass would nearly
+/// double the work.
+pub const UP_TO_ROWS: usize = 10_000;
 
 /// The column stored tables are sorted and bounded by.
 const TIME_COLUMN: &str = "TimeGenerated";
@@ -93,7 +97,7 @@ fn find(plan: &LogicalPlan) -> Result<Option<Candidate>, DataFusionError> {
 }
 
 fn candidate(sort: &Sort) -> Option<Candidate> {
-    let fetch = sort.fetch.filter(|n| *n > 0)?;
+    let fetch = sort.fetch.filter(|n| (1..=UP_TO_ROWS).contains(n))?;
     let [SortExpr { expr: Expr::Column(key), asc, .. }] = sort.expr.as_slice() else { return None };
     let (_, field) = sort.input.schema().qualified_field_from_column(key).ok()?;
     let scan = table_scan(&sort.input)?;
@@ -190,4 +194,37 @@ async fn nth_value(
     }
     let nth = ScalarValue::try_from_array(batch.column(0), 0)?;
     Ok(Some(nth).filter(|v| !v.is_null()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use datafusion::datasource::{MemTable, provider_as_source};
+    use datafusion::logical_expr::{LogicalPlanBuilder, ident};
+
+    use super::*;
+
+    /// `top fetch by TimeGenerated desc` over a table of `columns` columns.
+    fn top(columns: usize, fetch: usize) -> LogicalPlan {
+        let mut fields = vec![Field::new("TimeGenerated", DataType::Timestamp(TimeUnit::Microsecond, None), true)];
+        fields.extend((1..columns).map(|i| Field::new(format!("c{i}"), DataType::Utf8, true)));
+        let table = MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]]).unwrap();
+        LogicalPlanBuilder::scan("t", provider_as_source(Arc::new(table)), None)
+            .unwrap()
+            .sort_with_limit(vec![ident("TimeGenerated").sort(false, false)], Some(fetch))
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn only_small_top_ks_of_wide_scans_get_a_first_pass() {
+        assert!(find(&top(WIDE_SCAN_COLUMNS, 100)).unwrap().is_some());
+        assert!(find(&top(WIDE_SCAN_COLUMNS, UP_TO_ROWS)).unwrap().is_some());
+        assert!(find(&top(WIDE_SCAN_COLUMNS, UP_TO_ROWS + 1)).unwrap().is_none(), "too many rows");
+        assert!(find(&top(WIDE_SCAN_COLUMNS - 1, 100)).unwrap().is_none(), "too few columns");
+        assert!(find(&top(WIDE_SCAN_COLUMNS, 0)).unwrap().is_none(), "no rows");
+    }
 }
