@@ -5,41 +5,32 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
-use common::open;
+use arrow::array::{StringArray, TimestampMicrosecondArray};
+use common::{heartbeats, open};
 use fimlake_query::QueryEngine;
+use fimlake_storage::{Storage, Table};
 
-/// One heartbeat per time, from the computer `computer` names for its index.
-fn heartbeats(
-    schema: &arrow::datatypes::SchemaRef,
+/// Storage in `dir` with one heartbeat per time, from the computer `computer` names for its
+/// index, flushed (a file per hour the times fall in); and its Heartbeat table.
+async fn flushed_heartbeats(
+    dir: &std::path::Path,
     times: &[i64],
     computer: impl Fn(usize) -> &'static str,
-) -> RecordBatch {
-    let cols: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.name().as_str() {
-            "TimeGenerated" => {
-                Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC")) as ArrayRef
-            }
-            "Computer" => Arc::new(StringArray::from((0..times.len()).map(&computer).collect::<Vec<_>>())),
-            _ => new_null_array(f.data_type(), times.len()),
-        })
-        .collect();
-    RecordBatch::try_new(schema.clone(), cols).unwrap()
+) -> (Arc<Storage>, Arc<Table>) {
+    let storage = open(dir).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    hb.append(heartbeats(hb.def().schema(), times, computer)).await.unwrap();
+    hb.flush().await.unwrap();
+    (storage, hb)
 }
 
 #[tokio::test]
 async fn the_first_rows_by_computer_are_found_by_their_keys_then_read_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = open(dir.path()).await;
-    let hb = storage.table("Heartbeat").unwrap().clone();
-    let schema = hb.def().schema().clone();
     let hour = 3_600_000_000i64;
     let now = chrono::Utc::now().timestamp_micros();
     let times: Vec<i64> = (1..=12).map(|h| now - h * hour).collect();
-    hb.append(heartbeats(&schema, &times, |i| ["b", "a", "c"][i % 3])).await.unwrap();
-    hb.flush().await.unwrap();
+    let (storage, _) = flushed_heartbeats(dir.path(), &times, |i| ["b", "a", "c"][i % 3]).await;
 
     let engine = QueryEngine::new(storage.clone(), &fimlake_query::QueryConfig::default());
     let q = "Heartbeat | sort by Computer asc, TimeGenerated desc | take 2 | project Computer, TimeGenerated";
@@ -59,15 +50,11 @@ async fn the_first_rows_by_computer_are_found_by_their_keys_then_read_whole() {
 #[tokio::test]
 async fn the_last_hours_of_a_day_read_only_their_files() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = open(dir.path()).await;
-    let hb = storage.table("Heartbeat").unwrap().clone();
-    let schema = hb.def().schema().clone();
     let now = chrono::Utc::now().timestamp_micros();
     let hour = 3_600_000_000i64;
     // One row at the middle of each of the last 48 hours: 48 hourly partitions.
     let times: Vec<i64> = (0..48).map(|h| (now / hour - h) * hour + hour / 2).filter(|t| *t < now).collect();
-    hb.append(heartbeats(&schema, &times, |_| "web-01")).await.unwrap();
-    hb.flush().await.unwrap();
+    let (storage, hb) = flushed_heartbeats(dir.path(), &times, |_| "web-01").await;
     assert!(hb.snapshot().files.len() >= 47);
 
     let engine = QueryEngine::new(storage.clone(), &fimlake_query::QueryConfig::default());
@@ -85,13 +72,9 @@ async fn the_last_hours_of_a_day_read_only_their_files() {
 #[tokio::test]
 async fn a_string_filter_reaches_the_parquet_scan_on_the_plain_column() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = open(dir.path()).await;
-    let hb = storage.table("Heartbeat").unwrap().clone();
-    let schema = hb.def().schema().clone();
     let now = chrono::Utc::now().timestamp_micros();
     let times: Vec<i64> = (1..=6).map(|h| now - h * 3_600_000_000).collect();
-    hb.append(heartbeats(&schema, &times, |i| ["web-01", "db-02"][i % 2])).await.unwrap();
-    hb.flush().await.unwrap();
+    let (storage, _) = flushed_heartbeats(dir.path(), &times, |i| ["web-01", "db-02"][i % 2]).await;
 
     let engine = QueryEngine::new(storage.clone(), &fimlake_query::QueryConfig::default());
     // Kusto strings are never null, so `Computer` is read as `coalesce(Computer, '')`; a filter
@@ -113,14 +96,10 @@ async fn a_string_filter_reaches_the_parquet_scan_on_the_plain_column() {
 #[tokio::test]
 async fn file_footers_are_parsed_once_and_kept_for_the_next_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = open(dir.path()).await;
-    let hb = storage.table("Heartbeat").unwrap().clone();
-    let schema = hb.def().schema().clone();
     let hour = 3_600_000_000i64;
     let now = chrono::Utc::now().timestamp_micros();
     let times: Vec<i64> = (1..=3).map(|h| now - h * hour).collect();
-    hb.append(heartbeats(&schema, &times, |_| "a")).await.unwrap();
-    hb.flush().await.unwrap();
+    let (storage, hb) = flushed_heartbeats(dir.path(), &times, |_| "a").await;
     let files = hb.snapshot().files.len();
     assert!(files >= 3, "a file per hour: {files}");
 

@@ -108,20 +108,9 @@ async fn over_stored_files_and_buffered_rows_the_bound_reaches_the_scan() {
     let schema = hb.def().schema().clone();
     let now = chrono::Utc::now().timestamp_micros();
     // Three flushes of five hours each, then two rows newer than all of them left in the buffer.
-    for (hours_back, rows) in [(30, 5), (20, 5), (10, 5), (1, 2)] {
+    for (hours_back, rows, computer) in [(30, 5, "h30"), (20, 5, "h20"), (10, 5, "h10"), (1, 2, "h1")] {
         let times: Vec<i64> = (0..rows).map(|i| now - (hours_back + i) * HOUR).collect();
-        let columns: Vec<ArrayRef> = schema
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                "TimeGenerated" => {
-                    Arc::new(TimestampMicrosecondArray::from(times.clone()).with_timezone("UTC")) as ArrayRef
-                }
-                "Computer" => Arc::new(StringArray::from(vec![format!("h{hours_back}"); times.len()])),
-                _ => new_null_array(f.data_type(), times.len()),
-            })
-            .collect();
-        hb.append(RecordBatch::try_new(schema.clone(), columns).unwrap()).await.unwrap();
+        hb.append(common::heartbeats(&schema, &times, |_| computer)).await.unwrap();
         if hours_back > 1 {
             hb.flush().await.unwrap();
         }
