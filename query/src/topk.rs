@@ -98,7 +98,7 @@ fn find(plan: &LogicalPlan) -> Result<Option<Candidate>, DataFusionError> {
 
 fn candidate(sort: &Sort) -> Option<Candidate> {
     let fetch = sort.fetch.filter(|n| (1..=UP_TO_ROWS).contains(n))?;
-    let [SortExpr { expr: Expr::Column(key), asc, .. }] = sort.expr.as_slice() else { return None };
+    let [SortExpr { expr: Expr::Column(key), asc, nulls_first }] = sort.expr.as_slice() else { return None };
     let (_, field) = sort.input.schema().qualified_field_from_column(key).ok()?;
     let scan = table_scan(&sort.input)?;
     if !orderable_without_nan(field.data_type()) || scan.projected_schema.fields().len() < WIDE_SCAN_COLUMNS {
@@ -109,7 +109,6 @@ fn candidate(sort: &Sort) -> Option<Candidate> {
     if volatile.unwrap_or(true) {
         return None;
     }
-    let [SortExpr { nulls_first, .. }] = sort.expr.as_slice() else { return None };
     let newest_bounds = if !*asc && !*nulls_first && key.name == TIME_COLUMN {
         newest_bounds(scan, fetch, field.data_type())
     } else {

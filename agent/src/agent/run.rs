@@ -93,8 +93,7 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) -> anyhow::
             // Events wait in their bounded queue while the paths pending are due.
             Some(ev) = queue.events.recv(), if !pending.is_full() => rescan |= on_watch_event(&agent, ev, &mut pending),
             _ = queue.overflowed.notified() => {
-                tracing::warn!("more file events than the agent's queue holds: rescanning now");
-                report_coverage(agent.as_ref(), "/", "real-time event queue full: events were dropped; a full scan runs now");
+                events_lost(&agent, "real-time event queue full");
                 rescan = true;
             }
             _ = debounce => {
@@ -191,8 +190,7 @@ impl Pending {
 fn on_watch_event(agent: &Agent, event: notify::Result<notify::Event>, pending: &mut Pending) -> bool {
     match event {
         Ok(ev) if ev.need_rescan() => {
-            tracing::warn!("the kernel dropped file events (queue overflow): rescanning now");
-            report_coverage(agent, "/", "inotify queue overflow: events were lost; a full scan runs now");
+            events_lost(agent, "inotify queue overflow");
             true
         }
         Ok(ev) => {
@@ -206,6 +204,13 @@ fn on_watch_event(agent: &Agent, event: notify::Result<notify::Event>, pending: 
             true
         }
     }
+}
+
+/// File events were dropped (`cause`: the kernel's queue or the agent's own overflowed): said in
+/// the log and in a coverage record; the caller runs a full scan, which finds what they named.
+fn events_lost(agent: &Agent, cause: &str) {
+    tracing::warn!(cause, "file events were lost: rescanning now");
+    report_coverage(agent, "/", &format!("{cause}: events were lost; a full scan runs now"));
 }
 
 /// A full scan, off the runtime's threads.
