@@ -125,9 +125,9 @@ enum Field {
     Other(String),
 }
 
-/// What a column gets in a record that has no value for it.
+/// What the server puts in a column a record has no value for (other columns get null).
+#[derive(Debug)]
 enum Fill {
-    Null,
     /// `_TimeReceived`, and `TimeGenerated` when the record has none.
     Received,
     TableName,
@@ -171,6 +171,23 @@ impl Col {
         }
     }
 
+    /// Nulls until the column holds `rows` values: the records before that had no value for it.
+    fn fill_nulls_to(&mut self, rows: usize) {
+        let missing = rows.checked_sub(self.len()).expect("a column never holds more values than records");
+        if missing == 0 {
+            return;
+        }
+        match self {
+            Col::Str(b) => b.append_nulls(missing),
+            Col::Time(b) => b.append_nulls(missing),
+            Col::I64(b) => b.append_nulls(missing),
+            Col::I32(b) => b.append_nulls(missing),
+            Col::F64(b) => b.append_nulls(missing),
+            Col::Bool(b) => b.append_nulls(missing),
+            Col::Span(b) => b.append_nulls(missing),
+        }
+    }
+
     fn finish(&mut self) -> ArrayRef {
         match self {
             Col::Str(b) => Arc::new(b.finish()),
@@ -205,8 +222,10 @@ struct State<'a> {
     records: usize,
     /// The field being decoded, for error messages.
     field: Field,
-    /// What each column gets when a record has no value for it.
-    fills: Vec<Fill>,
+    /// The columns the server fills in a record that has no value for them, and with what.
+    /// Every other column absent from a record is null: its nulls are appended when it next gets
+    /// a value ([`State::column`]) or when the batch is finished, not once per record.
+    fills: Vec<(usize, Fill)>,
     /// Column indexes of the previous record's fields, in its order, and of the current one's:
     /// records of one body mostly have the same fields in the same order, so a key is first
     /// compared with the column at its position in the previous record (no hashing).
@@ -239,13 +258,17 @@ impl<'a> State<'a> {
             fills: def
                 .columns()
                 .iter()
-                .map(|c| match c.name.as_str() {
-                    TIME_COLUMN | TIME_RECEIVED_COLUMN => Fill::Received,
-                    TYPE_COLUMN => Fill::TableName,
-                    TENANT_ID_COLUMN => Fill::Tenant,
-                    ITEM_ID_COLUMN => Fill::ItemId,
-                    ADDITIONAL_FIELDS_COLUMN => Fill::Additional,
-                    _ => Fill::Null,
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let fill = match c.name.as_str() {
+                        TIME_COLUMN | TIME_RECEIVED_COLUMN => Fill::Received,
+                        TYPE_COLUMN => Fill::TableName,
+                        TENANT_ID_COLUMN => Fill::Tenant,
+                        ITEM_ID_COLUMN => Fill::ItemId,
+                        ADDITIONAL_FIELDS_COLUMN => Fill::Additional,
+                        _ => return None,
+                    };
+                    Some((i, fill))
                 })
                 .collect(),
             prev_order: Vec::new(),
@@ -339,14 +362,24 @@ impl<'a> State<'a> {
         Ok(())
     }
 
+    /// Column `i`, ready for the current record's value: the nulls of the records before it
+    /// that had none are appended first.
+    fn column(&mut self, i: usize) -> &mut Col {
+        let col = &mut self.cols[i];
+        col.fill_nulls_to(self.records);
+        col
+    }
+
     fn end_record(&mut self) -> Result<(), String> {
         let r = self.records;
         let additional = self.additional_json()?;
-        for (i, fill) in self.fills.iter().enumerate() {
-            if self.set_in[i] == r {
+        for (i, fill) in &self.fills {
+            if self.set_in[*i] == r {
                 continue;
             }
-            match (fill, &mut self.cols[i]) {
+            let col = &mut self.cols[*i];
+            col.fill_nulls_to(r);
+            match (fill, col) {
                 (Fill::Received, Col::Time(b)) => b.append_value(self.received_us),
                 (Fill::TableName, Col::Str(b)) => b.append_value(self.def.name()),
                 (Fill::Tenant, Col::Str(b)) => b.append_value(&self.ctx.tenant_id),
@@ -358,12 +391,12 @@ impl<'a> State<'a> {
                     Some(json) => b.append_value(json),
                     None => b.append_null(),
                 },
-                (_, b) => b.append_null(),
+                (fill, col) => unreachable!("{fill:?} fills a string or time column, not {}", col.len()),
             }
         }
         self.records += 1;
         self.in_record = false;
-        debug_assert!(self.cols.iter().all(|c| c.len() == self.records));
+        debug_assert!(self.cols.iter().all(|c| c.len() <= self.records));
         Ok(())
     }
 
@@ -505,14 +538,15 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                     } else if col.ty == KustoType::Dynamic {
                         let raw = map.next_value::<&'de RawValue>()?;
                         check_depth(raw)?;
-                        let Col::Str(b) = &mut st.cols[i] else { unreachable!("dynamic is Utf8") };
+                        let Col::Str(b) = st.column(i) else { unreachable!("dynamic is Utf8") };
                         match raw.get() {
                             "null" => b.append_null(),
                             text => b.append_value(text),
                         }
                     } else {
                         let is_defaulted = i == st.time_idx || i == st.tenant_idx;
-                        let seed = ValueSeed { col: &mut st.cols[i], ty: col.ty, append_null: !is_defaulted };
+                        let ty = col.ty;
+                        let seed = ValueSeed { col: st.column(i), ty, append_null: !is_defaulted };
                         let appended = map.next_value_seed(seed)?;
                         if !appended && is_defaulted {
                             // null TimeGenerated / TenantId: the server's value applies.
@@ -701,7 +735,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
 impl State<'_> {
     fn finish(mut self) -> Decoded {
-        let cols: Vec<ArrayRef> = self.cols.iter_mut().map(Col::finish).collect();
+        let records = self.records;
+        let cols: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|col| {
+                col.fill_nulls_to(records);
+                col.finish()
+            })
+            .collect();
         let batch = RecordBatch::try_new(self.def.schema().clone(), cols).expect("builders follow the table schema");
         Decoded { batch, additional_fields: self.additional }
     }

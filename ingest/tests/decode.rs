@@ -187,3 +187,34 @@ fn invalid_utf8_is_refused() {
     assert_eq!(e.kind, DecodeErrorKind::Syntax);
     assert!(e.to_string().contains("invalid unicode"), "{e}");
 }
+
+#[test]
+fn a_field_some_records_lack_is_null_in_exactly_those_rows() {
+    // Fields of every type come and go: in the first record only, the last only, every other
+    // one, and never; the server's own columns are filled in every row all the same.
+    let body = r#"{"Computer":"a","IsGatewayInstalled":true,"ComputerPrivateIPs":["10.0.0.1"]}
+                  {"Computer":"b","RemoteIPLatitude":1.5}
+                  {"IsGatewayInstalled":false,"TimeGenerated":"2024-05-01T10:00:00Z"}
+                  {"Computer":"d","RemoteIPLatitude":-2}
+                  {"ComputerPrivateIPs":["10.0.0.5"],"Category":"Direct Agent"}"#;
+    let ctx = DecodeContext { max_records: 10, ..ctx() };
+    let b = decode(TableRegistry::builtin().get("Heartbeat").unwrap(), body.as_bytes(), &ctx).unwrap().batch;
+    assert_eq!(b.num_rows(), 5);
+    let strings = |c: &str| str_col(&b, c).into_iter().map(|v| v.is_some()).collect::<Vec<_>>();
+    assert_eq!(str_col(&b, "Computer"), vec![Some("a".into()), Some("b".into()), None, Some("d".into()), None]);
+    assert_eq!(strings("ComputerPrivateIPs"), vec![true, false, false, false, true]);
+    assert_eq!(str_col(&b, "Category"), vec![None, None, None, None, Some("Direct Agent".into())]);
+    assert_eq!(strings("OSName"), vec![false; 5]);
+    let gateway = b.column_by_name("IsGatewayInstalled").unwrap().as_boolean();
+    assert_eq!(gateway.iter().collect::<Vec<_>>(), vec![Some(true), None, Some(false), None, None]);
+    let latitude = b.column_by_name("RemoteIPLatitude").unwrap().as_primitive::<Float64Type>();
+    assert_eq!(latitude.iter().collect::<Vec<_>>(), vec![None, Some(1.5), None, Some(-2.0), None]);
+    let at_ten = 1_714_557_600_000_000;
+    assert_eq!(
+        time_col(&b, "TimeGenerated"),
+        vec![Some(RECEIVED), Some(RECEIVED), Some(at_ten), Some(RECEIVED), Some(RECEIVED)]
+    );
+    assert_eq!(time_col(&b, "_TimeReceived"), vec![Some(RECEIVED); 5]);
+    assert_eq!(str_col(&b, "TenantId"), vec![Some("ws-1".into()); 5]);
+    assert_eq!(str_col(&b, "_ItemId").iter().filter(|id| id.is_some()).count(), 5);
+}
