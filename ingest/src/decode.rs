@@ -391,7 +391,7 @@ impl<'a> State<'a> {
                     Some(json) => b.append_value(json),
                     None => b.append_null(),
                 },
-                (fill, col) => unreachable!("{fill:?} fills a string or time column, not {}", col.len()),
+                (fill, _) => unreachable!("{fill:?} fills a string or time column, as the standard columns are typed"),
             }
         }
         self.records += 1;
