@@ -14,7 +14,8 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use fimlake_storage::{Storage, StorageError, TableDef};
+use arrow::record_batch::RecordBatch;
+use fimlake_storage::{Storage, StorageError, Table, TableDef};
 use serde::{Deserialize, Serialize};
 
 use crate::admission::{self, Admission, BodyShape};
@@ -38,8 +39,9 @@ pub struct IngestConfig {
     /// `Content-Length` (inflated by an estimate when gzipped) before its body is read. The
     /// server derives it from its `memory_limit` unless it is set.
     pub max_decoding_bytes: usize,
-    /// How long a request past `max_concurrent_requests` or `max_decoding_bytes` waits for its
-    /// turn, its body unread (TCP holds the sender back), before it gets `429` with `Retry-After`.
+    /// How long a request waits, its body unread (TCP holds the sender back): for its turn past
+    /// `max_concurrent_requests` or `max_decoding_bytes`, before it gets `429` with
+    /// `Retry-After`; for a flush to make room in full write buffers, before it gets `503`.
     #[serde(with = "fimlake_settings::duration")]
     pub queue_timeout: std::time::Duration,
 }
@@ -315,9 +317,10 @@ async fn ingest_inner(
     body: Body,
 ) -> Result<Accepted, ApiError> {
     check_writable(st, table, grant.as_ref())?;
-    // A full buffer refuses the request before its body is read and decoded for nothing.
+    // A full buffer holds the request, its body unread, until a flush makes room; past the
+    // queue timeout it is refused before its body is read and decoded for nothing.
     let t = st.storage.table(table).map_err(storage_error)?;
-    t.check_capacity().map_err(storage_error)?;
+    t.wait_for_capacity(st.config.queue_timeout).await.map_err(storage_error)?;
     let encoding = content_encoding(headers)?;
     let mut admitted = admit(st, headers, encoding).await?;
     let wire = read_body(headers, body, st.config.max_body_bytes).await?;
@@ -337,15 +340,27 @@ async fn ingest_inner(
     if let Some(IngestGrant { key, computer: Some(computer), .. }) = &grant {
         check_computer(&decoded.batch, key, computer)?;
     }
-    t.append(decoded.batch).await.map_err(|e| {
-        st.metrics.bytes.with_label_values(&[table, "rejected"]).inc_by(wire_len as u64);
-        st.metrics.records.with_label_values(&[table, "refused"]).inc_by(rows as u64);
-        storage_error(e)
-    })?;
+    append(st, &t, decoded.batch, wire_len).await?;
     drop(receipt);
     st.metrics.records.with_label_values(&[table, "accepted"]).inc_by(rows as u64);
     st.metrics.bytes.with_label_values(&[table, "accepted"]).inc_by(wire_len as u64);
     Ok(Accepted { accepted: rows, additional_fields: decoded.additional_fields.into_iter().collect() })
+}
+
+/// Appends a decoded body's rows, counting them refused if they are. The buffers may have
+/// filled while the body was decoded: its rows wait for room too, rather than be decoded again
+/// after a refusal (the request still holds its decoding memory meanwhile).
+async fn append(st: &IngestState, t: &Table, batch: RecordBatch, wire_len: usize) -> Result<(), ApiError> {
+    let rows = batch.num_rows();
+    let appended = match t.wait_for_capacity(st.config.queue_timeout).await {
+        Ok(()) => t.append(batch).await,
+        Err(e) => Err(e),
+    };
+    appended.map_err(|e| {
+        st.metrics.bytes.with_label_values(&[t.name(), "rejected"]).inc_by(wire_len as u64);
+        st.metrics.records.with_label_values(&[t.name(), "refused"]).inc_by(rows as u64);
+        storage_error(e)
+    })
 }
 
 /// The body inflated (on the blocking pool) when gzipped, holding the memory it really takes.

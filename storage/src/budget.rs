@@ -1,6 +1,9 @@
 //! One limit for the acknowledged rows all tables hold in memory until they are flushed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 /// The bytes of Arrow data buffered by every table of a [`crate::Storage`] together (the rows
 /// being flushed included), against `StorageConfig::max_buffer_bytes`. A table past it refuses
@@ -10,12 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct BufferBudget {
     limit: usize,
     used: AtomicUsize,
+    /// Woken whenever bytes are given back: what writers waiting for room wait on.
+    freed: Notify,
 }
 
 impl BufferBudget {
     pub fn new(limit: usize) -> BufferBudget {
         assert!(limit > 0, "a buffer budget of 0 bytes would refuse every write");
-        BufferBudget { limit, used: AtomicUsize::new(0) }
+        BufferBudget { limit, used: AtomicUsize::new(0), freed: Notify::new() }
     }
 
     pub fn limit(&self) -> usize {
@@ -42,6 +47,27 @@ impl BufferBudget {
     pub(crate) fn give_back(&self, bytes: usize) {
         let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
         assert!(before >= bytes, "gave back {bytes} bytes of a buffer budget holding {before}");
+        self.freed.notify_waiters();
+    }
+
+    /// Waits until the budget is not full, at most `timeout`; returns whether it has room.
+    /// A writer that finds the buffers full waits here for a flush to give bytes back rather
+    /// than being refused at once: a flush takes a fraction of a second, a client told to
+    /// retry waits a whole `Retry-After` second.
+    pub async fn wait_for_room(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            // Registered before the check, so a give-back between the two is not missed.
+            freed.as_mut().enable();
+            if !self.full() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return !self.full();
+            }
+        }
     }
 }
 
@@ -61,6 +87,21 @@ mod tests {
         budget.give_back(50);
         assert!(!budget.full());
         assert_eq!(budget.used(), 60);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_waits_for_room_until_bytes_are_given_back_or_its_time_is_up() {
+        let budget = std::sync::Arc::new(BufferBudget::new(100));
+        budget.take(100);
+        assert!(!budget.wait_for_room(Duration::from_millis(500)).await, "nothing given back: no room");
+        let waiter = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.wait_for_room(Duration::from_secs(2)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished(), "still full: the writer waits");
+        budget.give_back(10);
+        assert!(waiter.await.unwrap(), "room once a flush gave bytes back");
     }
 
     #[test]

@@ -297,6 +297,17 @@ impl Table {
         Ok(())
     }
 
+    /// Like [`Table::check_capacity`], but a full buffer is first given up to `timeout` to
+    /// drain: the flush it asks for usually makes room well before a refused client would
+    /// retry.
+    pub async fn wait_for_capacity(&self, timeout: Duration) -> Result<()> {
+        if self.check_capacity().is_ok() {
+            return Ok(());
+        }
+        self.budget.wait_for_room(timeout).await;
+        self.check_capacity()
+    }
+
     fn backpressure(&self) -> StorageError {
         let buffered_bytes = self.budget.used();
         StorageError::Backpressure {
