@@ -7,6 +7,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::record_batch::RecordBatch;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -14,7 +15,6 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use arrow::record_batch::RecordBatch;
 use fimlake_storage::{Storage, StorageError, Table, TableDef};
 use serde::{Deserialize, Serialize};
 
@@ -340,7 +340,7 @@ async fn ingest_inner(
     if let Some(IngestGrant { key, computer: Some(computer), .. }) = &grant {
         check_computer(&decoded.batch, key, computer)?;
     }
-    append(st, &t, decoded.batch, wire_len).await?;
+    append(st, t, decoded.batch, wire_len).await?;
     drop(receipt);
     st.metrics.records.with_label_values(&[table, "accepted"]).inc_by(rows as u64);
     st.metrics.bytes.with_label_values(&[table, "accepted"]).inc_by(wire_len as u64);
