@@ -46,7 +46,10 @@ const MAX_GROUP_BYTES: usize = 16 << 20;
 
 /// Encodes rows as one WAL entry (header included).
 pub(crate) fn encode_entry(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let mut out = vec![0u8; ENTRY_HEADER];
+    // Room for the whole entry at once: grown by doubling, the buffer would be copied and its
+    // fresh pages faulted in again at every step (a fifth of the server's page faults at ingest).
+    let mut out = Vec::with_capacity(ENTRY_HEADER + encoded_size_estimate(batch));
+    out.resize(ENTRY_HEADER, 0);
     {
         let mut w = StreamWriter::try_new(&mut out, batch.schema_ref())?;
         w.write(batch)?;
@@ -59,6 +62,12 @@ pub(crate) fn encode_entry(batch: &RecordBatch) -> Result<Vec<u8>> {
     out[0..4].copy_from_slice(&len.to_le_bytes());
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     Ok(out)
+}
+
+/// About the bytes of `batch` as an IPC stream: its buffers (with their spare capacity, which
+/// covers the padding) and the schema and batch headers, a few hundred bytes per column.
+fn encoded_size_estimate(batch: &RecordBatch) -> usize {
+    batch.get_array_memory_size() + 512 * batch.num_columns() + 1024
 }
 
 pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -451,6 +460,20 @@ mod tests {
         let mut f = create_segment(dir, id).unwrap();
         for e in entries {
             f.write_all(e).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_entry_is_encoded_into_the_room_reserved_for_it() {
+        let schema = TableRegistry::builtin().get("Heartbeat").unwrap().schema().clone();
+        let names: Vec<String> = (0..5_000).map(|i| format!("computer-{i}")).collect();
+        let one = batch(&schema, &["a"]);
+        let many = batch(&schema, &names.iter().map(String::as_str).collect::<Vec<_>>());
+        for b in [one, many.clone(), many.slice(10, 100)] {
+            let entry = encode_entry(&b).unwrap();
+            let reserved = ENTRY_HEADER + encoded_size_estimate(&b);
+            assert!(entry.len() <= reserved, "{} bytes encoded, {reserved} reserved", entry.len());
+            assert_eq!(entry.capacity(), reserved, "never grown");
         }
     }
 

@@ -296,6 +296,37 @@ async fn parquet_files_are_sorted_zstd_with_page_index() {
     let _ = batch.column_by_name("TimeGenerated").unwrap().as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
 }
 
+/// A flush is sorted once and written a chunk of 64Ki rows at a time: the file still holds
+/// every row once, in order across the chunks' boundaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_of_several_chunks_writes_every_row_once_in_file_order() {
+    const ROWS: i64 = 150_000;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path()).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let names: Vec<String> = (0..ROWS).map(|i| format!("m{}", i % 7)).collect();
+    let rows: Vec<(i64, &str)> = (0..ROWS).rev().map(|i| (i * 10, names[i as usize].as_str())).collect();
+    hb.append(heartbeats(&storage, &rows)).await.unwrap();
+    assert_eq!(hb.flush().await.unwrap().rows, ROWS as usize);
+    let files = hb.snapshot().files;
+    assert_eq!(files.len(), 1, "one hour, one file");
+    let path = dir.path().join("tables/Heartbeat").join(files[0].path.as_ref());
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut times = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column = batch.column_by_name("TimeGenerated").unwrap();
+        times.extend(column.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().iter().copied());
+    }
+    let expected: Vec<i64> = (0..ROWS).map(|i| T0 + i * 10).collect();
+    assert_eq!(times.len(), expected.len(), "every row once");
+    assert!(times == expected, "ascending across the chunks' boundaries");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_and_flushes_under_concurrent_ingest_and_queries_keep_every_row_once() {
     let dir = tempfile::tempdir().unwrap();
