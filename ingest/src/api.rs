@@ -347,12 +347,13 @@ async fn ingest_inner(
     Ok(Accepted { accepted: rows, additional_fields: decoded.additional_fields.into_iter().collect() })
 }
 
-/// Appends a decoded body's rows, counting them refused if they are. The buffers may have
-/// filled while the body was decoded: its rows wait for room too, rather than be decoded again
-/// after a refusal (the request still holds its decoding memory meanwhile).
+/// Appends a decoded body's rows, counting them refused if they are. Past half full, the
+/// buffers take writes in turns at the rate they drain; and they may have filled while the body
+/// was decoded: its rows wait for room too, rather than be decoded again after a refusal (the
+/// request still holds its decoding memory meanwhile).
 async fn append(st: &IngestState, t: &Table, batch: RecordBatch, wire_len: usize) -> Result<(), ApiError> {
     let rows = batch.num_rows();
-    let appended = match t.wait_for_capacity(st.config.queue_timeout).await {
+    let appended = match t.wait_for_turn(batch.get_array_memory_size(), st.config.queue_timeout).await {
         Ok(()) => t.append(batch).await,
         Err(e) => Err(e),
     };

@@ -1,9 +1,13 @@
 //! One limit for the acknowledged rows all tables hold in memory until they are flushed.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::pace::Pacer;
 
 /// The bytes of Arrow data buffered by every table of a [`crate::Storage`] together (the rows
 /// being flushed included), against `StorageConfig::max_buffer_bytes`. A table past it refuses
@@ -15,12 +19,14 @@ pub struct BufferBudget {
     used: AtomicUsize,
     /// Woken whenever bytes are given back: what writers waiting for room wait on.
     freed: Notify,
+    /// The turns of writes once the budget is half full ([`crate::pace`]).
+    pacer: Mutex<Pacer>,
 }
 
 impl BufferBudget {
     pub fn new(limit: usize) -> BufferBudget {
         assert!(limit > 0, "a buffer budget of 0 bytes would refuse every write");
-        BufferBudget { limit, used: AtomicUsize::new(0), freed: Notify::new() }
+        BufferBudget { limit, used: AtomicUsize::new(0), freed: Notify::new(), pacer: Mutex::default() }
     }
 
     pub fn limit(&self) -> usize {
@@ -47,7 +53,23 @@ impl BufferBudget {
     pub(crate) fn give_back(&self, bytes: usize) {
         let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
         assert!(before >= bytes, "gave back {bytes} bytes of a buffer budget holding {before}");
+        self.pacer.lock().expect("pacer lock").record_drained(Instant::now(), bytes);
         self.freed.notify_waiters();
+    }
+
+    /// Past half the limit, waits for the turn of a write of `bytes`: writes then go in one
+    /// after the other at the rate the buffers drained lately ([`crate::pace`]), so that the
+    /// wait for a flush is shared by all of them rather than borne by the few that find the
+    /// budget full. A write whose turn would come after `timeout` waits that long, takes no
+    /// turn and goes on to the check for room.
+    pub async fn pace(&self, bytes: usize, timeout: Duration) {
+        if self.used() < self.limit / 2 {
+            return;
+        }
+        let now = Instant::now();
+        let deadline = now + timeout;
+        let turn = self.pacer.lock().expect("pacer lock").turn(now, bytes, deadline);
+        tokio::time::sleep_until(turn.unwrap_or(deadline)).await;
     }
 
     /// Waits until the budget is not full, at most `timeout`; returns whether it has room.
@@ -102,6 +124,28 @@ mod tests {
         assert!(!waiter.is_finished(), "still full: the writer waits");
         budget.give_back(10);
         assert!(waiter.await.unwrap(), "room once a flush gave bytes back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_half_full_writes_go_in_turns_at_the_rate_the_buffers_drained() {
+        const MIB: usize = 1 << 20;
+        let budget = BufferBudget::new(100 * MIB);
+        budget.take(100 * MIB);
+        budget.give_back(10 * MIB);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        budget.give_back(30 * MIB);
+        assert_eq!(budget.used(), 60 * MIB, "past half full, drained at 30 MiB/s");
+        let started = Instant::now();
+        budget.pace(15 * MIB, Duration::from_secs(10)).await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "the first write's turn is now");
+        budget.pace(15 * MIB, Duration::from_secs(10)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(500), "the next one after the first one's 15 MiB drained");
+        budget.pace(30 * MIB, Duration::from_millis(100)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(600), "a turn past the timeout is not waited for");
+        budget.give_back(20 * MIB);
+        let below_half = Instant::now();
+        budget.pace(30 * MIB, Duration::from_secs(10)).await;
+        assert_eq!(below_half.elapsed(), Duration::ZERO, "below half full nothing is paced");
     }
 
     #[test]

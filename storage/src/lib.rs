@@ -16,6 +16,7 @@ pub mod error;
 mod handoff;
 pub mod maintenance;
 pub mod metrics;
+mod pace;
 pub mod provider;
 pub mod receive;
 pub mod schema;

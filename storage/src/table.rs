@@ -308,6 +308,17 @@ impl Table {
         self.check_capacity()
     }
 
+    /// Like [`Table::wait_for_capacity`] for a decoded write of `bytes` (Arrow), after waiting
+    /// for its turn when the buffers are past half full ([`BufferBudget::pace`]); `timeout`
+    /// bounds both waits together.
+    pub async fn wait_for_turn(&self, bytes: usize, timeout: Duration) -> Result<()> {
+        let started = tokio::time::Instant::now();
+        if !self.def.is_internal() {
+            self.budget.pace(bytes, timeout).await;
+        }
+        self.wait_for_capacity(timeout.saturating_sub(started.elapsed())).await
+    }
+
     fn backpressure(&self) -> StorageError {
         let buffered_bytes = self.budget.used();
         StorageError::Backpressure {
