@@ -14,6 +14,6 @@ pub mod sexpr;
 pub mod udf;
 
 pub use error::{ErrorKind, KqlError, Span};
-pub use optimize::{optimizer_rules, session_state};
+pub use optimize::{optimizer_rules, physical_optimizer_rules, session_state};
 pub use parser::parse;
 pub use plan::{Catalog, PlanOptions, TableList, plan_query, plan_query_with};
