@@ -16,6 +16,10 @@ use tokio::time::Instant;
 /// How far back give-backs count towards the drain rate: a few flushes.
 const WINDOW: Duration = Duration::from_secs(3);
 
+/// A turn lasts at most this long, however slow the drain: a write that would wait longer is
+/// past any `queue_timeout` anyway.
+const LONGEST_TURN: Duration = Duration::from_secs(60);
+
 /// The bytes given back to the budget over the last [`WINDOW`], by time.
 #[derive(Debug, Default)]
 struct DrainRate {
@@ -35,17 +39,15 @@ impl DrainRate {
     }
 
     /// Bytes per second between the first give-back of the window and the last, or `None`
-    /// with fewer than two of them: too little to tell a rate (nothing is paced then).
+    /// with fewer than two of them or nothing drained between them: too little to tell a rate
+    /// (nothing is paced then).
     fn bytes_per_second(&mut self, now: Instant) -> Option<f64> {
         self.forget_before(now);
         let (&(first, _), &(last, _)) = (self.given_back.front()?, self.given_back.back()?);
         let span = last.duration_since(first).as_secs_f64();
-        if span <= 0.0 {
-            return None;
-        }
         // The first give-back opens the span; the bytes of the others were drained within it.
         let drained: usize = self.given_back.iter().skip(1).map(|&(_, bytes)| bytes).sum();
-        Some(drained as f64 / span)
+        (span > 0.0 && drained > 0).then(|| drained as f64 / span)
     }
 }
 
@@ -77,7 +79,8 @@ impl Pacer {
         if start > deadline {
             return None;
         }
-        self.next_turn = start + Duration::from_secs_f64(bytes as f64 / rate);
+        let length = Duration::try_from_secs_f64(bytes as f64 / rate).unwrap_or(LONGEST_TURN);
+        self.next_turn = start + length.min(LONGEST_TURN);
         Some(start)
     }
 }
@@ -104,6 +107,20 @@ mod tests {
         assert_eq!(drain.bytes_per_second(at(start, 1000)), Some(50.0 * MIB as f64));
         let later = at(start, 1000) + WINDOW + Duration::from_millis(1);
         assert_eq!(drain.bytes_per_second(later), None, "all of it older than the window");
+        drain.record(later, 0);
+        drain.record(at(later, 500), 0);
+        assert_eq!(drain.bytes_per_second(at(later, 500)), None, "empty give-backs (a buffer dropped) drain nothing");
+    }
+
+    #[test]
+    fn a_turn_lasts_at_most_a_minute_however_slow_the_drain() {
+        let start = Instant::now();
+        let mut pacer = Pacer { drain: DrainRate::default(), next_turn: start };
+        pacer.record_drained(start, 0);
+        pacer.record_drained(at(start, 1000), 1);
+        let now = at(start, 1000);
+        assert_eq!(pacer.turn(now, usize::MAX, at(start, 10_000)), Some(now));
+        assert_eq!(pacer.next_turn, now + LONGEST_TURN);
     }
 
     #[test]
