@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::catalog::MemTable;
 use datafusion::logical_expr::LogicalPlan;
@@ -20,32 +19,30 @@ use fimlake_kql::{TableList, parse, plan_query, session_state};
 /// filtered changes are estimated at (a fifth), as in a real fleet, so that DataFusion alone
 /// would build on the changes.
 fn tables() -> TableList {
-    let changes = Arc::new(Schema::new(vec![
-        Field::new("Computer", DataType::Utf8, true),
-        Field::new("Kind", DataType::Utf8, true),
-        Field::new("Size", DataType::Int64, true),
-    ]));
     let rows = 0..100_000i64;
-    let computer: StringArray = rows.clone().map(|i| Some(format!("c{}", i % 50))).collect();
-    let kind: StringArray = rows.clone().map(|i| Some(["Removed", "Added", "Modified"][(i % 3) as usize])).collect();
-    let size = Int64Array::from_iter_values(rows);
-    let changes_batch =
-        RecordBatch::try_new(changes.clone(), vec![Arc::new(computer), Arc::new(kind), Arc::new(size)]).unwrap();
-    let beats = Arc::new(Schema::new(vec![
-        Field::new("Computer", DataType::Utf8, true),
-        Field::new("Time", DataType::Int64, true),
-        Field::new("IP", DataType::Utf8, true),
-    ]));
+    let changes = table(vec![
+        ("Computer", Arc::new(rows.clone().map(|i| Some(format!("c{}", i % 50))).collect::<StringArray>())),
+        (
+            "Kind",
+            Arc::new(
+                rows.clone().map(|i| Some(["Removed", "Added", "Modified"][(i % 3) as usize])).collect::<StringArray>(),
+            ),
+        ),
+        ("Size", Arc::new(Int64Array::from_iter_values(rows))),
+    ]);
     let rows = 0..50_000i64;
-    let computer: StringArray = rows.clone().map(|i| Some(format!("c{}", i % 60))).collect();
-    let ip: StringArray = rows.clone().map(|i| Some(format!("10.0.{}.{}", i % 60, i % 7))).collect();
-    let time = Int64Array::from_iter_values(rows);
-    let beats_batch =
-        RecordBatch::try_new(beats.clone(), vec![Arc::new(computer), Arc::new(time), Arc::new(ip)]).unwrap();
-    TableList(vec![
-        ("Changes".to_string(), Arc::new(MemTable::try_new(changes, vec![vec![changes_batch]]).unwrap())),
-        ("Beats".to_string(), Arc::new(MemTable::try_new(beats, vec![vec![beats_batch]]).unwrap())),
-    ])
+    let beats = table(vec![
+        ("Computer", Arc::new(rows.clone().map(|i| Some(format!("c{}", i % 60))).collect::<StringArray>())),
+        ("Time", Arc::new(Int64Array::from_iter_values(rows.clone()))),
+        ("IP", Arc::new(rows.map(|i| Some(format!("10.0.{}.{}", i % 60, i % 7))).collect::<StringArray>())),
+    ]);
+    TableList(vec![("Changes".to_string(), changes), ("Beats".to_string(), beats)])
+}
+
+/// A one-batch table of the named columns (all nullable).
+fn table(columns: Vec<(&str, ArrayRef)>) -> Arc<MemTable> {
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap())
 }
 
 fn plan(text: &str) -> LogicalPlan {
