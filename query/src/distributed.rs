@@ -17,6 +17,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry, ObjectStoreUrl};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::AggregateUDF;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_distributed::{DistributedExt, SessionStateBuilderExt, Worker, WorkerQueryContext, WorkerResolver};
 use fimlake_storage::Storage;
@@ -191,7 +192,7 @@ fn worker_runtime(storage: &Storage, queries: &RuntimeEnv) -> Result<Arc<Runtime
 }
 
 /// The session one fragment runs in, once its token is checked: with the KQL functions its
-/// plan calls, and the headers passed on to the workers it reads from in turn.
+/// plan calls (and `dcount`, the one KQL aggregate), and the headers passed on to the workers it reads from in turn.
 fn worker_session(mut ctx: WorkerQueryContext, token: &str) -> Result<SessionState> {
     let sent = ctx.headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
     if sent != Some(token) {
@@ -202,5 +203,7 @@ fn worker_session(mut ctx: WorkerQueryContext, token: &str) -> Result<SessionSta
     let names = functions_sent(&ctx.headers)?;
     let functions = names.iter().map(|n| fimlake_kql::udf::rebuild(n).map(Arc::new)).collect::<Result<Vec<_>>>()?;
     ctx.builder.scalar_functions().get_or_insert_default().extend(functions);
+    let dcount = AggregateUDF::new_from_impl(fimlake_kql::udf::DistinctCount::new());
+    ctx.builder.aggregate_functions().get_or_insert_default().push(Arc::new(dcount));
     Ok(ctx.builder.with_distributed_passthrough_headers(headers(token, &names)?)?.build())
 }

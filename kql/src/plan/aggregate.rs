@@ -130,8 +130,8 @@ impl Planner<'_> {
     }
 
     /// `dcount(x [, accuracy])`, `dcountif(x, predicate [, accuracy])`, `count_distinct(x)`,
-    /// `count_distinctif(x, predicate)`: exact counts (the accuracy level, 0 to 4, is accepted
-    /// and has nothing to trade).
+    /// `count_distinctif(x, predicate)`: exact counts ([`crate::udf::dcount`]; the accuracy
+    /// level, 0 to 4, is accepted and has nothing to trade).
     fn distinct_count(&mut self, call: &AggregateCall) -> PResult<Vec<Agg>> {
         let conditional = call.name.ends_with("if");
         let required = 1 + usize::from(conditional);
@@ -148,7 +148,7 @@ impl Planner<'_> {
         if conditional {
             x = self.only_if(x, &call.args[1], call.schema)?;
         }
-        one(agg::count_distinct(x), call.column_name(self, call.name))
+        one(crate::udf::dcount(x), call.column_name(self, call.name))
     }
 
     /// `take_any(x)` (`any`), `take_anyif(x, predicate)` (`anyif`): a value of the group (of

@@ -1,4 +1,4 @@
-//! Kusto functions DataFusion has no equivalent for, as scalar UDFs.
+//! Kusto functions DataFusion has no equivalent for, as scalar UDFs (and `dcount`, an aggregate).
 //!
 //! Kusto's `dynamic` values are stored as compact JSON text in `Utf8` columns whose field
 //! metadata says `kusto.type = dynamic` ([`KUSTO_TYPE_KEY`]); the UDFs that return one mark their
@@ -20,6 +20,8 @@ use crate::plan::KUSTO_TYPE_KEY;
 
 mod conversion;
 mod datetime;
+mod distinct_count;
+mod distinct_keys;
 mod dynamic;
 mod network;
 mod search;
@@ -32,6 +34,7 @@ mod wire;
 
 pub use conversion::totimespan;
 pub use datetime::{local_to_utc, make_datetime, make_timespan, utc_to_local};
+pub use distinct_count::{DistinctCount, dcount};
 pub use dynamic::{
     array_length, array_slice, array_sort, bag_pack, dyn_element_indices, dyn_elements, dyn_get, dyn_to_string,
     list_to_dynamic, pack_array, parse_json,
