@@ -73,7 +73,7 @@ impl Planner<'_> {
                 other => ident(other.schema_name().to_string()),
             })
             .collect();
-        let planned = self.aggregate_step(plan, &group, &raw).map_err(|e| self.df_err(e, span))?;
+        let planned = self.aggregate_step(plan, &group, &group_cols, &raw).map_err(|e| self.df_err(e, span))?;
         let finished = self.finish_aggregates(planned, &group_cols, &raw, span)?;
         let fschema = finished.schema().as_ref().clone();
         let mut out = group_cols;
@@ -256,13 +256,30 @@ impl Planner<'_> {
         }
     }
 
-    /// The aggregate itself: each `__rawN` by the keys.
+    /// The aggregate itself: each `__rawN` by the keys. A lone distinct count by keys
+    /// (`dcount(x) by k`) is two aggregates: the distinct pairs of keys and `x`, then the count
+    /// of `x` by the keys. Both run on DataFusion's vectorised group-by, which measured as fast
+    /// as [`crate::udf::dcount`]'s keys there (BENCHMARKS.md); beside other aggregates, that is
+    /// the faster one.
     fn aggregate_step(
         &self,
         plan: LogicalPlan,
         group: &[DfExpr],
+        group_cols: &[DfExpr],
         raw: &[Agg],
     ) -> datafusion::error::Result<LogicalPlan> {
+        if let [only] = raw
+            && !group.is_empty()
+            && matches!(only.finish, Finish::None)
+            && let Some(x) = distinct_count_argument(&only.expr)
+        {
+            let mut pairs = group.to_vec();
+            pairs.push(x.clone().alias("__distinct"));
+            return LogicalPlanBuilder::from(plan)
+                .aggregate(pairs, Vec::<DfExpr>::new())?
+                .aggregate(group_cols.to_vec(), vec![agg::count(ident("__distinct")).alias("__raw0")])?
+                .build();
+        }
         let named: Vec<DfExpr> =
             raw.iter().enumerate().map(|(i, a)| a.expr.clone().alias(format!("__raw{i}"))).collect();
         LogicalPlanBuilder::from(plan).aggregate(group.to_vec(), named)?.build()
@@ -290,5 +307,17 @@ impl Planner<'_> {
             finished.push(done.alias(format!("__agg{i}")));
         }
         LogicalPlanBuilder::from(planned).project(finished).and_then(|b| b.build()).map_err(|e| self.df_err(e, span))
+    }
+}
+
+/// `x` when `e` is a plain [`crate::udf::dcount`] call: no filter, no order.
+fn distinct_count_argument(e: &DfExpr) -> Option<&DfExpr> {
+    let DfExpr::AggregateFunction(call) = e else { return None };
+    let params = &call.params;
+    let plain =
+        call.func.inner().is::<crate::udf::DistinctCount>() && params.filter.is_none() && params.order_by.is_empty();
+    match params.args.as_slice() {
+        [x] if plain => Some(x),
+        _ => None,
     }
 }

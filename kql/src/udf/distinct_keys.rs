@@ -58,12 +58,12 @@ impl KeyKind {
     pub(super) fn keys(&self, values: &ArrayRef, keys: &mut Vec<Key>) -> Result<()> {
         keys.clear();
         match self {
-            Self::Utf8 => keys.extend(values.as_string::<i32>().iter().map(hash_text)),
-            Self::LargeUtf8 => keys.extend(values.as_string::<i64>().iter().map(hash_text)),
-            Self::Utf8View => keys.extend(values.as_string_view().iter().map(hash_text)),
-            Self::Binary => keys.extend(values.as_binary::<i32>().iter().map(hash_bytes)),
-            Self::LargeBinary => keys.extend(values.as_binary::<i64>().iter().map(hash_bytes)),
-            Self::BinaryView => keys.extend(values.as_binary_view().iter().map(hash_bytes)),
+            Self::Utf8 => hash_each(values.as_string::<i32>(), |a, i| a.value(i).as_bytes(), keys),
+            Self::LargeUtf8 => hash_each(values.as_string::<i64>(), |a, i| a.value(i).as_bytes(), keys),
+            Self::Utf8View => hash_each(values.as_string_view(), |a, i| a.value(i).as_bytes(), keys),
+            Self::Binary => hash_each(values.as_binary::<i32>(), |a, i| a.value(i), keys),
+            Self::LargeBinary => hash_each(values.as_binary::<i64>(), |a, i| a.value(i), keys),
+            Self::BinaryView => hash_each(values.as_binary_view(), |a, i| a.value(i), keys),
             Self::Float32 => keys.extend(values.as_primitive::<Float32Type>().values().iter().map(|v| {
                 let bits = if *v == 0.0 {
                     0
@@ -108,12 +108,10 @@ fn fixed_keys(values: &ArrayRef, width: usize, keys: &mut Vec<Key>) {
     }));
 }
 
-fn hash_text(text: Option<&str>) -> Key {
-    hash_bytes(text.map(str::as_bytes))
-}
-
-fn hash_bytes(bytes: Option<&[u8]>) -> Key {
-    split(XxHash3_128::oneshot(bytes.unwrap_or_default()))
+/// The hash of each row's bytes (a null row's are whatever its slot holds), row by row over a
+/// range, so `extend` knows the length.
+fn hash_each<A: Array>(array: &A, bytes: impl Fn(&A, usize) -> &[u8], keys: &mut Vec<Key>) {
+    keys.extend((0..array.len()).map(|row| split(XxHash3_128::oneshot(bytes(array, row)))));
 }
 
 fn split(bits: u128) -> Key {
