@@ -102,6 +102,15 @@ SELECT c.Computer, Changes, LastHeartbeat, Version FROM c JOIN h ON c.Computer =
         uses_now: false,
     },
     Query {
+        name: "dcount_beside_count",
+        kql: r#"ConfigurationChange | summarize Changes = count(), Paths = dcount(FileSystemPath) by Computer"#,
+        // Kusto's strings are never null: a change without a path has the path "", a value.
+        sql: "SELECT Computer, count(*) AS Changes, count(DISTINCT coalesce(FileSystemPath, '')) AS Paths \
+              FROM ConfigurationChange GROUP BY Computer",
+        sum_of: Some("Paths"),
+        uses_now: false,
+    },
+    Query {
         name: "has_term_top",
         kql: r#"ConfigurationChange | where FileSystemPath has "nginx" | top 50 by TimeGenerated desc"#,
         sql: "SELECT * FROM ConfigurationChange \
