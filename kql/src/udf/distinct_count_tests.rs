@@ -71,7 +71,7 @@ fn rows_converted_to_states_merge_into_the_same_counts() {
 fn emitting_the_first_groups_renumbers_the_rest() {
     let (values, groups) = rows();
     let mut partial = accumulator();
-    partial.update_batch(&[values.clone()], &groups, None, 3).unwrap();
+    partial.update_batch(&[values], &groups, None, 3).unwrap();
     let state = partial.state(EmitTo::First(1)).unwrap();
     assert_eq!(state[0].as_list::<i32>().value_length(0), 2, "group 0's two keys");
     assert_eq!(counts(partial.evaluate(EmitTo::First(1)).unwrap()), vec![1], "group 1 is group 0 now");
