@@ -98,6 +98,10 @@ fn strings_count_alike_in_every_string_type_and_numbers_exactly() {
     let mut longs = DistinctCounts::new(&DataType::Int64).unwrap();
     longs.update_batch(&[numbers], &[0, 0, 0, 0], None, 1).unwrap();
     assert_eq!(counts(longs.evaluate(EmitTo::All).unwrap()), vec![3], "-1, 0 and MAX from a sliced array");
+    let reals: ArrayRef = Arc::new(arrow::array::Float32Array::from(vec![0.0, -0.0, f32::NAN, -f32::NAN, 1.5]));
+    let mut singles = DistinctCounts::new(&DataType::Float32).unwrap();
+    singles.update_batch(&[reals], &[0; 5], None, 1).unwrap();
+    assert_eq!(counts(singles.evaluate(EmitTo::All).unwrap()), vec![3], "0, NaN and 1.5 in 32 bits too");
 }
 
 #[test]

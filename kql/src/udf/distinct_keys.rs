@@ -46,9 +46,8 @@ impl KeyKind {
             DataType::BinaryView => Self::BinaryView,
             DataType::Float32 => Self::Float32,
             DataType::Float64 => Self::Float64,
-            DataType::Float16 => Self::Rows(RowConverter::new(vec![SortField::new(data_type.clone())])?),
             other => match other.primitive_width() {
-                Some(width) if width <= 16 => Self::Fixed(width),
+                Some(width) if width <= 16 && *other != DataType::Float16 => Self::Fixed(width),
                 _ => Self::Rows(RowConverter::new(vec![SortField::new(data_type.clone())])?),
             },
         })
@@ -64,26 +63,10 @@ impl KeyKind {
             Self::Binary => hash_each(values.as_binary::<i32>(), |a, i| a.value(i), keys),
             Self::LargeBinary => hash_each(values.as_binary::<i64>(), |a, i| a.value(i), keys),
             Self::BinaryView => hash_each(values.as_binary_view(), |a, i| a.value(i), keys),
-            Self::Float32 => keys.extend(values.as_primitive::<Float32Type>().values().iter().map(|v| {
-                let bits = if *v == 0.0 {
-                    0
-                } else if v.is_nan() {
-                    f32::NAN.to_bits()
-                } else {
-                    v.to_bits()
-                };
-                [u64::from(bits), 0]
-            })),
-            Self::Float64 => keys.extend(values.as_primitive::<Float64Type>().values().iter().map(|v| {
-                let bits = if *v == 0.0 {
-                    0
-                } else if v.is_nan() {
-                    f64::NAN.to_bits()
-                } else {
-                    v.to_bits()
-                };
-                [bits, 0]
-            })),
+            Self::Float32 => {
+                keys.extend(values.as_primitive::<Float32Type>().values().iter().map(|v| real_key(f64::from(*v))))
+            }
+            Self::Float64 => keys.extend(values.as_primitive::<Float64Type>().values().iter().map(|v| real_key(*v))),
             Self::Fixed(width) => fixed_keys(values, *width, keys),
             Self::Rows(converter) => {
                 let rows = converter.convert_columns(std::slice::from_ref(values))?;
@@ -106,6 +89,19 @@ fn fixed_keys(values: &ArrayRef, width: usize, keys: &mut Vec<Key>) {
         padded[..width].copy_from_slice(value);
         split(u128::from_le_bytes(padded))
     }));
+}
+
+/// A real's key: its bits, `-0.0` as `0.0` and every NaN as one (a `real` widened from 32 bits
+/// keeps its value, so both widths share this).
+fn real_key(value: f64) -> Key {
+    let bits = if value == 0.0 {
+        0
+    } else if value.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        value.to_bits()
+    };
+    [bits, 0]
 }
 
 /// The hash of each row's bytes (a null row's are whatever its slot holds), row by row over a
