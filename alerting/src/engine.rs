@@ -12,9 +12,10 @@
 //!    periods and auto-resolve) and notifications (deferred while the rule is muted, then
 //!    summarised; more than `max_notifications_per_evaluation` summarised);
 //! 4. writes the notifications to the outbox (fsync), the audit rows, and then the rule state
-//!    (atomic replace). A crash before the state is written repeats the evaluation: its
-//!    notifications have the same ids, so the outbox keeps one of each, and a receiver sees the
-//!    same `Idempotency-Key` if one was already delivered.
+//!    (atomic replace), and only then lets the outbox deliver them. A crash before the state is
+//!    written repeats the evaluation: its notifications have the same ids, and the outbox, which
+//!    held the first ones undelivered (found at the start by their time, later than the rule's
+//!    last saved run), keeps one of each.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -237,7 +238,25 @@ impl Alerting {
             let file = set.files[&rule.name].clone();
             me.install(rule, file).await?;
         }
+        me.hold_uncommitted().await;
         Ok(Arc::new(me))
+    }
+
+    /// Holds the outbox entries of evaluations that a crash interrupted before their rule's
+    /// state was saved: raised later than the rule's last saved run. The rule's next evaluation
+    /// raises them again (kept once) and releases them.
+    async fn hold_uncommitted(&self) {
+        let slots: Vec<_> =
+            self.slots.lock().expect("slots lock").iter().map(|(name, s)| (name.clone(), s.state.clone())).collect();
+        let mut last_runs = BTreeMap::new();
+        for (name, state) in slots {
+            last_runs.insert(name, state.lock().await.last_run_us);
+        }
+        let held =
+            self.outbox.hold(|e| last_runs.get(&e.rule).is_some_and(|last| last.is_none_or(|r| r < e.created_us)));
+        if held > 0 {
+            tracing::warn!(held, "notifications of evaluations interrupted by a crash wait for their rules' next run");
+        }
     }
 
     /// Starts delivering the outbox and running every rule on its schedule.
@@ -410,6 +429,7 @@ impl Alerting {
         self.audit.record("AlertEvent", routed.event_rows).await;
         *guard = st.clone();
         self.save_state(&rule.name, &st).await?;
+        self.outbox.release(&rule.name);
         self.count_evaluation(&rule, &st, &report, outcome.is_ok(), took);
         match outcome {
             Ok(()) => Ok(report),
@@ -594,6 +614,8 @@ impl Alerting {
         if let Some(c) = slot.cancel {
             let _ = c.send(true);
         }
+        // No evaluation of it will release them.
+        self.outbox.release(name);
         let states = self.states.clone();
         let (file, rule) = (slot.file.clone(), name.to_string());
         tokio::task::spawn_blocking(move || {

@@ -357,6 +357,36 @@ async fn pending_deliveries_resume_after_a_restart() {
     env.close().await;
 }
 
+/// A crash after an evaluation wrote its notification to the outbox but before it saved the
+/// rule's state: the restarted engine repeats the evaluation, and the receiver gets the
+/// notification once, not once before the repeat and once after it.
+#[tokio::test]
+async fn an_evaluation_interrupted_before_its_state_was_saved_notifies_once() {
+    let (url, seen) = receiver(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    rules_dir(dir.path(), &format!("webhooks = [{{ url = \"{url}\" }}]"), &[("changes", CHANGES)]);
+    let t = t0();
+    start_rule_at(dir.path(), "changes", t);
+    let env = Env::open(dir.path(), fast_retries()).await;
+    env.change("web1", "/etc/shadow", "Modified", t, t + S).await;
+    env.alerting.evaluate("changes", t + 10 * S).await.unwrap();
+    env.close().await;
+    // The state as it was before that evaluation: as if the crash came before its save.
+    start_rule_at(dir.path(), "changes", t);
+
+    let env = Env::open(dir.path(), fast_retries()).await;
+    assert_eq!(env.alerting.outbox().depth(), 1, "the notification survived");
+    env.alerting.start_delivery();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(seen.lock().unwrap().is_empty(), "held until its evaluation is repeated");
+    let report = env.alerting.evaluate("changes", t + 20 * S).await.unwrap();
+    assert_eq!(report.notifications, 1, "the repeat raises the same notification");
+    wait_for("the delivery", || env.alerting.outbox().depth() == 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(seen.lock().unwrap().len(), 1, "delivered once");
+    env.close().await;
+}
+
 #[tokio::test]
 async fn action_groups_changed_at_runtime_take_effect_for_the_next_notification() {
     let (before, seen_before) = receiver(vec![]).await;
