@@ -19,10 +19,11 @@ use object_store::prefix::PrefixStore;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use url::Url;
 
 use crate::error::{Result, StorageError};
-use crate::schema::{PARTITION_DATE, PARTITION_HOUR, TIME_COLUMN, TableDef};
+use crate::schema::{PARTITION_DATE, PARTITION_HOUR, PageCodec, TIME_COLUMN, TableDef};
 use crate::sorted::SortedRows;
 
 /// One live Parquet file of a table, as its Delta `add` action describes it.
@@ -242,19 +243,23 @@ pub(crate) fn live_files(table: &DeltaTable, name: &str) -> Result<Vec<DataFile>
     Ok(files)
 }
 
-/// Parquet settings of every file fimlake writes: zstd, page-level statistics (so the page
-/// index is written), row groups sized for scans, and the sort order recorded in the footer.
+/// Parquet settings of every file fimlake writes: each column's codec ([`PageCodec`]),
+/// page-level statistics (so the page index is written), row groups sized for scans, and the
+/// sort order recorded in the footer.
 pub(crate) fn writer_properties(def: &TableDef, row_group_rows: usize, zstd_level: i32) -> Result<WriterProperties> {
     let sorting: Vec<SortingColumn> = crate::sorted::sort_key_indices(def)
         .into_iter()
         .map(|i| SortingColumn { column_idx: i as i32, descending: false, nulls_first: true })
         .collect();
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(row_group_rows))
-        .set_sorting_columns(Some(sorting))
-        .build())
+        .set_sorting_columns(Some(sorting));
+    for column in def.columns().iter().filter(|c| c.page_codec() == PageCodec::Lz4) {
+        builder = builder.set_column_compression(ColumnPath::from(column.name.as_str()), Compression::LZ4_RAW);
+    }
+    Ok(builder.build())
 }
 
 /// Writes sorted rows as Parquet files, one or more per partition, a chunk at a time, and

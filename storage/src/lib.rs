@@ -44,7 +44,7 @@ pub use maintenance::MaintenanceReport;
 pub use metrics::StorageMetrics;
 pub use provider::TableScanProvider;
 pub use receive::{Receipt, ReceiveClock};
-pub use schema::{Column, KustoType, TableDef, TableRegistry};
+pub use schema::{Column, KustoType, PageCodec, TableDef, TableRegistry};
 pub use table::{FlushOutcome, Table, TableSnapshot};
 
 /// A table as it was when read, for queries only ([`Storage::open_read_only`]).

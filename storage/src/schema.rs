@@ -35,6 +35,23 @@ pub const ADDITIONAL_FIELDS_COLUMN: &str = "AdditionalFields";
 /// The second sort key within a file.
 pub const COMPUTER_COLUMN: &str = "Computer";
 
+/// String columns whose values are random text (content hashes): dictionary encoding cannot
+/// shrink them, zstd's entropy coding can (a tenth of the table's bytes with LZ4 instead).
+const RANDOM_TEXT_COLUMNS: &[&str] = &["FileContentChecksum", "PreviousFileContentChecksum"];
+
+/// How a column's Parquet pages are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageCodec {
+    /// zstd: the smallest pages. Every column chunk a query reads creates a zstd context, and
+    /// zstd asks the CPU for its features each time (`cpuid`, a trip to the hypervisor on a
+    /// VM): 9 % of a scan's CPU over hourly files (BENCHMARKS.md).
+    Zstd,
+    /// LZ4 (raw), which needs no context: for the strings a fleet repeats (machine names, paths,
+    /// kinds of change, states), which dictionary encoding already keeps small and most hunting
+    /// queries filter and group by.
+    Lz4,
+}
+
 /// Who sets a column's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,6 +71,18 @@ pub struct Column {
     pub ty: KustoType,
     pub description: String,
     pub origin: Origin,
+}
+
+impl Column {
+    /// How this column's pages are compressed: LZ4 for strings but random text, zstd for the
+    /// rest (timestamps, numbers, ids and dynamic values, which zstd shrinks by half or more).
+    pub fn page_codec(&self) -> PageCodec {
+        if self.ty == KustoType::String && !RANDOM_TEXT_COLUMNS.contains(&self.name.as_str()) {
+            PageCodec::Lz4
+        } else {
+            PageCodec::Zstd
+        }
+    }
 }
 
 /// One table: its name, columns (in storage order) and derived Arrow schema.
@@ -285,6 +314,23 @@ impl TableRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_are_compressed_with_lz4_but_random_text_and_other_types_with_zstd() {
+        let reg = TableRegistry::builtin();
+        let codec = |table: &str, column: &str| {
+            let def = reg.get(table).unwrap();
+            def.columns()[def.column_index(column).unwrap()].page_codec()
+        };
+        for column in ["Computer", "FileSystemPath", "ChangeCategory", "ConfigChangeType", "Acls"] {
+            assert_eq!(codec("ConfigurationChange", column), PageCodec::Lz4, "{column}");
+        }
+        for column in ["FileContentChecksum", "PreviousFileContentChecksum", "TimeGenerated", "Size", "_ItemId"] {
+            assert_eq!(codec("ConfigurationChange", column), PageCodec::Zstd, "{column}");
+        }
+        assert_eq!(codec("ConfigurationData", "FileContentChecksum"), PageCodec::Zstd);
+        assert_eq!(codec("ConfigurationChange", "AdditionalFields"), PageCodec::Zstd, "dynamic values");
+    }
 
     #[test]
     fn azure_tables_have_their_documented_columns() {

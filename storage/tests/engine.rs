@@ -268,7 +268,7 @@ async fn all_tables_share_one_buffer_budget() {
 }
 
 #[tokio::test]
-async fn parquet_files_are_sorted_zstd_with_page_index() {
+async fn parquet_files_are_sorted_with_page_index_and_each_column_codec() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path()).await;
     let hb = storage.table("Heartbeat").unwrap().clone();
@@ -285,7 +285,14 @@ async fn parquet_files_are_sorted_zstd_with_page_index() {
     .unwrap();
     let meta = reader.metadata().clone();
     let rg = meta.row_group(0);
-    assert!(matches!(rg.column(0).compression(), parquet::basic::Compression::ZSTD(_)));
+    let codec = |name: &str| {
+        let column = rg.columns().iter().find(|c| c.column_path().string() == name).unwrap();
+        column.compression()
+    };
+    assert!(matches!(codec("TimeGenerated"), parquet::basic::Compression::ZSTD(_)));
+    assert!(matches!(codec("_ItemId"), parquet::basic::Compression::ZSTD(_)));
+    assert_eq!(codec("Computer"), parquet::basic::Compression::LZ4_RAW, "strings a fleet repeats");
+    assert_eq!(codec("ComputerIP"), parquet::basic::Compression::LZ4_RAW);
     assert!(meta.column_index().is_some(), "page index written");
     assert_eq!(rg.sorting_columns().map(|s| s.len()), Some(2));
     let batch = reader.build().unwrap().next().unwrap().unwrap();
