@@ -242,6 +242,10 @@ mod tests {
 
         let default = Config::load(None, env(&[])).unwrap();
         assert_eq!(default.storage.max_buffer_bytes, crate::memory::Shares::of(crate::memory::DEFAULT_LIMIT).buffers);
+        assert_eq!(default.query.metadata_cache_bytes, fimlake_query::METADATA_CACHE_BYTES, "beside memory_limit");
+        std::fs::write(&file, "[query]\nmetadata_cache_bytes = 268435456\n").unwrap();
+        let cfg = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(cfg.query.metadata_cache_bytes, 256 << 20);
 
         let e = Config::load(None, env(&[("FIMLAKE_MEMORY_LIMIT", "1000")])).unwrap_err();
         assert!(e.to_string().contains("memory_limit must be at least"), "{e}");

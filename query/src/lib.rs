@@ -2,6 +2,7 @@
 //! HTTP API shaped like the Log Analytics Query API ([`api`]).
 
 pub mod api;
+pub mod cache_metrics;
 pub mod distributed;
 pub mod encode;
 pub mod table;
@@ -105,11 +106,21 @@ pub struct QueryConfig {
     /// was slower for every one, by up to 30 % (BENCHMARKS.md); files are pruned by time and
     /// row groups by statistics either way.
     pub parquet_pushdown_filters: bool,
+    /// Parsed Parquet footers kept between queries, in bytes ([`METADATA_CACHE_BYTES`] unless
+    /// set). Queries that read more files' footers than fit parse every one again: size it to
+    /// hold every live file of the tables queried together (`fimlake_query_metadata_cache_*`
+    /// metrics).
+    pub metadata_cache_bytes: usize,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { max_rows: 500_000, max_memory_bytes: 384 << 20, parquet_pushdown_filters: false }
+        QueryConfig {
+            max_rows: 500_000,
+            max_memory_bytes: 384 << 20,
+            parquet_pushdown_filters: false,
+            metadata_cache_bytes: METADATA_CACHE_BYTES,
+        }
     }
 }
 
@@ -144,17 +155,20 @@ pub struct QueryEngine {
     distributed_queries: std::sync::atomic::AtomicU64,
 }
 
-/// Parsed Parquet footers and page indexes kept between queries, at most (the scans read
-/// through the runtime's metadata cache; a file never changes once written). Part of the room
-/// `memory_limit` leaves beside its shares for caches.
-pub const METADATA_CACHE_BYTES: usize = 48 << 20;
+/// Parsed Parquet footers and page indexes kept between queries, at most, unless
+/// `query.metadata_cache_bytes` says otherwise (the scans read through the runtime's metadata
+/// cache; a file never changes once written). Part of the room `memory_limit` leaves beside its
+/// shares for caches. The benchmark's 30 days of three tables (1,472 hourly files of 35-62
+/// columns) hold 63 MiB of footers: a least-recently-used cache smaller than the files a query
+/// reads keeps none of them for the next (BENCHMARKS.md, 2026-12-05).
+pub const METADATA_CACHE_BYTES: usize = 128 << 20;
 
-/// A runtime whose memory pool of `bytes` the sessions made with it share.
-fn shared_runtime(bytes: usize) -> Arc<RuntimeEnv> {
-    let pool = datafusion::execution::memory_pool::FairSpillPool::new(bytes);
+/// A runtime whose memory pool of `config.max_memory_bytes` the sessions made with it share.
+fn shared_runtime(config: &QueryConfig) -> Arc<RuntimeEnv> {
+    let pool = datafusion::execution::memory_pool::FairSpillPool::new(config.max_memory_bytes);
     datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
-        .with_metadata_cache_limit(METADATA_CACHE_BYTES)
+        .with_metadata_cache_limit(config.metadata_cache_bytes)
         .build_arc()
         .expect("a runtime with the default disk manager, which creates its directory when it first spills")
 }
@@ -175,7 +189,7 @@ impl QueryEngine {
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
-            runtime: shared_runtime(config.max_memory_bytes),
+            runtime: shared_runtime(config),
             distribution: None,
             distributed_queries: Default::default(),
         }
@@ -189,7 +203,7 @@ impl QueryEngine {
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
-            runtime: shared_runtime(config.max_memory_bytes),
+            runtime: shared_runtime(config),
             distribution: None,
             distributed_queries: Default::default(),
         }
@@ -217,6 +231,11 @@ impl QueryEngine {
     /// The runtime queries run on (its memory pool), which this node's worker shares.
     pub fn runtime(&self) -> Arc<RuntimeEnv> {
         self.runtime.clone()
+    }
+
+    /// Gauges of the runtime's Parquet metadata cache, for the server's registry.
+    pub fn metadata_cache_metrics(&self) -> prometheus::Result<cache_metrics::MetadataCacheMetrics> {
+        cache_metrics::MetadataCacheMetrics::new(self.runtime.cache_manager.get_file_metadata_cache())
     }
 
     /// How many queries ran fanned out over the cluster's workers (explained ones do not count).

@@ -112,3 +112,29 @@ async fn file_footers_are_parsed_once_and_kept_for_the_next_queries() {
     assert_eq!(cache.len(), files, "the next query finds them there");
     assert_eq!(engine.runtime().cache_manager.get_metadata_cache_limit(), fimlake_query::METADATA_CACHE_BYTES);
 }
+
+#[tokio::test]
+async fn the_metadata_cache_takes_its_configured_limit_and_its_gauges_tell_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = 3_600_000_000i64;
+    let now = chrono::Utc::now().timestamp_micros();
+    let times: Vec<i64> = (1..=3).map(|h| now - h * hour).collect();
+    let (storage, hb) = flushed_heartbeats(dir.path(), &times, |_| "a").await;
+    let files = hb.snapshot().files.len();
+    let config = fimlake_query::QueryConfig { metadata_cache_bytes: 3 << 20, ..Default::default() };
+    let engine = QueryEngine::new(storage.clone(), &config);
+    let registry = prometheus::Registry::new();
+    registry.register(Box::new(engine.metadata_cache_metrics().unwrap())).unwrap();
+    let gauge = |name: &str| {
+        let families = registry.gather();
+        let family = families.iter().find(|f| f.name() == name).unwrap_or_else(|| panic!("{name} is registered"));
+        family.get_metric()[0].get_gauge().get_value() as usize
+    };
+    assert_eq!(gauge("fimlake_query_metadata_cache_limit_bytes"), 3 << 20);
+    assert_eq!((gauge("fimlake_query_metadata_cache_files"), gauge("fimlake_query_metadata_cache_bytes")), (0, 0));
+
+    engine.run("Heartbeat | count", None, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(gauge("fimlake_query_metadata_cache_files"), files, "read once, each footer is kept");
+    let bytes = gauge("fimlake_query_metadata_cache_bytes");
+    assert!(bytes > 1_000 * files && bytes <= 3 << 20, "parsed footers of {files} files: {bytes} bytes");
+}

@@ -23,6 +23,7 @@ pub(crate) async fn query_engine(
     registry: &prometheus::Registry,
 ) -> anyhow::Result<Arc<QueryEngine>> {
     let engine = QueryEngine::new(storage.clone(), &cfg.query);
+    registry.register(Box::new(engine.metadata_cache_metrics()?))?;
     let Some(membership) = membership.filter(|_| cfg.cluster.roles.has(Role::Query)) else {
         return Ok(Arc::new(engine));
     };
