@@ -50,8 +50,9 @@ pub fn release_freed_memory_soon(environment_sets_it: bool) {
 }
 
 /// `memory_limit` when unset: a server peak under 1 GiB, with room for the runtime, the
-/// console's sessions, caches (the query runtime's Parquet metadata cache,
-/// `fimlake_query::METADATA_CACHE_BYTES`) and the allocator's slack.
+/// console's sessions, caches (the query runtime's Parquet metadata cache, up to
+/// `query.metadata_cache_bytes`: it fills only as queries read files, 63 MiB for the
+/// benchmark's 30 days of three tables) and the allocator's slack.
 pub const DEFAULT_LIMIT: usize = 768 << 20;
 
 /// The smallest budget that leaves each part enough to work.
