@@ -43,9 +43,8 @@ mod tests {
     fn a_missing_or_empty_ca_file_is_named() {
         let e = client_builder(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
-        let dir = std::env::temp_dir().join(format!("fimlake-client-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("empty.pem");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = client_builder(Some(&empty)).unwrap_err();
         assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
