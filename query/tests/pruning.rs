@@ -24,6 +24,17 @@ async fn flushed_heartbeats(
     (storage, hb)
 }
 
+/// Storage in `dir` with a heartbeat in each of the last three hours, flushed; and how many
+/// files they are in.
+async fn heartbeats_of_the_last_three_hours(dir: &std::path::Path) -> (Arc<Storage>, usize) {
+    let hour = 3_600_000_000i64;
+    let now = chrono::Utc::now().timestamp_micros();
+    let times: Vec<i64> = (1..=3).map(|h| now - h * hour).collect();
+    let (storage, hb) = flushed_heartbeats(dir, &times, |_| "a").await;
+    let files = hb.snapshot().files.len();
+    (storage, files)
+}
+
 #[tokio::test]
 async fn the_first_rows_by_computer_are_found_by_their_keys_then_read_whole() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,11 +107,7 @@ async fn a_string_filter_reaches_the_parquet_scan_on_the_plain_column() {
 #[tokio::test]
 async fn file_footers_are_parsed_once_and_kept_for_the_next_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let hour = 3_600_000_000i64;
-    let now = chrono::Utc::now().timestamp_micros();
-    let times: Vec<i64> = (1..=3).map(|h| now - h * hour).collect();
-    let (storage, hb) = flushed_heartbeats(dir.path(), &times, |_| "a").await;
-    let files = hb.snapshot().files.len();
+    let (storage, files) = heartbeats_of_the_last_three_hours(dir.path()).await;
     assert!(files >= 3, "a file per hour: {files}");
 
     let engine = QueryEngine::new(storage.clone(), &fimlake_query::QueryConfig::default());
@@ -116,11 +123,7 @@ async fn file_footers_are_parsed_once_and_kept_for_the_next_queries() {
 #[tokio::test]
 async fn the_metadata_cache_takes_its_configured_limit_and_its_gauges_tell_what_it_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let hour = 3_600_000_000i64;
-    let now = chrono::Utc::now().timestamp_micros();
-    let times: Vec<i64> = (1..=3).map(|h| now - h * hour).collect();
-    let (storage, hb) = flushed_heartbeats(dir.path(), &times, |_| "a").await;
-    let files = hb.snapshot().files.len();
+    let (storage, files) = heartbeats_of_the_last_three_hours(dir.path()).await;
     let config = fimlake_query::QueryConfig { metadata_cache_bytes: 3 << 20, ..Default::default() };
     let engine = QueryEngine::new(storage.clone(), &config);
     let registry = prometheus::Registry::new();
