@@ -49,27 +49,37 @@ import os
 os._exit(0)
 "#;
 
+/// The sample records posted to `server` by the example script; its standard output.
+fn post_samples(server: &Server) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/post-records.sh");
+    let out = Command::new("sh").arg(script).arg(&server.url).output().expect("running the example script");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The tables of `data_dir` as the Python Delta reader reads them ([`READER`]).
+fn read_with_python(data_dir: &std::path::Path, tables: &[&str]) -> Value {
+    let py = Command::new(python())
+        .arg("-c")
+        .arg(READER)
+        .arg(data_dir.join("tables"))
+        .args(tables)
+        .output()
+        .expect("running the Python Delta reader");
+    assert!(py.status.success(), "python: {}", String::from_utf8_lossy(&py.stderr));
+    serde_json::from_slice(&py.stdout).unwrap()
+}
+
 #[test]
 fn sample_records_round_trip_into_delta_tables_other_engines_read() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/post-records.sh");
-    let out = Command::new("sh").arg(script).arg(&server.url).output().expect("running the example script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = post_samples(&server);
     assert_eq!(stdout, "{\"accepted\":5}\n{\"accepted\":4}\nHeartbeat: HTTP 204\n");
     server.stop();
 
-    let tables = dir.path().join("tables");
-    let py = Command::new(python())
-        .arg("-c")
-        .arg(READER)
-        .arg(&tables)
-        .args(["ConfigurationChange", "ConfigurationData", "Heartbeat"])
-        .output()
-        .expect("running the Python Delta reader");
-    assert!(py.status.success(), "python: {}", String::from_utf8_lossy(&py.stderr));
-    let got: Value = serde_json::from_slice(&py.stdout).unwrap();
+    let got = read_with_python(dir.path(), &["ConfigurationChange", "ConfigurationData", "Heartbeat"]);
 
     let registry = fimlake_storage::TableRegistry::builtin();
     for (table, rows) in [("ConfigurationChange", 5), ("ConfigurationData", 4), ("Heartbeat", 3)] {
@@ -116,4 +126,41 @@ fn sample_records_round_trip_into_delta_tables_other_engines_read() {
     let rows = read_table(dir.path(), "ConfigurationChange", &["Computer", "FileSystemPath"]);
     assert_eq!(rows.len(), 5);
     assert!(wal_is_empty(dir.path(), "ConfigurationChange"));
+}
+
+/// A closed day's hour files become one file of the day, its `PartitionHour` null (the Delta
+/// convention for a null partition value), which the independent reader reads as it reads hour
+/// files.
+#[test]
+fn a_closed_day_compacted_into_one_file_is_read_by_other_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    // Maintenance often; retention long enough to keep the samples of 2024.
+    let often = [
+        ("FIMLAKE_STORAGE_FLUSH_AGE", "200ms"),
+        ("FIMLAKE_STORAGE_MAINTENANCE_INTERVAL", "200ms"),
+        ("FIMLAKE_STORAGE_RETENTION_DAYS", "36500"),
+    ];
+    let mut server = Server::start(dir.path(), &often);
+    post_samples(&server);
+    // The sample changes are of 10:00 and 11:00 on 2024-05-01, long closed.
+    let compactions = r#"fimlake_compactions_total{table="ConfigurationChange"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while common::records::metric(&server.url, compactions) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the day was not compacted within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.stop();
+
+    let got = read_with_python(dir.path(), &["ConfigurationChange"]);
+    let table = &got["ConfigurationChange"];
+    let files = table["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{table}");
+    let file = files[0].as_str().unwrap();
+    assert!(file.contains("/PartitionDate=2024-05-01/PartitionHour=__HIVE_DEFAULT_PARTITION__/"), "{file}");
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let passwd = rows.iter().find(|r| r["FileSystemPath"] == "/etc/passwd").unwrap();
+    assert_eq!(passwd["PartitionHour"], Value::Null);
+    assert_eq!(passwd["TimeGenerated"], "2024-05-01T10:15:02.123000+00:00");
+    assert_eq!(read_table(dir.path(), "ConfigurationChange", &["Computer"]).len(), 5, "fimlake reads it too");
 }

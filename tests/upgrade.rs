@@ -70,26 +70,38 @@ fn a_v0_1_data_directory_opens_and_its_alert_table_gains_the_new_columns() {
 /// Heartbeat rows flushed and a third only in the WAL) opens with this release: `Heartbeat`
 /// gains `ConfigurationGroup` and `ConfigurationVersion` (empty in the old rows), `fleet.json`
 /// gains group configurations, and the enrolled host's key stays.
-#[test]
-fn a_v0_2_data_directory_gains_the_configuration_columns_and_keeps_its_fleet() {
-    let dir = tempfile::tempdir().unwrap();
+/// A server on a copy of the v0.2 data directory (in `dir`), with `env` added; its admin key.
+fn open_v0_2(dir: &Path, env: &[(&str, &str)]) -> (Server, String) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v0.2");
-    copy_dir(&fixture.join("data"), &dir.path().join("data"));
-    let config = dir.path().join("cfg.toml");
+    copy_dir(&fixture.join("data"), &dir.join("data"));
+    let config = dir.join("cfg.toml");
     let text = std::fs::read_to_string(fixture.join("cfg.toml")).unwrap();
     std::fs::write(&config, text.replace("data_dir = \"data\"", "")).unwrap();
     let admin = std::fs::read_to_string(fixture.join("admin-key")).unwrap().trim().to_string();
     // The fixture's rows are of the day it was made: kept whatever today is.
-    let env = [("FIMLAKE_CONFIG", config.to_str().unwrap()), ("FIMLAKE_STORAGE_RETENTION_DAYS", "36500")];
-    let server = Server::start(&dir.path().join("data"), &env);
-    let query = |kql: &str| {
-        let path = "/v1/workspaces/00000000-0000-4000-8000-000000000002/query";
-        let (status, body) = server.call("POST", path, Some(&admin), &serde_json::json!({ "query": kql }).to_string());
-        assert_eq!(status, 200, "{body}");
-        body["tables"][0]["rows"].as_array().unwrap().clone()
-    };
+    let mut all = vec![("FIMLAKE_CONFIG", config.to_str().unwrap()), ("FIMLAKE_STORAGE_RETENTION_DAYS", "36500")];
+    all.extend_from_slice(env);
+    (Server::start(&dir.join("data"), &all), admin)
+}
 
-    let old = "Heartbeat | project Version, ConfigurationGroup, ConfigurationVersion | order by Version asc";
+/// The rows of `kql` run on the v0.2 fixture's workspace.
+fn query_v0_2(server: &Server, admin: &str, kql: &str) -> Vec<serde_json::Value> {
+    let path = "/v1/workspaces/00000000-0000-4000-8000-000000000002/query";
+    let (status, body) = server.call("POST", path, Some(admin), &serde_json::json!({ "query": kql }).to_string());
+    assert_eq!(status, 200, "{body}");
+    body["tables"][0]["rows"].as_array().unwrap().clone()
+}
+
+const V0_2_HEARTBEATS: &str =
+    "Heartbeat | project Version, ConfigurationGroup, ConfigurationVersion | order by Version asc";
+
+#[test]
+fn a_v0_2_data_directory_gains_the_configuration_columns_and_keeps_its_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = open_v0_2(dir.path(), &[]);
+    let query = |kql: &str| query_v0_2(&server, &admin, kql);
+
+    let old = V0_2_HEARTBEATS;
     let expected_old: Vec<_> = ["0.2.0", "0.2.1", "0.2.2"].iter().map(|v| serde_json::json!([v, "", null])).collect();
     assert_eq!(query(old), expected_old, "flushed and replayed rows, the new columns empty");
 
@@ -107,4 +119,31 @@ fn a_v0_2_data_directory_gains_the_configuration_columns_and_keeps_its_fleet() {
     let mut expected = expected_old;
     expected.push(serde_json::json!(["0.3.0", "linux", 1]));
     assert_eq!(query(old), expected, "old and new rows side by side");
+}
+
+/// The v0.2 directory's Heartbeat rows are of 2026-12-02, a closed day: its hour file and the
+/// file of the rows replayed from its WAL become one file of the day, the rows kept once.
+#[test]
+fn a_v0_2_data_directory_s_closed_day_is_compacted_into_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let often = [("FIMLAKE_STORAGE_FLUSH_AGE", "200ms"), ("FIMLAKE_STORAGE_MAINTENANCE_INTERVAL", "200ms")];
+    let (mut server, admin) = open_v0_2(dir.path(), &often);
+    let compactions = r#"fimlake_compactions_total{table="Heartbeat"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while common::records::metric(&server.url, compactions) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the closed day was not compacted within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let day = dir.path().join("data/tables/Heartbeat/PartitionDate=2026-12-02");
+    let partitions: Vec<String> =
+        std::fs::read_dir(&day).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert!(partitions.contains(&"PartitionHour=__HIVE_DEFAULT_PARTITION__".to_string()), "{partitions:?}");
+    let versions = |server: &Server| {
+        let rows = query_v0_2(server, &admin, V0_2_HEARTBEATS);
+        rows.iter().map(|r| r[0].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&server), ["0.2.0", "0.2.1", "0.2.2"]);
+    server.stop();
+    server.restart();
+    assert_eq!(versions(&server), ["0.2.0", "0.2.1", "0.2.2"], "the day's file is what reloads");
 }

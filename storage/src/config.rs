@@ -44,6 +44,10 @@ pub struct StorageConfig {
     pub zstd_level: i32,
     /// Compact a partition when it has at least this many files.
     pub compact_min_files: usize,
+    /// A day's files are merged into one file once the day ended this long ago (records for
+    /// it arriving later are merged into another file of the day).
+    #[serde(with = "fimlake_settings::duration")]
+    pub compact_day_after: Duration,
     /// How often compaction and retention run.
     #[serde(with = "fimlake_settings::duration")]
     pub maintenance_interval: Duration,
@@ -70,6 +74,7 @@ impl Default for StorageConfig {
             row_group_rows: 128 * 1024,
             zstd_level: 1,
             compact_min_files: 8,
+            compact_day_after: Duration::from_secs(3600),
             maintenance_interval: Duration::from_secs(300),
             retention_days: 365,
             vacuum_delay: Duration::from_secs(3600),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -50,17 +50,20 @@ impl DataFile {
         !(matches!((hi, fmin), (Some(h), Some(m)) if m > h) || matches!((lo, fmax), (Some(l), Some(m)) if m < l))
     }
 
-    /// `TimeGenerated` bounds from the statistics, or else from the partition (one hour).
+    /// `TimeGenerated` bounds from the statistics, or else from the partition (one hour, or
+    /// one day for a day's file).
     /// Delta statistics hold timestamps to the millisecond, truncated: the true maximum may be
     /// up to 999 µs above the recorded one, so the upper bound is widened by that much (else a
     /// filter on the exact microsecond of a file's last row would skip the file).
     pub fn time_bounds(&self) -> (Option<i64>, Option<i64>) {
         const HOUR: i64 = 3_600_000_000;
         let part = match (self.date, self.hour) {
-            (Some(d), Some(h)) => Some(i64::from(d) * 24 * HOUR + i64::from(h) * HOUR),
+            (Some(d), Some(h)) => Some((i64::from(d) * 24 * HOUR + i64::from(h) * HOUR, HOUR)),
+            (Some(d), None) => Some((i64::from(d) * 24 * HOUR, 24 * HOUR)),
             _ => None,
         };
-        (self.min_time.or(part), self.max_time.map(|m| m + 999).or(part.map(|p| p + HOUR - 1)))
+        let (start, end) = (part.map(|(start, _)| start), part.map(|(start, width)| start + width - 1));
+        (self.min_time.or(start), self.max_time.map(|m| m + 999).or(end))
     }
 }
 
@@ -262,8 +265,8 @@ pub(crate) fn writer_properties(def: &TableDef, row_group_rows: usize, zstd_leve
     Ok(builder.build())
 }
 
-/// Writes sorted rows as Parquet files, one or more per partition, a chunk at a time, and
-/// returns their `add` actions without committing them.
+/// Writes `rows` as Parquet files (one per partition) to the table's storage; they are not
+/// committed yet.
 pub(crate) async fn write_files(
     table: &DeltaTable,
     def: &TableDef,
@@ -271,18 +274,46 @@ pub(crate) async fn write_files(
     props: WriterProperties,
 ) -> Result<Vec<Add>> {
     let work = async {
-        let mut writer = RecordBatchWriter::for_table(table)
+        let mut writer = FileWriter::new(table, def, props)?;
+        for chunk in rows.chunks() {
+            writer.write(chunk?).await?;
+        }
+        writer.finish().await
+    };
+    off_the_runtime(work).await
+}
+
+/// Parquet files being written from chunks of rows in the Delta schema, in file order: one
+/// file per partition, each held encoded in memory until [`FileWriter::finish`] writes it.
+pub(crate) struct FileWriter {
+    writer: RecordBatchWriter,
+    table: String,
+}
+
+impl FileWriter {
+    pub(crate) fn new(table: &DeltaTable, def: &TableDef, props: WriterProperties) -> Result<FileWriter> {
+        let writer = RecordBatchWriter::for_table(table)
             .map_err(|e| StorageError::delta(def.name(), e))?
             .with_writer_properties(props);
-        for chunk in rows.chunks() {
-            writer.write(chunk?).await.map_err(|e| StorageError::delta(def.name(), e))?;
-        }
-        writer.flush().await.map_err(|e| StorageError::delta(def.name(), e))
-    };
-    // Parquet encoding and zstd hold the CPU for up to a second per flush. On a multi-thread
-    // runtime the worker first hands its other tasks to another thread (`block_in_place`), so
-    // requests are not held up behind a flush (measured: 16x10000 ingest from ~80,000 to
-    // ~115,000 records/s, BENCHMARKS.md).
+        Ok(FileWriter { writer, table: def.name().to_string() })
+    }
+
+    /// Encodes `chunk` into the files being written.
+    pub(crate) async fn write(&mut self, chunk: RecordBatch) -> Result<()> {
+        self.writer.write(chunk).await.map_err(|e| StorageError::delta(&self.table, e))
+    }
+
+    /// Writes the files to storage and returns their `add` actions.
+    pub(crate) async fn finish(mut self) -> Result<Vec<Add>> {
+        self.writer.flush().await.map_err(|e| StorageError::delta(&self.table, e))
+    }
+}
+
+/// Runs `work`, which holds the CPU (Parquet encoding and zstd take up to a second per flush),
+/// so that requests are not held up behind it: on a multi-thread runtime the worker first hands
+/// its other tasks to another thread (`block_in_place`); measured: 16x10000 ingest from ~80,000
+/// to ~115,000 records/s, BENCHMARKS.md. Not to be nested.
+pub(crate) async fn off_the_runtime<T>(work: impl Future<Output = T>) -> T {
     let handle = tokio::runtime::Handle::current();
     if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
         tokio::task::block_in_place(|| handle.block_on(work))
@@ -357,14 +388,13 @@ pub(crate) async fn commit_rewrite(
         })
         .collect();
     for f in removed {
-        let mut partition_values = HashMap::new();
-        if let Some(d) = f.date {
-            let day = chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163).map(|d| d.to_string());
-            partition_values.insert(PARTITION_DATE.to_string(), day);
-        }
-        if let Some(h) = f.hour {
-            partition_values.insert(PARTITION_HOUR.to_string(), Some(h.to_string()));
-        }
+        // As the file's `add` spelled them: every partition column, null ones included (a
+        // day's file has no hour).
+        let day = f.date.and_then(|d| chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163)).map(|d| d.to_string());
+        let partition_values = HashMap::from([
+            (PARTITION_DATE.to_string(), day),
+            (PARTITION_HOUR.to_string(), f.hour.map(|h| h.to_string())),
+        ]);
         actions.push(Action::Remove(Remove {
             path: f.action_path.clone(),
             deletion_timestamp: Some(now),

@@ -10,6 +10,7 @@
 //! The crate knows nothing of HTTP or KQL: callers hand it Arrow batches in a table's schema.
 
 pub mod budget;
+mod compaction;
 pub mod config;
 pub mod delta;
 pub mod error;

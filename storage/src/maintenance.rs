@@ -1,5 +1,5 @@
-//! Background upkeep of a table: compaction (merge a partition's small files into one sorted
-//! file), retention (remove files whose rows are all older than the retention period) and
+//! Background upkeep of a table: compaction ([`crate::compaction`]: an hour's files into one
+//! sorted file, a closed day's into one), retention (remove files whose rows are all older than the retention period) and
 //! vacuum (delete from storage the files no longer in the table).
 //!
 //! **Invariants:** compaction and retention change the live file list in one Delta commit, and
@@ -8,90 +8,30 @@
 //! took the old list can still read them. Vacuum holds the commit lock, so it never deletes the
 //! files of a flush that is not committed yet.
 
-use std::collections::BTreeMap;
-
-use arrow::array::RecordBatch;
 use deltalake_core::operations::vacuum::VacuumMode;
 use deltalake_core::protocol::DeltaOperation;
-use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::delta::{self, DataFile};
 use crate::error::{Result, StorageError};
-use crate::sorted::SortedRows;
 use crate::table::Table;
-use crate::wal::conform;
 
 /// What one maintenance pass did to a table.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MaintenanceReport {
+    /// Hour partitions whose files became one.
     pub partitions_compacted: usize,
+    /// Closed days whose hour files became one file of the day.
+    pub days_compacted: usize,
+    /// Files merged, by both.
     pub files_compacted: usize,
     pub files_expired: usize,
     pub files_vacuumed: usize,
 }
 
 impl Table {
-    /// Compacts every partition that has at least `compact_min_files` files.
-    pub async fn compact(&self) -> Result<MaintenanceReport> {
-        let _guard = self.maintenance.lock().await;
-        let files = self.snapshot().files;
-        let mut partitions: BTreeMap<(Option<i32>, Option<i32>), Vec<DataFile>> = BTreeMap::new();
-        for f in files.iter() {
-            partitions.entry((f.date, f.hour)).or_default().push(f.clone());
-        }
-        let mut report = MaintenanceReport::default();
-        for (_, group) in partitions {
-            if group.len() < self.config.compact_min_files.max(2) {
-                continue;
-            }
-            self.compact_partition(&group).await?;
-            report.partitions_compacted += 1;
-            report.files_compacted += group.len();
-        }
-        Ok(report)
-    }
-
-    async fn compact_partition(&self, group: &[DataFile]) -> Result<()> {
-        let mut batches = Vec::new();
-        for f in group {
-            batches.extend(self.read_file(f).await?);
-        }
-        let def = self.def.clone();
-        let sorted =
-            tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")?;
-        let rows_in: i64 = group.iter().filter_map(|f| f.rows).sum();
-        let mut delta_table = self.delta.lock().await;
-        let adds = delta::write_files(&delta_table, &self.def, &sorted, self.props.clone()).await?;
-        let rows_out: i64 = adds.iter().filter_map(|a| a.get_stats().ok().flatten().map(|s| s.num_records)).sum();
-        if group.iter().all(|f| f.rows.is_some()) && rows_in != rows_out {
-            return Err(StorageError::Config(format!(
-                "compaction of {} read {rows_in} rows but wrote {rows_out}; aborted",
-                self.name()
-            )));
-        }
-        let op = DeltaOperation::Optimize { predicate: None, target_size: 0 };
-        delta::commit_rewrite(&mut delta_table, &self.def, adds, group, op, false, self.fence.as_deref()).await?;
-        let files = delta::live_files(&delta_table, self.name())?;
-        self.set_files(files);
-        self.metrics.compactions.inc();
-        Ok(())
-    }
-
-    async fn read_file(&self, f: &DataFile) -> Result<Vec<RecordBatch>> {
-        let bytes = self.loc.store.get(&f.path).await?.bytes().await?;
-        let schema = self.def.schema().clone();
-        tokio::task::spawn_blocking(move || {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-            reader.map(|b| conform(&b?, &schema)).collect::<Result<Vec<_>>>()
-        })
-        .await
-        .expect("Parquet decode panicked")
-    }
-
     /// Removes the files whose rows are all older than `retention_days` before `now`.
-    /// Retention works on whole files, so rows may outlive the period by up to one hour (the
-    /// partition width) and no file is rewritten.
+    /// Retention works on whole files, so rows may outlive the period by up to one day (a
+    /// closed day is one file, [`crate::compaction`]) and no file is rewritten.
     pub async fn expire(&self, now: chrono::DateTime<chrono::Utc>) -> Result<MaintenanceReport> {
         let _guard = self.maintenance.lock().await;
         let cutoff = now - chrono::Duration::days(i64::from(self.config.retention_days));
@@ -140,11 +80,12 @@ impl Table {
 
     /// One maintenance pass: compaction, retention, vacuum.
     pub async fn maintain(&self, now: chrono::DateTime<chrono::Utc>) -> Result<MaintenanceReport> {
-        let c = self.compact().await?;
+        let c = self.compact(now).await?;
         let e = self.expire(now).await?;
         let v = self.vacuum().await?;
         Ok(MaintenanceReport {
             partitions_compacted: c.partitions_compacted,
+            days_compacted: c.days_compacted,
             files_compacted: c.files_compacted,
             files_expired: e.files_expired,
             files_vacuumed: v.files_vacuumed,

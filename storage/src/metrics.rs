@@ -84,7 +84,10 @@ impl StorageMetrics {
                 Opts::new("fimlake_buffered_bytes", "Arrow bytes buffered, including the flush in progress"),
                 t,
             )?,
-            compactions: IntCounterVec::new(Opts::new("fimlake_compactions_total", "Partitions compacted"), t)?,
+            compactions: IntCounterVec::new(
+                Opts::new("fimlake_compactions_total", "Hours or closed days whose files were merged into one"),
+                t,
+            )?,
             retention_removed_files: IntCounterVec::new(
                 Opts::new("fimlake_retention_removed_files_total", "Files removed because their rows passed retention"),
                 t,

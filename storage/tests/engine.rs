@@ -200,7 +200,7 @@ async fn compaction_merges_small_files_without_losing_rows() {
     }
     expected.sort();
     assert_eq!(hb.snapshot().files.len(), 10);
-    let report = hb.compact().await.unwrap();
+    let report = hb.compact(first_day_noon()).await.unwrap();
     assert_eq!(report.partitions_compacted, 2);
     assert_eq!(report.files_compacted, 10);
     assert_eq!(hb.snapshot().files.len(), 2);
@@ -211,6 +211,87 @@ async fn compaction_merges_small_files_without_losing_rows() {
     storage.shutdown().await.unwrap();
     let storage = open(dir.path()).await;
     assert_eq!(computers(&storage).await, expected, "the compacted state is what reloads");
+}
+
+/// Noon of T0's day: a compaction then merges hours, not the day (not closed).
+fn first_day_noon() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(T0 + 12 * HOUR_US).unwrap()
+}
+
+/// The rows of the Parquet file `file` of Heartbeat: (time offset from T0, computer), in file order.
+fn rows_in_file(dir: &Path, file: &fimlake_storage::DataFile) -> Vec<(i64, String)> {
+    let path = dir.join("tables/Heartbeat").join(file.path.as_ref());
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let times = batch.column_by_name("TimeGenerated").unwrap();
+        let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let computers = batch.column_by_name("Computer").unwrap().as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            rows.push((times.value(i) - T0, computers.value(i).to_string()));
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_day_becomes_one_sorted_file_and_late_records_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path()).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let day_1 = [(23 * HOUR_US, "d"), (5, "b"), (5 * HOUR_US, "c"), (3, "a"), (24 * HOUR_US + HOUR_US, "next day")];
+    for row in day_1 {
+        hb.append(heartbeats(&storage, &[row])).await.unwrap();
+        hb.flush().await.unwrap();
+    }
+    assert_eq!(hb.snapshot().files.len(), 5);
+
+    // May 1 ended half an hour ago: not closed, only its hour 0's two files are merged.
+    let at = |offset: i64| chrono::DateTime::from_timestamp_micros(T0 + offset).unwrap();
+    let report = hb.compact(at(24 * HOUR_US + HOUR_US / 2)).await.unwrap();
+    assert_eq!((report.partitions_compacted, report.days_compacted, report.files_compacted), (1, 0, 2));
+    assert_eq!(hb.snapshot().files.len(), 4);
+
+    // An hour after it ended, May 1 is closed: its three hour files become one, in file order.
+    let report = hb.compact(at(25 * HOUR_US)).await.unwrap();
+    assert_eq!((report.partitions_compacted, report.days_compacted, report.files_compacted), (0, 1, 3));
+    let files = hb.snapshot().files;
+    let day: Vec<_> = files.iter().filter(|f| f.date == Some(19844)).collect();
+    assert_eq!(day.len(), 1, "{files:?}");
+    assert_eq!(day[0].hour, None, "a day's file has no hour");
+    // From the file's statistics (milliseconds: T0 + 3 µs is recorded as T0).
+    assert_eq!(day[0].time_bounds(), (Some(T0), Some(T0 + 23 * HOUR_US + 999)));
+    let in_order = vec![(3, "a".into()), (5, "b".into()), (5 * HOUR_US, "c".into()), (23 * HOUR_US, "d".into())];
+    assert_eq!(rows_in_file(dir.path(), day[0]), in_order);
+    assert_eq!(count(&storage, None).await, 5);
+    assert_eq!(count(&storage, Some(HOUR_US)).await, 3, "the day's file is pruned by its rows' times");
+
+    // Late records for May 1: two hour files, merged into a second file of the day.
+    hb.append(heartbeats(&storage, &[(7 * HOUR_US, "late 1")])).await.unwrap();
+    hb.flush().await.unwrap();
+    hb.append(heartbeats(&storage, &[(2 * HOUR_US, "late 2")])).await.unwrap();
+    hb.flush().await.unwrap();
+    let report = hb.compact(at(48 * HOUR_US)).await.unwrap();
+    assert_eq!((report.days_compacted, report.files_compacted), (1, 2));
+    let mut day: Vec<_> = hb.snapshot().files.iter().filter(|f| f.date == Some(19844)).cloned().collect();
+    day.sort_by_key(|f| f.rows);
+    assert_eq!(day.iter().map(|f| (f.hour, f.rows)).collect::<Vec<_>>(), [(None, Some(2)), (None, Some(4))]);
+    assert_eq!(rows_in_file(dir.path(), &day[0]), vec![(2 * HOUR_US, "late 2".into()), (7 * HOUR_US, "late 1".into())]);
+
+    // Nothing lost or doubled, after the merged files are deleted and after a restart.
+    let expected = vec!["a", "b", "c", "d", "late 1", "late 2", "next day"];
+    assert_eq!(hb.vacuum().await.unwrap().files_vacuumed, 7);
+    assert_eq!(computers(&storage).await, expected);
+    storage.shutdown().await.unwrap();
+    let storage = open(dir.path()).await;
+    assert_eq!(computers(&storage).await, expected, "the days' files are what reloads");
+    let files = storage.table("Heartbeat").unwrap().snapshot().files;
+    assert_eq!(files.iter().filter(|f| f.date == Some(19844) && f.hour.is_none()).count(), 2);
 }
 
 #[tokio::test]
@@ -355,7 +436,7 @@ async fn compaction_and_flushes_under_concurrent_ingest_and_queries_keep_every_r
         let hb = hb.clone();
         tokio::spawn(async move {
             for _ in 0..10 {
-                hb.compact().await.unwrap();
+                hb.compact(first_day_noon()).await.unwrap();
                 hb.vacuum().await.unwrap();
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -371,7 +452,7 @@ async fn compaction_and_flushes_under_concurrent_ingest_and_queries_keep_every_r
     writer.await.unwrap();
     compactor.await.unwrap();
     hb.flush().await.unwrap();
-    hb.compact().await.unwrap();
+    hb.compact(first_day_noon()).await.unwrap();
     let mut want: Vec<String> = (0..60).map(|i| format!("w{i}")).collect();
     want.sort();
     assert_eq!(computers(&storage).await, want);

@@ -1,0 +1,211 @@
+//! Compaction: fewer, larger files, each sorted by `TimeGenerated` then `Computer`.
+//!
+//! Two steps, in every maintenance pass:
+//! 1. an hour partition with at least `compact_min_files` files (one per flush) becomes one
+//!    file, its rows sorted in memory (an hour at most);
+//! 2. a closed day (ended `compact_day_after` ago) with two hour files or more becomes one
+//!    file of the day (partition hour null), written an hour at a time: hours do not overlap,
+//!    so the hours sorted one after the other are the day sorted, and a day is never held in
+//!    memory, only the file being written, encoded.
+//!
+//! A query opens each file's footer and builds a reader and a pruning predicate for it: 30
+//! days of hourly files are 720 of those per table, 30 day files 30. Records arriving for a
+//! closed day later land in hour files of that day, and a later pass merges those into another
+//! file of the day once there are two or more.
+//!
+//! **Invariants:** the files merged and the file written are swapped in one Delta commit (see
+//! [`crate::maintenance`]); the rows written are counted against the rows read, and a
+//! difference aborts the commit.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, RecordBatch, new_null_array};
+use chrono::{DateTime, Utc};
+use deltalake_core::kernel::Add;
+use deltalake_core::protocol::DeltaOperation;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::delta::{self, DataFile, FileWriter, off_the_runtime};
+use crate::error::{Result, StorageError};
+use crate::maintenance::MaintenanceReport;
+use crate::sorted::SortedRows;
+use crate::table::Table;
+use crate::wal::conform;
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+impl Table {
+    /// Compacts every hour partition with at least `compact_min_files` files, then every day
+    /// closed at `now` with two hour files or more.
+    pub async fn compact(&self, now: DateTime<Utc>) -> Result<MaintenanceReport> {
+        let _guard = self.maintenance.lock().await;
+        let mut report = self.compact_hours().await?;
+        let days = self.compact_days(now).await?;
+        report.days_compacted = days.days_compacted;
+        report.files_compacted += days.files_compacted;
+        Ok(report)
+    }
+
+    async fn compact_hours(&self) -> Result<MaintenanceReport> {
+        let mut partitions: BTreeMap<(i32, i32), Vec<DataFile>> = BTreeMap::new();
+        for file in self.snapshot().files.iter() {
+            if let (Some(date), Some(hour)) = (file.date, file.hour) {
+                partitions.entry((date, hour)).or_default().push(file.clone());
+            }
+        }
+        let mut report = MaintenanceReport::default();
+        for (_, group) in partitions {
+            if group.len() < self.config.compact_min_files.max(2) {
+                continue;
+            }
+            let rows = self.read_sorted(&group).await?;
+            let adds = {
+                let delta_table = self.delta.lock().await;
+                delta::write_files(&delta_table, &self.def, &rows, self.props.clone()).await?
+            };
+            self.swap(&group, adds).await?;
+            report.partitions_compacted += 1;
+            report.files_compacted += group.len();
+        }
+        Ok(report)
+    }
+
+    async fn compact_days(&self, now: DateTime<Utc>) -> Result<MaintenanceReport> {
+        let closed_before = closed_days_before(now, self.config.compact_day_after);
+        let mut days: BTreeMap<i32, Vec<DataFile>> = BTreeMap::new();
+        for file in self.snapshot().files.iter() {
+            if let (Some(date), Some(_)) = (file.date, file.hour)
+                && date < closed_before
+            {
+                days.entry(date).or_default().push(file.clone());
+            }
+        }
+        let mut report = MaintenanceReport::default();
+        for (_, group) in days {
+            if group.len() < 2 {
+                continue;
+            }
+            self.compact_day(&group).await?;
+            report.days_compacted += 1;
+            report.files_compacted += group.len();
+        }
+        Ok(report)
+    }
+
+    /// Writes the hour files `group` of one day as one file of the day, an hour at a time.
+    async fn compact_day(&self, group: &[DataFile]) -> Result<()> {
+        let mut hours: BTreeMap<i32, Vec<DataFile>> = BTreeMap::new();
+        for file in group {
+            hours.entry(file.hour.expect("hour files only")).or_default().push(file.clone());
+        }
+        let mut writer = {
+            let delta_table = self.delta.lock().await;
+            FileWriter::new(&delta_table, &self.def, self.props.clone())?
+        };
+        for files in hours.values() {
+            let rows = self.read_sorted(files).await?;
+            let written = async {
+                for chunk in rows.chunks() {
+                    writer.write(without_hour(chunk?)?).await?;
+                }
+                Ok::<_, StorageError>(())
+            };
+            off_the_runtime(written).await?;
+        }
+        let adds = off_the_runtime(writer.finish()).await?;
+        assert!(adds.len() <= 1, "one day is one partition: {} files written", adds.len());
+        self.swap(group, adds).await
+    }
+
+    /// The rows of `files`, sorted in file order.
+    async fn read_sorted(&self, files: &[DataFile]) -> Result<SortedRows> {
+        let mut batches = Vec::new();
+        for file in files {
+            batches.extend(self.read_file(file).await?);
+        }
+        let def = self.def.clone();
+        tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")
+    }
+
+    async fn read_file(&self, file: &DataFile) -> Result<Vec<RecordBatch>> {
+        let bytes = self.loc.store.get(&file.path).await?.bytes().await?;
+        let schema = self.def.schema().clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+            reader.map(|b| conform(&b?, &schema)).collect::<Result<Vec<_>>>()
+        })
+        .await
+        .expect("Parquet decode panicked")
+    }
+
+    /// Commits `adds` in place of `removed` and makes them the live files, once the rows
+    /// written are checked equal to the rows read.
+    async fn swap(&self, removed: &[DataFile], adds: Vec<Add>) -> Result<()> {
+        let rows_in: i64 = removed.iter().filter_map(|f| f.rows).sum();
+        let rows_out: i64 = adds.iter().filter_map(|a| a.get_stats().ok().flatten().map(|s| s.num_records)).sum();
+        if removed.iter().all(|f| f.rows.is_some()) && rows_in != rows_out {
+            return Err(StorageError::Config(format!(
+                "compaction of {} read {rows_in} rows but wrote {rows_out}; aborted",
+                self.name()
+            )));
+        }
+        let mut delta_table = self.delta.lock().await;
+        let op = DeltaOperation::Optimize { predicate: None, target_size: 0 };
+        delta::commit_rewrite(&mut delta_table, &self.def, adds, removed, op, false, self.fence.as_deref()).await?;
+        let files = delta::live_files(&delta_table, self.name())?;
+        self.set_files(files);
+        self.metrics.compactions.inc();
+        Ok(())
+    }
+}
+
+/// The first day (days since the epoch) not closed at `now`: days before it ended at least
+/// `after` ago.
+fn closed_days_before(now: DateTime<Utc>, after: std::time::Duration) -> i32 {
+    let after = i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
+    let ended_by = now.timestamp_micros().saturating_sub(after);
+    i32::try_from(ended_by.div_euclid(DAY_MICROS)).unwrap_or(i32::MAX)
+}
+
+/// `chunk` (in the Delta schema) as rows of a day's file: the hour partition column null.
+fn without_hour(chunk: RecordBatch) -> Result<RecordBatch> {
+    let mut columns = chunk.columns().to_vec();
+    let hour = columns.last_mut().expect("the Delta schema ends with the partition columns");
+    *hour = new_null_array(hour.data_type(), hour.len());
+    Ok(RecordBatch::try_new(chunk.schema(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_day_is_closed_once_it_ended_the_delay_ago() {
+        let hour = std::time::Duration::from_secs(3600);
+        let may_2 = i32::try_from(at("2024-05-02T00:00:00Z").timestamp() / 86_400).unwrap();
+        assert_eq!(closed_days_before(at("2024-05-02T00:59:59Z"), hour), may_2 - 1, "May 1 ended 59 min ago");
+        assert_eq!(closed_days_before(at("2024-05-02T01:00:00Z"), hour), may_2, "May 1 ended an hour ago");
+        assert_eq!(closed_days_before(at("2024-05-02T23:59:59Z"), hour), may_2);
+    }
+
+    #[test]
+    fn rows_of_a_day_have_no_hour() {
+        let registry = crate::TableRegistry::builtin();
+        let schema = registry.get("Heartbeat").unwrap().delta_schema();
+        let mut columns: Vec<arrow::array::ArrayRef> =
+            schema.fields().iter().map(|f| new_null_array(f.data_type(), 2)).collect();
+        *columns.last_mut().unwrap() = Arc::new(arrow::array::Int32Array::from(vec![5, 6]));
+        let hours = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let day = without_hour(hours).unwrap();
+        assert_eq!(day.schema(), schema);
+        assert_eq!(day.num_rows(), 2);
+        assert_eq!(day.column(day.num_columns() - 1).null_count(), 2);
+    }
+}
