@@ -1,5 +1,6 @@
-//! `contains`, `has`, `hasprefix` and `hassuffix` with a literal: one searcher per query (the
-//! needle folded once, a SIMD substring finder). A `Utf8` array whose text is all ASCII is
+//! `contains`, `has`, `hasprefix`, `hassuffix`, and `startswith` and `endswith` ignoring case,
+//! with a literal: one searcher per query (the needle folded once, a SIMD substring finder; the
+//! ends of a row compared in place). A `Utf8` array whose text is all ASCII is
 //! searched whole, in one pass over its values; a `Utf8View` array (a stored table's column)
 //! once per distinct view; otherwise row by row, the ASCII rows by the finder and a
 //! row with other characters by the Unicode-aware regular expression the operator is defined
@@ -25,6 +26,10 @@ const MAX_VIEWS_REMEMBERED: usize = 4096;
 pub enum Search {
     /// The needle anywhere (`contains`).
     Substring,
+    /// The needle at the start (`startswith`).
+    Prefix,
+    /// The needle at the end (`endswith`).
+    Suffix,
     /// The needle as a term: no letter or digit right before it (`start`) and right after it
     /// (`end`) — `has` is both, `hasprefix` the start, `hassuffix` the end.
     Term { start: bool, end: bool },
@@ -88,15 +93,21 @@ impl TextSearch {
                 pattern.push_str("(?i)");
             }
             let (start, end) = match self.search {
-                Search::Substring => (false, false),
+                Search::Substring | Search::Prefix | Search::Suffix => (false, false),
                 Search::Term { start, end } => (start, end),
             };
+            if self.search == Search::Prefix {
+                pattern.push('^');
+            }
             if start {
                 pattern.push_str(r"(^|[^\p{L}\p{N}])");
             }
             pattern.push_str(&regex::escape(&self.needle));
             if end {
                 pattern.push_str(r"([^\p{L}\p{N}]|$)");
+            }
+            if self.search == Search::Suffix {
+                pattern.push('$');
             }
             regex::Regex::new(&pattern).map_err(|e| e.to_string())
         });
@@ -105,12 +116,17 @@ impl TextSearch {
 
     /// Whether one row matches; `folded` is scratch space for its lowercase copy.
     fn matches(&self, row: &str, folded: &mut Vec<u8>) -> Result<bool> {
+        if let Some(hit) = self.ascii.as_ref().and_then(|searcher| searcher.at_edge(self.search, row.as_bytes())) {
+            return Ok(hit);
+        }
         let Some(searcher) = self.ascii.as_ref().filter(|_| row.is_ascii()) else {
             return Ok(self.regex()?.is_match(row));
         };
         let haystack = searcher.haystack(row.as_bytes(), folded);
         Ok(match self.search {
             Search::Substring => searcher.find(haystack, 0).is_some(),
+            Search::Prefix => haystack.starts_with(searcher.finder.needle()),
+            Search::Suffix => haystack.ends_with(searcher.finder.needle()),
             Search::Term { .. } => {
                 // Every occurrence, overlapping ones too: one that fails its bounds may overlap
                 // one that holds (`a-a` in `xa-a-a`).
@@ -136,7 +152,8 @@ impl TextSearch {
     /// against its row's bounds. `None` when the array takes the row path (text beyond ASCII, an
     /// empty needle, no ASCII searcher). Answers as [`TextSearch::matches`] row by row.
     fn evaluate_ascii_values(&self, array: &StringArray) -> Option<BooleanArray> {
-        let searcher = self.ascii.as_ref().filter(|_| !self.needle.is_empty())?;
+        let searchable = !self.needle.is_empty() && matches!(self.search, Search::Substring | Search::Term { .. });
+        let searcher = self.ascii.as_ref().filter(|_| searchable)?;
         let offsets = array.value_offsets();
         let base = offsets[0] as usize;
         let values = &array.value_data()[base..offsets[array.len()] as usize];
@@ -234,6 +251,26 @@ impl AsciiSearcher {
         folded
     }
 
+    /// `startswith` or `endswith` (`search`) answered from the bytes at that end of `row`, when
+    /// they are ASCII: compared in place, the row neither folded nor read further. `None` for
+    /// the other searches, and for a row whose end is not ASCII (a Unicode case fold of it,
+    /// such as the Kelvin sign's to `k`, is the regular expression's to answer). A row shorter
+    /// than the needle never matches: every character that folds to an ASCII one is as long or
+    /// longer.
+    fn at_edge(&self, search: Search, row: &[u8]) -> Option<bool> {
+        let needle = self.finder.needle();
+        let edge = match search {
+            Search::Prefix => row.get(..needle.len()),
+            Search::Suffix => row.len().checked_sub(needle.len()).map(|start| &row[start..]),
+            Search::Substring | Search::Term { .. } => return None,
+        };
+        let Some(edge) = edge else { return Some(false) };
+        if !edge.is_ascii() {
+            return None;
+        }
+        Some(if self.case_sensitive { edge == needle } else { edge.eq_ignore_ascii_case(needle) })
+    }
+
     /// The first occurrence starting at `from` or later.
     fn find(&self, haystack: &[u8], from: usize) -> Option<usize> {
         self.finder.find(haystack.get(from..)?).map(|at| at + from)
@@ -276,6 +313,10 @@ pub(super) fn operator_name(search: Search, case_sensitive: bool) -> &'static st
     match (search, case_sensitive) {
         (Search::Substring, false) => "contains",
         (Search::Substring, true) => "contains_cs",
+        (Search::Prefix, false) => "startswith",
+        (Search::Prefix, true) => "startswith_cs",
+        (Search::Suffix, false) => "endswith",
+        (Search::Suffix, true) => "endswith_cs",
         (Search::Term { start: true, end: true }, false) => "has",
         (Search::Term { start: true, end: true }, true) => "has_cs",
         (Search::Term { start: true, end: false }, false) => "hasprefix",
@@ -290,6 +331,8 @@ pub(super) fn operator(name: &str) -> Option<(Search, bool)> {
     let case_sensitive = name.ends_with("_cs");
     let search = match name.trim_end_matches("_cs") {
         "contains" => Search::Substring,
+        "startswith" => Search::Prefix,
+        "endswith" => Search::Suffix,
         "has" => Search::Term { start: true, end: true },
         "hasprefix" => Search::Term { start: true, end: false },
         "hassuffix" => Search::Term { start: false, end: true },
@@ -330,6 +373,22 @@ mod tests {
         assert!(check("a-a", HAS, false, "xa-A-a"), "an occurrence overlapping one that fails its bounds");
         assert!(check("a-a", HAS, true, "xa-a-a"));
         assert!(check("", Search::Substring, true, ""));
+    }
+
+    #[test]
+    fn startswith_and_endswith_compare_the_row_s_ends() {
+        assert!(check("/ETC/SSH", Search::Prefix, false, "/etc/ssh/sshd_config"));
+        assert!(!check("/ETC/SSH", Search::Prefix, true, "/etc/ssh/sshd_config"));
+        assert!(!check("ssh", Search::Prefix, false, "/etc/ssh"), "not at the start");
+        assert!(check("CONFIG", Search::Suffix, false, "/etc/ssh/sshd_config"));
+        assert!(!check("config", Search::Suffix, false, "/etc/ssh/sshd_config.d"));
+        assert!(check("", Search::Prefix, false, ""));
+        assert!(check("", Search::Suffix, true, "abc"));
+        assert!(!check("abcd", Search::Prefix, false, "abc"), "shorter than the needle");
+        assert!(check("/étc", Search::Prefix, false, "/ÉTC/x"), "a needle beyond ASCII: the regex");
+        assert!(check("k", Search::Prefix, false, "\u{212A}elvin"), "the Kelvin sign folds to k");
+        assert!(check("xk", Search::Suffix, false, "ax\u{212A}"));
+        assert!(check("ok", Search::Suffix, false, "é-ok"), "only the row's end needs to be ASCII");
     }
 
     #[test]
@@ -380,13 +439,15 @@ mod tests {
         assert!(searcher.evaluate_ascii_values(&StringArray::from(vec!["é"])).is_none(), "beyond ASCII: the rows");
     }
 
-    /// The search a property test's `mode` (0..4) stands for.
+    /// The search a property test's `mode` (0..6) stands for.
     fn search_of(mode: u8) -> Search {
         match mode {
             0 => Search::Substring,
             1 => HAS,
             2 => Search::Term { start: true, end: false },
-            _ => Search::Term { start: false, end: true },
+            3 => Search::Term { start: false, end: true },
+            4 => Search::Prefix,
+            _ => Search::Suffix,
         }
     }
 
@@ -396,7 +457,7 @@ mod tests {
             rows in proptest::collection::vec(proptest::option::of("[aAbB1_ .\\-]{0,8}|[aAbB1_ .\\-]{13,16}"), 0..12),
             needle in "[aAbB1_ .\\-]{0,3}",
             case_sensitive: bool,
-            mode in 0..4u8,
+            mode in 0..6u8,
             skip in 0..3usize,
         ) {
             check_array(&needle, search_of(mode), case_sensitive, &rows, skip);
@@ -407,7 +468,7 @@ mod tests {
             row in "[aAbB1_ .\\-é]{0,12}",
             needle in "[aAbB1_ .\\-é]{0,4}",
             case_sensitive: bool,
-            mode in 0..4u8,
+            mode in 0..6u8,
         ) {
             check(&needle, search_of(mode), case_sensitive, &row);
         }

@@ -19,6 +19,8 @@ fn every_kind_of_kql_function_is_rebuilt_as_it_was_planned() {
             false,
         ),
         super::super::text_search(ident("Path"), "é \"quoted\" [x]", super::super::Search::Substring, true),
+        super::super::text_search(ident("Path"), "/etc/ssh", super::super::Search::Prefix, false),
+        super::super::text_search(ident("Path"), ".conf", super::super::Search::Suffix, false),
         super::super::extract(&regex, 2, ident("Path")),
         super::super::nearest_rank(col("x"), 95.5),
         super::super::dyn_elements(col("d")),
@@ -35,7 +37,8 @@ fn every_kind_of_kql_function_is_rebuilt_as_it_was_planned() {
     }
     let names: Vec<String> = planned.iter().map(|e| e.schema_name().to_string()).collect();
     assert_eq!(names[0], r#"hasprefix["Passwd"](Path)"#);
-    assert_eq!(names[7], "pack_array[2](a,b)");
+    assert_eq!(names[2], r#"startswith["/etc/ssh"](Path)"#);
+    assert_eq!(names[9], "pack_array[2](a,b)");
 }
 
 #[test]
