@@ -6,7 +6,8 @@
 //! 2. a closed day (ended `compact_day_after` ago) with two hour files or more becomes one
 //!    file of the day (partition hour null), written an hour at a time: hours do not overlap,
 //!    so the hours sorted one after the other are the day sorted, and a day is never held in
-//!    memory, only the file being written, encoded.
+//!    memory, only the file being written, encoded. A day heavier than [`DAY_FILE_BYTES`] of
+//!    Parquet becomes several files of the day, each holding the rows after the last one's.
 //!
 //! A query opens each file's footer and builds a reader and a pruning predicate for it: 30
 //! days of hourly files are 720 of those per table, 30 day files 30. Records arriving for a
@@ -34,6 +35,10 @@ use crate::table::Table;
 use crate::wal::conform;
 
 const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The Parquet bytes of one file of a day, at most (and an hour's rows beyond): 128 MiB holds
+/// about 3.5 million changes, a day of 1,000 machines changing a file every 25 seconds.
+pub(crate) const DAY_FILE_BYTES: u64 = 128 << 20;
 
 impl Table {
     /// Compacts every hour partition with at least `compact_min_files` files, then every day
@@ -93,7 +98,8 @@ impl Table {
         Ok(report)
     }
 
-    /// Writes the hour files `group` of one day as one file of the day, an hour at a time.
+    /// Writes the hour files `group` of one day as one file of the day (or several, past
+    /// [`DAY_FILE_BYTES`]), an hour at a time.
     async fn compact_day(&self, group: &[DataFile]) -> Result<()> {
         let mut hours: BTreeMap<i32, Vec<DataFile>> = BTreeMap::new();
         for file in group {
@@ -101,7 +107,7 @@ impl Table {
         }
         let mut writer = {
             let delta_table = self.delta.lock().await;
-            FileWriter::new(&delta_table, &self.def, self.props.clone())?
+            FileWriter::new(&delta_table, &self.def, self.props.clone())?.with_target_file_size(DAY_FILE_BYTES)
         };
         for files in hours.values() {
             let rows = self.read_sorted(files).await?;
@@ -114,7 +120,6 @@ impl Table {
             off_the_runtime(written).await?;
         }
         let adds = off_the_runtime(writer.finish()).await?;
-        assert!(adds.len() <= 1, "one day is one partition: {} files written", adds.len());
         self.swap(group, adds).await
     }
 

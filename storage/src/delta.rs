@@ -298,6 +298,12 @@ impl FileWriter {
         Ok(FileWriter { writer, table: def.name().to_string() })
     }
 
+    /// Rolls to a new file of the partition once the one being written reaches `bytes`.
+    pub(crate) fn with_target_file_size(mut self, bytes: u64) -> FileWriter {
+        self.writer = self.writer.with_target_file_size(bytes);
+        self
+    }
+
     /// Encodes `chunk` into the files being written.
     pub(crate) async fn write(&mut self, chunk: RecordBatch) -> Result<()> {
         self.writer.write(chunk).await.map_err(|e| StorageError::delta(&self.table, e))
