@@ -119,7 +119,12 @@ fn assert_each_alerted_once(hooks: &hooks::Hooks, acked: &HashSet<String>) {
             .collect()
     };
     while told().len() < wanted.len() {
-        assert!(Instant::now() < deadline, "alerted {} of {} hosts", told().len(), wanted.len());
+        if Instant::now() >= deadline {
+            let told: HashSet<String> = told().into_iter().collect();
+            let mut missing: Vec<&&String> = wanted.iter().filter(|name| !told.contains(**name)).collect();
+            missing.sort();
+            panic!("alerted {} of {} hosts; not alerted: {missing:?}", told.len(), wanted.len());
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let told = told();

@@ -82,6 +82,10 @@ impl Membership {
         if !leading {
             return;
         }
+        // Until the nodes' marks are read, nothing another node received is known committed:
+        // alert windows wait (the epoch, not `i64::MIN`: windows subtract from it). The
+        // storage's own default says that no other node holds records.
+        storage.set_cluster_floor(0);
         self.update_floor(storage).await;
         let (me, storage) = (self.clone(), storage.clone());
         tokio::spawn(async move {
