@@ -143,12 +143,7 @@ fn a_closed_day_compacted_into_one_file_is_read_by_other_engines() {
     let mut server = Server::start(dir.path(), &often);
     post_samples(&server);
     // The sample changes are of 10:00 and 11:00 on 2024-05-01, long closed.
-    let compactions = r#"fimlake_compactions_total{table="ConfigurationChange"}"#;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while common::records::metric(&server.url, compactions) < 1.0 {
-        assert!(std::time::Instant::now() < deadline, "the day was not compacted within 30 s");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::records::wait_compacted(&server.url, None, "ConfigurationChange");
     server.stop();
 
     let got = read_with_python(dir.path(), &["ConfigurationChange"]);

@@ -128,20 +128,7 @@ fn a_v0_2_data_directory_s_closed_day_is_compacted_into_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let often = [("FIMLAKE_STORAGE_FLUSH_AGE", "200ms"), ("FIMLAKE_STORAGE_MAINTENANCE_INTERVAL", "200ms")];
     let (mut server, admin) = open_v0_2(dir.path(), &often);
-    let compactions = || {
-        let auth = format!("Bearer {admin}");
-        let (status, _, body) =
-            http("GET", &format!("{}/metrics", server.url), &[("Authorization", &auth)], b"").unwrap();
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let text = String::from_utf8(body).unwrap();
-        let sample = text.lines().find_map(|l| l.strip_prefix(r#"fimlake_compactions_total{table="Heartbeat"} "#));
-        sample.map_or(0.0, |value| value.trim().parse::<f64>().unwrap())
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while compactions() < 1.0 {
-        assert!(std::time::Instant::now() < deadline, "the closed day was not compacted within 30 s");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::records::wait_compacted(&server.url, Some(&admin), "Heartbeat");
     let day = dir.path().join("data/tables/Heartbeat/PartitionDate=2026-12-02");
     let partitions: Vec<String> =
         std::fs::read_dir(&day).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();

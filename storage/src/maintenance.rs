@@ -1,6 +1,6 @@
 //! Background upkeep of a table: compaction ([`crate::compaction`]: an hour's files into one
-//! sorted file, a closed day's into one), retention (remove files whose rows are all older than the retention period) and
-//! vacuum (delete from storage the files no longer in the table).
+//! sorted file, a closed day's into one), retention (remove files whose rows are all older than
+//! the retention period) and vacuum (delete from storage the files no longer in the table).
 //!
 //! **Invariants:** compaction and retention change the live file list in one Delta commit, and
 //! the in-memory list is replaced in one step after it, so a query sees either the old files or

@@ -32,11 +32,32 @@ pub fn body_text(reply: &Reply) -> String {
 
 /// The value of a metric sample, e.g. `fimlake_buffered_rows{table="Heartbeat"}`.
 pub fn metric(url: &str, sample: &str) -> f64 {
-    let (_, _, body) = http_get(&format!("{url}/metrics")).unwrap();
+    metric_with_key(url, None, sample)
+}
+
+/// [`metric`] read with an API key (a server with keys answers `/metrics` to a key only).
+pub fn metric_with_key(url: &str, key: Option<&str>, sample: &str) -> f64 {
+    let (status, _, body) = match key {
+        Some(key) => http("GET", &format!("{url}/metrics"), &[("Authorization", &format!("Bearer {key}"))], b""),
+        None => http_get(&format!("{url}/metrics")),
+    }
+    .unwrap();
     let text = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{text}");
     text.lines()
         .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no metric {sample}"))
+}
+
+/// Waits (30 s at most) until the server has compacted `table` once: a maintenance pass merged
+/// an hour's or a closed day's files.
+pub fn wait_compacted(url: &str, key: Option<&str>, table: &str) {
+    let sample = format!("fimlake_compactions_total{{table=\"{table}\"}}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while metric_with_key(url, key, &sample) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "{table} was not compacted within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 pub fn computers(rows: &[serde_json::Value]) -> Vec<String> {
