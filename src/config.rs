@@ -302,6 +302,7 @@ mod tests {
         assert_eq!(cfg.storage.retention_days, StorageConfig::default().retention_days);
         let cluster = fimlake_cluster::ClusterConfig::default();
         assert_eq!(cfg.cluster.distribute_above_files, cluster.distribute_above_files);
+        assert_eq!(cfg.cluster.distribute_above_bytes, cluster.distribute_above_bytes);
         assert_eq!(cfg.cluster.worker_listen, cluster.worker_listen);
     }
 }

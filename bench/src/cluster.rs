@@ -20,6 +20,10 @@ use crate::s3::S3Server;
 use crate::server::{ServerProcess, WORKSPACE, metric_sum};
 use crate::{Options, QUERY_STORAGE_CONFIG, SERVER_CONFIG};
 
+/// The `[cluster]` keys of a query node that runs every query alone: no scan is over both
+/// thresholds.
+const NEVER_FAN_OUT: &str = "distribute_above_files = 1000000000\ndistribute_above_bytes = 1000000000000000\n";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterResult {
     pub ingest: Vec<ClusterIngest>,
@@ -136,7 +140,7 @@ async fn local_against_fanned_out(
     let leader_config = NodeConfig { storage: QUERY_STORAGE_CONFIG, ..node("leader", "leader,ingest", "") };
     let mut leader = start_node(opts, s3, &dir, leader_config).await?;
     let fanning = start_node(opts, s3, &dir, node("query-1", "query", "distribute_above_files = 0\n")).await?;
-    let local = start_node(opts, s3, &dir, node("query-2", "query", "distribute_above_files = 1000000000\n")).await?;
+    let local = start_node(opts, s3, &dir, node("query-2", "query", NEVER_FAN_OUT)).await?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?;
     let mut loaded = 0;
     for table in ["ConfigurationChange", "Heartbeat"] {

@@ -2,8 +2,8 @@
 //!
 //! Every query node runs a worker ([`worker_service`]): a gRPC service that executes plan
 //! fragments on its own runtime, reading the same Parquet files from the bucket. A node
-//! planning a query whose scans read more than `above_files` files ([`Distribution`]) plans it
-//! again with the distributed planner, which splits the files over the workers it knows of
+//! planning a query whose scans read more than `above_files` files or `above_bytes` bytes
+//! ([`Distribution`]) plans it again with the distributed planner, which splits the files over the workers it knows of
 //! ([`Workers`], kept fresh from the nodes' registrations) and streams their results back.
 //! Each worker checks the cluster's shared token on every request ([`TOKEN_HEADER`]), and
 //! registers the KQL functions the plan calls ([`FUNCTIONS_HEADER`], [`fimlake_kql::udf::rebuild`])
@@ -61,6 +61,9 @@ pub struct Distribution {
     pub workers: Workers,
     /// A query whose scans read more files than this runs on the workers.
     pub above_files: usize,
+    /// A query whose scans read more bytes than this runs on the workers, however few its
+    /// files (a closed day is one file).
+    pub above_bytes: u64,
     /// The cluster's shared secret the workers check.
     pub token: String,
 }
@@ -95,10 +98,11 @@ pub fn is_fanned_out(plan: &Arc<dyn ExecutionPlan>) -> bool {
 }
 
 impl Distribution {
-    /// Whether a plan reading `size` is worth fanning out: more files than the threshold, and
-    /// more than one worker to share them.
+    /// Whether a plan reading `size` is worth fanning out: more files or more bytes than the
+    /// thresholds, and more than one worker to share them.
     pub fn worth_it(&self, size: ScanSize) -> bool {
-        size.files > self.above_files && self.workers.urls().len() > 1
+        let large = size.files > self.above_files || size.bytes > self.above_bytes;
+        large && self.workers.urls().len() > 1
     }
 
     /// `state` with the distributed planner, sized so that the scan of `size` is split over
@@ -206,4 +210,26 @@ fn worker_session(mut ctx: WorkerQueryContext, token: &str) -> Result<SessionSta
     let dcount = AggregateUDF::new_from_impl(fimlake_kql::udf::DistinctCount::new());
     ctx.builder.aggregate_functions().get_or_insert_default().push(Arc::new(dcount));
     Ok(ctx.builder.with_distributed_passthrough_headers(headers(token, &names)?)?.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn distribution(workers: usize) -> Distribution {
+        let urls = (0..workers).map(|i| Url::parse(&format!("http://127.0.0.1:{}", 7070 + i)).unwrap()).collect();
+        let distribution =
+            Distribution { workers: Workers::default(), above_files: 64, above_bytes: 1 << 30, token: String::new() };
+        distribution.workers.set(urls);
+        distribution
+    }
+
+    #[test]
+    fn a_scan_over_either_threshold_fans_out_when_there_are_workers_to_share_it() {
+        let two = distribution(2);
+        assert!(!two.worth_it(ScanSize { files: 64, bytes: 1 << 30 }), "at both thresholds: local");
+        assert!(two.worth_it(ScanSize { files: 65, bytes: 1 }), "many small files");
+        assert!(two.worth_it(ScanSize { files: 30, bytes: (1 << 30) + 1 }), "a month of day files");
+        assert!(!distribution(1).worth_it(ScanSize { files: 1_000, bytes: 1 << 40 }), "one worker: nothing to share");
+    }
 }

@@ -93,25 +93,27 @@ async fn start_workers(storage: &Arc<Storage>) -> Workers {
 }
 
 /// Loaded tables, two workers reading them, and two engines over the tables: one on its node
-/// alone, one fanning queries reading more than `above_files` files out with `token`.
+/// alone, one fanning queries reading more than `above_files` files or `above_bytes` bytes out
+/// with `token`.
 struct Fixture {
     /// Kept to the end of the test: dropping it removes the tables.
     _dir: tempfile::TempDir,
+    storage: Arc<Storage>,
     workers: Workers,
     local: QueryEngine,
     fanned: QueryEngine,
 }
 
-async fn fixture(above_files: usize, token: &str) -> Fixture {
+async fn fixture(above_files: usize, above_bytes: u64, token: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path()).await;
     load(&storage).await;
     let workers = start_workers(&storage).await;
     let config = fimlake_query::QueryConfig::default();
     let local = QueryEngine::new(storage.clone(), &config);
-    let distribution = Distribution { workers: workers.clone(), above_files, token: token.to_string() };
-    let fanned = QueryEngine::new(storage, &config).with_distribution(distribution);
-    Fixture { _dir: dir, workers, local, fanned }
+    let distribution = Distribution { workers: workers.clone(), above_files, above_bytes, token: token.to_string() };
+    let fanned = QueryEngine::new(storage.clone(), &config).with_distribution(distribution);
+    Fixture { _dir: dir, storage, workers, local, fanned }
 }
 
 /// The rows of a result as text, sorted (rows a query sorts by keys with ties may come in
@@ -189,7 +191,7 @@ const QUERIES: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_fanned_out_over_two_workers_answers_as_on_one_node() {
-    let Fixture { _dir, local, fanned, .. } = fixture(2, TOKEN).await;
+    let Fixture { _dir, local, fanned, .. } = fixture(2, u64::MAX, TOKEN).await;
 
     let plan = fanned.explain("ConfigurationChange | summarize count() by Computer", None).await.unwrap();
     assert!(plan.contains("DistributedExec") && plan.contains("tasks=2"), "fanned out over both workers:\n{plan}");
@@ -205,6 +207,23 @@ async fn a_query_fanned_out_over_two_workers_answers_as_on_one_node() {
     }
     assert!(planned_fanned_out >= QUERIES.len() - 3, "{planned_fanned_out} of {} fanned out", QUERIES.len());
     assert_eq!(fanned.distributed_queries() as usize, planned_fanned_out, "each run fanned out counts once");
+}
+
+/// A month of closed days is a few dozen large files: a scan fans out when it reads more bytes
+/// than `above_bytes`, however few its files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_reading_more_bytes_than_the_threshold_fans_out_whatever_its_files() {
+    let Fixture { _dir, storage, workers, .. } = fixture(usize::MAX, u64::MAX, TOKEN).await;
+    let files = storage.table("ConfigurationChange").unwrap().snapshot().files;
+    assert!(files.len() >= 12, "an hour a file: {} files", files.len());
+    let third = files.iter().map(|f| f.size).sum::<u64>() / 3;
+    let distribution = Distribution { workers, above_files: usize::MAX, above_bytes: third, token: TOKEN.to_string() };
+    let engine = QueryEngine::new(storage, &fimlake_query::QueryConfig::default()).with_distribution(distribution);
+
+    let whole = engine.explain("ConfigurationChange | summarize count() by Computer", None).await.unwrap();
+    assert!(whole.contains("DistributedExec"), "the whole table is over a third of its bytes:\n{whole}");
+    let recent = engine.explain("ConfigurationChange | where TimeGenerated > ago(20m) | count", None).await.unwrap();
+    assert!(!recent.contains("DistributedExec"), "the last hour's files stay local:\n{recent}");
 }
 
 /// Runs `kql` on both engines at the same `now()`: equal rows, or the same error.
@@ -230,7 +249,7 @@ async fn compare(local: &QueryEngine, fanned: &QueryEngine, kql: &str, unique_ke
 /// The 154 public queries users paste in: each answers the same fanned out (or fails the same).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_corpus_answers_the_same_fanned_out() {
-    let Fixture { _dir, local, fanned, .. } = fixture(0, TOKEN).await;
+    let Fixture { _dir, local, fanned, .. } = fixture(0, u64::MAX, TOKEN).await;
     let corpus = include_str!("../../kql/tests/data/public-queries.jsonl");
     let mut answered = 0;
     for line in corpus.lines() {
@@ -245,7 +264,7 @@ async fn the_public_corpus_answers_the_same_fanned_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_refuses_a_plan_without_the_cluster_token() {
-    let Fixture { _dir, fanned: intruder, .. } = fixture(0, "not-the-token").await;
+    let Fixture { _dir, fanned: intruder, .. } = fixture(0, u64::MAX, "not-the-token").await;
     let options = fimlake_kql::PlanOptions::default();
     let (_, mut stream) =
         intruder.stream("ConfigurationChange | count", options, Duration::from_secs(60)).await.unwrap();
@@ -257,7 +276,7 @@ async fn a_worker_refuses_a_plan_without_the_cluster_token() {
 /// runs again on the planning node alone, with the same answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_whose_worker_is_gone_runs_again_on_the_planning_node() {
-    let Fixture { _dir, workers, local, fanned } = fixture(0, TOKEN).await;
+    let Fixture { _dir, workers, local, fanned, .. } = fixture(0, u64::MAX, TOKEN).await;
     let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     workers.set([workers.urls(), vec![url::Url::parse(&format!("http://{gone}")).unwrap()]].concat());
     for kql in ["ConfigurationChange | count", "ConfigurationChange | summarize count() by Computer"] {
@@ -295,7 +314,7 @@ async fn a_worker_reads_the_tables_and_no_other_file() {
         .with_listing_options(ListingOptions::new(format).with_file_extension(".parquet"))
         .with_schema(schema);
     let table: Arc<dyn datafusion::datasource::TableProvider> = Arc::new(ListingTable::try_new(config).unwrap());
-    let distribution = Distribution { workers, above_files: 0, token: TOKEN.to_string() };
+    let distribution = Distribution { workers, above_files: 0, above_bytes: 0, token: TOKEN.to_string() };
     let engine = QueryEngine::over(vec![("Secrets".to_string(), table)], &fimlake_query::QueryConfig::default())
         .with_distribution(distribution);
     assert!(engine.explain("Secrets | summarize count() by Secret", None).await.unwrap().contains("DistributedExec"));

@@ -14,8 +14,8 @@ use super::membership::Membership;
 use crate::config::Config;
 
 /// The node's query engine: on a query node of a cluster, one that fans queries reading more
-/// than `distribute_above_files` files out over the cluster's query nodes, this one's worker
-/// started and registered; elsewhere a local one.
+/// than `distribute_above_files` files or `distribute_above_bytes` bytes out over the cluster's
+/// query nodes, this one's worker started and registered; elsewhere a local one.
 pub(crate) async fn query_engine(
     cfg: &Config,
     storage: &Arc<Storage>,
@@ -58,10 +58,20 @@ async fn start_worker(
         }
     });
     membership.set_worker_url(url.clone()).await.context("registering this node's query worker in the bucket")?;
-    tracing::info!(url, above_files = cluster.distribute_above_files, "query worker serving; larger queries fan out");
+    tracing::info!(
+        url,
+        above_files = cluster.distribute_above_files,
+        above_bytes = cluster.distribute_above_bytes,
+        "query worker serving; larger queries fan out"
+    );
     let workers = Workers::default();
     workers.set(vec![parsed]);
-    Ok(Distribution { workers, above_files: cluster.distribute_above_files, token })
+    Ok(Distribution {
+        workers,
+        above_files: cluster.distribute_above_files,
+        above_bytes: cluster.distribute_above_bytes,
+        token,
+    })
 }
 
 /// The secret every worker of the cluster checks: made by the first query node, kept in the
