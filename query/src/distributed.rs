@@ -3,8 +3,9 @@
 //! Every query node runs a worker ([`worker_service`]): a gRPC service that executes plan
 //! fragments on its own runtime, reading the same Parquet files from the bucket. A node
 //! planning a query whose scans read more than `above_files` files or `above_bytes` bytes
-//! ([`Distribution`]) plans it again with the distributed planner, which splits the files over the workers it knows of
-//! ([`Workers`], kept fresh from the nodes' registrations) and streams their results back.
+//! ([`Distribution`]) plans it again with the distributed planner, which splits the files over
+//! the workers it knows of ([`Workers`], kept fresh from the nodes' registrations) and streams
+//! their results back.
 //! Each worker checks the cluster's shared token on every request ([`TOKEN_HEADER`]), and
 //! registers the KQL functions the plan calls ([`FUNCTIONS_HEADER`], [`fimlake_kql::udf::rebuild`])
 //! before it decodes the plan, which names them.
