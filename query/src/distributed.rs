@@ -1,6 +1,6 @@
 //! Fanning a query out over the query nodes of a cluster with datafusion-distributed.
 //!
-//! Every query node runs a worker ([`worker_service`]): a gRPC service that executes plan
+//! Every query node runs a worker ([`serve_worker`]): a gRPC service that executes plan
 //! fragments on its own runtime, reading the same Parquet files from the bucket. A node
 //! planning a query whose scans read more than `above_files` files or `above_bytes` bytes
 //! ([`Distribution`]) plans it again with the distributed planner, which splits the files over
