@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake_core::kernel::{Action, Add, Remove, StructType, Transaction};
@@ -266,10 +266,7 @@ pub(crate) fn writer_properties(def: &TableDef, row_group_rows: usize, zstd_leve
 }
 
 /// Writes `rows` as Parquet files (one per partition) to the table's storage; they are not
-/// committed yet. The partitions are written in turn: each file is finished before the next
-/// partition's starts, so one file's column encoders and buffers are held at a time (a flush
-/// of rows received late spans tens of hours; their files open at once held ~90 MiB,
-/// BENCHMARKS.md).
+/// committed yet.
 pub(crate) async fn write_files(
     table: &DeltaTable,
     def: &TableDef,
@@ -278,31 +275,12 @@ pub(crate) async fn write_files(
 ) -> Result<Vec<Add>> {
     let work = async {
         let mut writer = FileWriter::new(table, def, props)?;
-        let mut adds = Vec::new();
-        let mut partition = None;
         for chunk in rows.chunks() {
-            let chunk = chunk?;
-            let next = Some(partition_of(&chunk));
-            if partition.is_some() && partition != next {
-                adds.extend(writer.finish_files().await?);
-            }
-            partition = next;
-            writer.write(chunk).await?;
+            writer.write(chunk?).await?;
         }
-        adds.extend(writer.finish_files().await?);
-        Ok(adds)
+        writer.finish().await
     };
     off_the_runtime(work).await
-}
-
-/// The day and hour partition values of a chunk's first row (a chunk in the Delta schema,
-/// which ends with them).
-fn partition_of(chunk: &RecordBatch) -> (Option<i32>, Option<i32>) {
-    assert!(chunk.num_rows() > 0, "a chunk has rows");
-    let count = chunk.num_columns();
-    let days = chunk.column(count - 2).as_primitive::<Date32Type>();
-    let hours = chunk.column(count - 1).as_primitive::<Int32Type>();
-    (days.is_valid(0).then(|| days.value(0)), hours.is_valid(0).then(|| hours.value(0)))
 }
 
 /// Parquet files being written from chunks of rows in the Delta schema, in file order: one
@@ -333,12 +311,6 @@ impl FileWriter {
 
     /// Writes the files to storage and returns their `add` actions.
     pub(crate) async fn finish(mut self) -> Result<Vec<Add>> {
-        self.finish_files().await
-    }
-
-    /// Writes the files written so far to storage and returns their `add` actions; the
-    /// writer takes further chunks into new files.
-    async fn finish_files(&mut self) -> Result<Vec<Add>> {
         self.writer.flush().await.map_err(|e| StorageError::delta(&self.table, e))
     }
 }

@@ -1,11 +1,10 @@
 //! The rows of a flush or a compaction in the order files keep them (`TimeGenerated`, then
 //! `Computer`), handed out in chunks with their partition columns: the writer never holds a
-//! sorted copy of all the rows, only one chunk at a time. A chunk never spans two hour
-//! partitions, so a writer can finish each partition's file before it starts the next.
+//! sorted copy of all the rows, only one chunk at a time.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int32Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int32Array, RecordBatch};
 use arrow::compute::{SortColumn, SortOptions, concat, interleave_record_batch, lexsort_to_indices};
 use arrow::datatypes::TimestampMicrosecondType;
 
@@ -23,8 +22,6 @@ pub(crate) struct SortedRows {
     batches: Vec<RecordBatch>,
     /// The (batch, row) of each row, in file order.
     order: Vec<(usize, usize)>,
-    /// Where each chunk ends in `order`: at most [`CHUNK_ROWS`] rows, all of one hour.
-    chunk_ends: Vec<usize>,
 }
 
 impl SortedRows {
@@ -37,7 +34,6 @@ impl SortedRows {
         let keys =
             sort_key_indices(&def).into_iter().map(|index| sort_column(&batches, index)).collect::<Result<Vec<_>>>()?;
         let indices = lexsort_to_indices(&keys, None)?;
-        let chunk_ends = chunk_ends(keys[0].values.as_primitive::<TimestampMicrosecondType>(), indices.values());
         let mut starts = Vec::with_capacity(batches.len());
         let mut total = 0;
         for b in &batches {
@@ -53,18 +49,17 @@ impl SortedRows {
                 (batch, i - starts[batch])
             })
             .collect();
-        Ok(SortedRows { def, batches, order, chunk_ends })
+        Ok(SortedRows { def, batches, order })
     }
 
     pub(crate) fn rows(&self) -> usize {
         self.order.len()
     }
 
-    /// The sorted rows in chunks of at most [`CHUNK_ROWS`] rows of one hour each, in the Delta
-    /// schema (the table's columns, then the UTC day and hour of `TimeGenerated`).
+    /// The sorted rows in chunks of at most [`CHUNK_ROWS`], in the Delta schema (the table's
+    /// columns, then the UTC day and hour of `TimeGenerated`).
     pub(crate) fn chunks(&self) -> impl Iterator<Item = Result<RecordBatch>> + '_ {
-        let starts = std::iter::once(0).chain(self.chunk_ends.iter().copied());
-        starts.zip(self.chunk_ends.iter()).map(|(start, &end)| self.chunk(&self.order[start..end]))
+        self.order.chunks(CHUNK_ROWS).map(|order| self.chunk(order))
     }
 
     fn chunk(&self, order: &[(usize, usize)]) -> Result<RecordBatch> {
@@ -89,26 +84,6 @@ pub(crate) fn sort_key_indices(def: &TableDef) -> Vec<usize> {
     [TIME_COLUMN, COMPUTER_COLUMN].iter().filter_map(|c| def.column_index(c)).collect()
 }
 
-/// Where each chunk of the rows in `order` ends: a chunk ends after [`CHUNK_ROWS`] rows or
-/// where the next row's hour (of `times`; null times are an hour of their own) differs.
-/// `order` is sorted by time, so each hour's rows are contiguous.
-fn chunk_ends(times: &TimestampMicrosecondArray, order: &[u32]) -> Vec<usize> {
-    let hour_of = |row: u32| {
-        let row = row as usize;
-        times.is_valid(row).then(|| times.value(row).div_euclid(HOUR_MICROS))
-    };
-    let mut ends = Vec::new();
-    let mut start = 0;
-    for position in 1..=order.len() {
-        let full = position - start == CHUNK_ROWS;
-        if position == order.len() || full || hour_of(order[position]) != hour_of(order[start]) {
-            ends.push(position);
-            start = position;
-        }
-    }
-    ends
-}
-
 /// One key column of all the batches together, ascending with nulls first.
 fn sort_column(batches: &[RecordBatch], index: usize) -> Result<SortColumn> {
     let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(index).as_ref()).collect();
@@ -119,7 +94,7 @@ fn sort_column(batches: &[RecordBatch], index: usize) -> Result<SortColumn> {
 mod tests {
     use super::*;
     use crate::TableRegistry;
-    use arrow::array::{StringArray, new_null_array};
+    use arrow::array::{StringArray, TimestampMicrosecondArray, new_null_array};
 
     fn batch(def: &TableDef, rows: &[(i64, &str)]) -> RecordBatch {
         let schema = def.schema().clone();
@@ -147,9 +122,8 @@ mod tests {
         let sorted = SortedRows::new(def.clone(), vec![first, second]).unwrap();
         assert_eq!(sorted.order.len(), 4);
         let chunks: Vec<RecordBatch> = sorted.chunks().collect::<Result<_>>().unwrap();
-        let sizes: Vec<usize> = chunks.iter().map(RecordBatch::num_rows).collect();
-        assert_eq!(sizes, [1, 2, 1], "one chunk per hour");
-        let chunk = arrow::compute::concat_batches(&def.delta_schema(), &chunks).unwrap();
+        assert_eq!(chunks.len(), 1);
+        let chunk = &chunks[0];
         let computers = chunk.column(def.column_index(COMPUTER_COLUMN).unwrap()).as_string::<i32>();
         let names: Vec<&str> = computers.iter().map(|c| c.unwrap()).collect();
         assert_eq!(names, ["z", "a", "b", "c"]);
@@ -170,26 +144,5 @@ mod tests {
         let last = sorted.chunks().last().unwrap().unwrap();
         let times = last.column(def.column_index(TIME_COLUMN).unwrap()).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(times.value(9), CHUNK_ROWS as i64 * 2 + 9, "ascending to the last row");
-    }
-
-    #[test]
-    fn a_chunk_ends_at_an_hour_boundary_and_null_times_come_first_on_their_own() {
-        let registry = TableRegistry::builtin();
-        let def = registry.get("Heartbeat").unwrap().clone();
-        let schema = def.schema().clone();
-        let times = [Some(HOUR_MICROS - 1), None, Some(HOUR_MICROS), Some(5), None, Some(2 * HOUR_MICROS + 1)];
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                TIME_COLUMN => {
-                    Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC")) as ArrayRef
-                }
-                _ => new_null_array(f.data_type(), times.len()),
-            })
-            .collect();
-        let sorted = SortedRows::new(def, vec![RecordBatch::try_new(schema, columns).unwrap()]).unwrap();
-        let sizes: Vec<usize> = sorted.chunks().map(|c| c.unwrap().num_rows()).collect();
-        assert_eq!(sizes, [2, 2, 1, 1], "null times, hour 0, hour 1, hour 2");
     }
 }
