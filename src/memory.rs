@@ -66,8 +66,8 @@ pub fn release_freed_memory_soon(environment_sets_it: bool) {
 /// Keeps the process's memory in 4 KiB pages, not transparent huge pages. mimalloc asks for
 /// huge pages on its arenas, and with them it gives freed memory back 2 MiB at a time (its
 /// `minimal_purge_size`): a huge page with one live allocation stays resident whole. Loading
-/// the data set held 250-400 MiB in huge pages and peaked at 887 MiB; without them 652 MiB,
-/// at the same records/s (BENCHMARKS.md). The kernel's flag (`PR_SET_THP_DISABLE`) covers the
+/// the data set held 215-400 MiB in huge pages and peaked at 1,026 MiB; without them 833 MiB,
+/// and ingest as fast (BENCHMARKS.md). The kernel's flag (`PR_SET_THP_DISABLE`) covers the
 /// arenas mimalloc reserved before `main` and systems whose THP setting is `always`.
 /// mimalloc's own `MIMALLOC_ALLOW_THP`, when set, wins.
 pub fn keep_to_small_pages(environment_sets_it: bool) {
