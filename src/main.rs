@@ -240,11 +240,7 @@ enum RulesCommand {
 
 fn main() -> anyhow::Result<()> {
     #[allow(clippy::disallowed_methods, reason = "the binary's entry point reads the environment")]
-    let purge_delay_set = std::env::var_os("MIMALLOC_PURGE_DELAY").is_some();
-    memory::release_freed_memory_soon(purge_delay_set);
-    #[allow(clippy::disallowed_methods, reason = "the binary's entry point reads the environment")]
-    let huge_pages_set = std::env::var_os("MIMALLOC_ALLOW_THP").is_some();
-    memory::keep_to_small_pages(huge_pages_set);
+    memory::tune_allocator(|name| std::env::var_os(name).is_some());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FIMLAKE_LOG")

@@ -50,6 +50,14 @@ mod allocator {
     }
 }
 
+/// Sets the allocator's options the server runs with, each unless the environment sets it
+/// (mimalloc reads its own `MIMALLOC_*` variables at start); `is_set(name)` says whether the
+/// variable `name` is set. Called first thing in `main`.
+pub fn tune_allocator(is_set: impl Fn(&str) -> bool) {
+    release_freed_memory_soon(is_set("MIMALLOC_PURGE_DELAY"));
+    keep_to_small_pages(is_set("MIMALLOC_ALLOW_THP"));
+}
+
 /// How long freed memory may stay with the allocator, in milliseconds.
 const PURGE_DELAY_MS: c_long = 0;
 
@@ -57,7 +65,7 @@ const PURGE_DELAY_MS: c_long = 0;
 /// allocate and free tens of MiB at a time on many threads; with mimalloc's default delay the
 /// freed pages stayed resident (the data set's load peaked at 1,463 MiB; at once 987-1,021 MiB;
 /// with 100 ms 1,174 MiB: BENCHMARKS.md). mimalloc's own `MIMALLOC_PURGE_DELAY`, when set, wins.
-pub fn release_freed_memory_soon(environment_sets_it: bool) {
+fn release_freed_memory_soon(environment_sets_it: bool) {
     if !environment_sets_it {
         allocator::set(MIMALLOC_PURGE_DELAY, PURGE_DELAY_MS);
     }
@@ -70,7 +78,7 @@ pub fn release_freed_memory_soon(environment_sets_it: bool) {
 /// and ingest as fast (BENCHMARKS.md). The kernel's flag (`PR_SET_THP_DISABLE`) covers the
 /// arenas mimalloc reserved before `main` and systems whose THP setting is `always`.
 /// mimalloc's own `MIMALLOC_ALLOW_THP`, when set, wins.
-pub fn keep_to_small_pages(environment_sets_it: bool) {
+fn keep_to_small_pages(environment_sets_it: bool) {
     if environment_sets_it {
         return;
     }
