@@ -395,7 +395,7 @@ impl Alerting {
         let mut guard = state.lock().await;
         let mut st = guard.clone();
         let started = Instant::now();
-        let window = evaluation::window(&rule, &st, now_us, self.storage.visible_before(), self.cfg.max_catch_up);
+        let window = evaluation::window(&rule, &st, now_us, self.window_end(&rule, &st).await, self.cfg.max_catch_up);
         if let Some((from, to)) = window.skipped {
             tracing::warn!(rule = %rule.name, from = %notify::datetime(from), to = %notify::datetime(to),
                 "records received in this range are not evaluated: more than max_catch_up behind");
@@ -434,6 +434,18 @@ impl Alerting {
         match outcome {
             Ok(()) => Ok(report),
             Err(message) => Err(AlertingError::Query { rule: rule.name.clone(), message }),
+        }
+    }
+
+    /// Where the rule's window may end ([`Storage::window_end`]); where it starts (nothing new)
+    /// when the tables could not be read.
+    async fn window_end(&self, rule: &Rule, state: &RuleState) -> i64 {
+        match self.storage.window_end().await {
+            Ok(end) => end,
+            Err(e) => {
+                tracing::warn!(rule = %rule.name, error = %e, "reading the tables failed; this evaluation looks at nothing new");
+                state.watermark_us
+            }
         }
     }
 

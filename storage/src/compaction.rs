@@ -158,8 +158,7 @@ impl Table {
         let mut delta_table = self.delta.lock().await;
         let op = DeltaOperation::Optimize { predicate: None, target_size: 0 };
         delta::commit_rewrite(&mut delta_table, &self.def, adds, removed, op, false, self.fence.as_deref()).await?;
-        let files = delta::live_files(&delta_table, self.name())?;
-        self.set_files(files);
+        self.show_files_of(&delta_table)?;
         self.metrics.compactions.inc();
         Ok(())
     }

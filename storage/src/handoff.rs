@@ -156,9 +156,10 @@ impl Table {
                 let _ = delta.update_state().await;
                 return Err(e);
             }
-            let files = delta::live_files(&delta, self.name())?;
-            self.state.lock().expect("table state lock").files = std::sync::Arc::new(files);
         }
+        // Also when nothing was committed: the log read may have brought other commits (the
+        // previous leader's last, landing late).
+        self.show_files_of(&delta)?;
         drop(delta);
         self.update_gauges();
         self.metrics.staged_rows.inc_by(rows as u64);

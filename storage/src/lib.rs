@@ -271,6 +271,21 @@ impl Storage {
         self.receive_clock.visible_before().min(floor)
     }
 
+    /// Where a window over `_TimeReceived` may end now ([`Storage::visible_before`]), with every
+    /// record before it in what this node's queries see from now on. In a cluster the other
+    /// nodes' floor may count on a commit this node has not read yet (one the previous leader
+    /// made just before it died, landing after this node opened its tables): the tables' logs
+    /// are read again after the floor, so that such commits show.
+    pub async fn window_end(&self) -> Result<i64> {
+        let end = self.visible_before();
+        if self.config.refresh.is_some() {
+            for table in self.tables.values() {
+                table.refresh().await?;
+            }
+        }
+        Ok(end)
+    }
+
     /// On a cluster's leader: every record the other nodes received before `floor` (µs) is
     /// committed (`i64::MAX`: no other node holds records).
     pub fn set_cluster_floor(&self, floor: i64) {
@@ -280,9 +295,8 @@ impl Storage {
     /// Every record this node received before this instant (µs) is committed, or was refused:
     /// what an ingest node publishes for the leader's alert windows.
     pub fn committed_before(&self) -> i64 {
-        let buffered = self.tables.values().filter_map(|t| t.oldest_uncommitted_receipt()).min();
-        let visible = self.receive_clock.visible_before();
-        buffered.map_or(visible, |oldest| oldest.min(visible))
+        self.receive_clock
+            .committed_before(|| self.tables.values().filter_map(|t| t.oldest_uncommitted_receipt()).min())
     }
 
     pub fn table(&self, name: &str) -> Result<&Arc<Table>> {

@@ -50,8 +50,7 @@ impl Table {
         let op = DeltaOperation::Delete { predicate: Some(format!("TimeGenerated < '{}'", cutoff.to_rfc3339())) };
         delta::commit_rewrite(&mut delta_table, &self.def, Vec::new(), &expired, op, true, self.fence.as_deref())
             .await?;
-        let files = delta::live_files(&delta_table, self.name())?;
-        self.set_files(files);
+        self.show_files_of(&delta_table)?;
         self.metrics.retention_removed_files.inc_by(expired.len() as u64);
         Ok(MaintenanceReport { files_expired: expired.len(), ..Default::default() })
     }

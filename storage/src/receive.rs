@@ -45,6 +45,18 @@ impl ReceiveClock {
             }
         }
     }
+
+    /// Every record stamped before the returned instant (µs) is committed, or was never
+    /// acknowledged, given `oldest_uncommitted`: the oldest stamp among the acknowledged rows
+    /// not committed yet (`None`: none). The clock is read first: a record whose append returns
+    /// between the two reads was pending at the first (which then ends at its stamp), while
+    /// read the other way round, it could be missed by both (not yet in the rows, no longer
+    /// pending).
+    pub fn committed_before(&self, oldest_uncommitted: impl FnOnce() -> Option<i64>) -> i64 {
+        let visible = self.visible_before();
+        let uncommitted = oldest_uncommitted();
+        uncommitted.map_or(visible, |oldest| oldest.min(visible))
+    }
 }
 
 /// One request's `_TimeReceived`, pending until dropped.
@@ -88,6 +100,21 @@ mod tests {
         assert_eq!(clock.visible_before(), b.us);
         drop(b);
         assert!(clock.visible_before() >= b_us_after(&clock), "nothing pending: now");
+    }
+
+    #[test]
+    fn a_record_whose_append_returns_while_the_rows_are_read_holds_the_mark() {
+        let clock = Arc::new(ReceiveClock::default());
+        let appending = clock.stamp();
+        let stamped = appending.us;
+        // Read before the append put the row in the buffer; the append returns meanwhile.
+        let mark = clock.committed_before(|| {
+            drop(appending);
+            None
+        });
+        assert_eq!(mark, stamped, "the record is neither committed nor below the mark's reach");
+        let buffered = clock.stamp().us;
+        assert_eq!(clock.committed_before(|| Some(buffered)), buffered, "an uncommitted row holds the mark");
     }
 
     fn b_us_after(clock: &Arc<ReceiveClock>) -> i64 {

@@ -111,6 +111,9 @@ impl Drop for Buffer {
 pub(crate) struct TableState {
     pub(crate) buffer: Buffer,
     pub(crate) files: Arc<Vec<DataFile>>,
+    /// The table version `files` were read at: a commit whose outcome was an error may still
+    /// have landed, and the next read of the log must then show its files.
+    pub(crate) files_version: Option<u64>,
     /// Set when the WAL failed: the table takes no more writes until a restart.
     pub(crate) wal_failure: Option<String>,
 }
@@ -218,7 +221,9 @@ impl Table {
         for b in replay.batches {
             buffer.push(b);
         }
-        let state = Arc::new(Mutex::new(TableState { buffer, files: Arc::new(files), wal_failure: None }));
+        let files_version = delta.version();
+        let state =
+            Arc::new(Mutex::new(TableState { buffer, files: Arc::new(files), files_version, wal_failure: None }));
         let wal_tx = WalWriter::spawn(def.name(), &wal_dir, replay.next_id, state.clone(), metrics.clone())?;
         let props = delta::writer_properties(&def, config.row_group_rows, config.zstd_level)?;
         let table = Arc::new(Table {
@@ -470,6 +475,7 @@ impl Table {
         {
             let mut st = self.state.lock().expect("table state lock");
             st.files = Arc::new(files);
+            st.files_version = delta.version();
             st.buffer.finish_flush();
         }
         Ok((version, nfiles))
@@ -485,7 +491,6 @@ impl Table {
     /// buffer in the same step as its files join the live files.
     pub async fn refresh(&self) -> Result<()> {
         let mut delta = self.delta.lock().await;
-        let before = delta.version();
         delta.update_state().await.map_err(|e| StorageError::delta(self.name(), e))?;
         self.metrics.log_read_timestamp.set(chrono::Utc::now().timestamp());
         let waiting = self.staged.lock().expect("staged state lock").waiting_upto;
@@ -494,13 +499,15 @@ impl Table {
             None => None,
         };
         let finished = waiting.filter(|upto| recorded.is_some_and(|r| r >= *upto));
-        if delta.version() == before && finished.is_none() {
+        let shown = self.state.lock().expect("table state lock").files_version;
+        if delta.version() == shown && finished.is_none() {
             return Ok(());
         }
         let files = delta::live_files(&delta, self.name())?;
         {
             let mut st = self.state.lock().expect("table state lock");
             st.files = Arc::new(files);
+            st.files_version = delta.version();
             if let Some(upto) = finished {
                 st.buffer.finish_flush();
                 *self.staged.lock().expect("staged state lock") =
@@ -512,9 +519,20 @@ impl Table {
         Ok(())
     }
 
-    /// Replaces the live file list after a maintenance commit.
-    pub(crate) fn set_files(&self, files: Vec<DataFile>) {
-        self.state.lock().expect("table state lock").files = Arc::new(files);
+    /// Replaces the live file list with that of the version `delta` has now, after a commit
+    /// (maintenance, the leader's of staged flushes) or a read of the log; nothing to do when
+    /// that version is shown already.
+    pub(crate) fn show_files_of(&self, delta: &DeltaTable) -> Result<()> {
+        if self.state.lock().expect("table state lock").files_version == delta.version() {
+            return Ok(());
+        }
+        let files = delta::live_files(delta, self.name())?;
+        {
+            let mut st = self.state.lock().expect("table state lock");
+            st.files = Arc::new(files);
+            st.files_version = delta.version();
+        }
         self.update_gauges();
+        Ok(())
     }
 }

@@ -134,3 +134,45 @@ async fn flushing_everything_after_a_refused_commit_commits_the_rows_that_came_a
     let reader = open(node(reader_dir.path(), tables.path(), "reader"), None).await;
     assert_eq!(count(&reader).await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_refused_commit_the_next_read_of_the_log_shows_every_file_the_refusal_read() {
+    let tables = tempfile::tempdir().unwrap();
+    let (data_old, data_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let old_lease = Arc::new(TestFence::default());
+    old_lease.epoch.store(1, Ordering::SeqCst);
+    let old = open(node(data_old.path(), tables.path(), "old"), Some(old_lease)).await;
+    append(&old, &["a1"]).await;
+    old.flush_all().await.unwrap();
+    let new_lease = Arc::new(TestFence::default());
+    new_lease.epoch.store(2, Ordering::SeqCst);
+    let new = open(node(data_new.path(), tables.path(), "new"), Some(new_lease)).await;
+    append(&new, &["b1"]).await;
+    new.flush_all().await.unwrap();
+
+    // The refusal read the log up to the new leader's commit to say why; the file list a
+    // query sees was not replaced then. The next read of the log (the refresh loop's) must
+    // show that commit's file, though the log itself has nothing newer.
+    append(&old, &["a2"]).await;
+    assert!(old.table("Heartbeat").unwrap().flush().await.is_err());
+    old.table("Heartbeat").unwrap().refresh().await.unwrap();
+    assert_eq!(count(&old).await, 3, "a1 and b1 committed, a2 buffered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_a_window_end_is_given_queries_see_every_commit_other_nodes_made_before() {
+    let tables = tempfile::tempdir().unwrap();
+    let (data_leader, data_other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A cluster node reads the log for other nodes' commits every hour here: only the window's
+    // own read shows them.
+    let every_hour = Some(Duration::from_secs(3600));
+    let leader =
+        open(StorageConfig { refresh: every_hour, ..node(data_leader.path(), tables.path(), "leader") }, None).await;
+    let other = open(node(data_other.path(), tables.path(), "other"), None).await;
+    append(&other, &["o1"]).await;
+    other.flush_all().await.unwrap();
+    assert_eq!(count(&leader).await, 0, "the log was not read again yet");
+
+    leader.window_end().await.unwrap();
+    assert_eq!(count(&leader).await, 1, "the other node's commit shows once a window may end past it");
+}
