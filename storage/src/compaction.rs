@@ -65,10 +65,11 @@ impl Table {
                 continue;
             }
             let rows = self.read_sorted(&group).await?;
-            let adds = {
+            let writer = {
                 let delta_table = self.delta.lock().await;
-                delta::write_files(&delta_table, &self.def, &rows, self.props.clone()).await?
+                FileWriter::new(&delta_table, &self.def, self.props.clone())?
             };
+            let adds = delta::write_rows(writer, &rows).await?;
             self.swap(&group, adds).await?;
             report.partitions_compacted += 1;
             report.files_compacted += group.len();

@@ -273,8 +273,13 @@ pub(crate) async fn write_files(
     rows: &SortedRows,
     props: WriterProperties,
 ) -> Result<Vec<Add>> {
+    write_rows(FileWriter::new(table, def, props)?, rows).await
+}
+
+/// Writes `rows` with `writer`, which needs no lock on the table (made under one, the table's
+/// configuration read): a compaction encodes while flushes commit.
+pub(crate) async fn write_rows(mut writer: FileWriter, rows: &SortedRows) -> Result<Vec<Add>> {
     let work = async {
-        let mut writer = FileWriter::new(table, def, props)?;
         for chunk in rows.chunks() {
             writer.write(chunk?).await?;
         }
