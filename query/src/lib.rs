@@ -5,6 +5,7 @@ pub mod api;
 pub mod cache_metrics;
 pub mod distributed;
 pub mod encode;
+pub mod spill;
 pub mod table;
 pub mod timespan;
 mod topk;
@@ -163,14 +164,18 @@ pub struct QueryEngine {
 /// reads keeps none of them for the next (BENCHMARKS.md, 2026-12-05).
 pub const METADATA_CACHE_BYTES: usize = 128 << 20;
 
-/// A runtime whose memory pool of `config.max_memory_bytes` the sessions made with it share.
-fn shared_runtime(config: &QueryConfig) -> Arc<RuntimeEnv> {
+/// A runtime whose memory pool of `config.max_memory_bytes` the sessions made with it share;
+/// a server's spills under its data directory ([`spill`]), others' under the system's
+/// temporary directory.
+fn shared_runtime(config: &QueryConfig, data_dir: Option<&std::path::Path>) -> Arc<RuntimeEnv> {
     let pool = datafusion::execution::memory_pool::FairSpillPool::new(config.max_memory_bytes);
-    datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
-        .with_metadata_cache_limit(config.metadata_cache_bytes)
-        .build_arc()
-        .expect("a runtime with the default disk manager, which creates its directory when it first spills")
+        .with_metadata_cache_limit(config.metadata_cache_bytes);
+    if let Some(data_dir) = data_dir {
+        runtime = runtime.with_disk_manager_builder(spill::disk_manager(data_dir));
+    }
+    runtime.build_arc().expect("a runtime whose spill directory exists (or the system's, made when first spilled)")
 }
 
 /// The tables queries read.
@@ -185,11 +190,11 @@ impl QueryEngine {
     pub fn new(storage: Arc<Storage>, config: &QueryConfig) -> Self {
         QueryEngine {
             watchlists: Some(storage.config().data_dir.join("watchlists")),
+            runtime: shared_runtime(config, Some(&storage.config().data_dir)),
             tables: Tables::Live(storage),
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
-            runtime: shared_runtime(config),
             distribution: None,
             distributed_queries: Default::default(),
         }
@@ -203,7 +208,7 @@ impl QueryEngine {
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
-            runtime: shared_runtime(config),
+            runtime: shared_runtime(config, None),
             distribution: None,
             distributed_queries: Default::default(),
         }
