@@ -274,8 +274,10 @@ impl Storage {
     /// Where a window over `_TimeReceived` may end now ([`Storage::visible_before`]), with every
     /// record before it in what this node's queries see from now on. In a cluster the other
     /// nodes' floor may count on a commit this node has not read yet (one the previous leader
-    /// made just before it died, landing after this node opened its tables): the tables' logs
-    /// are read again after the floor, so that such commits show.
+    /// made just before it died, landing after this node opened its tables), or on one of its
+    /// own still finishing (an ingest node sees it in the log before delta-rs returns): the
+    /// tables' logs are read again after the floor, under the lock commits hold, so that such
+    /// commits show.
     pub async fn window_end(&self) -> Result<i64> {
         let end = self.visible_before();
         if self.config.refresh.is_some() {
