@@ -108,6 +108,14 @@ impl Drop for Buffer {
     }
 }
 
+impl TableState {
+    /// Makes `files`, read at table `version`, the live files.
+    fn show_files(&mut self, files: Vec<DataFile>, version: Option<u64>) {
+        self.files = Arc::new(files);
+        self.files_version = version;
+    }
+}
+
 pub(crate) struct TableState {
     pub(crate) buffer: Buffer,
     pub(crate) files: Arc<Vec<DataFile>>,
@@ -474,8 +482,7 @@ impl Table {
         let files = delta::live_files(&delta, self.name())?;
         {
             let mut st = self.state.lock().expect("table state lock");
-            st.files = Arc::new(files);
-            st.files_version = delta.version();
+            st.show_files(files, delta.version());
             st.buffer.finish_flush();
         }
         Ok((version, nfiles))
@@ -506,8 +513,7 @@ impl Table {
         let files = delta::live_files(&delta, self.name())?;
         {
             let mut st = self.state.lock().expect("table state lock");
-            st.files = Arc::new(files);
-            st.files_version = delta.version();
+            st.show_files(files, delta.version());
             if let Some(upto) = finished {
                 st.buffer.finish_flush();
                 *self.staged.lock().expect("staged state lock") =
@@ -527,11 +533,7 @@ impl Table {
             return Ok(());
         }
         let files = delta::live_files(delta, self.name())?;
-        {
-            let mut st = self.state.lock().expect("table state lock");
-            st.files = Arc::new(files);
-            st.files_version = delta.version();
-        }
+        self.state.lock().expect("table state lock").show_files(files, delta.version());
         self.update_gauges();
         Ok(())
     }

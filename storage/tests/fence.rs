@@ -77,21 +77,28 @@ fn fenced_reason(e: StorageError) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_leaders_commit_is_refused_and_its_rows_wait_in_its_wal() {
-    let tables = tempfile::tempdir().unwrap();
-    let (data_old, data_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+/// Two leaders in turn on `tables`: "old" (epoch 1) committed `a1`, then "new" (epoch 2)
+/// committed `b1`. Returns the old one with its lease, and the new one.
+async fn two_leaders(tables: &Path, data_old: &Path, data_new: &Path) -> (Arc<Storage>, Arc<TestFence>, Arc<Storage>) {
     let old_lease = Arc::new(TestFence::default());
     old_lease.epoch.store(1, Ordering::SeqCst);
-    let old = open(node(data_old.path(), tables.path(), "old"), Some(old_lease.clone())).await;
+    let old = open(node(data_old, tables, "old"), Some(old_lease.clone())).await;
     append(&old, &["a1"]).await;
     old.flush_all().await.unwrap();
 
     let new_lease = Arc::new(TestFence::default());
     new_lease.epoch.store(2, Ordering::SeqCst);
-    let new = open(node(data_new.path(), tables.path(), "new"), Some(new_lease)).await;
+    let new = open(node(data_new, tables, "new"), Some(new_lease)).await;
     append(&new, &["b1"]).await;
     new.flush_all().await.unwrap();
+    (old, old_lease, new)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_leaders_commit_is_refused_and_its_rows_wait_in_its_wal() {
+    let tables = tempfile::tempdir().unwrap();
+    let (data_old, data_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (old, old_lease, new) = two_leaders(tables.path(), data_old.path(), data_new.path()).await;
 
     // The old leader still believes in its lease, and its snapshot predates epoch 2: the Delta
     // log refuses the commit (the new leader's commit carries the same app id), and it says why.
@@ -139,16 +146,7 @@ async fn flushing_everything_after_a_refused_commit_commits_the_rows_that_came_a
 async fn after_a_refused_commit_the_next_read_of_the_log_shows_every_file_the_refusal_read() {
     let tables = tempfile::tempdir().unwrap();
     let (data_old, data_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let old_lease = Arc::new(TestFence::default());
-    old_lease.epoch.store(1, Ordering::SeqCst);
-    let old = open(node(data_old.path(), tables.path(), "old"), Some(old_lease)).await;
-    append(&old, &["a1"]).await;
-    old.flush_all().await.unwrap();
-    let new_lease = Arc::new(TestFence::default());
-    new_lease.epoch.store(2, Ordering::SeqCst);
-    let new = open(node(data_new.path(), tables.path(), "new"), Some(new_lease)).await;
-    append(&new, &["b1"]).await;
-    new.flush_all().await.unwrap();
+    let (old, _, _new) = two_leaders(tables.path(), data_old.path(), data_new.path()).await;
 
     // The refusal read the log up to the new leader's commit to say why; the file list a
     // query sees was not replaced then. The next read of the log (the refresh loop's) must
