@@ -73,6 +73,9 @@ pub(crate) struct Location {
     /// Object store rooted at the table directory.
     pub store: Arc<dyn ObjectStore>,
     pub log_store: LogStoreRef,
+    /// Whether the files are in an object store (each read a request that waits on the
+    /// network), not on a local file system.
+    pub remote: bool,
 }
 
 impl Location {
@@ -82,7 +85,7 @@ impl Location {
         let prefix = Path::from_url_path(url.path())?;
         let store: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(root_store.clone(), prefix));
         let log_store = default_logstore(store.clone(), root_store, &url, &DeltaStorageConfig::default());
-        Ok(Location { store, log_store })
+        Ok(Location { store, log_store, remote: url.scheme() != "file" })
     }
 }
 

@@ -37,6 +37,10 @@ pub trait ScanSource: Send + Sync {
     fn def(&self) -> &Arc<TableDef>;
     fn store(&self) -> Arc<dyn ObjectStore>;
     fn snapshot(&self) -> TableSnapshot;
+    /// Whether the files are in an object store, whose reads wait on the network.
+    fn remote(&self) -> bool {
+        false
+    }
 }
 
 impl ScanSource for Table {
@@ -49,6 +53,22 @@ impl ScanSource for Table {
     fn snapshot(&self) -> TableSnapshot {
         Table::snapshot(self)
     }
+    fn remote(&self) -> bool {
+        self.loc.remote
+    }
+}
+
+/// How many groups of files a scan reads at once for each of the session's partitions (one
+/// per core) when the table is in an object store: a group reads one object at a time and
+/// spends most of it waiting on the network, so more groups than cores keep both cores busy.
+/// Measured with `fimlake-bench --steps cluster` (BENCHMARKS.md, round of 2026-12-06).
+pub const REMOTE_READS_PER_PARTITION: usize = 4;
+
+/// The number of file groups of a scan: one per partition, [`REMOTE_READS_PER_PARTITION`]
+/// times more for a table in an object store.
+fn scan_groups(target_partitions: usize, remote: bool) -> usize {
+    let per_partition = if remote { REMOTE_READS_PER_PARTITION } else { 1 };
+    target_partitions.max(1) * per_partition
 }
 
 /// Query access to one table. Cheap to create; every scan takes a fresh snapshot.
@@ -142,7 +162,8 @@ impl TableProvider for TableScanProvider {
                 let physical = state.create_physical_expr(pred, &df_schema)?;
                 source = source.with_predicate(physical);
             }
-            let groups = file_groups(&files, &schema, state.config_options().execution.target_partitions);
+            let partitions = state.config_options().execution.target_partitions;
+            let groups = file_groups(&files, &schema, scan_groups(partitions, self.table.remote()));
             let config = FileScanConfigBuilder::new(url, Arc::new(source))
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?
@@ -412,6 +433,13 @@ mod tests {
         let micros = |v: i64| Precision::Inexact(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())));
         assert_eq!(time.min_value, micros(8_990));
         assert_eq!(time.max_value, micros(9_999), "the millisecond statistics widened by 999 us");
+    }
+
+    #[test]
+    fn a_table_in_an_object_store_is_read_in_more_groups_than_partitions() {
+        assert_eq!(scan_groups(2, false), 2, "a local table: one group per partition");
+        assert_eq!(scan_groups(2, true), 2 * REMOTE_READS_PER_PARTITION);
+        assert_eq!(scan_groups(0, false), 1, "never no group");
     }
 
     #[test]
