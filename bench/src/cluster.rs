@@ -24,6 +24,15 @@ use crate::{Options, QUERY_STORAGE_CONFIG, SERVER_CONFIG};
 /// thresholds.
 const NEVER_FAN_OUT: &str = "distribute_above_files = 1000000000\ndistribute_above_bytes = 1000000000000000\n";
 
+/// The `[storage]` keys of the leader loaded for the queries: compacting as the single-node
+/// query server does ([`QUERY_STORAGE_CONFIG`]), but leaving closed days in hour files. A
+/// closed day's file is uploaded in parts, and s3s-fs names the upload's metadata file after
+/// the object's key in base64: for a day file's key (~160 bytes) that name is ~290 bytes, over
+/// the file system's 255, so every such upload fails with a 500 (S3 itself takes keys of 1,024).
+fn leader_storage_config() -> String {
+    format!("{QUERY_STORAGE_CONFIG}compact_day_after = \"3650days\"\n")
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterResult {
     pub ingest: Vec<ClusterIngest>,
@@ -137,7 +146,8 @@ async fn local_against_fanned_out(
 ) -> anyhow::Result<(u64, Vec<ClusterQuery>)> {
     let dir = dir.join("queries");
     let node = |node_id, roles, cluster| NodeConfig { prefix: "queries", node_id, roles, storage: "", cluster };
-    let leader_config = NodeConfig { storage: QUERY_STORAGE_CONFIG, ..node("leader", "leader,ingest", "") };
+    let storage = leader_storage_config();
+    let leader_config = NodeConfig { storage: &storage, ..node("leader", "leader,ingest", "") };
     let mut leader = start_node(opts, s3, &dir, leader_config).await?;
     let fanning = start_node(opts, s3, &dir, node("query-1", "query", "distribute_above_files = 0\n")).await?;
     let local = start_node(opts, s3, &dir, node("query-2", "query", NEVER_FAN_OUT)).await?;
@@ -146,8 +156,9 @@ async fn local_against_fanned_out(
     for table in ["ConfigurationChange", "Heartbeat"] {
         let url = format!("{}/v1/tables/{table}/records", leader.url);
         let mut rows = 0;
-        for file in files(table)? {
-            let bytes = std::fs::read(&file)?;
+        let all = files(table)?;
+        for file in &all[all.len().saturating_sub(opts.cluster_days)..] {
+            let bytes = std::fs::read(file)?;
             rows += ingest::ndjson_lines(&bytes).count() as u64;
             crate::post_file(opts, &client, &url, &bytes).await?;
         }

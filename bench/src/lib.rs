@@ -68,6 +68,10 @@ pub struct Options {
     /// Timed runs of each query on each query node in the cluster step (after the compared one).
     #[serde(default)]
     pub cluster_query_rounds: usize,
+    /// Days of the data set (the latest) loaded into the cluster for its queries: over s3s-fs a
+    /// scan of 30 days takes 10-25 s, and compacting them on the leader half an hour.
+    #[serde(default)]
+    pub cluster_days: usize,
     pub alert_samples: usize,
     pub alert_frequency_s: u64,
     /// Which parts run (all by default; fewer when working on one of them).
@@ -146,6 +150,7 @@ impl Options {
             load_batch: 10_000,
             query_rounds: 10,
             cluster_query_rounds: 5,
+            cluster_days: 7,
             alert_samples: 5,
             alert_frequency_s: 10,
             steps: Steps { ingest: true, queries: true, ui: true, alert: true, cluster: true },

@@ -38,6 +38,9 @@ struct Args {
     /// Runs of each query on each engine
     #[arg(long)]
     rounds: Option<usize>,
+    /// Days of the data set (the latest) loaded into the cluster for its queries
+    #[arg(long)]
+    cluster_days: Option<usize>,
     /// Records whose webhook latency is measured
     #[arg(long)]
     alert_samples: Option<usize>,
@@ -82,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = a.rounds {
         o.query_rounds = v;
+    }
+    if let Some(v) = a.cluster_days {
+        o.cluster_days = v;
     }
     if let Some(v) = a.alert_samples {
         o.alert_samples = v;
