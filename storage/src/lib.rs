@@ -52,6 +52,8 @@ pub use table::{FlushOutcome, Table, TableSnapshot};
 pub struct ReadOnlyTable {
     def: Arc<TableDef>,
     store: Arc<dyn ObjectStore>,
+    /// Whether `store` is an object store (`delta::Location::remote`).
+    remote: bool,
     snapshot: TableSnapshot,
 }
 
@@ -64,6 +66,9 @@ impl provider::ScanSource for ReadOnlyTable {
     }
     fn snapshot(&self) -> TableSnapshot {
         self.snapshot.clone()
+    }
+    fn remote(&self) -> bool {
+        self.remote
     }
 }
 
@@ -238,6 +243,7 @@ impl Storage {
             let frozen = ReadOnlyTable {
                 def: def.clone(),
                 store: loc.store.clone(),
+                remote: loc.remote,
                 snapshot: TableSnapshot { files: Arc::new(files), batches },
             };
             out.push((def.name().to_string(), Arc::new(TableScanProvider::new(Arc::new(frozen)))));

@@ -38,9 +38,7 @@ pub trait ScanSource: Send + Sync {
     fn store(&self) -> Arc<dyn ObjectStore>;
     fn snapshot(&self) -> TableSnapshot;
     /// Whether the files are in an object store, whose reads wait on the network.
-    fn remote(&self) -> bool {
-        false
-    }
+    fn remote(&self) -> bool;
 }
 
 impl ScanSource for Table {
@@ -61,7 +59,9 @@ impl ScanSource for Table {
 /// How many groups of files a scan reads at once for each of the session's partitions (one
 /// per core) when the table is in an object store: a group reads one object at a time and
 /// spends most of it waiting on the network, so more groups than cores keep both cores busy.
-/// Measured with `fimlake-bench --steps cluster` (BENCHMARKS.md, round of 2026-12-06).
+/// Over s3s-fs on loopback, whose reads do not wait, it made no difference either way
+/// (`fimlake-bench --steps cluster`, BENCHMARKS.md, round of 2026-12-06); its gain on a bucket
+/// across a network is not measured yet.
 pub const REMOTE_READS_PER_PARTITION: usize = 4;
 
 /// The number of file groups of a scan: one per partition, [`REMOTE_READS_PER_PARTITION`]
