@@ -38,8 +38,8 @@ struct Args {
     /// Runs of each query on each engine
     #[arg(long)]
     rounds: Option<usize>,
-    /// Days of the data set (the latest) loaded into the cluster for its queries
-    #[arg(long)]
+    /// Days of the data set (the latest) loaded into the cluster for its queries (at least 1)
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     cluster_days: Option<usize>,
     /// Records whose webhook latency is measured
     #[arg(long)]
