@@ -61,6 +61,48 @@ async fn the_newest_rows_are_found_through_a_threshold_on_time() {
 }
 
 #[tokio::test]
+async fn a_filtered_history_of_a_few_columns_is_found_through_a_threshold_too() {
+    // The console's history of an item: a filter, a handful of columns, the newest first.
+    let times: Vec<Option<i64>> = (0..50).map(|h| Some(h * HOUR)).collect();
+    let engine = engine(&times);
+    let query = "Wide | where Computer startswith 'c1' | project TimeGenerated, Computer, Extra0, Extra1, Extra2 \
+                 | sort by TimeGenerated desc | take 3";
+    let plan = engine.explain(query, None).await.unwrap();
+    assert!(plan.contains("TimeGenerated@0 >= 61200000000"), "the third newest match (17 h) bounds the scan:\n{plan}");
+    let got = run(&engine, query).await;
+    let expected = [("c19", 19), ("c18", 18), ("c17", 17)].map(|(c, h)| (c.to_string(), Some(h * HOUR)));
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn fewer_rows_than_asked_for_are_bounded_by_the_last_and_none_is_read_again() {
+    let times: Vec<Option<i64>> = (0..50).map(|h| Some(h * HOUR)).collect();
+    let engine = engine(&times);
+    let history = |computer: &str| {
+        format!(
+            "Wide | where Computer == '{computer}' | project TimeGenerated, Computer, Extra0, Extra1, Extra2 \
+             | sort by TimeGenerated desc | take 3"
+        )
+    };
+    let one = engine.explain(&history("c7"), None).await.unwrap();
+    assert!(one.contains("TimeGenerated@0 >= 25200000000"), "the only match (7 h) bounds the scan:\n{one}");
+    assert_eq!(run(&engine, &history("c7")).await, [("c7".to_string(), Some(7 * HOUR))]);
+    let none = engine.explain(&history("nobody"), None).await.unwrap();
+    assert!(!none.contains("DataSourceExec"), "no match: nothing is read again:\n{none}");
+    assert!(run(&engine, &history("nobody")).await.is_empty());
+}
+
+#[tokio::test]
+async fn fewer_rows_than_asked_for_with_a_null_key_take_the_plain_top_k() {
+    let engine = engine(&[Some(3 * HOUR), None, Some(HOUR)]);
+    let query = "Wide | where Computer != 'c0' | project TimeGenerated, Computer, Extra0, Extra1, Extra2 \
+                 | sort by TimeGenerated desc | take 5";
+    let plan = engine.explain(query, None).await.unwrap();
+    assert!(!plan.contains("TimeGenerated@0 >="), "a null key is in the answer: no bound:\n{plan}");
+    assert_eq!(run(&engine, query).await, [("c2".to_string(), Some(HOUR)), ("c1".to_string(), None)]);
+}
+
+#[tokio::test]
 async fn rows_tied_with_the_last_one_are_kept_as_candidates() {
     // Three rows share the second newest time: a top 2 takes the newest and one of the three.
     let times = [Some(5 * HOUR), Some(9 * HOUR), Some(9 * HOUR), Some(10 * HOUR), Some(9 * HOUR), Some(HOUR)];
@@ -128,4 +170,32 @@ async fn over_stored_files_and_buffered_rows_the_bound_reaches_the_scan() {
     let batch = arrow::compute::concat_batches(&result.schema, &result.batches).unwrap();
     let times = batch.column_by_name("TimeGenerated").unwrap().as_primitive::<TimestampMicrosecondType>();
     assert_eq!(times.values().to_vec(), expected);
+}
+
+#[tokio::test]
+async fn a_rare_items_rows_are_read_through_ranges_of_their_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = common::open(dir.path()).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let schema = hb.def().schema().clone();
+    let now = chrono::Utc::now().timestamp_micros();
+    // A busy machine every hour for two days; a rare one 40 and 3 hours ago.
+    let busy: Vec<i64> = (1..=48).map(|h| now - h * HOUR - 1).collect();
+    hb.append(common::heartbeats(&schema, &busy, |_| "busy")).await.unwrap();
+    let (recent, old) = (now - 3 * HOUR, now - 40 * HOUR);
+    hb.append(common::heartbeats(&schema, &[recent, old], |_| "rare")).await.unwrap();
+    hb.flush().await.unwrap();
+    let engine = QueryEngine::new(storage, &fimlake_query::QueryConfig::default());
+    let query = "Heartbeat | where Computer == 'rare' | project TimeGenerated, Computer, OSType, OSName, Category \
+                 | sort by TimeGenerated desc | take 10";
+    let plan = engine.explain(query, None).await.unwrap();
+    for bound in [format!(">= {old} AND"), format!(">= {recent} OR"), format!("<= {old} AND")] {
+        assert!(plan.contains(&bound), "two ranges, one around each time, bound the scan ({bound}):\n{plan}");
+    }
+    let result = engine.run(query, None, Duration::from_secs(30)).await.unwrap();
+    let batch = arrow::compute::concat_batches(&result.schema, &result.batches).unwrap();
+    let times = batch.column_by_name("TimeGenerated").unwrap().as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(times.values().to_vec(), [recent, old]);
+    let none = engine.explain(&query.replace("'rare'", "'nobody'"), None).await.unwrap();
+    assert!(!none.contains("DataSourceExec"), "no match: nothing is read again:\n{none}");
 }
