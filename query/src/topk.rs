@@ -2,9 +2,10 @@
 //! DataFusion's top-k decodes every column the query returns for each file it opens before its
 //! dynamic filter is tight, and it prepares files ahead of that filter: `T | top 100 by
 //! TimeGenerated` over a table of 60 columns and 700 hourly files decoded 60 columns of every
-//! file's first batch for 100 rows. Here a first pass finds the N-th value of `K` reading only
-//! `K` and the columns the filters need; the query then runs with `K >= that value` (`<=`
-//! ascending), a literal the scan prunes files, row groups and pages by, so the other columns
+//! file's first batch for 100 rows. Here a first pass finds the first N values of `K` reading
+//! only `K` and the columns the filters need (filtered inside the Parquet decoder, so `K` is
+//! decoded for the matching rows only); the query then runs with `K >= the N-th` (`<=`
+//! ascending), literals the scan prunes files, row groups and pages by, so the other columns
 //! are decoded for the last pages only.
 //!
 //! The first pass itself looks back only as far as it must when the key is a stored table's
@@ -13,9 +14,9 @@
 //! holding N rows, then four times as many files, and so on), until it has found N rows (every
 //! row it did not read is older), the last window all older rows. No row is read twice.
 //!
-//! The query then runs with ranges of the key that hold the N keys found (`topk/ranges.rs`):
-//! one from the N-th on, split where the keys are far apart, so a filtered query (a file's
-//! history) skips the files and row groups between its rows.
+//! That bound is split into ranges of the key where the N keys found are far apart
+//! (`topk/ranges.rs`), so a filtered query (a file's history) skips the files and row groups
+//! between its rows.
 //!
 //! When the whole input has fewer than N rows (a rare item's history), the first pass sees all
 //! of them: their keys bound them just as well, and with no row at all the query's scan is
@@ -25,7 +26,7 @@
 //! rows do (or all of them). It applies only where that holds by construction: one sort key, a
 //! column of an ordered type without NaN (integers, dates and times, strings), the first pass
 //! finding N values none of them null, or every row and none null (else there is no threshold
-//! and the query runs as it is; a bounded first pass only where nulls sort last), and a sort
+//! and the query runs as it is; windows only where nulls sort last), and a sort
 //! whose input is a plain chain of filters and projections over one table, with no volatile
 //! expression (read twice, it must give the same rows). N is at most [`UP_TO_ROWS`]. Sorts by
 //! other keys than time are narrowed at planning instead (`fimlake_kql`'s
@@ -72,8 +73,8 @@ struct Candidate {
     newest_bounds: Vec<ScalarValue>,
 }
 
-/// `plan` (optimized) with the threshold of its top-k added, or `None` when there is no such
-/// top-k, or the first pass finds no threshold.
+/// `plan` (optimized) with the ranges of its top-k's key that its first pass found added, or
+/// `None` when there is no such top-k, or the first pass finds nothing that bounds it.
 pub async fn with_threshold(ctx: &SessionContext, plan: &LogicalPlan) -> Result<Option<LogicalPlan>, DataFusionError> {
     // Most queries sort nothing: they are not optimized twice.
     if !plan.exists(|node| Ok(matches!(node, LogicalPlan::Sort(_))))? {
@@ -153,7 +154,7 @@ fn candidate(sort: &Sort) -> Option<Candidate> {
 fn columns_left_out(input: &LogicalPlan, key: &Column) -> usize {
     let mut read: HashSet<String> = HashSet::from([key.name.clone()]);
     let mut scan_columns = 0;
-    let _ = input.apply(|node| {
+    let visited = input.apply(|node| {
         let filters: Vec<&Expr> = match node {
             LogicalPlan::Filter(filter) => vec![&filter.predicate],
             LogicalPlan::TableScan(scan) => {
@@ -165,6 +166,7 @@ fn columns_left_out(input: &LogicalPlan, key: &Column) -> usize {
         read.extend(filters.iter().flat_map(|e| e.column_refs()).map(|c| c.name.clone()));
         Ok(TreeNodeRecursion::Continue)
     });
+    debug_assert!(visited.is_ok(), "the visit itself returns no error");
     scan_columns.saturating_sub(read.len())
 }
 
