@@ -94,7 +94,7 @@ pub async fn measure(
     log: &dyn Fn(&str),
 ) -> anyhow::Result<ClusterResult> {
     let dir = work.join("cluster");
-    let s3 = S3Server::start(&dir.join("s3")).await?;
+    let s3 = S3Server::start(&dir.join("s3"), Duration::from_millis(opts.s3_latency_ms)).await?;
     let mut ingest = Vec::new();
     for nodes in 1..=3 {
         let result = ingest_with(opts, &s3, &dir, pool, nodes).await?;

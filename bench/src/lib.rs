@@ -72,6 +72,11 @@ pub struct Options {
     /// scan of 30 days takes 10-25 s, and compacting them on the leader half an hour.
     #[serde(default)]
     pub cluster_days: usize,
+    /// Added by the S3 server before it answers each request, in milliseconds: a bucket across
+    /// a network (S3's first byte takes tens of milliseconds), where on loopback reads do not
+    /// wait at all.
+    #[serde(default)]
+    pub s3_latency_ms: u64,
     pub alert_samples: usize,
     pub alert_frequency_s: u64,
     /// Which parts run (all by default; fewer when working on one of them).
@@ -151,6 +156,7 @@ impl Options {
             query_rounds: 10,
             cluster_query_rounds: 5,
             cluster_days: 7,
+            s3_latency_ms: 0,
             alert_samples: 5,
             alert_frequency_s: 10,
             steps: Steps { ingest: true, queries: true, ui: true, alert: true, cluster: true },

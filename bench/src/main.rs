@@ -41,6 +41,10 @@ struct Args {
     /// Days of the data set (the latest) loaded into the cluster for its queries (at least 1)
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     cluster_days: Option<usize>,
+    /// Milliseconds the cluster step's S3 server waits before answering each request (a bucket
+    /// across a network); 0 by default
+    #[arg(long)]
+    s3_latency_ms: Option<u64>,
     /// Records whose webhook latency is measured
     #[arg(long)]
     alert_samples: Option<usize>,
@@ -88,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = a.cluster_days {
         o.cluster_days = v;
+    }
+    if let Some(v) = a.s3_latency_ms {
+        o.s3_latency_ms = v;
     }
     if let Some(v) = a.alert_samples {
         o.alert_samples = v;

@@ -300,9 +300,13 @@ fn alert_section(s: &mut String, r: &Report) {
 /// Ingest by number of ingest nodes, and each query local against fanned out.
 fn cluster_section(s: &mut String, r: &Report) {
     let Some(c) = &r.cluster else { return };
+    let latency = match r.options.s3_latency_ms {
+        0 => String::new(),
+        ms => format!(", the S3 server answering each request {ms} ms late"),
+    };
     let _ = writeln!(
         s,
-        "\n## Cluster (every node and the S3 server on this machine)\n\n\
+        "\n## Cluster (every node and the S3 server on this machine{latency})\n\n\
          | ingest nodes | records/s | ack p50 ms | ack p99 ms | refused | cores (all nodes) | peak RSS MiB (largest node) |\n\
          |---|---|---|---|---|---|---|"
     );
