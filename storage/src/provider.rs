@@ -60,8 +60,9 @@ impl ScanSource for Table {
 /// per core) when the table is in an object store: a group reads one object at a time and
 /// spends most of it waiting on the network, so more groups than cores keep both cores busy.
 /// Over s3s-fs on loopback, whose reads do not wait, it made no difference either way
-/// (`fimlake-bench --steps cluster`, BENCHMARKS.md, round of 2026-12-06); its gain on a bucket
-/// across a network is not measured yet.
+/// (`fimlake-bench --steps cluster`, BENCHMARKS.md, round of 2026-12-06), nor with 20 ms added
+/// to each request (`--s3-latency-ms 20`, round of 2026-12-06 (2)), which slowed full scans by
+/// 0.5-1.0 s with one group per core or four: where the scan waits is not profiled yet.
 pub const REMOTE_READS_PER_PARTITION: usize = 4;
 
 /// The number of file groups of a scan: one per partition, [`REMOTE_READS_PER_PARTITION`]
