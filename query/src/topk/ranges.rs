@@ -23,16 +23,16 @@ pub fn covering(key: &Expr, keys: &[ScalarValue], ascending: bool) -> Expr {
         |v: &ScalarValue| if ascending { key.clone().lt_eq(lit(v.clone())) } else { key.clone().gt_eq(lit(v.clone())) };
     let from =
         |v: &ScalarValue| if ascending { key.clone().gt_eq(lit(v.clone())) } else { key.clone().lt_eq(lit(v.clone())) };
-    let last = up_to(&keys[keys.len() - 1]);
+    let through_last_key = up_to(&keys[keys.len() - 1]);
     let groups = groups(keys, MAX_RANGES);
     if groups.len() == 1 {
-        return last;
+        return through_last_key;
     }
     let ranges = groups.iter().enumerate().map(|(index, (first, last))| {
         let end = up_to(&keys[*last]);
         if index == 0 { end } else { from(&keys[*first]).and(end) }
     });
-    last.and(disjunction(ranges).expect("two groups or more"))
+    through_last_key.and(disjunction(ranges).expect("two groups or more"))
 }
 
 /// `keys` split into at most `most` groups of consecutive keys, as (first, last) indexes, cut
