@@ -8,6 +8,7 @@
 //!   read by two query nodes, one fanning every query out over both (`distribute_above_files =
 //!   0`), one never; each query's answers compared, then timed on both, interleaved.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -170,7 +171,8 @@ async fn local_against_fanned_out(
         }
     }
     wait_workers(&fanning, 2).await?;
-    let queries = time_queries(&client, &fanning, &local, opts.cluster_query_rounds, log).await?;
+    let timings = std::fs::File::create(dir.join("timed-runs.log"))?;
+    let queries = time_queries(&client, [&fanning, &local], opts.cluster_query_rounds, timings, log).await?;
     leader.stop().await?;
     Ok((loaded, queries))
 }
@@ -204,12 +206,13 @@ async fn wait_workers(node: &ServerProcess, workers: usize) -> anyhow::Result<()
 }
 
 /// Every query: one untimed run on each node comparing the answers, then `rounds` timed runs on
-/// each, interleaved (alternating which goes first).
+/// each, interleaved (alternating which goes first), each also written to `timings` (when it
+/// started and ended, Unix ms: the S3 server's requests during it are its reads, `s3.rs`).
 async fn time_queries(
     client: &reqwest::Client,
-    fanning: &ServerProcess,
-    local: &ServerProcess,
+    [fanning, local]: [&ServerProcess; 2],
     rounds: usize,
+    mut timings: std::fs::File,
     log: &dyn Fn(&str),
 ) -> anyhow::Result<Vec<ClusterQuery>> {
     let mut results = Vec::new();
@@ -221,8 +224,12 @@ async fn time_queries(
         for round in 0..rounds {
             let order = if round % 2 == 0 { [local, fanning] } else { [fanning, local] };
             for node in order {
+                let started = unix_ms();
                 let ms = run_fimlake(client, node, q.kql).await?.ms;
-                if std::ptr::eq(node, local) { local_ms.push(ms) } else { distributed_ms.push(ms) }
+                let is_local = std::ptr::eq(node, local);
+                let name = if is_local { "local" } else { "fanning" };
+                writeln!(timings, "{started} {} {name} {} {ms:.1}", unix_ms(), q.name)?;
+                if is_local { local_ms.push(ms) } else { distributed_ms.push(ms) }
             }
         }
         let (local_median_ms, distributed_median_ms) = (queries::median(local_ms), queries::median(distributed_ms));
@@ -241,6 +248,10 @@ async fn time_queries(
         });
     }
     Ok(results)
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
 }
 
 async fn explain(client: &reqwest::Client, node: &ServerProcess, kql: &str) -> anyhow::Result<String> {

@@ -1,9 +1,13 @@
 //! An S3-protocol server (s3s-fs) on 127.0.0.1 serving a local directory, for the cluster step:
-//! the nodes of a cluster share their tables in a bucket.
+//! the nodes of a cluster share their tables in a bucket. Every request it answers is logged,
+//! one line each, to `requests.log` beside the served directory (where a scan over a slow bucket
+//! waits is read off it: [`RequestLog`]).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -23,7 +27,8 @@ pub struct S3Server {
 
 impl S3Server {
     /// Serves `root` (emptied first; the bucket made in it) on a free port of 127.0.0.1,
-    /// answering each request `latency` after it came (none: at once).
+    /// answering each request `latency` after it came (none: at once), each logged to
+    /// `requests.log` beside `root`.
     pub async fn start(root: &Path, latency: Duration) -> anyhow::Result<S3Server> {
         if root.exists() {
             std::fs::remove_dir_all(root).with_context(|| format!("emptying {}", root.display()))?;
@@ -33,24 +38,30 @@ impl S3Server {
         let mut builder = s3s::service::S3ServiceBuilder::new(fs);
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
-        let delayed = tower::service_fn(move |request| {
-            let service = service.clone();
-            async move {
-                if !latency.is_zero() {
-                    tokio::time::sleep(latency).await;
-                }
-                tower::ServiceExt::oneshot(service, request).await
-            }
-        });
-        let service = TowerToHyperService::new(delayed);
+        let log = RequestLog::create(&root.with_file_name("requests.log"))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
             loop {
-                let Ok((socket, _)) = listener.accept().await else { continue };
-                let connection = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
-                tokio::spawn(connection);
+                let Ok((socket, peer)) = listener.accept().await else { continue };
+                let (service, log) = (service.clone(), log.clone());
+                let delayed = tower::service_fn(move |request: http::Request<_>| {
+                    let (service, log) = (service.clone(), log.clone());
+                    async move {
+                        let started = RequestStart::of(&request, peer.port());
+                        if !latency.is_zero() {
+                            tokio::time::sleep(latency).await;
+                        }
+                        let response = tower::ServiceExt::oneshot(service, request).await;
+                        if let Ok(response) = &response {
+                            log.write(&started, response.status().as_u16());
+                        }
+                        response
+                    }
+                });
+                let connection = http.serve_connection(TokioIo::new(socket), TowerToHyperService::new(delayed));
+                tokio::spawn(connection.into_owned());
             }
         });
         Ok(S3Server { addr, task })
@@ -64,6 +75,54 @@ impl S3Server {
              aws_access_key_id = \"{ACCESS_KEY}\", aws_secret_access_key = \"{SECRET_KEY}\", aws_region = \"us-east-1\" }}\n",
             self.addr
         )
+    }
+}
+
+/// What is logged of a request when it comes.
+struct RequestStart {
+    at: SystemTime,
+    method: String,
+    path: String,
+    range: String,
+    peer_port: u16,
+}
+
+impl RequestStart {
+    fn of<B>(request: &http::Request<B>, peer_port: u16) -> RequestStart {
+        let range = request.headers().get(http::header::RANGE).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        RequestStart {
+            at: SystemTime::now(),
+            method: request.method().to_string(),
+            path: request.uri().path().to_string(),
+            range: range.to_string(),
+            peer_port,
+        }
+    }
+}
+
+/// One line per request answered: when it came (Unix ms), how long it took to answer (ms, the
+/// added latency included; the body may still be streaming), the client's port (a connection),
+/// the method, the path, the `Range` header (`-`: none) and the status.
+#[derive(Clone)]
+struct RequestLog(Arc<Mutex<std::io::BufWriter<std::fs::File>>>);
+
+impl RequestLog {
+    fn create(path: &Path) -> anyhow::Result<RequestLog> {
+        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(RequestLog(Arc::new(Mutex::new(std::io::BufWriter::new(file)))))
+    }
+
+    fn write(&self, start: &RequestStart, status: u16) {
+        let came = start.at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let took = start.at.elapsed().unwrap_or_default().as_secs_f64() * 1000.0;
+        let mut out = self.0.lock().expect("no writer panics holding the log");
+        // A line lost to a full disk costs the profile only.
+        let _ = writeln!(
+            out,
+            "{came} {took:.1} {} {} {} {} {status}",
+            start.peer_port, start.method, start.path, start.range
+        );
+        let _ = out.flush();
     }
 }
 
