@@ -25,7 +25,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use fimlake_kql::{KqlError, PlanOptions, TableList};
-use fimlake_storage::Storage;
+use fimlake_storage::{Storage, TableScanProvider};
 use futures::StreamExt;
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +148,9 @@ pub struct QueryEngine {
     /// Memory the queries running at once may use together, in bytes: the size of `runtime`'s pool.
     pub max_memory_bytes: usize,
     pushdown_filters: bool,
+    /// Whether the tables' files are in an object store: sessions then run
+    /// [`REMOTE_PARTITIONS_PER_CORE`] partitions per core.
+    remote_reads: bool,
     /// One runtime for every query: its memory pool is shared by all queries running at once.
     runtime: Arc<RuntimeEnv>,
     /// In a cluster's query node: large queries fan out over the query nodes' workers.
@@ -163,6 +166,14 @@ pub struct QueryEngine {
 /// columns) hold 63 MiB of footers: a least-recently-used cache smaller than the files a query
 /// reads keeps none of them for the next (BENCHMARKS.md, 2026-12-05).
 pub const METADATA_CACHE_BYTES: usize = 128 << 20;
+
+/// Partitions per core of a query over tables in an object store. DataFusion spreads a scan's
+/// files over the session's partitions (one per core), and each partition has one read in flight
+/// at a time, waiting the bucket's latency before it decodes what came: with one per core the
+/// cores sat idle for every read. Over a bucket answering each request 20 ms late, a full scan of
+/// 73 files made 73 reads two at a time, 0.7 s of waiting per query (`fimlake-bench --steps
+/// cluster --s3-latency-ms 20`, BENCHMARKS.md, round of 2026-12-06 (3)).
+pub const REMOTE_PARTITIONS_PER_CORE: usize = 4;
 
 /// A runtime whose memory pool of `config.max_memory_bytes` the sessions made with it share;
 /// a server's spills under its data directory ([`spill`]), others' under the system's
@@ -188,6 +199,7 @@ enum Tables {
 
 impl QueryEngine {
     pub fn new(storage: Arc<Storage>, config: &QueryConfig) -> Self {
+        let remote_reads = storage.providers().iter().any(|(_, provider)| provider.remote());
         QueryEngine {
             watchlists: Some(storage.config().data_dir.join("watchlists")),
             runtime: shared_runtime(config, Some(&storage.config().data_dir)),
@@ -195,6 +207,7 @@ impl QueryEngine {
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
             pushdown_filters: config.parquet_pushdown_filters,
+            remote_reads,
             distribution: None,
             distributed_queries: Default::default(),
         }
@@ -202,8 +215,12 @@ impl QueryEngine {
 
     /// An engine over fixed tables, such as [`Storage::open_read_only`] gives.
     pub fn over(tables: Vec<(String, Arc<dyn TableProvider>)>, config: &QueryConfig) -> Self {
+        let remote_reads = tables
+            .iter()
+            .any(|(_, provider)| provider.downcast_ref::<TableScanProvider>().is_some_and(TableScanProvider::remote));
         QueryEngine {
             watchlists: None,
+            remote_reads,
             tables: Tables::Fixed(tables),
             max_rows: config.max_rows,
             max_memory_bytes: config.max_memory_bytes,
@@ -351,7 +368,8 @@ impl QueryEngine {
         self.session_with(None)
     }
 
-    /// A session; `partitions` overrides DataFusion's default (one per core).
+    /// A session; `partitions` overrides DataFusion's default (one per core, or
+    /// [`REMOTE_PARTITIONS_PER_CORE`] over an object store).
     fn session_with(&self, partitions: Option<usize>) -> Result<SessionContext, QueryError> {
         let config = datafusion::prelude::SessionConfig::new()
             .set_bool("datafusion.execution.parquet.pushdown_filters", self.pushdown_filters)
@@ -366,7 +384,8 @@ impl QueryEngine {
             // of the keys, which prune files and row groups by their statistics (a partitioned
             // join routes its filter through a hash of the keys, which statistics cannot read).
             .set_bool("datafusion.optimizer.repartition_joins", false);
-        let config = match partitions {
+        let remote = self.remote_reads.then(|| config.target_partitions() * REMOTE_PARTITIONS_PER_CORE);
+        let config = match partitions.or(remote) {
             Some(n) => config.with_target_partitions(n),
             None => config,
         };
@@ -554,5 +573,46 @@ mod tests {
         ))));
         assert!(!storage_unreachable(&footer));
         assert!(!storage_unreachable(&DataFusionError::Execution("a bug".into())));
+    }
+
+    /// A table with no file, its files said to be in an object store or not.
+    struct EmptyTable {
+        def: Arc<fimlake_storage::TableDef>,
+        remote: bool,
+    }
+
+    impl fimlake_storage::provider::ScanSource for EmptyTable {
+        fn def(&self) -> &Arc<fimlake_storage::TableDef> {
+            &self.def
+        }
+        fn store(&self) -> Arc<dyn object_store::ObjectStore> {
+            Arc::new(object_store::memory::InMemory::new())
+        }
+        fn snapshot(&self) -> fimlake_storage::TableSnapshot {
+            fimlake_storage::TableSnapshot { files: Arc::new(Vec::new()), batches: Vec::new() }
+        }
+        fn remote(&self) -> bool {
+            self.remote
+        }
+    }
+
+    fn engine_over(remote: bool) -> QueryEngine {
+        let def = fimlake_storage::TableRegistry::builtin().get("Heartbeat").unwrap().clone();
+        let table = TableScanProvider::new(Arc::new(EmptyTable { def, remote }));
+        QueryEngine::over(vec![("Heartbeat".into(), Arc::new(table))], &QueryConfig::default())
+    }
+
+    fn partitions(session: Result<SessionContext, QueryError>) -> usize {
+        session.unwrap().state().config().target_partitions()
+    }
+
+    #[test]
+    fn tables_in_an_object_store_are_read_with_more_partitions_than_cores() {
+        let cores = datafusion::prelude::SessionConfig::new().target_partitions();
+        let local = engine_over(false);
+        assert_eq!(partitions(local.session()), cores, "local files: one partition per core");
+        let remote = engine_over(true);
+        assert_eq!(partitions(remote.session()), cores * REMOTE_PARTITIONS_PER_CORE);
+        assert_eq!(partitions(remote.session_with(Some(1))), 1, "an export still reads one partition");
     }
 }

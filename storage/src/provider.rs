@@ -56,22 +56,6 @@ impl ScanSource for Table {
     }
 }
 
-/// How many groups of files a scan reads at once for each of the session's partitions (one
-/// per core) when the table is in an object store: a group reads one object at a time and
-/// spends most of it waiting on the network, so more groups than cores keep both cores busy.
-/// Over s3s-fs on loopback, whose reads do not wait, it made no difference either way
-/// (`fimlake-bench --steps cluster`, BENCHMARKS.md, round of 2026-12-06), nor with 20 ms added
-/// to each request (`--s3-latency-ms 20`, round of 2026-12-06 (2)), which slowed full scans by
-/// 0.5-1.0 s with one group per core or four: where the scan waits is not profiled yet.
-pub const REMOTE_READS_PER_PARTITION: usize = 4;
-
-/// The number of file groups of a scan: one per partition, [`REMOTE_READS_PER_PARTITION`]
-/// times more for a table in an object store.
-fn scan_groups(target_partitions: usize, remote: bool) -> usize {
-    let per_partition = if remote { REMOTE_READS_PER_PARTITION } else { 1 };
-    target_partitions.max(1) * per_partition
-}
-
 /// Query access to one table. Cheap to create; every scan takes a fresh snapshot.
 pub struct TableScanProvider {
     table: Arc<dyn ScanSource>,
@@ -94,6 +78,13 @@ impl TableScanProvider {
     /// the files hold fewer rows.
     pub fn newest_rows_bounds(&self, rows: usize) -> Vec<i64> {
         newest_rows_bounds(&self.table.snapshot().files, rows)
+    }
+
+    /// Whether its files are in an object store, where every read waits on the network: a
+    /// query engine then reads more files at once than it has cores (`fimlake_query`'s
+    /// `REMOTE_PARTITIONS_PER_CORE`).
+    pub fn remote(&self) -> bool {
+        self.table.remote()
     }
 
     /// Where its scans read files from: the URL its plans name and the store behind it (a node
@@ -164,7 +155,7 @@ impl TableProvider for TableScanProvider {
                 source = source.with_predicate(physical);
             }
             let partitions = state.config_options().execution.target_partitions;
-            let groups = file_groups(&files, &schema, scan_groups(partitions, self.table.remote()));
+            let groups = file_groups(&files, &schema, partitions);
             let config = FileScanConfigBuilder::new(url, Arc::new(source))
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?
@@ -434,13 +425,6 @@ mod tests {
         let micros = |v: i64| Precision::Inexact(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())));
         assert_eq!(time.min_value, micros(8_990));
         assert_eq!(time.max_value, micros(9_999), "the millisecond statistics widened by 999 us");
-    }
-
-    #[test]
-    fn a_table_in_an_object_store_is_read_in_more_groups_than_partitions() {
-        assert_eq!(scan_groups(2, false), 2, "a local table: one group per partition");
-        assert_eq!(scan_groups(2, true), 2 * REMOTE_READS_PER_PARTITION);
-        assert_eq!(scan_groups(0, false), 1, "never no group");
     }
 
     #[test]
