@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use fimlake_bench::{Options, ingest::IngestCase, run, sibling_binary};
 
@@ -58,11 +59,23 @@ struct Args {
     /// Only these parts, comma-separated: ingest, queries, ui, alert, cluster
     #[arg(long)]
     steps: Option<fimlake_bench::Steps>,
+    /// Runs nothing: prints the Markdown of an earlier run's results.json, its targets checked
+    /// again (after the targets changed)
+    #[arg(long, value_name = "RESULTS_JSON")]
+    render: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    if let Some(path) = &a.render {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut report: fimlake_bench::Report =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a results.json", path.display()))?;
+        report.targets = fimlake_bench::report::targets(&report);
+        println!("{}", fimlake_bench::report::markdown(&report));
+        return Ok(());
+    }
     let mut o = if a.smoke { Options::smoke() } else { Options::full() };
     o.server_bin = a.server_bin.unwrap_or_else(|| sibling_binary("fimlake"));
     o.python = a.python;

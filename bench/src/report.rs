@@ -76,6 +76,20 @@ fn target(what: &str, target: &str, measured: String, met: bool) -> Target {
     Target { what: what.into(), target: target.into(), measured, met }
 }
 
+/// Issue 17's acknowledgement target: p99 < 100 ms at 8 clients x 1000 records, the worst of
+/// that case's runs (plain and gzip); `None` when the run had no such case.
+fn ack_p99_at_8x1000(r: &Report) -> Option<Target> {
+    let cases = r.ingest.iter().filter(|i| i.case.clients == 8 && i.case.batch == 1000);
+    let worst = cases.max_by(|a, b| a.ack_p99_ms.total_cmp(&b.ack_p99_ms))?;
+    let gzip = if worst.case.gzip { " gzip" } else { "" };
+    Some(target(
+        "ack p99 at 8x1000",
+        "< 100 ms",
+        format!("{:.1} ms (8x1000{gzip}, the worst of that case)", worst.ack_p99_ms),
+        worst.ack_p99_ms < 100.0,
+    ))
+}
+
 /// The issue's targets against this run's figures.
 pub fn targets(r: &Report) -> Vec<Target> {
     let mut t = Vec::new();
@@ -94,12 +108,9 @@ pub fn targets(r: &Report) -> Vec<Target> {
             format!("{:.2} ({name})", best.fraction_of_parse_bound_per_core),
             best.fraction_of_parse_bound_per_core >= 0.5,
         ));
-        t.push(target(
-            "ack p99 at that load",
-            "< 50 ms",
-            format!("{:.1} ms ({name})", best.ack_p99_ms),
-            best.ack_p99_ms < 50.0,
-        ));
+    }
+    if let Some(t8) = ack_p99_at_8x1000(r) {
+        t.push(t8);
     }
     let rss = r.ingest.iter().map(|i| i.server_peak_rss_mib).fold(r.load.server_peak_rss_mib, f64::max);
     t.push(target("server peak RSS, any load", "< 1024 MiB", format!("{rss:.0} MiB"), rss < 1024.0));
