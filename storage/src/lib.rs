@@ -10,6 +10,7 @@
 //! The crate knows nothing of HTTP or KQL: callers hand it Arrow batches in a table's schema.
 
 pub mod budget;
+mod buffer;
 mod compaction;
 pub mod config;
 pub mod delta;
@@ -154,6 +155,9 @@ impl Storage {
                 if leading {
                     tasks.push(tokio::spawn(commit_staged_loop(table.clone(), every, self.shutdown.subscribe())));
                 }
+                if self.config.commits == CommitMode::Staged {
+                    tasks.push(tokio::spawn(watch_staged_loop(table.clone(), self.shutdown.subscribe())));
+                }
             }
         }
         let tick = (self.config.flush_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
@@ -171,7 +175,7 @@ impl Storage {
                     if !table.flush_due() {
                         continue;
                     }
-                    match table.flush().await {
+                    match table.flush_step().await {
                         Ok(_) => failures = 0,
                         Err(e) => {
                             failures += 1;
@@ -365,16 +369,46 @@ async fn refresh_loop(table: Arc<Table>, every: Duration, mut stop: watch::Recei
     }
 }
 
-/// On a cluster's leader: commits the ingest nodes' staged flushes of a table every `every`.
-async fn commit_staged_loop(table: Arc<Table>, every: Duration, mut stop: watch::Receiver<bool>) {
+/// On an ingest node: looks for the leader's commit of the table's staged flushes while any
+/// waits, so that their rows leave the buffer soon after it.
+async fn watch_staged_loop(table: Arc<Table>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(table.commit_poll_interval()) => {}
             _ = stop.changed() => break,
         }
+        match table.check_staged().await {
+            Ok(()) => {}
+            // The flush loop stages the rows again.
+            Err(e @ StorageError::StagedNotCommitted { .. }) => tracing::warn!(table = table.name(), error = %e),
+            Err(e) => tracing::warn!(table = table.name(), error = %e, "looking for the leader's commit failed"),
+        }
+    }
+}
+
+/// How many rounds in a row find nothing to commit before the leader looks again only every
+/// refresh interval: while ingest nodes keep staging, it looks [`BUSY_ROUNDS_PER_REFRESH`]
+/// times as often, so that their flushes do not wait for the next interval.
+const BUSY_ROUNDS_PER_REFRESH: u32 = 5;
+
+/// On a cluster's leader: commits the ingest nodes' staged flushes of a table every `every`,
+/// and [`BUSY_ROUNDS_PER_REFRESH`] times as often for an interval after a round that found
+/// some.
+async fn commit_staged_loop(table: Arc<Table>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut quiet_rounds = BUSY_ROUNDS_PER_REFRESH;
+    loop {
+        let wait = if quiet_rounds < BUSY_ROUNDS_PER_REFRESH { every / BUSY_ROUNDS_PER_REFRESH } else { every };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => break,
+        }
+        quiet_rounds = quiet_rounds.saturating_add(1);
         match table.commit_staged().await {
             Ok(0) => {}
-            Ok(rows) => tracing::debug!(table = table.name(), rows, "committed the ingest nodes' staged flushes"),
+            Ok(rows) => {
+                quiet_rounds = 0;
+                tracing::debug!(table = table.name(), rows, "committed the ingest nodes' staged flushes");
+            }
             Err(e) => {
                 tracing::warn!(table = table.name(), error = %e, "committing the ingest nodes' staged flushes failed")
             }

@@ -5,8 +5,8 @@
 //! commits. An ingest node writes each flush's Parquet files into the table's directory as any
 //! flush does, then *stages* them: `<table_url>/_staged/<table>/<node>/<upto>.json` holds the
 //! files' `add` actions and the WAL segments their rows come from (after segment `after`, up
-//! to `upto`). The leader lists the staged flushes every refresh interval and commits all it
-//! finds for a table in one Delta commit, recording under each node's WAL application id the
+//! to `upto`). The leader lists the staged flushes every refresh interval (sooner while
+//! ingest nodes keep staging) and commits all it finds for a table in one Delta commit, recording under each node's WAL application id the
 //! segment its files reach; then it deletes them. The node waits until the table records that
 //! segment, and only then trims its WAL.
 //!
@@ -127,8 +127,9 @@ pub struct Plan {
 }
 
 /// Decides, from each node's recorded WAL segment (`committed`, by application id), which
-/// staged flushes to commit. Of a node's flushes only the one that follows its recorded
-/// segment is committed in a round; a later one waits for the next round.
+/// staged flushes to commit. A node's flushes are committed as a chain: the one that follows
+/// its recorded segment, the one that follows that one, and so on; a flush after a break in the
+/// chain waits for the next round (which sets it aside if it still does not follow).
 pub fn plan(found: Vec<(Path, StagedFlush)>, committed: &HashMap<String, Option<u64>>) -> Plan {
     let mut by_node: BTreeMap<String, Vec<(Path, StagedFlush)>> = BTreeMap::new();
     for (path, flush) in found {
@@ -138,12 +139,14 @@ pub fn plan(found: Vec<(Path, StagedFlush)>, committed: &HashMap<String, Option<
     for (app_id, mut flushes) in by_node {
         flushes.sort_by_key(|(_, f)| f.upto);
         let recorded = committed.get(&app_id).copied().flatten();
+        let mut chain_end = recorded;
         let mut taken = false;
         for (path, flush) in flushes {
             if recorded.is_some_and(|r| r >= flush.upto) {
                 plan.done.push(path);
-            } else if flush.after == recorded && !taken {
+            } else if flush.after == chain_end {
                 taken = true;
+                chain_end = Some(flush.upto);
                 plan.commit.push((path, flush));
             } else if taken {
                 continue;
@@ -157,6 +160,17 @@ pub fn plan(found: Vec<(Path, StagedFlush)>, committed: &HashMap<String, Option<
         }
     }
     plan
+}
+
+/// The WAL segment each node's committed flushes reach, by application id: what the commit
+/// records.
+pub fn segments_reached(commit: &[(Path, StagedFlush)]) -> Vec<(String, u64)> {
+    let mut reached: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, flush) in commit {
+        let upto = reached.entry(flush.wal_app_id.clone()).or_insert(flush.upto);
+        *upto = (*upto).max(flush.upto);
+    }
+    reached.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -190,19 +204,32 @@ mod tests {
         ]);
         let plan = plan(
             found(&[
-                staged("a", Some(4), 7), // follows a's segment 4: commit
-                staged("a", Some(7), 9), // after the one above: next round
-                staged("b", Some(6), 9), // b records 9 already: committed before
-                staged("c", Some(1), 5), // overlaps c's committed segment 2: set aside
-                staged("d", None, 3),    // d has committed nothing yet: commit
+                staged("a", Some(4), 7),   // follows a's segment 4: commit
+                staged("a", Some(7), 9),   // follows the one above: commit with it
+                staged("a", Some(10), 12), // a break in a's chain: next round
+                staged("b", Some(6), 9),   // b records 9 already: committed before
+                staged("c", Some(1), 5),   // overlaps c's committed segment 2: set aside
+                staged("d", None, 3),      // d has committed nothing yet: commit
             ]),
             &committed,
         );
         let uptos = |v: &[(Path, StagedFlush)]| v.iter().map(|(_, f)| (f.node_id.clone(), f.upto)).collect::<Vec<_>>();
-        assert_eq!(uptos(&plan.commit), vec![("a".to_string(), 7), ("d".to_string(), 3)]);
+        assert_eq!(uptos(&plan.commit), vec![("a".to_string(), 7), ("a".to_string(), 9), ("d".to_string(), 3)]);
         assert_eq!(plan.done, vec![Staging::path("T", "b", 9)]);
         assert_eq!(plan.discard.len(), 1);
         assert!(plan.discard[0].1.contains("records Some(2)"), "{}", plan.discard[0].1);
+        assert_eq!(
+            segments_reached(&plan.commit),
+            vec![("fimlake-wal/a".to_string(), 9), ("fimlake-wal/d".to_string(), 3)]
+        );
+    }
+
+    #[test]
+    fn a_chain_is_set_aside_from_the_flush_that_does_not_follow_the_recorded_segment() {
+        let committed = HashMap::from([("fimlake-wal/a".to_string(), Some(4))]);
+        let plan = plan(found(&[staged("a", Some(5), 7), staged("a", Some(7), 9)]), &committed);
+        assert!(plan.commit.is_empty());
+        assert_eq!(plan.discard.len(), 2, "the second follows the first, which is set aside");
     }
 
     #[tokio::test]

@@ -1,15 +1,17 @@
 //! One table at run time: its write buffer, WAL writer, Delta table and flush loop.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::RecordBatch;
 use deltalake_core::DeltaTable;
 use parquet::file::properties::WriterProperties;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::budget::BufferBudget;
+use crate::buffer::Buffer;
 use crate::config::{CommitMode, StorageConfig};
 use crate::delta::{self, CommitFence, Committer, DataFile, Location};
 use crate::error::{Result, StorageError};
@@ -18,95 +20,6 @@ use crate::schema::TableDef;
 use crate::sorted::SortedRows;
 use crate::staging::Staging;
 use crate::wal::{self, Sealed, WalOp, WalWriter};
-
-/// Acknowledged rows that are not in a Delta commit yet. `active` takes new rows; `flushing`
-/// holds the rows of the flush in progress, which stay visible to queries until the commit that
-/// holds them is visible too.
-pub(crate) struct Buffer {
-    /// Shared with every other table's buffer: what all of them hold together.
-    budget: Arc<BufferBudget>,
-    active: Vec<RecordBatch>,
-    active_rows: usize,
-    active_bytes: usize,
-    oldest: Option<Instant>,
-    flushing: Vec<RecordBatch>,
-    flushing_rows: usize,
-    flushing_bytes: usize,
-}
-
-impl Buffer {
-    pub(crate) fn new(budget: Arc<BufferBudget>) -> Buffer {
-        Buffer {
-            budget,
-            active: Vec::new(),
-            active_rows: 0,
-            active_bytes: 0,
-            oldest: None,
-            flushing: Vec::new(),
-            flushing_rows: 0,
-            flushing_bytes: 0,
-        }
-    }
-
-    pub(crate) fn push(&mut self, batch: RecordBatch) {
-        let bytes = batch.get_array_memory_size();
-        self.budget.take(bytes);
-        self.active_rows += batch.num_rows();
-        self.active_bytes += bytes;
-        self.oldest.get_or_insert_with(Instant::now);
-        self.active.push(batch);
-    }
-
-    /// Moves the active rows to `flushing` and returns them.
-    pub(crate) fn seal(&mut self) -> Vec<RecordBatch> {
-        debug_assert!(self.flushing.is_empty(), "one flush at a time");
-        self.flushing.append(&mut self.active);
-        self.flushing_rows += std::mem::take(&mut self.active_rows);
-        self.flushing_bytes += std::mem::take(&mut self.active_bytes);
-        self.oldest = None;
-        self.flushing.clone()
-    }
-
-    pub(crate) fn finish_flush(&mut self) {
-        self.budget.give_back(self.flushing_bytes);
-        self.flushing.clear();
-        self.flushing_rows = 0;
-        self.flushing_bytes = 0;
-    }
-
-    pub(crate) fn active_rows(&self) -> usize {
-        self.active_rows
-    }
-
-    fn total_bytes(&self) -> usize {
-        self.active_bytes + self.flushing_bytes
-    }
-
-    fn total_rows(&self) -> usize {
-        self.active_rows + self.flushing_rows
-    }
-
-    /// The oldest `_TimeReceived` (µs) of the rows held, flushing or not.
-    fn oldest_received(&self) -> Option<i64> {
-        self.flushing.iter().chain(&self.active).filter_map(oldest_received).min()
-    }
-
-    fn batches(&self) -> Vec<RecordBatch> {
-        self.flushing.iter().chain(&self.active).cloned().collect()
-    }
-}
-
-/// The smallest `_TimeReceived` of a batch, when the table has the column.
-fn oldest_received(batch: &RecordBatch) -> Option<i64> {
-    let column = batch.column_by_name(crate::schema::TIME_RECEIVED_COLUMN)?;
-    arrow::compute::min(column.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>()?)
-}
-
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        self.budget.give_back(self.total_bytes());
-    }
-}
 
 impl TableState {
     /// Makes `files`, read at table `version`, the live files.
@@ -158,9 +71,9 @@ pub struct Table {
     /// The Delta table; its lock is the commit lock: every commit and every vacuum holds it.
     pub(crate) delta: tokio::sync::Mutex<DeltaTable>,
     /// Why the last flush failed, until one succeeds: named in the refusals it causes.
-    flush_failure: Mutex<Option<String>>,
+    pub(crate) flush_failure: Mutex<Option<String>>,
     /// A sealed flush whose write or commit failed, to be retried before anything else.
-    flush_lock: tokio::sync::Mutex<Option<Sealed>>,
+    pub(crate) flush_lock: tokio::sync::Mutex<Option<Sealed>>,
     /// Serialises compaction, retention and vacuum.
     pub(crate) maintenance: tokio::sync::Mutex<()>,
     pub(crate) metrics: TableMetrics,
@@ -174,16 +87,20 @@ pub struct Table {
     pub(crate) wal_app_id: String,
     /// In a cluster: the staged flushes (an ingest node's own, all of them for the leader).
     pub(crate) staging: Option<Staging>,
-    /// Staged mode: the WAL segment of the flush waiting for the leader's commit, and the
-    /// last segment committed (what the next staged flush follows).
+    /// Staged mode: the flushes waiting for the leader's commit and the last segment committed.
     pub(crate) staged: Mutex<StagedState>,
 }
 
 /// An ingest node's view of its staged flushes ([`crate::handoff`]).
 #[derive(Debug, Default)]
 pub(crate) struct StagedState {
-    pub(crate) waiting_upto: Option<u64>,
+    /// The last WAL segment of each staged flush waiting for the leader's commit, oldest first.
+    pub(crate) waiting: VecDeque<u64>,
+    /// The last WAL segment the table records for this node.
     pub(crate) committed: Option<u64>,
+    /// The leader set a staged flush aside: the rows of every flush in progress are staged
+    /// again, as one, before anything else.
+    pub(crate) restage: bool,
 }
 
 impl Table {
@@ -252,7 +169,7 @@ impl Table {
             fence,
             wal_app_id,
             staging,
-            staged: Mutex::new(StagedState { waiting_upto: None, committed }),
+            staged: Mutex::new(StagedState { waiting: VecDeque::new(), committed, restage: false }),
         });
         table.update_gauges();
         Ok(table)
@@ -339,7 +256,7 @@ impl Table {
             buffered_bytes,
             retry_after: Duration::from_secs(1),
             flush_failure: self.flush_failure.lock().expect("flush failure lock").clone(),
-            awaiting_leader: self.staged.lock().expect("staged state lock").waiting_upto.is_some(),
+            awaiting_leader: !self.staged.lock().expect("staged state lock").waiting.is_empty(),
         }
     }
 
@@ -373,33 +290,55 @@ impl Table {
     }
 
     /// Whether the flush loop should flush now.
+    /// (A flush that failed is retried; the rows of staged flushes wait for the leader.)
     pub(crate) fn flush_due(&self) -> bool {
+        let failed = self.flush_failure.lock().expect("flush failure lock").is_some();
         let st = self.state.lock().expect("table state lock");
         let b = &st.buffer;
         b.active_rows > 0
             && (b.active_bytes >= self.config.flush_bytes
                 || b.budget.full()
                 || b.oldest.is_some_and(|t| t.elapsed() >= self.config.flush_age))
-            || b.flushing_rows > 0
+            || failed
     }
 
     pub(crate) async fn flush_requested(&self) {
         self.flush_wanted.notified().await
     }
 
-    /// Writes the buffered rows to Parquet and commits them to the Delta table, then trims the
+    /// Writes the buffered rows to Parquet and commits them to the Delta table (on an ingest
+    /// node: stages them and waits for the leader's commit, [`crate::handoff`]), then trims the
     /// WAL. A failed flush keeps its rows (buffered and in the WAL) and is retried by the next
     /// call before any newer rows.
     pub async fn flush(&self) -> Result<FlushOutcome> {
+        match self.config.commits {
+            CommitMode::Own => self.flush_own().await,
+            CommitMode::Staged => self.flush_staged().await,
+        }
+    }
+
+    /// What the flush loop runs: a flush, except that an ingest node does not wait for the
+    /// leader's commit of what it staged (up to [`crate::handoff::STAGED_IN_FLIGHT`] flushes).
+    pub(crate) async fn flush_step(&self) -> Result<FlushOutcome> {
+        match self.config.commits {
+            CommitMode::Own => self.flush_own().await,
+            CommitMode::Staged => self.stage_flush().await,
+        }
+    }
+
+    /// Takes the active rows from the WAL writer, for a flush.
+    pub(crate) async fn seal(&self) -> Result<Sealed> {
+        let (reply, rx) = oneshot::channel();
+        self.wal_tx.send(WalOp::Seal { reply }).await.map_err(|_| StorageError::ShuttingDown)?;
+        rx.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    async fn flush_own(&self) -> Result<FlushOutcome> {
         let mut pending = self.flush_lock.lock().await;
         let retry = pending.is_some();
         let sealed = match pending.take() {
             Some(s) => s,
-            None => {
-                let (reply, rx) = oneshot::channel();
-                self.wal_tx.send(WalOp::Seal { reply }).await.map_err(|_| StorageError::ShuttingDown)?;
-                rx.await.map_err(|_| StorageError::ShuttingDown)??
-            }
+            None => self.seal().await?,
         };
         if sealed.batches.is_empty() {
             return Ok(FlushOutcome::default());
@@ -408,11 +347,7 @@ impl Table {
         *self.flush_failure.lock().expect("flush failure lock") = result.as_ref().err().map(|e| e.to_string());
         match result {
             Ok(outcome) => {
-                let dir = self.wal_dir.clone();
-                let upto = sealed.upto;
-                tokio::task::spawn_blocking(move || wal::delete_segments_upto(&dir, upto))
-                    .await
-                    .expect("WAL trim panicked")?;
+                self.trim_wal(sealed.upto).await?;
                 Ok(outcome)
             }
             Err(e) => {
@@ -436,21 +371,32 @@ impl Table {
 
     async fn write_and_commit(&self, sealed: &Sealed, retry: bool) -> Result<FlushOutcome> {
         let started = Instant::now();
-        let rows: usize = sealed.batches.iter().map(|b| b.num_rows()).sum();
+        let sorted = self.sort(sealed).await?;
+        let (version, files) = self.commit_sorted(&sorted, sealed, retry).await?;
+        Ok(self.record_flush(sorted.rows(), files, version, started))
+    }
+
+    /// A sealed flush's rows in the order its files take, sorted on a blocking thread.
+    pub(crate) async fn sort(&self, sealed: &Sealed) -> Result<SortedRows> {
         let def = self.def.clone();
         let batches = sealed.batches.clone();
-        let sorted =
-            tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")?;
-        let (version, nfiles) = match self.config.commits {
-            CommitMode::Own => self.commit_sorted(&sorted, sealed, retry).await?,
-            CommitMode::Staged => self.stage_sorted(&sorted, sealed).await?,
-        };
+        tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")
+    }
+
+    /// Counts a flush written (on an ingest node: staged) in the metrics.
+    pub(crate) fn record_flush(
+        &self,
+        rows: usize,
+        files: usize,
+        version: Option<u64>,
+        started: Instant,
+    ) -> FlushOutcome {
         self.update_gauges();
         self.metrics.flushes.inc();
         self.metrics.flushed_rows.inc_by(rows as u64);
         self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
-        tracing::debug!(table = self.name(), rows, files = nfiles, "flushed");
-        Ok(FlushOutcome { rows, files: nfiles, version })
+        tracing::debug!(table = self.name(), rows, files, "flushed");
+        FlushOutcome { rows, files, version }
     }
 
     /// Commits a flush's sorted rows itself; returns the commit's version and its file count.
@@ -483,7 +429,7 @@ impl Table {
         {
             let mut st = self.state.lock().expect("table state lock");
             st.show_files(files, delta.version());
-            st.buffer.finish_flush();
+            st.buffer.finish_flush(sealed.upto);
         }
         Ok((version, nfiles))
     }
@@ -494,18 +440,18 @@ impl Table {
 
     /// Reads the Delta log again for commits made by other nodes and publishes the live files.
     /// Under the commit lock, so the file list and the buffer stay consistent.
-    /// On an ingest node, the commit of its staged flush shows here: its rows then leave the
-    /// buffer in the same step as its files join the live files.
+    /// On an ingest node, the commits of its staged flushes show here: their rows then leave
+    /// the buffer in the same step as their files join the live files, and the WAL is trimmed.
     pub async fn refresh(&self) -> Result<()> {
         let mut delta = self.delta.lock().await;
         delta.update_state().await.map_err(|e| StorageError::delta(self.name(), e))?;
         self.metrics.log_read_timestamp.set(chrono::Utc::now().timestamp());
-        let waiting = self.staged.lock().expect("staged state lock").waiting_upto;
-        let recorded = match waiting {
+        let oldest_waiting = self.staged.lock().expect("staged state lock").waiting.front().copied();
+        let recorded = match oldest_waiting {
             Some(_) => delta::committed_wal_segment(&delta, self.name(), &self.wal_app_id).await?,
             None => None,
         };
-        let finished = waiting.filter(|upto| recorded.is_some_and(|r| r >= *upto));
+        let finished = recorded.filter(|r| oldest_waiting.is_some_and(|upto| *r >= upto));
         let shown = self.state.lock().expect("table state lock").files_version;
         if delta.version() == shown && finished.is_none() {
             return Ok(());
@@ -515,13 +461,24 @@ impl Table {
             let mut st = self.state.lock().expect("table state lock");
             st.show_files(files, delta.version());
             if let Some(upto) = finished {
-                st.buffer.finish_flush();
-                *self.staged.lock().expect("staged state lock") =
-                    StagedState { waiting_upto: None, committed: Some(upto) };
+                st.buffer.finish_flush(upto);
+                let mut staged = self.staged.lock().expect("staged state lock");
+                staged.waiting.retain(|w| *w > upto);
+                staged.committed = Some(upto);
             }
         }
         drop(delta);
         self.update_gauges();
+        if let Some(upto) = finished {
+            self.trim_wal(upto).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the WAL segments up to `upto`, whose rows are committed.
+    pub(crate) async fn trim_wal(&self, upto: u64) -> Result<()> {
+        let dir = self.wal_dir.clone();
+        tokio::task::spawn_blocking(move || wal::delete_segments_upto(&dir, upto)).await.expect("WAL trim panicked")?;
         Ok(())
     }
 

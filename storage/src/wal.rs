@@ -99,8 +99,12 @@ pub(crate) fn delete_segments_upto(dir: &Path, upto: u64) -> Result<usize> {
     for id in list_segments(dir)? {
         if id <= upto {
             let p = segment_path(dir, id);
-            fs::remove_file(&p).map_err(|e| StorageError::io(&p, e))?;
-            n += 1;
+            match fs::remove_file(&p) {
+                Ok(()) => n += 1,
+                // Trimmed at the same time by another commit's reader (an ingest node).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(&p, e)),
+            }
         }
     }
     if n > 0 {
@@ -391,7 +395,7 @@ impl WalWriter {
         let upto = self.id;
         self.id = next;
         self.len = SEGMENT_MAGIC.len() as u64;
-        Ok(Sealed { upto, batches: state.buffer.seal() })
+        Ok(Sealed { upto, batches: state.buffer.seal(upto) })
     }
 }
 
