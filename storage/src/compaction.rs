@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, RecordBatch, new_null_array};
+use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use deltalake_core::kernel::Add;
 use deltalake_core::protocol::DeltaOperation;
@@ -30,7 +30,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::delta::{self, DataFile, FileWriter, off_the_runtime};
 use crate::error::{Result, StorageError};
 use crate::maintenance::MaintenanceReport;
-use crate::sorted::SortedRows;
+use crate::sorted::{Chunk, Partition, SortedRows};
 use crate::table::Table;
 use crate::wal::conform;
 
@@ -114,7 +114,7 @@ impl Table {
             let rows = self.read_sorted(files).await?;
             let written = async {
                 for chunk in rows.chunks() {
-                    writer.write(without_hour(chunk?)?).await?;
+                    writer.write(without_hour(chunk?)).await?;
                 }
                 Ok::<_, StorageError>(())
             };
@@ -173,17 +173,14 @@ fn closed_days_before(now: DateTime<Utc>, after: std::time::Duration) -> i32 {
     i32::try_from(ended_by.div_euclid(DAY_MICROS)).unwrap_or(i32::MAX)
 }
 
-/// `chunk` (in the Delta schema) as rows of a day's file: the hour partition column null.
-fn without_hour(chunk: RecordBatch) -> Result<RecordBatch> {
-    let mut columns = chunk.columns().to_vec();
-    let hour = columns.last_mut().expect("the Delta schema ends with the partition columns");
-    *hour = new_null_array(hour.data_type(), hour.len());
-    Ok(RecordBatch::try_new(chunk.schema(), columns)?)
+/// `chunk` as rows of a day's file: no hour partition.
+fn without_hour(chunk: Chunk) -> Chunk {
+    Chunk { partition: Partition { hour: None, ..chunk.partition }, ..chunk }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use arrow::array::new_null_array;
 
     use super::*;
 
@@ -203,14 +200,13 @@ mod tests {
     #[test]
     fn rows_of_a_day_have_no_hour() {
         let registry = crate::TableRegistry::builtin();
-        let schema = registry.get("Heartbeat").unwrap().delta_schema();
-        let mut columns: Vec<arrow::array::ArrayRef> =
-            schema.fields().iter().map(|f| new_null_array(f.data_type(), 2)).collect();
-        *columns.last_mut().unwrap() = Arc::new(arrow::array::Int32Array::from(vec![5, 6]));
-        let hours = RecordBatch::try_new(schema.clone(), columns).unwrap();
-        let day = without_hour(hours).unwrap();
-        assert_eq!(day.schema(), schema);
-        assert_eq!(day.num_rows(), 2);
-        assert_eq!(day.column(day.num_columns() - 1).null_count(), 2);
+        let schema = registry.get("Heartbeat").unwrap().schema().clone();
+        let columns = schema.fields().iter().map(|f| new_null_array(f.data_type(), 2)).collect();
+        let rows = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let hour = Chunk { rows, partition: Partition { date: Some(19_000), hour: Some(5) } };
+        let day = without_hour(hour);
+        assert_eq!(day.partition, Partition { date: Some(19_000), hour: None });
+        assert_eq!(day.rows.schema(), schema);
+        assert_eq!(day.rows.num_rows(), 2);
     }
 }

@@ -4,16 +4,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use delta_kernel::expressions::Scalar;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, Add, Remove, StructType, Transaction};
+use deltalake_core::kernel::{Action, Add, DataType as KernelType, Remove, StructType, Transaction};
 use deltalake_core::logstore::{LogStoreRef, StorageConfig as DeltaStorageConfig, default_logstore};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
-use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake_core::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake_core::{DeltaTable, ObjectStore, TableProperty};
+use indexmap::IndexMap;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use parquet::basic::{Compression, ZstdLevel};
@@ -24,7 +26,7 @@ use url::Url;
 
 use crate::error::{Result, StorageError};
 use crate::schema::{PARTITION_DATE, PARTITION_HOUR, PageCodec, TIME_COLUMN, TableDef};
-use crate::sorted::SortedRows;
+use crate::sorted::{Chunk, Partition, SortedRows};
 
 /// One live Parquet file of a table, as its Delta `add` action describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -312,15 +314,29 @@ impl FileWriter {
         self
     }
 
-    /// Encodes `chunk` into the files being written.
-    pub(crate) async fn write(&mut self, chunk: RecordBatch) -> Result<()> {
-        self.writer.write(chunk).await.map_err(|e| StorageError::delta(&self.table, e))
+    /// Encodes `chunk` into the file being written for its partition; the Delta writer takes
+    /// the rows as they are (it does not split them by partition: a copy of every row).
+    pub(crate) async fn write(&mut self, chunk: Chunk) -> Result<()> {
+        let values = partition_values(chunk.partition);
+        self.writer
+            .write_partition(chunk.rows, &values, WriteMode::Default)
+            .await
+            .map_err(|e| StorageError::delta(&self.table, e))?;
+        Ok(())
     }
 
     /// Writes the files to storage and returns their `add` actions.
     pub(crate) async fn finish(mut self) -> Result<Vec<Add>> {
         self.writer.flush().await.map_err(|e| StorageError::delta(&self.table, e))
     }
+}
+
+/// `partition` as the Delta writer names a file's partition (and as it would have read it from
+/// the partition columns: a date, an integer, or a null of either type).
+fn partition_values(partition: Partition) -> IndexMap<String, Scalar> {
+    let date = partition.date.map_or(Scalar::Null(KernelType::DATE), Scalar::Date);
+    let hour = partition.hour.map_or(Scalar::Null(KernelType::INTEGER), Scalar::Integer);
+    IndexMap::from([(PARTITION_DATE.to_string(), date), (PARTITION_HOUR.to_string(), hour)])
 }
 
 /// Runs `work`, which holds the CPU (Parquet encoding and zstd take up to a second per flush),

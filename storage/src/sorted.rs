@@ -1,10 +1,12 @@
 //! The rows of a flush or a compaction in the order files keep them (`TimeGenerated`, then
-//! `Computer`), handed out in chunks with their partition columns: the writer never holds a
-//! sorted copy of all the rows, only one chunk at a time.
+//! `Computer`), handed out in chunks of one partition each: the writer never holds a sorted copy
+//! of all the rows, only one chunk at a time, and the Delta writer need not split a chunk by
+//! partition (a copy of every row, 7 % of the server's CPU at 8x1000 ingest, BENCHMARKS.md).
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int32Array, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{SortColumn, SortOptions, concat, interleave_record_batch, lexsort_to_indices};
 use arrow::datatypes::TimestampMicrosecondType;
 
@@ -17,16 +19,42 @@ pub(crate) const CHUNK_ROWS: usize = 64 * 1024;
 const DAY_MICROS: i64 = 86_400_000_000;
 const HOUR_MICROS: i64 = 3_600_000_000;
 
+/// The Delta partition of a row: the UTC day (days since the epoch) and hour of its
+/// `TimeGenerated`, both `None` for a row without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Partition {
+    pub date: Option<i32>,
+    pub hour: Option<i32>,
+}
+
+impl Partition {
+    fn of(time: Option<i64>) -> Partition {
+        Partition {
+            date: time.map(|t| t.div_euclid(DAY_MICROS) as i32),
+            hour: time.map(|t| (t.rem_euclid(DAY_MICROS) / HOUR_MICROS) as i32),
+        }
+    }
+}
+
+/// Rows of one partition in file order, in the table's schema (the partition columns are not
+/// among them: they are the chunk's `partition`).
+pub(crate) struct Chunk {
+    pub rows: RecordBatch,
+    pub partition: Partition,
+}
+
 pub(crate) struct SortedRows {
     def: Arc<TableDef>,
     batches: Vec<RecordBatch>,
     /// The (batch, row) of each row, in file order.
     order: Vec<(usize, usize)>,
+    /// The rows of each partition: consecutive ranges of `order` covering all of it.
+    partitions: Vec<(Partition, Range<usize>)>,
 }
 
 impl SortedRows {
     /// Sorts by the key columns only; the other columns stay where they are until
-    /// [`SortedRows::chunk`] gathers them.
+    /// [`SortedRows::chunks`] gathers them.
     pub(crate) fn new(def: Arc<TableDef>, batches: Vec<RecordBatch>) -> Result<SortedRows> {
         if def.column_index(TIME_COLUMN).is_none() {
             return Err(StorageError::Config(format!("table {} has no {TIME_COLUMN} column", def.name())));
@@ -34,6 +62,10 @@ impl SortedRows {
         let keys =
             sort_key_indices(&def).into_iter().map(|index| sort_column(&batches, index)).collect::<Result<Vec<_>>>()?;
         let indices = lexsort_to_indices(&keys, None)?;
+        let times = keys[0].values.as_primitive::<TimestampMicrosecondType>();
+        let partitions = partition_ranges(
+            indices.values().iter().map(|&i| times.is_valid(i as usize).then(|| times.value(i as usize))),
+        );
         let mut starts = Vec::with_capacity(batches.len());
         let mut total = 0;
         for b in &batches {
@@ -49,32 +81,60 @@ impl SortedRows {
                 (batch, i - starts[batch])
             })
             .collect();
-        Ok(SortedRows { def, batches, order })
+        Ok(SortedRows { def, batches, order, partitions })
     }
 
     pub(crate) fn rows(&self) -> usize {
         self.order.len()
     }
 
-    /// The sorted rows in chunks of at most [`CHUNK_ROWS`], in the Delta schema (the table's
-    /// columns, then the UTC day and hour of `TimeGenerated`).
-    pub(crate) fn chunks(&self) -> impl Iterator<Item = Result<RecordBatch>> + '_ {
-        self.order.chunks(CHUNK_ROWS).map(|order| self.chunk(order))
+    /// The sorted rows in chunks of one partition and at most [`CHUNK_ROWS`] rows each. The
+    /// rows are gathered [`CHUNK_ROWS`] at a time; a partition's rows among them are contiguous
+    /// (sorted by time), so each chunk is a slice of the gathered rows, not a copy.
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = Result<Chunk>> + '_ {
+        (0..self.order.len()).step_by(CHUNK_ROWS).flat_map(move |start| {
+            let window = start..(start + CHUNK_ROWS).min(self.order.len());
+            match self.gather(window.clone()) {
+                Ok(rows) => self
+                    .partitions_within(window)
+                    .map(|(partition, range)| {
+                        Ok(Chunk { rows: rows.slice(range.start - start, range.len()), partition })
+                    })
+                    .collect::<Vec<_>>(),
+                Err(error) => vec![Err(error)],
+            }
+        })
     }
 
-    fn chunk(&self, order: &[(usize, usize)]) -> Result<RecordBatch> {
+    /// The rows at `positions` of the file order, in the table's schema.
+    fn gather(&self, positions: Range<usize>) -> Result<RecordBatch> {
         let sources: Vec<&RecordBatch> = self.batches.iter().collect();
-        let rows = interleave_record_batch(&sources, order)?;
-        let index = self.def.column_index(TIME_COLUMN).expect("checked by new");
-        let times = rows.column(index).as_primitive::<TimestampMicrosecondType>();
-        let dates: Date32Array = times.iter().map(|t| t.map(|t| t.div_euclid(DAY_MICROS) as i32)).collect();
-        let hours: Int32Array =
-            times.iter().map(|t| t.map(|t| (t.rem_euclid(DAY_MICROS) / HOUR_MICROS) as i32)).collect();
-        let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
-        columns.push(Arc::new(dates));
-        columns.push(Arc::new(hours));
-        Ok(RecordBatch::try_new(self.def.delta_schema(), columns)?)
+        let rows = interleave_record_batch(&sources, &self.order[positions])?;
+        debug_assert_eq!(rows.schema_ref().fields().len(), self.def.schema().fields().len());
+        Ok(rows)
     }
+
+    /// Each partition's part of `window` (positions in the file order), in order.
+    fn partitions_within(&self, window: Range<usize>) -> impl Iterator<Item = (Partition, Range<usize>)> + '_ {
+        let first = self.partitions.partition_point(|(_, range)| range.end <= window.start);
+        self.partitions[first..]
+            .iter()
+            .take_while(move |(_, range)| range.start < window.end)
+            .map(move |(partition, range)| (*partition, range.start.max(window.start)..range.end.min(window.end)))
+    }
+}
+
+/// The partition of each row of `times` (in file order), as consecutive ranges.
+fn partition_ranges(times: impl Iterator<Item = Option<i64>>) -> Vec<(Partition, Range<usize>)> {
+    let mut ranges: Vec<(Partition, Range<usize>)> = Vec::new();
+    for (position, time) in times.enumerate() {
+        let partition = Partition::of(time);
+        match ranges.last_mut() {
+            Some((last, range)) if *last == partition => range.end = position + 1,
+            _ => ranges.push((partition, position..position + 1)),
+        }
+    }
+    ranges
 }
 
 /// The indices of the columns files are sorted by, in order (`TimeGenerated`, then `Computer`
@@ -94,9 +154,9 @@ fn sort_column(batches: &[RecordBatch], index: usize) -> Result<SortColumn> {
 mod tests {
     use super::*;
     use crate::TableRegistry;
-    use arrow::array::{StringArray, TimestampMicrosecondArray, new_null_array};
+    use arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray, new_null_array};
 
-    fn batch(def: &TableDef, rows: &[(i64, &str)]) -> RecordBatch {
+    fn batch(def: &TableDef, rows: &[(Option<i64>, &str)]) -> RecordBatch {
         let schema = def.schema().clone();
         let columns = schema
             .fields()
@@ -112,37 +172,76 @@ mod tests {
         RecordBatch::try_new(schema, columns).unwrap()
     }
 
-    #[test]
-    fn rows_of_several_batches_come_out_by_time_then_computer_with_their_partition() {
-        let registry = TableRegistry::builtin();
-        let def = registry.get("Heartbeat").unwrap().clone();
-        let hour = HOUR_MICROS;
-        let first = batch(&def, &[(3 * hour, "b"), (hour, "z")]);
-        let second = batch(&def, &[(3 * hour, "a"), (DAY_MICROS + 5, "c")]);
-        let sorted = SortedRows::new(def.clone(), vec![first, second]).unwrap();
-        assert_eq!(sorted.order.len(), 4);
-        let chunks: Vec<RecordBatch> = sorted.chunks().collect::<Result<_>>().unwrap();
-        assert_eq!(chunks.len(), 1);
-        let chunk = &chunks[0];
-        let computers = chunk.column(def.column_index(COMPUTER_COLUMN).unwrap()).as_string::<i32>();
-        let names: Vec<&str> = computers.iter().map(|c| c.unwrap()).collect();
-        assert_eq!(names, ["z", "a", "b", "c"]);
-        let hours = chunk.column(chunk.num_columns() - 1).as_primitive::<arrow::datatypes::Int32Type>();
-        assert_eq!(hours.values().to_vec(), [1, 3, 3, 0]);
-        let days = chunk.column(chunk.num_columns() - 2).as_primitive::<arrow::datatypes::Date32Type>();
-        assert_eq!(days.values().to_vec(), [0, 0, 0, 1]);
+    fn computers(def: &TableDef, chunk: &Chunk) -> Vec<String> {
+        let column = chunk.rows.column(def.column_index(COMPUTER_COLUMN).unwrap()).as_string::<i32>();
+        column.iter().map(|c| c.unwrap().to_string()).collect()
     }
 
     #[test]
-    fn many_rows_come_in_bounded_chunks_in_order() {
+    fn rows_of_several_batches_come_out_by_time_then_computer_one_partition_per_chunk() {
         let registry = TableRegistry::builtin();
         let def = registry.get("Heartbeat").unwrap().clone();
-        let rows: Vec<(i64, &str)> = (0..(CHUNK_ROWS as i64 * 2 + 10)).rev().map(|t| (t, "m")).collect();
+        let hour = HOUR_MICROS;
+        let first = batch(&def, &[(Some(3 * hour), "b"), (Some(hour), "z"), (None, "n")]);
+        let second = batch(&def, &[(Some(3 * hour + 1), "a"), (Some(DAY_MICROS + 5), "c"), (Some(-1), "e")]);
+        let sorted = SortedRows::new(def.clone(), vec![first, second]).unwrap();
+        assert_eq!(sorted.rows(), 6);
+        let chunks: Vec<Chunk> = sorted.chunks().collect::<Result<_>>().unwrap();
+        let partitions: Vec<Partition> = chunks.iter().map(|c| c.partition).collect();
+        let partition = |date, hour| Partition { date: Some(date), hour: Some(hour) };
+        assert_eq!(
+            partitions,
+            [
+                Partition { date: None, hour: None },
+                partition(-1, 23),
+                partition(0, 1),
+                partition(0, 3),
+                partition(1, 0)
+            ]
+        );
+        let names: Vec<Vec<String>> = chunks.iter().map(|c| computers(&def, c)).collect();
+        assert_eq!(names, [vec!["n"], vec!["e"], vec!["z"], vec!["b", "a"], vec!["c"]]);
+        assert_eq!(chunks[0].rows.schema(), *def.schema(), "the table's columns, no partition columns");
+    }
+
+    #[test]
+    fn many_rows_of_one_partition_come_in_bounded_chunks_in_order() {
+        let registry = TableRegistry::builtin();
+        let def = registry.get("Heartbeat").unwrap().clone();
+        let rows: Vec<(Option<i64>, &str)> = (0..(CHUNK_ROWS as i64 * 2 + 10)).rev().map(|t| (Some(t), "m")).collect();
         let sorted = SortedRows::new(def.clone(), vec![batch(&def, &rows)]).unwrap();
-        let sizes: Vec<usize> = sorted.chunks().map(|c| c.unwrap().num_rows()).collect();
+        let sizes: Vec<usize> = sorted.chunks().map(|c| c.unwrap().rows.num_rows()).collect();
         assert_eq!(sizes, [CHUNK_ROWS, CHUNK_ROWS, 10]);
         let last = sorted.chunks().last().unwrap().unwrap();
-        let times = last.column(def.column_index(TIME_COLUMN).unwrap()).as_primitive::<TimestampMicrosecondType>();
+        let times = last.rows.column(def.column_index(TIME_COLUMN).unwrap()).as_primitive::<TimestampMicrosecondType>();
         assert_eq!(times.value(9), CHUNK_ROWS as i64 * 2 + 9, "ascending to the last row");
+    }
+
+    #[test]
+    fn a_partition_across_the_gathered_windows_comes_in_pieces_of_each() {
+        let registry = TableRegistry::builtin();
+        let def = registry.get("Heartbeat").unwrap().clone();
+        let first_hour = (0..CHUNK_ROWS as i64 + 10).map(|t| (Some(t), "m"));
+        let second_hour = (0..5).map(|t| (Some(HOUR_MICROS + t), "m"));
+        let rows: Vec<(Option<i64>, &str)> = first_hour.chain(second_hour).collect();
+        let sorted = SortedRows::new(def.clone(), vec![batch(&def, &rows)]).unwrap();
+        let chunks: Vec<Chunk> = sorted.chunks().collect::<Result<_>>().unwrap();
+        let sizes: Vec<(Option<i32>, usize)> = chunks.iter().map(|c| (c.partition.hour, c.rows.num_rows())).collect();
+        assert_eq!(sizes, [(Some(0), CHUNK_ROWS), (Some(0), 10), (Some(1), 5)]);
+        let time = def.column_index(TIME_COLUMN).unwrap();
+        let firsts: Vec<i64> =
+            chunks.iter().map(|c| c.rows.column(time).as_primitive::<TimestampMicrosecondType>().value(0)).collect();
+        assert_eq!(firsts, [0, CHUNK_ROWS as i64, HOUR_MICROS], "each slice starts at its own first row");
+    }
+
+    #[test]
+    fn a_chunk_never_spans_two_partitions_even_below_the_chunk_size() {
+        let registry = TableRegistry::builtin();
+        let def = registry.get("Heartbeat").unwrap().clone();
+        let rows: Vec<(Option<i64>, &str)> = (0..10).map(|i| (Some(i * HOUR_MICROS / 2), "m")).collect();
+        let sorted = SortedRows::new(def.clone(), vec![batch(&def, &rows)]).unwrap();
+        let sizes: Vec<(Option<i32>, usize)> =
+            sorted.chunks().map(|c| c.unwrap()).map(|c| (c.partition.hour, c.rows.num_rows())).collect();
+        assert_eq!(sizes, [(Some(0), 2), (Some(1), 2), (Some(2), 2), (Some(3), 2), (Some(4), 2)]);
     }
 }
