@@ -30,11 +30,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::delta::{self, DataFile, FileWriter, off_the_runtime};
 use crate::error::{Result, StorageError};
 use crate::maintenance::MaintenanceReport;
-use crate::sorted::{Chunk, Partition, SortedRows};
+use crate::sorted::{Chunk, DAY_MICROS, Partition, SortedRows};
 use crate::table::Table;
 use crate::wal::conform;
-
-const DAY_MICROS: i64 = 86_400_000_000;
 
 /// The Parquet bytes of one file of a day, at most (and an hour's rows beyond): 128 MiB holds
 /// about 3.5 million changes, a day of 1,000 machines changing a file every 25 seconds.
@@ -131,7 +129,7 @@ impl Table {
             batches.extend(self.read_file(file).await?);
         }
         let def = self.def.clone();
-        tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")
+        tokio::task::spawn_blocking(move || SortedRows::new(&def, batches)).await.expect("sort panicked")
     }
 
     async fn read_file(&self, file: &DataFile) -> Result<Vec<RecordBatch>> {

@@ -4,7 +4,6 @@
 //! partition (a copy of every row, 7 % of the server's CPU at 8x1000 ingest, BENCHMARKS.md).
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{SortColumn, SortOptions, concat, interleave_record_batch, lexsort_to_indices};
@@ -16,7 +15,8 @@ use crate::schema::{COMPUTER_COLUMN, TIME_COLUMN, TableDef};
 /// Rows per chunk: a chunk of a wide table is a few tens of MiB at most.
 pub(crate) const CHUNK_ROWS: usize = 64 * 1024;
 
-const DAY_MICROS: i64 = 86_400_000_000;
+/// Microseconds in a UTC day (a day partition; also what closes a day for compaction).
+pub(crate) const DAY_MICROS: i64 = 86_400_000_000;
 const HOUR_MICROS: i64 = 3_600_000_000;
 
 /// The Delta partition of a row: the UTC day (days since the epoch) and hour of its
@@ -44,7 +44,6 @@ pub(crate) struct Chunk {
 }
 
 pub(crate) struct SortedRows {
-    def: Arc<TableDef>,
     batches: Vec<RecordBatch>,
     /// The (batch, row) of each row, in file order.
     order: Vec<(usize, usize)>,
@@ -55,12 +54,12 @@ pub(crate) struct SortedRows {
 impl SortedRows {
     /// Sorts by the key columns only; the other columns stay where they are until
     /// [`SortedRows::chunks`] gathers them.
-    pub(crate) fn new(def: Arc<TableDef>, batches: Vec<RecordBatch>) -> Result<SortedRows> {
+    pub(crate) fn new(def: &TableDef, batches: Vec<RecordBatch>) -> Result<SortedRows> {
         if def.column_index(TIME_COLUMN).is_none() {
             return Err(StorageError::Config(format!("table {} has no {TIME_COLUMN} column", def.name())));
         }
         let keys =
-            sort_key_indices(&def).into_iter().map(|index| sort_column(&batches, index)).collect::<Result<Vec<_>>>()?;
+            sort_key_indices(def).into_iter().map(|index| sort_column(&batches, index)).collect::<Result<Vec<_>>>()?;
         let indices = lexsort_to_indices(&keys, None)?;
         let times = keys[0].values.as_primitive::<TimestampMicrosecondType>();
         let partitions = partition_ranges(
@@ -81,7 +80,7 @@ impl SortedRows {
                 (batch, i - starts[batch])
             })
             .collect();
-        Ok(SortedRows { def, batches, order, partitions })
+        Ok(SortedRows { batches, order, partitions })
     }
 
     pub(crate) fn rows(&self) -> usize {
@@ -109,9 +108,7 @@ impl SortedRows {
     /// The rows at `positions` of the file order, in the table's schema.
     fn gather(&self, positions: Range<usize>) -> Result<RecordBatch> {
         let sources: Vec<&RecordBatch> = self.batches.iter().collect();
-        let rows = interleave_record_batch(&sources, &self.order[positions])?;
-        debug_assert_eq!(rows.schema_ref().fields().len(), self.def.schema().fields().len());
-        Ok(rows)
+        Ok(interleave_record_batch(&sources, &self.order[positions])?)
     }
 
     /// Each partition's part of `window` (positions in the file order), in order.
@@ -152,6 +149,8 @@ fn sort_column(batches: &[RecordBatch], index: usize) -> Result<SortColumn> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::TableRegistry;
     use arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray, new_null_array};
@@ -184,7 +183,7 @@ mod tests {
         let hour = HOUR_MICROS;
         let first = batch(&def, &[(Some(3 * hour), "b"), (Some(hour), "z"), (None, "n")]);
         let second = batch(&def, &[(Some(3 * hour + 1), "a"), (Some(DAY_MICROS + 5), "c"), (Some(-1), "e")]);
-        let sorted = SortedRows::new(def.clone(), vec![first, second]).unwrap();
+        let sorted = SortedRows::new(&def, vec![first, second]).unwrap();
         assert_eq!(sorted.rows(), 6);
         let chunks: Vec<Chunk> = sorted.chunks().collect::<Result<_>>().unwrap();
         let partitions: Vec<Partition> = chunks.iter().map(|c| c.partition).collect();
@@ -209,7 +208,7 @@ mod tests {
         let registry = TableRegistry::builtin();
         let def = registry.get("Heartbeat").unwrap().clone();
         let rows: Vec<(Option<i64>, &str)> = (0..(CHUNK_ROWS as i64 * 2 + 10)).rev().map(|t| (Some(t), "m")).collect();
-        let sorted = SortedRows::new(def.clone(), vec![batch(&def, &rows)]).unwrap();
+        let sorted = SortedRows::new(&def, vec![batch(&def, &rows)]).unwrap();
         let sizes: Vec<usize> = sorted.chunks().map(|c| c.unwrap().rows.num_rows()).collect();
         assert_eq!(sizes, [CHUNK_ROWS, CHUNK_ROWS, 10]);
         let last = sorted.chunks().last().unwrap().unwrap();
@@ -224,7 +223,7 @@ mod tests {
         let first_hour = (0..CHUNK_ROWS as i64 + 10).map(|t| (Some(t), "m"));
         let second_hour = (0..5).map(|t| (Some(HOUR_MICROS + t), "m"));
         let rows: Vec<(Option<i64>, &str)> = first_hour.chain(second_hour).collect();
-        let sorted = SortedRows::new(def.clone(), vec![batch(&def, &rows)]).unwrap();
+        let sorted = SortedRows::new(&def, vec![batch(&def, &rows)]).unwrap();
         let chunks: Vec<Chunk> = sorted.chunks().collect::<Result<_>>().unwrap();
         let sizes: Vec<(Option<i32>, usize)> = chunks.iter().map(|c| (c.partition.hour, c.rows.num_rows())).collect();
         assert_eq!(sizes, [(Some(0), CHUNK_ROWS), (Some(0), 10), (Some(1), 5)]);
@@ -239,7 +238,7 @@ mod tests {
         let registry = TableRegistry::builtin();
         let def = registry.get("Heartbeat").unwrap().clone();
         let rows: Vec<(Option<i64>, &str)> = (0..10).map(|i| (Some(i * HOUR_MICROS / 2), "m")).collect();
-        let sorted = SortedRows::new(def.clone(), vec![batch(&def, &rows)]).unwrap();
+        let sorted = SortedRows::new(&def, vec![batch(&def, &rows)]).unwrap();
         let sizes: Vec<(Option<i32>, usize)> =
             sorted.chunks().map(|c| c.unwrap()).map(|c| (c.partition.hour, c.rows.num_rows())).collect();
         assert_eq!(sizes, [(Some(0), 2), (Some(1), 2), (Some(2), 2), (Some(3), 2), (Some(4), 2)]);

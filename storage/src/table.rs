@@ -380,7 +380,7 @@ impl Table {
     pub(crate) async fn sort(&self, sealed: &Sealed) -> Result<SortedRows> {
         let def = self.def.clone();
         let batches = sealed.batches.clone();
-        tokio::task::spawn_blocking(move || SortedRows::new(def, batches)).await.expect("sort panicked")
+        tokio::task::spawn_blocking(move || SortedRows::new(&def, batches)).await.expect("sort panicked")
     }
 
     /// Counts a flush written (on an ingest node: staged) in the metrics.
