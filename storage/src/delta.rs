@@ -1,7 +1,7 @@
 //! The Delta Lake side of a table: opening or creating it, turning buffered rows into sorted,
 //! partitioned Parquet files, committing them, and reading the live file list back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
@@ -22,6 +22,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::error::{Result, StorageError};
@@ -293,41 +294,107 @@ pub(crate) async fn write_rows(mut writer: FileWriter, rows: &SortedRows) -> Res
     off_the_runtime(work).await
 }
 
+/// Partitions whose files may be closing at once, beside the one being written: a flush's
+/// partitions come one after another (its rows are sorted by time), so a partition is finished
+/// once the next one starts, and closing it (its last pages, the footer, the upload) overlaps the
+/// next one's encoding. Each open writer holds a compressor and a dictionary per column and its
+/// encoded row group: with every partition of a flush open until the end (a day of backfill is
+/// ~25), they were ~170 MiB of loading's peak (BENCHMARKS.md, 2026-12-05 evening).
+const MAX_CLOSING: usize = 2;
+
 /// Parquet files being written from chunks of rows in the Delta schema, in file order: one
-/// file per partition, each held encoded in memory until [`FileWriter::finish`] writes it.
+/// file per partition, each held encoded in memory until its partition is done.
 pub(crate) struct FileWriter {
-    writer: RecordBatchWriter,
-    table: String,
+    /// Makes each partition's writer (the table's schema, storage and configuration).
+    table: DeltaTable,
+    props: WriterProperties,
+    target_file_size: Option<u64>,
+    /// The partition being written and its writer.
+    open: Option<(Partition, RecordBatchWriter)>,
+    /// Partitions done and closing, oldest first.
+    closing: VecDeque<JoinHandle<Result<Vec<Add>>>>,
+    adds: Vec<Add>,
+    name: String,
 }
 
 impl FileWriter {
     pub(crate) fn new(table: &DeltaTable, def: &TableDef, props: WriterProperties) -> Result<FileWriter> {
-        let writer = RecordBatchWriter::for_table(table)
-            .map_err(|e| StorageError::delta(def.name(), e))?
-            .with_writer_properties(props);
-        Ok(FileWriter { writer, table: def.name().to_string() })
+        Ok(FileWriter {
+            table: table.clone(),
+            props,
+            target_file_size: None,
+            open: None,
+            closing: VecDeque::new(),
+            adds: Vec::new(),
+            name: def.name().to_string(),
+        })
     }
 
     /// Rolls to a new file of the partition once the one being written reaches `bytes`.
     pub(crate) fn with_target_file_size(mut self, bytes: u64) -> FileWriter {
-        self.writer = self.writer.with_target_file_size(bytes);
+        self.target_file_size = Some(bytes);
         self
     }
 
     /// Encodes `chunk` into the file being written for its partition; the Delta writer takes
-    /// the rows as they are (it does not split them by partition: a copy of every row).
+    /// the rows as they are (it does not split them by partition: a copy of every row). A chunk
+    /// of another partition than the last one's closes the last one's file in the background.
     pub(crate) async fn write(&mut self, chunk: Chunk) -> Result<()> {
+        if self.open.as_ref().is_none_or(|(partition, _)| *partition != chunk.partition) {
+            self.close_open().await?;
+            self.open = Some((chunk.partition, self.partition_writer()?));
+        }
+        let (_, writer) = self.open.as_mut().expect("opened above");
         let values = partition_values(chunk.partition);
-        self.writer
+        writer
             .write_partition(chunk.rows, &values, WriteMode::Default)
             .await
-            .map_err(|e| StorageError::delta(&self.table, e))?;
+            .map_err(|e| StorageError::delta(&self.name, e))?;
         Ok(())
     }
 
     /// Writes the files to storage and returns their `add` actions.
     pub(crate) async fn finish(mut self) -> Result<Vec<Add>> {
-        self.writer.flush().await.map_err(|e| StorageError::delta(&self.table, e))
+        self.close_open().await?;
+        while let Some(closing) = self.closing.pop_front() {
+            self.adds.extend(joined(closing).await?);
+        }
+        Ok(self.adds)
+    }
+
+    fn partition_writer(&self) -> Result<RecordBatchWriter> {
+        let writer = RecordBatchWriter::for_table(&self.table)
+            .map_err(|e| StorageError::delta(&self.name, e))?
+            .with_writer_properties(self.props.clone());
+        Ok(match self.target_file_size {
+            Some(bytes) => writer.with_target_file_size(bytes),
+            None => writer,
+        })
+    }
+
+    /// Starts closing the open partition's file on the runtime, after waiting for the oldest
+    /// closing one if [`MAX_CLOSING`] are.
+    async fn close_open(&mut self) -> Result<()> {
+        let Some((_, mut writer)) = self.open.take() else { return Ok(()) };
+        if self.closing.len() >= MAX_CLOSING {
+            let oldest = self.closing.pop_front().expect("MAX_CLOSING is above zero");
+            self.adds.extend(joined(oldest).await?);
+        }
+        let name = self.name.clone();
+        self.closing
+            .push_back(tokio::spawn(async move { writer.flush().await.map_err(|e| StorageError::delta(&name, e)) }));
+        debug_assert!(self.closing.len() <= MAX_CLOSING);
+        Ok(())
+    }
+}
+
+/// The files a background close wrote. A close that panicked panics here, as it would have
+/// inline; one cancelled was cancelled by the runtime shutting down.
+async fn joined(closing: JoinHandle<Result<Vec<Add>>>) -> Result<Vec<Add>> {
+    match closing.await {
+        Ok(adds) => adds,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StorageError::ShuttingDown),
     }
 }
 

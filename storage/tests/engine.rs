@@ -404,6 +404,33 @@ async fn a_flush_of_several_chunks_writes_every_row_once_in_file_order() {
     assert!(times == expected, "ascending across the chunks' boundaries");
 }
 
+/// A flush of many hours closes each hour's file while the next hours are written: every
+/// hour still gets one file holding its rows once and in order, chunk boundaries inside hours
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_of_many_hours_writes_one_file_per_hour_with_its_rows_in_order() {
+    const HOURS: i64 = 7;
+    const ROWS_PER_HOUR: i64 = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path()).await;
+    let hb = storage.table("Heartbeat").unwrap().clone();
+    let offsets: Vec<i64> =
+        (0..HOURS).flat_map(|h| (0..ROWS_PER_HOUR).map(move |i| h * HOUR_US + i * 1_000)).rev().collect();
+    let rows: Vec<(i64, &str)> = offsets.iter().map(|offset| (*offset, "a")).collect();
+    hb.append(heartbeats(&storage, &rows)).await.unwrap();
+    // The rows fill enough of the buffer budget for a flush of its own to start: this one may
+    // find them written already (it waits for that flush to commit).
+    hb.flush().await.unwrap();
+    let mut files = hb.snapshot().files.to_vec();
+    files.sort_by_key(|f| f.hour);
+    assert_eq!(files.iter().map(|f| f.hour.unwrap()).collect::<Vec<_>>(), (0..HOURS as i32).collect::<Vec<_>>());
+    for (hour, file) in (0..HOURS).zip(&files) {
+        let times: Vec<i64> = rows_in_file(dir.path(), file).into_iter().map(|(offset, _)| offset).collect();
+        let expected: Vec<i64> = (0..ROWS_PER_HOUR).map(|i| hour * HOUR_US + i * 1_000).collect();
+        assert!(times == expected, "hour {hour}: its rows once, ascending");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_and_flushes_under_concurrent_ingest_and_queries_keep_every_row_once() {
     let dir = tempfile::tempdir().unwrap();
