@@ -65,7 +65,7 @@ impl Table {
             let rows = self.read_sorted(&group).await?;
             let writer = {
                 let delta_table = self.delta.lock().await;
-                FileWriter::new(&delta_table, &self.def, self.props.clone())?
+                FileWriter::new(&delta_table, &self.def, self.props.clone())
             };
             let adds = delta::write_rows(writer, &rows).await?;
             self.swap(&group, adds).await?;
@@ -106,7 +106,7 @@ impl Table {
         }
         let mut writer = {
             let delta_table = self.delta.lock().await;
-            FileWriter::new(&delta_table, &self.def, self.props.clone())?.with_target_file_size(DAY_FILE_BYTES)
+            FileWriter::new(&delta_table, &self.def, self.props.clone()).with_target_file_size(DAY_FILE_BYTES)
         };
         for files in hours.values() {
             let rows = self.read_sorted(files).await?;

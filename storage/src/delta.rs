@@ -279,7 +279,7 @@ pub(crate) async fn write_files(
     rows: &SortedRows,
     props: WriterProperties,
 ) -> Result<Vec<Add>> {
-    write_rows(FileWriter::new(table, def, props)?, rows).await
+    write_rows(FileWriter::new(table, def, props), rows).await
 }
 
 /// Writes `rows` with `writer`, which needs no lock on the table (made under one, the table's
@@ -318,8 +318,10 @@ pub(crate) struct FileWriter {
 }
 
 impl FileWriter {
-    pub(crate) fn new(table: &DeltaTable, def: &TableDef, props: WriterProperties) -> Result<FileWriter> {
-        Ok(FileWriter {
+    /// Opens no file yet: each partition's writer is made when its first chunk comes, so a
+    /// table delta-rs cannot write is refused by the first [`FileWriter::write`].
+    pub(crate) fn new(table: &DeltaTable, def: &TableDef, props: WriterProperties) -> FileWriter {
+        FileWriter {
             table: table.clone(),
             props,
             target_file_size: None,
@@ -327,7 +329,7 @@ impl FileWriter {
             closing: VecDeque::new(),
             adds: Vec::new(),
             name: def.name().to_string(),
-        })
+        }
     }
 
     /// Rolls to a new file of the partition once the one being written reaches `bytes`.
