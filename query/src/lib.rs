@@ -274,10 +274,15 @@ impl QueryEngine {
         plan: &LogicalPlan,
         fan_out: bool,
     ) -> Result<(Arc<dyn ExecutionPlan>, Arc<datafusion::execution::TaskContext>), DataFusionError> {
-        let narrowed = topk::with_threshold(ctx, plan).await?;
-        let plan = narrowed.as_ref().unwrap_or(plan);
         let state = ctx.state();
-        let local = state.create_physical_plan(plan).await?;
+        let optimized = state.optimize(plan)?;
+        let (plan, state) = match topk::with_threshold(&state, &optimized).await? {
+            Some(narrowed) => (narrowed.plan, narrowed.state),
+            None => (optimized, state),
+        };
+        let plan = &plan;
+        // Optimized once: the planner's own `create_physical_plan` would optimize it again.
+        let local = state.query_planner().create_physical_plan(plan, &state).await?;
         let Some(distribution) = self.distribution.as_ref().filter(|_| fan_out) else {
             return Ok((local, state.task_ctx()));
         };
@@ -288,7 +293,7 @@ impl QueryEngine {
         let functions = fimlake_kql::udf::kql_functions(plan)?;
         let state = distribution.session(state, size, &functions)?;
         // The distributed planner may yet keep the plan in one task.
-        Ok((state.create_physical_plan(plan).await?, state.task_ctx()))
+        Ok((state.query_planner().create_physical_plan(plan, &state).await?, state.task_ctx()))
     }
 
     /// Starts `plan`: its output schema and the stream of its rows.

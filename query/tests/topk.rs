@@ -142,6 +142,20 @@ async fn narrow_queries_and_other_keys_are_left_alone() {
     assert_eq!(got.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["c19", "c18"]);
 }
 
+/// Whether `plan` (indented) evaluates `predicate` in a `FilterExec` over rows decoded from
+/// Parquet files, rather than inside the Parquet decoder (the other columns decoded for the
+/// matching rows only). The buffered rows' scan is filtered by a `FilterExec`: it decodes nothing.
+fn filtered_after_decoding(plan: &str, predicate: &str) -> bool {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let lines: Vec<&str> = plan.lines().collect();
+    (0..lines.len()).any(|i| {
+        let filter = lines[i];
+        let below = lines[i + 1..].iter().take_while(|line| indent(line) > indent(filter));
+        filter.trim_start().starts_with("FilterExec") && filter.contains(predicate) && { below }
+            .any(|line| line.contains(".parquet"))
+    })
+}
+
 #[tokio::test]
 async fn over_stored_files_and_buffered_rows_the_bound_reaches_the_scan() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,6 +177,7 @@ async fn over_stored_files_and_buffered_rows_the_bound_reaches_the_scan() {
     let plan = engine.explain("Heartbeat | top 3 by TimeGenerated desc", None).await.unwrap();
     let bound = format!("TimeGenerated@1 >= {}", expected[2]);
     assert!(plan.contains(&bound), "the scan is bounded by the third newest time:\n{plan}");
+    assert!(!filtered_after_decoding(&plan, &bound), "the decoder keeps the rows within the bound:\n{plan}");
     let all = engine.explain("Heartbeat | project TimeGenerated", None).await.unwrap();
     let files = |plan: &str| plan.matches(".parquet").count();
     assert!(files(&plan) < files(&all) / 2, "{} of {} files read:\n{plan}", files(&plan), files(&all));
