@@ -148,12 +148,12 @@ async fn narrow_queries_and_other_keys_are_left_alone() {
 fn filtered_after_decoding(plan: &str, predicate: &str) -> bool {
     let indent = |line: &str| line.len() - line.trim_start().len();
     let lines: Vec<&str> = plan.lines().collect();
-    (0..lines.len()).any(|i| {
-        let filter = lines[i];
-        let below = lines[i + 1..].iter().take_while(|line| indent(line) > indent(filter));
-        filter.trim_start().starts_with("FilterExec") && filter.contains(predicate) && { below }
-            .any(|line| line.contains(".parquet"))
-    })
+    let reads_parquet = |i: usize| {
+        let mut below = lines[i + 1..].iter().take_while(|line| indent(line) > indent(lines[i]));
+        below.any(|line| line.contains(".parquet"))
+    };
+    let filters = |i: usize| lines[i].trim_start().starts_with("FilterExec") && lines[i].contains(predicate);
+    (0..lines.len()).any(|i| filters(i) && reads_parquet(i))
 }
 
 #[tokio::test]
