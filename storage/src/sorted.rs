@@ -5,8 +5,8 @@
 
 use std::ops::Range;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::{SortColumn, SortOptions, concat, interleave_record_batch, lexsort_to_indices};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow::compute::{SortColumn, SortOptions, concat, interleave, lexsort_to_indices};
 use arrow::datatypes::TimestampMicrosecondType;
 
 use crate::error::{Result, StorageError};
@@ -107,8 +107,13 @@ impl SortedRows {
 
     /// The rows at `positions` of the file order, in the table's schema.
     fn gather(&self, positions: Range<usize>) -> Result<RecordBatch> {
-        let sources: Vec<&RecordBatch> = self.batches.iter().collect();
-        Ok(interleave_record_batch(&sources, &self.order[positions])?)
+        let order = &self.order[positions];
+        let schema = self.batches[0].schema();
+        let columns = (0..schema.fields().len())
+            .map(|index| gather_column(&self.batches, index, order))
+            .collect::<Result<_>>()?;
+        let rows = RecordBatchOptions::new().with_row_count(Some(order.len()));
+        Ok(RecordBatch::try_new_with_options(schema, columns, &rows)?)
     }
 
     /// Each partition's part of `window` (positions in the file order), in order.
@@ -119,6 +124,17 @@ impl SortedRows {
             .take_while(move |(_, range)| range.start < window.end)
             .map(move |(partition, range)| (*partition, range.start.max(window.start)..range.end.min(window.end)))
     }
+}
+
+/// Column `index` of the rows at `order`. Most of a wide table's columns hold no value in any
+/// row (a `ConfigurationChange` record sets 13 of 62): such a column is made null at once
+/// instead of being gathered row by row.
+fn gather_column(batches: &[RecordBatch], index: usize, order: &[(usize, usize)]) -> Result<ArrayRef> {
+    let arrays: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(index).as_ref()).collect();
+    if arrays.iter().all(|array| array.logical_null_count() == array.len()) {
+        return Ok(new_null_array(arrays[0].data_type(), order.len()));
+    }
+    Ok(interleave(&arrays, order)?)
 }
 
 /// The partition of each row of `times` (in file order), as consecutive ranges.
@@ -201,6 +217,25 @@ mod tests {
         let names: Vec<Vec<String>> = chunks.iter().map(|c| computers(&def, c)).collect();
         assert_eq!(names, [vec!["n"], vec!["e"], vec!["z"], vec!["b", "a"], vec!["c"]]);
         assert_eq!(chunks[0].rows.schema(), *def.schema(), "the table's columns, no partition columns");
+    }
+
+    #[test]
+    fn a_column_with_values_in_one_batch_only_is_gathered_and_one_without_any_comes_out_null() {
+        let registry = TableRegistry::builtin();
+        let def = registry.get("Heartbeat").unwrap().clone();
+        let without = batch(&def, &[(Some(2), "b")]);
+        let mut with = batch(&def, &[(Some(1), "a"), (Some(3), "c")]);
+        let version = def.column_index("Version").unwrap();
+        let mut columns = with.columns().to_vec();
+        columns[version] = Arc::new(StringArray::from(vec![Some("1.0"), None]));
+        with = RecordBatch::try_new(def.schema().clone(), columns).unwrap();
+        let sorted = SortedRows::new(&def, vec![without, with]).unwrap();
+        let chunk = sorted.chunks().next().unwrap().unwrap();
+        let versions: Vec<Option<&str>> = chunk.rows.column(version).as_string::<i32>().iter().collect();
+        assert_eq!(versions, [Some("1.0"), None, None], "rows 1, 2, 3 by time");
+        let category = chunk.rows.column(def.column_index("Category").unwrap());
+        assert_eq!((category.len(), category.null_count()), (3, 3));
+        assert_eq!(category.data_type(), &arrow::datatypes::DataType::Utf8, "the table's type");
     }
 
     #[test]
