@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow::compute::{SortColumn, SortOptions, concat, interleave, lexsort_to_indices};
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::datatypes::{DataType, TimestampMicrosecondType};
 
 use crate::error::{Result, StorageError};
 use crate::schema::{COMPUTER_COLUMN, TIME_COLUMN, TableDef};
@@ -109,8 +109,9 @@ impl SortedRows {
     fn gather(&self, positions: Range<usize>) -> Result<RecordBatch> {
         let order = &self.order[positions];
         let schema = self.batches[0].schema();
+        let mut nulls = NullColumns::default();
         let columns = (0..schema.fields().len())
-            .map(|index| gather_column(&self.batches, index, order))
+            .map(|index| gather_column(&self.batches, index, order, &mut nulls))
             .collect::<Result<_>>()?;
         let rows = RecordBatchOptions::new().with_row_count(Some(order.len()));
         Ok(RecordBatch::try_new_with_options(schema, columns, &rows)?)
@@ -129,12 +130,36 @@ impl SortedRows {
 /// Column `index` of the rows at `order`. Most of a wide table's columns hold no value in any
 /// row (a `ConfigurationChange` record sets 13 of 62): such a column is made null at once
 /// instead of being gathered row by row.
-fn gather_column(batches: &[RecordBatch], index: usize, order: &[(usize, usize)]) -> Result<ArrayRef> {
+fn gather_column(
+    batches: &[RecordBatch],
+    index: usize,
+    order: &[(usize, usize)],
+    nulls: &mut NullColumns,
+) -> Result<ArrayRef> {
     let arrays: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(index).as_ref()).collect();
     if arrays.iter().all(|array| array.logical_null_count() == array.len()) {
-        return Ok(new_null_array(arrays[0].data_type(), order.len()));
+        return Ok(nulls.of(arrays[0].data_type(), order.len()));
     }
     Ok(interleave(&arrays, order)?)
+}
+
+/// The all-null columns of one gathered chunk: one array per type, shared by every column of
+/// that type (arrays are immutable), so forty null columns cost one allocation, not forty.
+#[derive(Default)]
+struct NullColumns {
+    made: Vec<ArrayRef>,
+}
+
+impl NullColumns {
+    fn of(&mut self, data_type: &DataType, rows: usize) -> ArrayRef {
+        if let Some(made) = self.made.iter().find(|array| array.data_type() == data_type) {
+            assert_eq!(made.len(), rows, "one chunk's columns have its row count");
+            return made.clone();
+        }
+        let array = new_null_array(data_type, rows);
+        self.made.push(array.clone());
+        array
+    }
 }
 
 /// The partition of each row of `times` (in file order), as consecutive ranges.
