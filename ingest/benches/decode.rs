@@ -9,10 +9,12 @@
     reason = "bench settings come from the environment, as the agent's benches take theirs"
 )]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use fimlake_ingest::decode::{DecodeContext, decode};
+use fimlake_ingest::sizing::Sizing;
 use fimlake_storage::TableRegistry;
 
 const RECORDS_PER_BODY: usize = 1_000;
@@ -76,7 +78,10 @@ fn main() {
     let seconds = Duration::from_secs_f64(seconds);
     let registry = TableRegistry::builtin();
     let def = registry.get("ConfigurationChange").expect("a built-in table");
-    let ctx = DecodeContext { received: Utc::now(), tenant_id: "bench".into(), max_records: RECORDS_PER_BODY };
+    let unsized_ctx =
+        DecodeContext { received: Utc::now(), tenant_id: "bench".into(), max_records: RECORDS_PER_BODY, sizing: None };
+    // As the server decodes: each body's columns sized by the body before it.
+    let ctx = DecodeContext { sizing: Some(Arc::new(Sizing::new(def.columns().len()))), ..unsized_ctx.clone() };
     let bodies = bodies();
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     println!(
@@ -89,12 +94,16 @@ fn main() {
         assert_eq!(batch.num_rows(), RECORDS_PER_BODY);
         std::hint::black_box(batch);
     });
+    let grown = rate(&bodies, seconds, &|body| {
+        std::hint::black_box(decode(def, body, &unsized_ctx).expect("generated records decode").batch);
+    });
     let parsed = rate(&bodies, seconds, &|body| {
         for line in body.split(|b| *b == b'\n') {
             std::hint::black_box(serde_json::from_slice::<serde_json::Value>(line).expect("generated JSON"));
         }
     });
     println!("decode:               {decoded:>9.0} records/s ({:.2} us/record)", 1e6 / decoded);
+    println!("decode, not sized:    {grown:>9.0} records/s ({:.2} us/record)", 1e6 / grown);
     println!("serde_json::Value:    {parsed:>9.0} records/s ({:.2} us/record)", 1e6 / parsed);
     println!("decode / Value parse: {:.2}", decoded / parsed);
 }

@@ -15,12 +15,15 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use fimlake_storage::reuse::{self, ReusedBuffer};
 use fimlake_storage::{Storage, StorageError, Table, TableDef};
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::{self, Admission, BodyShape};
 use crate::decode::{self, DecodeContext, DecodeErrorKind};
 use crate::metrics::IngestMetrics;
+use crate::sizing::Sizing;
 
 /// Limits of the ingestion API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,12 +72,23 @@ pub struct IngestState {
     metrics: IngestMetrics,
     admission: Arc<Admission>,
     tenant_id: String,
+    /// Per table, how large its last body decoded ([`Sizing`]).
+    sizing: Arc<HashMap<String, Arc<Sizing>>>,
 }
 
 impl IngestState {
     pub fn new(storage: Arc<Storage>, config: IngestConfig, metrics: IngestMetrics, tenant_id: String) -> Self {
         let admission = Arc::new(Admission::new(config.max_concurrent_requests, config.max_decoding_bytes));
-        IngestState { storage, config, metrics, admission, tenant_id }
+        let registry = storage.registry();
+        let sizing = registry
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let columns = registry.get(name)?.columns().len();
+                Some((name.to_string(), Arc::new(Sizing::new(columns))))
+            })
+            .collect();
+        IngestState { storage, config, metrics, admission, tenant_id, sizing: Arc::new(sizing) }
     }
 }
 
@@ -333,8 +347,12 @@ async fn ingest_inner(
     let def = st.storage.registry().get(table).expect("checked by the caller").clone();
     // Held until the append returned: alert windows over _TimeReceived end before it.
     let receipt = st.storage.stamp_received();
-    let ctx =
-        DecodeContext { received: receipt.time(), tenant_id: st.tenant_id.clone(), max_records: st.config.max_records };
+    let ctx = DecodeContext {
+        received: receipt.time(),
+        tenant_id: st.tenant_id.clone(),
+        max_records: st.config.max_records,
+        sizing: st.sizing.get(table).cloned(),
+    };
     let decoded = decode_body(def, plain, ctx).await.map_err(rejected)?;
     let rows = decoded.batch.num_rows();
     if let Some(IngestGrant { key, computer: Some(computer), .. }) = &grant {
@@ -368,9 +386,9 @@ async fn append(st: &IngestState, t: &Table, batch: RecordBatch, wire_len: usize
 async fn plain_body(
     st: &IngestState,
     admitted: &mut admission::Admitted,
-    wire: bytes::Bytes,
+    wire: ReusedBuffer,
     encoding: Encoding,
-) -> Result<bytes::Bytes, ApiError> {
+) -> Result<ReusedBuffer, ApiError> {
     let (held, plain) = match encoding {
         Encoding::Identity => (admission::held_bytes(wire.len(), wire.len(), false), wire),
         Encoding::Gzip => {
@@ -379,7 +397,7 @@ async fn plain_body(
                 tokio::task::spawn_blocking(move || Ok::<_, ApiError>((wire.len(), inflate(&wire, max_inflated)?)))
                     .await
                     .map_err(|e| internal(format!("inflating failed: {e}")))??;
-            (admission::held_bytes(wire_len, plain.len(), true), plain.into())
+            (admission::held_bytes(wire_len, plain.len(), true), plain)
         }
     };
     st.admission.top_up(admitted, held, st.config.queue_timeout).await.map_err(|refusal| too_busy(st, refusal))?;
@@ -387,7 +405,7 @@ async fn plain_body(
 }
 
 /// The body's records as one batch, decoded on the blocking pool.
-async fn decode_body(def: Arc<TableDef>, plain: bytes::Bytes, ctx: DecodeContext) -> Result<decode::Decoded, ApiError> {
+async fn decode_body(def: Arc<TableDef>, plain: ReusedBuffer, ctx: DecodeContext) -> Result<decode::Decoded, ApiError> {
     tokio::task::spawn_blocking(move || {
         decode::decode(&def, &plain, &ctx).map_err(|e| {
             let (status, code) = match e.kind {
@@ -451,27 +469,34 @@ fn check_writable(st: &IngestState, table: &str, grant: Option<&IngestGrant>) ->
 }
 
 /// The request body as sent (still compressed), at most `limit` bytes.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+/// The body's bytes, read into a buffer kept from an earlier request ([`reuse`]).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<ReusedBuffer, ApiError> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if let Some(len) = declared
         && len > limit
     {
         return Err(too_large(limit, Some(len)));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit")
-        {
-            too_large(limit, None)
-        } else if is_body_timeout(&e) {
-            ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", e.to_string())
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestBody",
-                format!("could not read the request body: {e}"),
-            )
+    let mut bytes = reuse::take(declared.unwrap_or(0));
+    let mut body = http_body_util::Limited::new(body, limit);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| body_error(limit, &*e))?;
+        if let Some(data) = frame.data_ref() {
+            bytes.extend_from_slice(data);
         }
-    })
+    }
+    Ok(bytes)
+}
+
+/// Why a body could not be read, for the client.
+fn body_error(limit: usize, e: &(dyn std::error::Error + Send + Sync + 'static)) -> ApiError {
+    if e.is::<http_body_util::LengthLimitError>() {
+        too_large(limit, None)
+    } else if is_body_timeout(e) {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", e.to_string())
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", format!("could not read the request body: {e}"))
+    }
 }
 
 /// Every record of a key bound to `computer` must say `Computer` = `computer`: no agent can
@@ -529,8 +554,8 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
 }
 
 /// Inflates a gzip body, refusing it as soon as it passes `max` bytes.
-fn inflate(wire: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
-    let mut out = Vec::with_capacity((wire.len() * 8).min(max));
+fn inflate(wire: &[u8], max: usize) -> Result<ReusedBuffer, ApiError> {
+    let mut out = reuse::take((wire.len() * 8).min(max));
     let mut dec = flate2::read::MultiGzDecoder::new(wire).take(max as u64 + 1);
     dec.read_to_end(&mut out).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidContentEncoding", format!("the body is not valid gzip: {e}"))

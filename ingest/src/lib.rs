@@ -7,6 +7,7 @@ pub mod admission;
 pub mod api;
 pub mod decode;
 pub mod metrics;
+pub mod sizing;
 
 pub use api::{ApiError, BodyTimeout, IngestConfig, IngestGrant, IngestState, is_body_timeout, router, with_deadline};
 pub use metrics::IngestMetrics;

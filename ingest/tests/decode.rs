@@ -1,9 +1,12 @@
 //! The record decoder, as a table of bodies and what each must give.
 
-use arrow::array::{AsArray, RecordBatch};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use chrono::{TimeZone, Utc};
 use fimlake_ingest::decode::{DecodeContext, DecodeErrorKind, decode};
+use fimlake_ingest::sizing::Sizing;
 use fimlake_storage::TableRegistry;
 
 fn ctx() -> DecodeContext {
@@ -11,6 +14,7 @@ fn ctx() -> DecodeContext {
         received: Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap(),
         tenant_id: "ws-1".into(),
         max_records: 3,
+        sizing: None,
     }
 }
 
@@ -57,6 +61,48 @@ fn arrays_and_ndjson_decode_to_the_same_rows() {
         assert!(ids.iter().all(|i| i.as_ref().is_some_and(|i| i.len() == 36)));
         assert_ne!(ids[0], ids[1]);
     }
+}
+
+#[test]
+fn item_ids_are_distinct_version_7_uuids_of_the_receive_time() {
+    let body: String = (0..2_000).map(|i| format!("{{\"Computer\":\"m{i}\"}}\n")).collect();
+    let def = TableRegistry::builtin().get("ConfigurationChange").unwrap().clone();
+    let b = decode(&def, body.as_bytes(), &DecodeContext { max_records: 2_000, ..ctx() }).unwrap().batch;
+    let ids: Vec<uuid::Uuid> =
+        str_col(&b, "_ItemId").iter().map(|id| id.as_deref().unwrap().parse().unwrap()).collect();
+    let distinct: std::collections::HashSet<&uuid::Uuid> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len());
+    for id in &ids {
+        assert_eq!(id.get_version_num(), 7);
+        let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
+        assert_eq!(seconds as i64 * 1_000_000 + i64::from(nanos) / 1_000, RECEIVED, "{id}");
+    }
+}
+
+#[test]
+fn a_body_like_the_last_one_decodes_to_the_same_rows_into_columns_sized_for_it() {
+    let def = TableRegistry::builtin().get("ConfigurationChange").unwrap().clone();
+    let body = |from: usize| -> String {
+        (from..from + 1_000)
+            .map(|i| format!("{{\"Computer\":\"m{i}\",\"FileSystemPath\":\"/etc/{i:040}\"}}\n"))
+            .collect()
+    };
+    let sizing = Some(Arc::new(Sizing::new(def.columns().len())));
+    let sized = DecodeContext { max_records: 1_000, sizing, ..ctx() };
+    decode(&def, body(0).as_bytes(), &sized).unwrap();
+    let next = body(1_000);
+    let got = decode(&def, next.as_bytes(), &sized).unwrap().batch;
+    let grown = decode(&def, next.as_bytes(), &DecodeContext { sizing: None, ..sized.clone() }).unwrap().batch;
+    for name in ["Computer", "FileSystemPath", "TimeGenerated", "Type", "Size"] {
+        assert_eq!(
+            got.column_by_name(name).unwrap().to_data(),
+            grown.column_by_name(name).unwrap().to_data(),
+            "{name}"
+        );
+    }
+    let paths = got.column_by_name("FileSystemPath").unwrap().as_string::<i32>();
+    let (used, room) = (paths.values().len(), paths.values().capacity());
+    assert!(room >= used && room <= used + used / 8, "{used} bytes of paths in a buffer of {room}");
 }
 
 #[test]

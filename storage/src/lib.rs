@@ -21,6 +21,7 @@ pub mod metrics;
 mod pace;
 pub mod provider;
 pub mod receive;
+pub mod reuse;
 pub mod schema;
 mod sorted;
 pub mod staging;

@@ -7,7 +7,16 @@
 
 use std::io::Read;
 
+use std::sync::{Arc, OnceLock};
+
+use fimlake_ingest::sizing::Sizing;
 use libfuzzer_sys::fuzz_target;
+
+/// One [`Sizing`] per table, kept from one input to the next.
+fn sizing(tables: &[Arc<fimlake_storage::TableDef>]) -> &'static [Arc<Sizing>] {
+    static SIZING: OnceLock<Vec<Arc<Sizing>>> = OnceLock::new();
+    SIZING.get_or_init(|| tables.iter().map(|t| Arc::new(Sizing::new(t.columns().len()))).collect())
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else { return };
@@ -27,6 +36,8 @@ fuzz_target!(|data: &[u8]| {
         received: chrono::Utc::now(),
         tenant_id: "fuzz".into(),
         max_records: 1000,
+        // Sized by the inputs before it, as the server sizes a table's bodies.
+        sizing: Some(sizing(&tables)[pick as usize % tables.len()].clone()),
     };
     if let Ok(decoded) = fimlake_ingest::decode::decode(def, &plain, &ctx) {
         assert_eq!(decoded.batch.schema().fields().len(), def.schema().fields().len());
