@@ -9,21 +9,21 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, DurationNanosecondBuilder, Float64Builder, Int32Builder, Int64Builder,
-    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, RecordBatch};
 use chrono::{DateTime, Utc};
 use fimlake_storage::schema::{
     ADDITIONAL_FIELDS_COLUMN, ITEM_ID_COLUMN, Origin, TENANT_ID_COLUMN, TIME_COLUMN, TIME_RECEIVED_COLUMN, TYPE_COLUMN,
 };
 use fimlake_storage::{KustoType, TableDef};
-use rand::rngs::SmallRng;
-use rand::{RngCore, SeedableRng};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::sizing::Sizing;
+
+mod columns;
+mod item_id;
+use columns::Col;
+use item_id::ItemIds;
 
 /// Server-side values for the columns the server sets.
 #[derive(Debug, Clone)]
@@ -143,102 +143,6 @@ enum Fill {
     Additional,
 }
 
-enum Col {
-    Str(StringBuilder),
-    Time(TimestampMicrosecondBuilder),
-    I64(Int64Builder),
-    I32(Int32Builder),
-    F64(Float64Builder),
-    Bool(BooleanBuilder),
-    Span(DurationNanosecondBuilder),
-}
-
-impl Col {
-    /// A builder with room for `records` values and, for strings, `bytes` bytes of them; the
-    /// builders' own small defaults when `records` is 0.
-    fn with_capacity(ty: KustoType, records: usize, bytes: usize) -> Col {
-        if records == 0 {
-            return Col::new(ty);
-        }
-        match ty {
-            KustoType::String | KustoType::Guid | KustoType::Dynamic => {
-                Col::Str(StringBuilder::with_capacity(records, bytes))
-            }
-            KustoType::DateTime => Col::Time(TimestampMicrosecondBuilder::with_capacity(records).with_timezone("UTC")),
-            KustoType::Long => Col::I64(Int64Builder::with_capacity(records)),
-            KustoType::Int => Col::I32(Int32Builder::with_capacity(records)),
-            KustoType::Real => Col::F64(Float64Builder::with_capacity(records)),
-            KustoType::Bool => Col::Bool(BooleanBuilder::with_capacity(records)),
-            KustoType::Timespan => Col::Span(DurationNanosecondBuilder::with_capacity(records)),
-        }
-    }
-
-    fn new(ty: KustoType) -> Col {
-        match ty {
-            KustoType::String | KustoType::Guid | KustoType::Dynamic => Col::Str(StringBuilder::new()),
-            KustoType::DateTime => Col::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
-            KustoType::Long => Col::I64(Int64Builder::new()),
-            KustoType::Int => Col::I32(Int32Builder::new()),
-            KustoType::Real => Col::F64(Float64Builder::new()),
-            KustoType::Bool => Col::Bool(BooleanBuilder::new()),
-            KustoType::Timespan => Col::Span(DurationNanosecondBuilder::new()),
-        }
-    }
-
-    fn append_null(&mut self) {
-        match self {
-            Col::Str(b) => b.append_null(),
-            Col::Time(b) => b.append_null(),
-            Col::I64(b) => b.append_null(),
-            Col::I32(b) => b.append_null(),
-            Col::F64(b) => b.append_null(),
-            Col::Bool(b) => b.append_null(),
-            Col::Span(b) => b.append_null(),
-        }
-    }
-
-    /// Nulls until the column holds `rows` values: the records before that had no value for it.
-    fn fill_nulls_to(&mut self, rows: usize) {
-        let missing = rows.checked_sub(self.len()).expect("a column never holds more values than records");
-        if missing == 0 {
-            return;
-        }
-        match self {
-            Col::Str(b) => b.append_nulls(missing),
-            Col::Time(b) => b.append_nulls(missing),
-            Col::I64(b) => b.append_nulls(missing),
-            Col::I32(b) => b.append_nulls(missing),
-            Col::F64(b) => b.append_nulls(missing),
-            Col::Bool(b) => b.append_nulls(missing),
-            Col::Span(b) => b.append_nulls(missing),
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Col::Str(b) => Arc::new(b.finish()),
-            Col::Time(b) => Arc::new(b.finish()),
-            Col::I64(b) => Arc::new(b.finish()),
-            Col::I32(b) => Arc::new(b.finish()),
-            Col::F64(b) => Arc::new(b.finish()),
-            Col::Bool(b) => Arc::new(b.finish()),
-            Col::Span(b) => Arc::new(b.finish()),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Col::Str(b) => b.len(),
-            Col::Time(b) => b.len(),
-            Col::I64(b) => b.len(),
-            Col::I32(b) => b.len(),
-            Col::F64(b) => b.len(),
-            Col::Bool(b) => b.len(),
-            Col::Span(b) => b.len(),
-        }
-    }
-}
-
 struct State<'a> {
     def: &'a TableDef,
     ctx: &'a DecodeContext,
@@ -265,8 +169,8 @@ struct State<'a> {
     /// `AdditionalFields` sent by the record itself.
     own_additional: Option<String>,
     received_us: i64,
-    /// The random bits of the body's `_ItemId`s.
-    ids: SmallRng,
+    /// The body's `_ItemId`s.
+    ids: ItemIds,
     time_idx: usize,
     tenant_idx: usize,
     additional_idx: usize,
@@ -308,7 +212,7 @@ impl<'a> State<'a> {
             extra: Vec::new(),
             own_additional: None,
             received_us: ctx.received.timestamp_micros(),
-            ids: SmallRng::from_os_rng(),
+            ids: ItemIds::default(),
             time_idx: idx(TIME_COLUMN),
             tenant_idx: idx(TENANT_ID_COLUMN),
             additional_idx: idx(ADDITIONAL_FIELDS_COLUMN),
@@ -416,7 +320,7 @@ impl<'a> State<'a> {
                 (Fill::Tenant, Col::Str(b)) => b.append_value(&self.ctx.tenant_id),
                 (Fill::ItemId, Col::Str(b)) => {
                     let mut buf = uuid::Uuid::encode_buffer();
-                    b.append_value(item_id(self.received_us, &mut self.ids).hyphenated().encode_lower(&mut buf))
+                    b.append_value(self.ids.next(self.received_us).hyphenated().encode_lower(&mut buf))
                 }
                 (Fill::Additional, Col::Str(b)) => match &additional {
                     Some(json) => b.append_value(json),
@@ -466,17 +370,6 @@ impl<'a> State<'a> {
         out.push('}');
         Ok(Some(out))
     }
-}
-
-/// A record's `_ItemId`: a version 7 UUID of the time the body was received, its other 74 bits
-/// random (`ids`, a fast generator seeded from the OS's once per body): unique, and ordered by
-/// arrival across bodies. `Uuid::now_v7` read the clock and took a lock shared by every
-/// decoding thread once per record (2 % of the server's CPU at ingest).
-fn item_id(received_us: i64, ids: &mut SmallRng) -> uuid::Uuid {
-    let millis = u64::try_from(received_us.div_euclid(1_000)).unwrap_or(0);
-    let mut random = [0u8; 10];
-    ids.fill_bytes(&mut random);
-    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
 /// Deepest nesting of arrays and objects accepted in a dynamic value.
