@@ -468,8 +468,8 @@ fn check_writable(st: &IngestState, table: &str, grant: Option<&IngestGrant>) ->
     Ok(())
 }
 
-/// The request body as sent (still compressed), at most `limit` bytes.
-/// The body's bytes, read into a buffer kept from an earlier request ([`reuse`]).
+/// The request body as sent (still compressed), at most `limit` bytes, read into a buffer kept
+/// from an earlier request ([`reuse`]).
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<ReusedBuffer, ApiError> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if let Some(len) = declared
