@@ -79,14 +79,11 @@ pub struct IngestState {
 impl IngestState {
     pub fn new(storage: Arc<Storage>, config: IngestConfig, metrics: IngestMetrics, tenant_id: String) -> Self {
         let admission = Arc::new(Admission::new(config.max_concurrent_requests, config.max_decoding_bytes));
-        let registry = storage.registry();
-        let sizing = registry
-            .names()
-            .into_iter()
-            .filter_map(|name| {
-                let columns = registry.get(name)?.columns().len();
-                Some((name.to_string(), Arc::new(Sizing::new(columns))))
-            })
+        let sizing = storage
+            .registry()
+            .tables()
+            .iter()
+            .map(|def| (def.name().to_string(), Arc::new(Sizing::new(def.columns().len()))))
             .collect();
         IngestState { storage, config, metrics, admission, tenant_id, sizing: Arc::new(sizing) }
     }

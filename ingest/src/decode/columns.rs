@@ -8,6 +8,9 @@ use arrow::array::{
 };
 use fimlake_storage::KustoType;
 
+/// The values (and, for strings, bytes) arrow's builders have room for from `new()`.
+const DEFAULT_ROOM: usize = 1024;
+
 /// The builder of one column, by the column's Kusto type (`dynamic` and `guid` are strings).
 pub(super) enum Col {
     Str(StringBuilder),
@@ -21,11 +24,9 @@ pub(super) enum Col {
 
 impl Col {
     /// A builder with room for `records` values and, for strings, `bytes` bytes of them; the
-    /// builders' own small defaults when `records` is 0.
+    /// room arrow's builders start with by default when `records` is 0.
     pub(super) fn with_capacity(ty: KustoType, records: usize, bytes: usize) -> Col {
-        if records == 0 {
-            return Col::new(ty);
-        }
+        let (records, bytes) = if records == 0 { (DEFAULT_ROOM, DEFAULT_ROOM) } else { (records, bytes) };
         match ty {
             KustoType::String | KustoType::Guid | KustoType::Dynamic => {
                 Col::Str(StringBuilder::with_capacity(records, bytes))
@@ -36,18 +37,6 @@ impl Col {
             KustoType::Real => Col::F64(Float64Builder::with_capacity(records)),
             KustoType::Bool => Col::Bool(BooleanBuilder::with_capacity(records)),
             KustoType::Timespan => Col::Span(DurationNanosecondBuilder::with_capacity(records)),
-        }
-    }
-
-    pub(super) fn new(ty: KustoType) -> Col {
-        match ty {
-            KustoType::String | KustoType::Guid | KustoType::Dynamic => Col::Str(StringBuilder::new()),
-            KustoType::DateTime => Col::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
-            KustoType::Long => Col::I64(Int64Builder::new()),
-            KustoType::Int => Col::I32(Int32Builder::new()),
-            KustoType::Real => Col::F64(Float64Builder::new()),
-            KustoType::Bool => Col::Bool(BooleanBuilder::new()),
-            KustoType::Timespan => Col::Span(DurationNanosecondBuilder::new()),
         }
     }
 
